@@ -1,0 +1,58 @@
+"""Test session set-up: offline, headless, and no network.
+
+Environment variables are set before any test module imports Qt, diffusers or ultralytics.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["YOLO_AUTOINSTALL"] = "0"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+class NetworkBlocked(RuntimeError):
+    """A test tried to reach the network."""
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guard_address(sock: socket.socket, address: object) -> None:
+    if sock.family == getattr(socket, "AF_UNIX", object()):
+        return
+    raise NetworkBlocked(f"test tried to open a network connection to {address!r}; tests must run offline")
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    _guard_address(self, address)
+    _real_connect(self, address)  # pragma: no cover - unreachable for inet sockets
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    _guard_address(self, address)
+    return _real_connect_ex(self, address)  # pragma: no cover
+
+
+def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+    if host not in (None, "localhost", "127.0.0.1", "::1", b"localhost"):
+        raise NetworkBlocked(f"test tried to resolve {host!r}; tests must run offline")
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+    yield
