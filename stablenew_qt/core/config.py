@@ -22,6 +22,7 @@ from .validation import problems_from_validation_error
 SCHEMA_VERSION = 1
 MAX_SEED = 2**32 - 1
 ADETAILER_SAME = "Use same scheduler"
+MAX_ADETAILER_UNITS = 15
 
 
 class _Frozen(BaseModel):
@@ -51,9 +52,9 @@ def _split_legacy(data: Any, sampler_key: str, scheduler_key: str) -> Any:
     """Accept A1111's pre-1.9 combined names ("DPM++ 2M Karras") by splitting them."""
     if isinstance(data, dict) and isinstance(data.get(sampler_key), str):
         sampler, schedule = split_legacy_sampler(data[sampler_key])
-        if schedule is not None:
-            data = {**data, sampler_key: sampler}
-            data.setdefault(scheduler_key, schedule)
+        data = {**data, sampler_key: sampler}
+        if schedule is not None and data.get(scheduler_key) is None:
+            data[scheduler_key] = schedule
     return data
 
 
@@ -222,7 +223,7 @@ class ADetailerConfig(_Frozen):
     """The ADetailer stage: units run in order, each on the image the previous one left."""
 
     enabled: bool = False
-    units: tuple[ADetailerUnit, ...] = Field(default=(ADetailerUnit(),), min_length=1, max_length=15)
+    units: tuple[ADetailerUnit, ...] = (ADetailerUnit(),)
     #: Global ADetailer options (A1111 settings page).
     bbox_sortby: Literal[
         "None", "Position (left to right)", "Position (center to edge)", "Area (large to small)"
@@ -236,6 +237,15 @@ class ADetailerConfig(_Frozen):
     def _units_as_tuple(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
 
+    @field_validator("units")
+    @classmethod
+    def _unit_count(cls, value: tuple[ADetailerUnit, ...]) -> tuple[ADetailerUnit, ...]:
+        # Checked here rather than with min_length: pydantic counts only the valid items there,
+        # which adds a false "too short" error next to a real problem inside a unit.
+        if not 1 <= len(value) <= MAX_ADETAILER_UNITS:
+            raise ValueError(f"must have 1 to {MAX_ADETAILER_UNITS} units, got {len(value)}")
+        return value
+
     @property
     def active_units(self) -> tuple[ADetailerUnit, ...]:
         return tuple(u for u in self.units if u.active)
@@ -244,7 +254,7 @@ class ADetailerConfig(_Frozen):
 class RunConfig(_Frozen):
     """Everything that decides a run. See ``docs/run-config.md`` for every key."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: int = SCHEMA_VERSION
     prompt: str = ""
     negative_prompt: str = ""
     #: -1 means random; the runner resolves it and records the real seed everywhere.
@@ -255,6 +265,13 @@ class RunConfig(_Frozen):
     img2img: Img2ImgConfig = Img2ImgConfig()
     upscale: UpscaleConfig = UpscaleConfig()
     adetailer: ADetailerConfig = ADetailerConfig()
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"must be {SCHEMA_VERSION}, got {value}")
+        return value
 
     @classmethod
     def from_dict(cls, data: Any) -> RunConfig:
@@ -268,6 +285,11 @@ class RunConfig(_Frozen):
                 f"schema {SCHEMA_VERSION}: update StableNew Qt",
                 "schema_version",
             )
+        bad_text = _first_unencodable_text(data)
+        if bad_text is not None:
+            raise ConfigError(
+                "contains a character that is not valid Unicode text (a lone surrogate)", bad_text
+            )
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -278,15 +300,41 @@ class RunConfig(_Frozen):
         """Parse and validate JSON text. Raises ConfigError for malformed JSON too."""
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
-            raise ConfigError(f"not valid JSON{where}: {reason}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        except UnicodeDecodeError:
+            raise ConfigError("not valid JSON: the file is not UTF-8 text") from None
+        except RecursionError:
+            raise ConfigError("not valid JSON: nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer with more digits than Python will parse
+            raise ConfigError(f"not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text that :meth:`from_json` reads back to an equal RunConfig."""
         return json.dumps(self.model_dump(mode="json"), indent=indent, ensure_ascii=False)
+
+
+def _first_unencodable_text(data: Any, path: str = "") -> str | None:
+    """The field path of the first string (key or value) that cannot be written as UTF-8."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "(top level)"
+        return None
+    items: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            child = f"{path}.{key}" if path else str(key)
+            items += [(child, key), (child, value)]
+    elif isinstance(data, list | tuple):
+        items = [(f"{path}[{i}]", value) for i, value in enumerate(data)]
+    for child, value in items:
+        found = _first_unencodable_text(value, child)
+        if found is not None:
+            return found
+    return None
 
 
 def load_run_config(path: str | Path) -> RunConfig:
@@ -304,5 +352,7 @@ def load_run_config(path: str | Path) -> RunConfig:
 def with_changes(config: RunConfig, **changes: Any) -> RunConfig:
     """A validated copy of ``config`` with top-level keys changed (``model_copy`` skips validation)."""
     data = config.model_dump(mode="json")
-    data.update({k: (v.model_dump(mode="json") if isinstance(v, BaseModel) else v) for k, v in changes.items()})
+    data.update(
+        {k: (v.model_dump(mode="json") if isinstance(v, BaseModel) else v) for k, v in changes.items()}
+    )
     return RunConfig.from_dict(data)

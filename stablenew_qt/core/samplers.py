@@ -72,10 +72,11 @@ BUILTIN_PIXEL_UPSCALERS: tuple[str, ...] = ("None", "Lanczos", "Nearest")
 def split_legacy_sampler(name: str) -> tuple[str, str | None]:
     """Split an old combined name like ``"DPM++ 2M Karras"`` into ``("DPM++ 2M", "Karras")``.
 
-    Names that are already plain samplers come back with ``None`` as the schedule. Unknown names
-    come back unchanged so the caller can report them.
+    Names that are already plain samplers come back with ``None`` as the schedule. Surrounding and
+    repeated whitespace is normalised; unknown names come back otherwise unchanged for the caller
+    to report.
     """
-    name = name.strip()
+    name = " ".join(name.split())
     if name in SAMPLERS:
         return name, None
     for schedule in sorted(SCHEDULERS, key=len, reverse=True):

@@ -71,11 +71,22 @@ def _unknown_key(root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     return f"unknown key {key!r}; valid keys here: {', '.join(valid)}"
 
 
+def _show(value: Any) -> str:
+    """A short, safe rendering of a bad input value for a message."""
+    if isinstance(value, dict | list | tuple):
+        return type(value).__name__
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        digits = int(value.bit_length() * 0.30103) + 1  # log10(2) per bit
+        return f"a {'negative ' if value < 0 else ''}number with about {digits} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _describe(err: Any, root: type[BaseModel]) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     got = err.get("input")
-    shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+    shown = _show(got)
     if kind == "extra_forbidden":
         return _unknown_key(root, tuple(err["loc"]))
     if kind in _TYPE_WORDS:
