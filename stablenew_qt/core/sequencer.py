@@ -127,32 +127,57 @@ def _structural_problems(config: RunConfig) -> list[ConfigProblem]:
     if not (t2i.enabled or i2i.enabled or up.enabled):
         if ad.enabled:
             problems.append(
-                ConfigProblem("adetailer.enabled", "ADetailer cannot run alone: enable txt2img, img2img or upscale")
+                ConfigProblem(
+                    "adetailer.enabled", "ADetailer cannot run alone: enable txt2img, img2img or upscale"
+                )
             )
         else:
             problems.append(ConfigProblem("", "no stage is enabled: enable txt2img, img2img or upscale"))
     if not t2i.enabled:
         if t2i.refiner_enabled:
             problems.append(
-                ConfigProblem("txt2img.refiner_enabled", "the refiner runs inside txt2img: enable txt2img or turn it off")
+                ConfigProblem(
+                    "txt2img.refiner_enabled",
+                    "the refiner runs inside txt2img: enable txt2img or turn it off",
+                )
             )
         if t2i.hires_enabled:
             problems.append(
-                ConfigProblem("txt2img.hires_enabled", "hires fix runs inside txt2img: enable txt2img or turn it off")
+                ConfigProblem(
+                    "txt2img.hires_enabled", "hires fix runs inside txt2img: enable txt2img or turn it off"
+                )
             )
     if t2i.enabled and t2i.refiner_enabled and not (t2i.refiner_model_name or "").strip():
-        problems.append(ConfigProblem("txt2img.refiner_model_name", "choose a refiner model or turn the refiner off"))
+        problems.append(
+            ConfigProblem("txt2img.refiner_model_name", "choose a refiner model or turn the refiner off")
+        )
     if ad.enabled and not ad.active_units:
         problems.append(
-            ConfigProblem("adetailer.units", "every ADetailer unit is off or has model 'None': enable one or turn ADetailer off")
+            ConfigProblem(
+                "adetailer.units",
+                "every ADetailer unit is off or has model 'None': enable one or turn ADetailer off",
+            )
         )
     for i, unit in enumerate(ad.units):
-        if ad.enabled and unit.active and unit.adetailer_use_checkpoint and not unit.adetailer_checkpoint:
-            problems.append(ConfigProblem(f"adetailer.units[{i}].adetailer_checkpoint", "choose a checkpoint or untick 'use separate checkpoint'"))
+        if (
+            ad.enabled
+            and unit.active
+            and unit.adetailer_use_checkpoint
+            and not (unit.adetailer_checkpoint or "").strip()
+        ):
+            problems.append(
+                ConfigProblem(
+                    f"adetailer.units[{i}].adetailer_checkpoint",
+                    "choose a checkpoint or untick 'use separate checkpoint'",
+                )
+            )
     starts_from_file = not t2i.enabled and (i2i.enabled or up.enabled)
     if starts_from_file and not (config.input_image_path or "").strip():
         first = "img2img" if i2i.enabled else "upscale"
         problems.append(
-            ConfigProblem("input_image_path", f"{first} is the first stage, so it needs an input image: set input_image_path")
+            ConfigProblem(
+                "input_image_path",
+                f"{first} is the first stage, so it needs an input image: set input_image_path",
+            )
         )
     return problems
