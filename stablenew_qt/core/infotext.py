@@ -1,0 +1,353 @@
+"""Infotext: the A1111 ``parameters`` text that says how an image was made, and its PNG storage.
+
+Building follows stage-semantics §6.1 so A1111 tools, Civitai and other readers understand our
+images; parsing (:mod:`.infotext_parse`, re-exported here) reads ours and A1111's back. Each PNG
+also carries the full RunConfig as JSON, so our own images replay losslessly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import ExifTags, Image, PngImagePlugin
+
+from .config import ADetailerUnit, RunConfig
+from .errors import ConfigError, ConfigProblem
+from .executor import StageInfo
+from .infotext_parse import (
+    ADETAILER_KEYS,
+    MIN_PARAMETER_PAIRS,
+    NEGATIVE_PREFIX,
+    PAIR_PATTERN,
+    ParsedInfotext,
+    infotext_to_config,
+    ordinal_suffix,
+    parse_infotext,
+)
+from .samplers import resolve_schedule
+from .sequencer import CANONICAL_ORDER, StageName
+
+__all__ = [
+    "PARAMETERS_KEY",
+    "RUN_CONFIG_KEY",
+    "ImageMetadata",
+    "ParsedInfotext",
+    "build_infotext",
+    "config_from_image",
+    "format_value",
+    "infotext_to_config",
+    "parse_infotext",
+    "png_metadata",
+    "read_image_metadata",
+]
+
+PARAMETERS_KEY = "parameters"
+RUN_CONFIG_KEY = "stablenew_run_config"
+
+# Executor-reported keys that are not copied: Size and Refiner hash feed other keys; Version is ours.
+_INTERNAL_KEYS = frozenset({"Size", "Refiner hash", "Version"})
+_CHECKPOINT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".gguf")
+
+_Pairs = dict[str, Any]
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+
+def format_value(value: object) -> str:
+    """A parameter value as A1111 writes it: whole floats as ``7``, text JSON-quoted when needed.
+
+    Quoting applies to text containing ``,``, ``:`` or a newline (A1111's rule) and, so that
+    parsing gives the exact text back, to empty text, text with surrounding whitespace and text
+    that starts with a quote.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value)
+    needs_quotes = any(c in text for c in ",:\n") or text != text.strip() or text.startswith('"')
+    return json.dumps(text, ensure_ascii=False) if needs_quotes or not text else text
+
+
+def _parameter_line(pairs: _Pairs) -> str:
+    return ", ".join(f"{key}: {format_value(value)}" for key, value in pairs.items())
+
+
+def _add(pairs: _Pairs, new: Mapping[str, Any]) -> None:
+    """Add the pairs of ``new`` that are not None and not already present, keeping order."""
+    for key, value in new.items():
+        if value is not None and key not in pairs:
+            pairs[key] = value
+
+
+def _model_label(name: str | None) -> str | None:
+    """A checkpoint's infotext name: the file name without its checkpoint extension."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for extension in _CHECKPOINT_EXTENSIONS:
+        if base.lower().endswith(extension):
+            return base[: -len(extension)]
+    return base
+
+
+# -- build -------------------------------------------------------------------------------------
+
+
+def build_infotext(
+    config: RunConfig,
+    *,
+    seed: int,
+    stage_infos: Mapping[StageName, StageInfo],
+    version: str,
+    source_parameters: str | None = None,
+) -> str:
+    """The A1111 ``parameters`` text for one final image whose seed is ``seed``.
+
+    The base keys describe the first sampling stage (txt2img, else img2img); then come ADetailer,
+    hires, refiner, img2img-after-txt2img and postprocess keys, then keys the stages reported in
+    ``stage_infos`` (plan order, first writer wins), then ``Version``. For a plan without a
+    sampling stage, ``source_parameters`` (the input image's own infotext) is kept and the new
+    keys are appended to its parameter line.
+    """
+    base = _base_pairs(config, seed, stage_infos)
+    added: _Pairs = {}
+    _add(added, _adetailer_pairs(config, version))
+    _add(added, _hires_pairs(config))
+    _add(added, _refiner_pairs(config, stage_infos.get(StageName.TXT2IMG, StageInfo())))
+    _add(added, _img2img_pairs(config, stage_infos.get(StageName.IMG2IMG, StageInfo())))
+    _add(added, _postprocess_pairs(config))
+    for stage in CANONICAL_ORDER:
+        if stage in stage_infos:
+            _add(added, {k: v for k, v in stage_infos[stage].params.items() if k not in _INTERNAL_KEYS})
+    if not base and source_parameters and source_parameters.strip():
+        return _append_to_source(source_parameters, added, version)
+    pairs: _Pairs = {}
+    _add(pairs, base)
+    _add(pairs, added)
+    pairs["Version"] = f"stablenew-qt {version}"
+    return _compose(config.prompt, config.negative_prompt, pairs)
+
+
+def _compose(prompt: str, negative: str, pairs: _Pairs) -> str:
+    lines = [prompt]
+    if negative:
+        lines.append(f"{NEGATIVE_PREFIX} {negative}")
+    lines.append(_parameter_line(pairs))
+    return "\n".join(lines).strip()
+
+
+def _append_to_source(source: str, added: _Pairs, version: str) -> str:
+    source = source.strip()
+    last = source.rsplit("\n", 1)[-1]
+    if len(PAIR_PATTERN.findall(last)) >= MIN_PARAMETER_PAIRS:
+        return f"{source}, {_parameter_line(added)}" if added else source
+    # A new parameter line needs three pairs to be read back as one; Version completes it.
+    return f"{source}\n{_parameter_line({**added, 'Version': f'stablenew-qt {version}'})}"
+
+
+def _base_pairs(config: RunConfig, seed: int, stage_infos: Mapping[StageName, StageInfo]) -> _Pairs:
+    """The fixed-order keys (§6.1) of the first sampling stage; empty when there is none."""
+    t2i, i2i = config.txt2img, config.img2img
+    if t2i.enabled:
+        info = stage_infos.get(StageName.TXT2IMG, StageInfo())
+        sampler, schedule = t2i.sampler, t2i.scheduler
+        steps, cfg, model = t2i.steps, t2i.cfg_scale, t2i.model
+        size: str | None = f"{t2i.width}x{t2i.height}"
+        denoise = t2i.hires_denoise if t2i.hires_enabled else None
+    elif i2i.enabled:
+        info = stage_infos.get(StageName.IMG2IMG, StageInfo())
+        sampler, schedule = i2i.sampler or t2i.sampler, i2i.scheduler or t2i.scheduler
+        steps, cfg, model = i2i.steps, i2i.cfg_scale, i2i.model or t2i.model
+        size = info.params.get("Size")
+        denoise = i2i.denoise
+    else:
+        return {}
+    external_vae = bool(t2i.vae)
+    return {
+        "Steps": steps,
+        "Sampler": sampler,
+        "Schedule type": resolve_schedule(sampler, schedule),
+        "CFG scale": cfg,
+        "Seed": seed,
+        "Size": size,
+        "Model hash": info.model_hash,
+        "Model": info.model_name or _model_label(model),
+        "VAE hash": info.vae_hash if external_vae else None,
+        "VAE": (info.vae_name or _model_label(t2i.vae)) if external_vae else None,
+        "Denoising strength": denoise,
+        "Clip skip": t2i.clip_skip if t2i.clip_skip > 1 else None,
+    }
+
+
+def _adetailer_pairs(config: RunConfig, version: str) -> _Pairs:
+    """Per active unit (suffix by unit position), keys at default/disabled values dropped (§1.1)."""
+    ad = config.adetailer
+    if not (ad.enabled and ad.active_units):
+        return {}
+    pairs: _Pairs = {}
+    for index, unit in enumerate(ad.units):
+        if unit.active:
+            suffix = ordinal_suffix(index)
+            pairs.update({f"{key}{suffix}": value for key, value in _adetailer_unit_pairs(unit).items()})
+    pairs["ADetailer version"] = f"stablenew-{version}"
+    return pairs
+
+
+def _adetailer_unit_pairs(unit: ADetailerUnit) -> _Pairs:
+    values = unit.model_dump()
+    pairs: _Pairs = {}
+    for spec in ADETAILER_KEYS:
+        value = values[spec.field]
+        gated_off = spec.gate is not None and not values[spec.gate]
+        at_dropped_default = spec.dropped_at is not None and value == spec.dropped_at
+        if not (gated_off or at_dropped_default):
+            pairs[spec.key] = value
+    return pairs
+
+
+def _hires_pairs(config: RunConfig) -> _Pairs:
+    t2i = config.txt2img
+    if not (t2i.enabled and t2i.hires_enabled):
+        return {}
+    width, height = t2i.hires_resize_width, t2i.hires_resize_height
+    resize = width or height
+    return {
+        "Hires upscale": None if resize else t2i.hires_upscale_factor,
+        "Hires resize": f"{width}x{height}" if resize else None,
+        "Hires steps": t2i.hires_steps or None,
+        "Hires upscaler": t2i.hires_upscaler_name,
+    }
+
+
+def _refiner_pairs(config: RunConfig, txt2img_info: StageInfo) -> _Pairs:
+    t2i = config.txt2img
+    name = _model_label(t2i.refiner_model_name)
+    if not (t2i.enabled and t2i.refiner_enabled and name):
+        return {}
+    refiner_hash = txt2img_info.params.get("Refiner hash")
+    return {
+        "Refiner": f"{name} [{refiner_hash}]" if refiner_hash else name,
+        "Refiner switch at": t2i.refiner_switch_at,
+    }
+
+
+def _img2img_pairs(config: RunConfig, img2img_info: StageInfo) -> _Pairs:
+    """StableNew keys for img2img run after txt2img; prompt overrides whenever img2img ran."""
+    t2i, i2i = config.txt2img, config.img2img
+    if not i2i.enabled:
+        return {}
+    pairs: _Pairs = {}
+    if t2i.enabled:
+        sampler = i2i.sampler or t2i.sampler
+        pairs = {
+            "Img2img denoising strength": i2i.denoise,
+            "Img2img steps": i2i.steps,
+            "Img2img CFG scale": i2i.cfg_scale,
+            "Img2img model": (img2img_info.model_name or _model_label(i2i.model)) if i2i.model else None,
+            "Img2img sampler": i2i.sampler,
+            "Img2img schedule type": resolve_schedule(sampler, i2i.scheduler) if i2i.scheduler else None,
+        }
+    pairs["Img2img prompt"] = i2i.prompt
+    pairs["Img2img negative prompt"] = i2i.negative_prompt
+    return pairs
+
+
+def _postprocess_pairs(config: RunConfig) -> _Pairs:
+    up = config.upscale
+    if not up.enabled:
+        return {}
+    return {"Postprocess upscale by": up.upscale_factor, "Postprocess upscaler": up.upscale_model}
+
+
+# -- image metadata ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """Generation metadata read from an image file.
+
+    ``run_config_error`` says why an embedded RunConfig could not be used (for example one
+    written by a newer StableNew Qt); ``run_config`` is then None but ``parameters`` still read.
+    """
+
+    parameters: str | None
+    run_config: RunConfig | None
+    run_config_error: str | None = None
+
+
+def png_metadata(parameters: str, config: RunConfig) -> PngImagePlugin.PngInfo:
+    """PNG text chunks for a saved image: A1111's ``parameters`` and our RunConfig JSON.
+
+    Pillow writes tEXt for Latin-1 text and iTXt (UTF-8) otherwise, so any prompt round-trips.
+    """
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PARAMETERS_KEY, parameters)
+    info.add_text(RUN_CONFIG_KEY, config.to_json(indent=None))
+    return info
+
+
+def read_image_metadata(path: str | Path) -> ImageMetadata:
+    """Read the infotext and RunConfig stored in an image.
+
+    PNG: the ``parameters`` and ``stablenew_run_config`` text chunks. JPEG/WebP (A1111 style):
+    the EXIF UserComment as ``parameters``; these carry no RunConfig. A missing or unreadable file
+    raises ConfigError; an unusable embedded RunConfig is reported in ``run_config_error``.
+    """
+    try:
+        with Image.open(path) as image:
+            if isinstance(image, PngImagePlugin.PngImageFile):
+                chunks = {key: str(value) for key, value in image.text.items()}
+            else:
+                chunks = _exif_parameters(image)
+    except FileNotFoundError:
+        raise ConfigError(f"{str(path)!r} does not exist") from None
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise ConfigError(f"cannot read image metadata from {str(path)!r}: {exc}") from None
+    config_json = chunks.get(RUN_CONFIG_KEY)
+    if config_json is None:
+        return ImageMetadata(chunks.get(PARAMETERS_KEY), None)
+    try:
+        return ImageMetadata(chunks.get(PARAMETERS_KEY), RunConfig.from_json(config_json))
+    except ConfigError as exc:
+        return ImageMetadata(chunks.get(PARAMETERS_KEY), None, f"its embedded run config is unusable: {exc}")
+
+
+def _exif_parameters(image: Image.Image) -> dict[str, str]:
+    comment = image.getexif().get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.UserComment)
+    if not isinstance(comment, bytes) or len(comment) <= 8:
+        return {}
+    text = _decode_user_comment(comment[:8], comment[8:]).rstrip("\0")
+    return {PARAMETERS_KEY: text} if text else {}
+
+
+def _decode_user_comment(prefix: bytes, body: bytes) -> str:
+    """EXIF UserComment: an 8-byte charset prefix, then the text (UTF-16 for "UNICODE")."""
+    if prefix == b"UNICODE\0":
+        if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return body.decode("utf-16", errors="replace")
+        # No byte-order mark: for mostly-ASCII text the zero bytes sit first in big-endian
+        # (A1111 writes big-endian), second in little-endian (common in other tools).
+        big_endian = body[0::2].count(0) >= body[1::2].count(0)
+        return body.decode("utf-16-be" if big_endian else "utf-16-le", errors="replace")
+    return body.decode("utf-8", errors="replace")
+
+
+def config_from_image(path: str | Path) -> RunConfig:
+    """The RunConfig that made an image: the embedded one (lossless replay) when present, else
+    one rebuilt from its ``parameters`` infotext. Raises ConfigError when neither is usable."""
+    meta = read_image_metadata(path)
+    if meta.run_config is not None:
+        return meta.run_config
+    if meta.run_config_error is not None:
+        raise ConfigError(f"{str(path)!r}: {meta.run_config_error}")
+    if not meta.parameters:
+        raise ConfigError(f"{str(path)!r} carries no generation parameters")
+    try:
+        return infotext_to_config(meta.parameters)
+    except ConfigError as exc:
+        lead = ConfigProblem("", f"the generation parameters of {str(path)!r} cannot be used:")
+        raise ConfigError([lead, *exc.problems]) from None
