@@ -18,7 +18,9 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy stablenew_qt
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

@@ -56,3 +56,54 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
     yield
+
+
+# -- shared factories -------------------------------------------------------------------------
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+from stablenew_qt.core.config import RunConfig  # noqa: E402
+
+SMALL: dict[str, Any] = {
+    "prompt": "a lighthouse at dusk, oil painting",
+    "negative_prompt": "blurry",
+    "seed": 1234,
+    "txt2img": {"model": "tiny-sd.safetensors", "width": 64, "height": 64, "steps": 3},
+    "img2img": {"steps": 4, "denoise": 0.5},
+    "upscale": {"upscale_factor": 2.0},
+    "adetailer": {"units": [{"adetailer_model": "face_yolov8n.pt"}]},
+}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def make_config_dict(**overrides: Any) -> dict[str, Any]:
+    """A small, fast config as a dict: 64x64, 3 steps, fixed seed; sections merged with overrides."""
+    return _merge(SMALL, overrides)
+
+
+@pytest.fixture
+def make_config() -> Any:
+    """Factory: ``make_config(txt2img={"hires_enabled": True}, ...)`` -> RunConfig."""
+
+    def make(**overrides: Any) -> RunConfig:
+        return RunConfig.from_dict(make_config_dict(**overrides))
+
+    return make
+
+
+@pytest.fixture
+def input_image(tmp_path: Path) -> Path:
+    """A 64x48 RGB PNG on disk to start img2img/upscale plans from."""
+    path = tmp_path / "input.png"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(path)
+    return path

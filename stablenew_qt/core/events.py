@@ -85,6 +85,13 @@ class LifecycleChanged:
 
 
 RunEvent = (
-    RunStarted | StageStarted | StepProgress | StageFinished | RunCompleted | RunFailed | RunCancelled | LifecycleChanged
+    RunStarted
+    | StageStarted
+    | StepProgress
+    | StageFinished
+    | RunCompleted
+    | RunFailed
+    | RunCancelled
+    | LifecycleChanged
 )
 EventSink = Callable[[RunEvent], None]

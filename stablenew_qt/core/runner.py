@@ -1,0 +1,361 @@
+"""PipelineRunner: runs one RunConfig's plan stage by stage through an Executor.
+
+It knows nothing of Qt or torch. It resolves seeds, hands each stage's images to the next, reports
+typed events, writes outputs only once the last stage has finished, and turns every failure into
+a RunResult in ERROR or CANCELLED with a message for the user (the traceback goes to the log).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image
+
+from .. import __version__
+from .config import MAX_SEED, RunConfig
+from .errors import CancelRequested, ConfigError, StageError
+from .events import (
+    EventSink,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    StageFinished,
+    StageStarted,
+    StepProgress,
+)
+from .executor import CancelToken, Executor, StageInfo, StagePayload, StageResult
+from .hooks import LearningHook, RunRecord, StageRecord
+from .images import load_input_image
+from .infotext import build_infotext, png_metadata, read_image_metadata
+from .lifecycle import LifecycleState
+from .outputs import OutputSettings, RunOutputs, build_manifest, new_run_id
+from .sequencer import StageExecution, StageExecutionPlan, StageName, StageSequencer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended. ``images`` are the final images in memory (empty unless COMPLETED)."""
+
+    run_id: str
+    status: LifecycleState
+    config: RunConfig
+    seeds: tuple[int, ...]
+    image_paths: tuple[Path, ...] = ()
+    manifest_path: Path | None = None
+    error: str | None = None
+    failed_stage: StageName | None = None
+    images: tuple[Image.Image, ...] = field(default=(), repr=False, compare=False)
+
+
+def _random_seed() -> int:
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+def resolve_seeds(config: RunConfig, random_seed: Callable[[], int] = _random_seed) -> RunConfig:
+    """Return ``config`` with every ``-1`` seed replaced by a concrete one (recorded everywhere)."""
+    seed = config.seed if config.seed != -1 else random_seed()
+    updates: dict[str, object] = {"seed": seed}
+    if config.img2img.seed == -1:
+        updates["img2img"] = config.img2img.model_copy(update={"seed": random_seed()})
+    return config.model_copy(update=updates)
+
+
+def image_seeds(base: int, count: int) -> tuple[int, ...]:
+    """Per-image seeds ``base + i`` (wrapping at 2**32), as A1111 assigns them in a batch."""
+    return tuple((base + i) % (MAX_SEED + 1) for i in range(count))
+
+
+@dataclass
+class _RunState:
+    run_id: str
+    config: RunConfig
+    plan: StageExecutionPlan
+    seeds: tuple[int, ...]
+    outputs: RunOutputs
+    started: datetime
+    t0: float
+    stage_records: list[StageRecord] = field(default_factory=list)
+    stage_infos: dict[StageName, StageInfo] = field(default_factory=dict)
+    source_parameters: str | None = None
+
+
+class PipelineRunner:
+    """Runs plans through ``executor``. One runner serves many runs, one at a time."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        output: OutputSettings,
+        *,
+        hooks: Sequence[LearningHook] = (),
+        sequencer: StageSequencer | None = None,
+        random_seed: Callable[[], int] = _random_seed,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.executor = executor
+        self.output = output
+        self.hooks: list[LearningHook] = list(hooks)
+        self.sequencer = sequencer or StageSequencer()
+        self._random_seed = random_seed
+        self._clock = clock
+
+    def add_hook(self, hook: LearningHook) -> None:
+        self.hooks.append(hook)
+
+    def run(self, config: RunConfig, cancel_token: CancelToken, emit: EventSink | None = None) -> RunResult:
+        """Run ``config`` to the end. Raises ConfigError (before anything is written) for a config
+        that cannot run; every later failure is returned as a RunResult in ERROR or CANCELLED."""
+        emit = emit or (lambda _event: None)
+        plan = self.sequencer.build_execution_plan(config)
+        count = 1 if plan.first.stage is StageName.UPSCALE else config.batch_size
+        config = resolve_seeds(config, self._random_seed)
+        started = datetime.now().astimezone()
+        run_id = new_run_id(started)
+        state = _RunState(
+            run_id,
+            config,
+            plan,
+            image_seeds(config.seed, count),
+            RunOutputs(self.output, run_id, started),
+            started,
+            self._clock(),
+        )
+        for warning in plan.warnings:
+            log.warning("%s: %s", run_id, warning)
+        emit(RunStarted(run_id, plan, state.seeds))
+        stage: StageExecution | None = None
+        try:
+            images = self._input_images(state)
+            for stage in plan.stages:
+                cancel_token.raise_if_cancelled()
+                images = self._run_stage(state, stage, images, cancel_token, emit)
+            return self._complete(state, images, emit)
+        except CancelRequested:
+            log.info("%s: cancelled%s", run_id, f" during {stage.stage}" if stage else "")
+            return self._end(state, LifecycleState.CANCELLED, stage, None, emit)
+        except (StageError, ConfigError) as exc:
+            log.error("%s: %s", run_id, exc)
+            return self._end(state, LifecycleState.ERROR, stage, str(exc), emit)
+        except Exception as exc:
+            where = f" in {stage.stage}" if stage else ""
+            log.exception("%s: unexpected error%s", run_id, where)
+            message = f"unexpected error{where}: {type(exc).__name__}: {exc} (details in the log)"
+            return self._end(state, LifecycleState.ERROR, stage, message, emit)
+
+    # -- stages --------------------------------------------------------------------------
+    def _input_images(self, state: _RunState) -> tuple[Image.Image, ...]:
+        path = state.plan.input_image_path
+        if path is None:
+            return ()
+        image = load_input_image(path)
+        try:
+            state.source_parameters = read_image_metadata(path).parameters
+        except ConfigError:
+            state.source_parameters = None
+        return tuple(image.copy() for _ in state.seeds)
+
+    def _run_stage(
+        self,
+        state: _RunState,
+        stage: StageExecution,
+        images: tuple[Image.Image, ...],
+        token: CancelToken,
+        emit: EventSink,
+    ) -> tuple[Image.Image, ...]:
+        total_stages = len(state.plan)
+        emit(StageStarted(state.run_id, stage.stage, stage.index, total_stages))
+
+        def progress(step: int, total: int, preview: Image.Image | None = None, label: str = "") -> None:
+            fraction = (stage.index + min(max(step / max(total, 1), 0.0), 1.0)) / total_stages
+            emit(
+                StepProgress(
+                    state.run_id,
+                    stage.stage,
+                    stage.index,
+                    total_stages,
+                    step,
+                    total,
+                    fraction,
+                    label,
+                    preview,
+                )
+            )
+
+        payload = _payload(state.config, stage.stage, state.seeds, images)
+        t0 = self._clock()
+        result = self.executor.generate_images(stage, payload, progress, token)
+        seconds = self._clock() - t0
+        _check_result(stage, result, expected=len(state.seeds))
+        state.stage_infos[stage.stage] = result.info
+        for note in result.info.notes:
+            log.info("%s: %s: %s", state.run_id, stage.stage, note)
+        record = StageRecord(
+            state.run_id,
+            stage.stage.value,
+            stage.index,
+            seconds,
+            len(result.images),
+            dict(result.info.params),
+        )
+        state.stage_records.append(record)
+        emit(
+            StageFinished(
+                state.run_id, stage.stage, stage.index, seconds, len(result.images), dict(result.info.params)
+            )
+        )
+        self._call_hooks(lambda hook: hook.on_stage_finished(record))
+        is_last = stage.index == total_stages - 1
+        if self.output.save_intermediates and not is_last:
+            for image, seed in zip(result.images, state.seeds, strict=True):
+                state.outputs.save_intermediate(image, stage=stage.stage.value, seed=seed)
+        return result.images
+
+    # -- endings -------------------------------------------------------------------------
+    def _complete(self, state: _RunState, images: tuple[Image.Image, ...], emit: EventSink) -> RunResult:
+        paths = []
+        for i, (image, seed) in enumerate(zip(images, state.seeds, strict=True)):
+            per_image = _per_image_config(state.config, i, seed)
+            text = build_infotext(
+                state.config,
+                seed=seed,
+                stage_infos=state.stage_infos,
+                version=__version__,
+                source_parameters=state.source_parameters,
+            )
+            paths.append(state.outputs.save_image(image, seed=seed, pnginfo=png_metadata(text, per_image)))
+        manifest = self._write_manifest(state, LifecycleState.COMPLETED, None)
+        assert manifest is not None
+        seconds = self._clock() - state.t0
+        emit(RunCompleted(state.run_id, state.outputs.path, tuple(paths), manifest, seconds))
+        self._finish_hooks(state, LifecycleState.COMPLETED, paths, None)
+        return RunResult(
+            state.run_id,
+            LifecycleState.COMPLETED,
+            state.config,
+            state.seeds,
+            tuple(paths),
+            manifest,
+            images=images,
+        )
+
+    def _end(
+        self,
+        state: _RunState,
+        status: LifecycleState,
+        stage: StageExecution | None,
+        error: str | None,
+        emit: EventSink,
+    ) -> RunResult:
+        # Only runs that saved intermediates have a folder; the manifest then says how they ended.
+        manifest = self._write_manifest(state, status, error) if state.outputs.written else None
+        name = stage.stage if stage else None
+        emit(
+            RunCancelled(state.run_id, name)
+            if status is LifecycleState.CANCELLED
+            else RunFailed(state.run_id, name, error or "")
+        )
+        self._finish_hooks(state, status, [], error)
+        return RunResult(state.run_id, status, state.config, state.seeds, (), manifest, error, name)
+
+    def _write_manifest(self, state: _RunState, status: LifecycleState, error: str | None) -> Path | None:
+        stages = [
+            {
+                "stage": r.stage,
+                "seconds": round(r.seconds, 4),
+                "image_count": r.image_count,
+                "model_name": state.stage_infos[StageName(r.stage)].model_name,
+                "model_hash": state.stage_infos[StageName(r.stage)].model_hash,
+                "vae_name": state.stage_infos[StageName(r.stage)].vae_name,
+                "vae_hash": state.stage_infos[StageName(r.stage)].vae_hash,
+                "params": _jsonable(r.params),
+            }
+            for r in state.stage_records
+        ]
+        data = build_manifest(
+            version=__version__,
+            run_id=state.run_id,
+            status=status.value,
+            started=state.started,
+            finished=datetime.now().astimezone(),
+            config=state.config.model_dump(mode="json"),
+            seeds=state.seeds,
+            plan=state.plan.to_dict(),
+            stages=stages,
+            images=[p.relative_to(state.outputs.path).as_posix() for p in state.outputs.written],
+            error=error,
+        )
+        return state.outputs.write_manifest(data)
+
+    def _finish_hooks(
+        self, state: _RunState, status: LifecycleState, paths: Sequence[Path], error: str | None
+    ) -> None:
+        record = RunRecord(
+            run_id=state.run_id,
+            status=status.value,
+            config=state.config.model_dump(mode="json"),
+            seeds=state.seeds,
+            plan=state.plan.to_dict(),
+            stages=tuple(state.stage_records),
+            outputs=tuple(str(p) for p in paths),
+            seconds=self._clock() - state.t0,
+            error=error,
+        )
+        self._call_hooks(lambda hook: hook.on_run_finished(record))
+
+    def _call_hooks(self, call: Callable[[LearningHook], None]) -> None:
+        for hook in self.hooks:
+            try:
+                call(hook)
+            except Exception:
+                # A broken hook must never break or lose a run.
+                log.exception("learning hook %r failed", hook)
+
+
+def _payload(
+    config: RunConfig, stage: StageName, seeds: tuple[int, ...], images: tuple[Image.Image, ...]
+) -> StagePayload:
+    prompt, negative = config.prompt, config.negative_prompt
+    if stage is StageName.IMG2IMG:
+        i2i = config.img2img
+        prompt = i2i.prompt if i2i.prompt is not None else prompt
+        negative = i2i.negative_prompt if i2i.negative_prompt is not None else negative
+        if i2i.seed is not None:
+            seeds = image_seeds(i2i.seed, len(seeds))
+    return StagePayload(config, prompt, negative, seeds, images)
+
+
+def _per_image_config(config: RunConfig, index: int, seed: int) -> RunConfig:
+    """The config that replays exactly image ``index`` of this run on its own."""
+    updates: dict[str, object] = {"seed": seed, "batch_size": 1}
+    if config.img2img.seed is not None:
+        updates["img2img"] = config.img2img.model_copy(
+            update={"seed": image_seeds(config.img2img.seed, index + 1)[-1]}
+        )
+    return config.model_copy(update=updates)
+
+
+def _check_result(stage: StageExecution, result: StageResult, expected: int) -> None:
+    if len(result.images) != expected:
+        raise StageError(stage.stage.value, f"returned {len(result.images)} image(s), expected {expected}")
+    for image in result.images:
+        if not isinstance(image, Image.Image):
+            raise StageError(stage.stage.value, f"returned {type(image).__name__} instead of an image")
+
+
+def _jsonable(params: object) -> object:
+    if isinstance(params, dict):
+        return {str(k): _jsonable(v) for k, v in params.items()}
+    if isinstance(params, list | tuple):
+        return [_jsonable(v) for v in params]
+    if params is None or isinstance(params, str | int | float | bool):
+        return params
+    return str(params)
