@@ -222,11 +222,12 @@ class PipelineRunner:
     # -- endings -------------------------------------------------------------------------
     def _complete(self, state: _RunState, images: tuple[Image.Image, ...], emit: EventSink) -> RunResult:
         paths = []
+        sampling_seeds = _first_sampling_seeds(state)
         for i, (image, seed) in enumerate(zip(images, state.seeds, strict=True)):
             per_image = _per_image_config(state.config, i, seed)
             text = build_infotext(
                 state.config,
-                seed=seed,
+                seed=sampling_seeds[i],
                 stage_infos=state.stage_infos,
                 version=__version__,
                 source_parameters=state.source_parameters,
@@ -331,6 +332,14 @@ def _payload(
         if i2i.seed is not None:
             seeds = image_seeds(i2i.seed, len(seeds))
     return StagePayload(config, prompt, negative, seeds, images)
+
+
+def _first_sampling_seeds(state: _RunState) -> tuple[int, ...]:
+    """The seeds the infotext's ``Seed`` describes: those of the first sampling stage."""
+    i2i = state.config.img2img
+    if not state.config.txt2img.enabled and i2i.enabled and i2i.seed is not None:
+        return image_seeds(i2i.seed, len(state.seeds))
+    return state.seeds
 
 
 def _per_image_config(config: RunConfig, index: int, seed: int) -> RunConfig:

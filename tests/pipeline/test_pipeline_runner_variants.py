@@ -106,6 +106,7 @@ def test_img2img_overrides_prompt_and_seed(make_config, input_image: Path, tmp_p
     assert executor.calls[0].input_sizes == ((64, 48), (64, 48))
     meta = read_image_metadata(result.image_paths[1])
     assert meta.run_config is not None and meta.run_config.img2img.seed == 78
+    assert "Seed: 78," in (meta.parameters or ""), "infotext Seed is the seed img2img sampled with"
 
 
 def test_events_come_in_order_with_monotonic_progress(make_config, tmp_path: Path) -> None:

@@ -192,3 +192,49 @@ def test_rule_model_knowledge_conflicts_end_in_error_not_config_error(make_confi
     assert result.status == "ERROR"
     assert result.error == "txt2img: refiner 'sd15-as-refiner' is SD1.x but the base model is SDXL"
     assert not (tmp_path / "runs").exists()
+
+
+def test_rule_plan_preview_skips_file_checks(make_config, tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.png")
+    config = make_config(input_image_path=missing, **_toggles({"img2img"}))
+    plan = StageSequencer().build_execution_plan(config, check_files=False)
+    assert plan.names == (StageName.IMG2IMG,) and plan.input_image_path == missing
+    with pytest.raises(ConfigError, match="does not exist"):
+        StageSequencer().build_execution_plan(config)
+
+
+def _engine_refuses(make_config, tmp_path: Path, stage: str, message: str, **overrides):
+    """Run a structurally valid config through an executor that fails ``stage`` as the engine would."""
+    from stablenew_qt.core.errors import StageError
+
+    config = make_config(**overrides)
+    StageSequencer().build_execution_plan(config)  # structurally fine: no ConfigError
+    executor = FakeExecutor().raise_at(stage, StageError(stage, message))
+    return PipelineRunner(executor, OutputSettings(tmp_path / "runs")).run(config, CancelToken()), executor
+
+
+def test_rule_upscaler_not_installed_ends_in_error(make_config, tmp_path: Path) -> None:
+    message = "upscaler '4x-NotInstalled' is not in models/ESRGAN; installed: Lanczos, Nearest, None"
+    result, executor = _engine_refuses(
+        make_config,
+        tmp_path,
+        "upscale",
+        message,
+        upscale={"enabled": True, "upscale_model": "4x-NotInstalled"},
+    )
+    assert (result.status, result.failed_stage, result.error) == (
+        "ERROR",
+        StageName.UPSCALE,
+        f"upscale: {message}",
+    )
+    assert executor.stages_called == [StageName.TXT2IMG, StageName.UPSCALE]
+    assert result.image_paths == () and not (tmp_path / "runs").exists()
+
+
+def test_rule_missing_model_ends_in_error(make_config, tmp_path: Path) -> None:
+    message = "model 'missing.safetensors' is not in models/Stable-diffusion"
+    result, _ = _engine_refuses(
+        make_config, tmp_path, "txt2img", message, txt2img={"model": "missing.safetensors"}
+    )
+    assert (result.status, result.error) == ("ERROR", f"txt2img: {message}")
+    assert not (tmp_path / "runs").exists()
