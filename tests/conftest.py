@@ -5,8 +5,11 @@ Environment variables are set before any test module imports Qt, diffusers or ul
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +20,14 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_AUTOINSTALL"] = "0"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+# platformdirs follows the XDG variables: caches, data and logs written by the code under test go
+# to a throw-away folder, never to the real home directory.
+_SANDBOX = tempfile.mkdtemp(prefix="stablenew-tests-")
+for _var, _sub in (("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config")):
+    os.environ[_var] = os.path.join(_SANDBOX, _sub)
+os.environ.pop("STABLENEW_MODELS_DIR", None)
+atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
 
 
 class NetworkBlocked(RuntimeError):
