@@ -1,0 +1,239 @@
+"""Which Stable Diffusion family a checkpoint belongs to, decided without loading any weights.
+
+A diffusers folder is judged by its ``model_index.json`` and ``unet/config.json``; a single-file
+``.safetensors`` checkpoint by the tensor names and shapes in its header, which uses the original
+(LDM/SGM) key layout. Neither path imports torch, so the GUI can label models at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+from .safety import PICKLE_SUFFIXES, pickle_refusal
+
+# A real header is at most a few MiB; anything far larger is a corrupt or foreign file.
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+_UNET_INPUT_CONV = "model.diffusion_model.input_blocks.0.0.weight"
+_SDXL_SECOND_ENCODER = "conditioner.embedders.1."
+_SDXL_REFINER_ENCODER = "conditioner.embedders.0.model."
+_SD1_ENCODER = "cond_stage_model.transformer."
+_SD2_ENCODER = "cond_stage_model.model."
+_SD2_CROSS_ATTENTION_DIM = 1024
+
+
+class ModelFamily(StrEnum):
+    """A checkpoint's architecture. ``SD2`` is recognised only so callers can refuse it clearly."""
+
+    SD15 = "sd15"
+    SD15_INPAINT = "sd15-inpaint"
+    SDXL = "sdxl"
+    SDXL_INPAINT = "sdxl-inpaint"
+    SDXL_REFINER = "sdxl-refiner"
+    SD2 = "sd2"
+
+    @property
+    def is_sdxl(self) -> bool:
+        """True for the SDXL base, inpainting and refiner models (two text encoders, 1024 px)."""
+        return self in (ModelFamily.SDXL, ModelFamily.SDXL_INPAINT, ModelFamily.SDXL_REFINER)
+
+    @property
+    def is_inpaint(self) -> bool:
+        """True for the 9-channel inpainting UNets (latents + mask + masked-image latents)."""
+        return self in (ModelFamily.SD15_INPAINT, ModelFamily.SDXL_INPAINT)
+
+
+_DESCRIPTIONS: dict[ModelFamily, str] = {
+    ModelFamily.SD15: "SD 1.5",
+    ModelFamily.SD15_INPAINT: "SD 1.5 inpainting",
+    ModelFamily.SDXL: "SDXL base",
+    ModelFamily.SDXL_INPAINT: "SDXL inpainting",
+    ModelFamily.SDXL_REFINER: "SDXL refiner",
+    ModelFamily.SD2: "SD 2.x",
+}
+
+_INPAINT_VARIANT: dict[ModelFamily, ModelFamily] = {
+    ModelFamily.SD15: ModelFamily.SD15_INPAINT,
+    ModelFamily.SDXL: ModelFamily.SDXL_INPAINT,
+    ModelFamily.SD2: ModelFamily.SD2,  # refused by callers anyway
+}
+
+# Families that share a latent space and text conditioning, so one can refine the other's latents.
+_LINEAGE: dict[ModelFamily, str] = {
+    ModelFamily.SD15: "sd1",
+    ModelFamily.SD15_INPAINT: "sd1",
+    ModelFamily.SDXL: "sdxl",
+    ModelFamily.SDXL_INPAINT: "sdxl",
+    ModelFamily.SDXL_REFINER: "sdxl",
+    ModelFamily.SD2: "sd2",
+}
+
+
+def describe(family: ModelFamily) -> str:
+    """A short human name for ``family``, e.g. ``"SDXL base"`` or ``"SD 1.5 inpainting"``."""
+    return _DESCRIPTIONS[family]
+
+
+def family_is_compatible(base: ModelFamily, refiner: ModelFamily) -> bool:
+    """Whether ``refiner`` can continue denoising latents made by ``base``.
+
+    Both must come from the same line (SD 1.x with SD 1.x, SDXL with SDXL, SD 2 with SD 2); the
+    refiner may not be an inpainting model (it would need a mask) and the base may not be a refiner.
+    Whether a given pair is *supported* (for example an SD 1.x UNet swap) is the caller's decision.
+    """
+    if refiner.is_inpaint or base is ModelFamily.SDXL_REFINER:
+        return False
+    return _LINEAGE[base] == _LINEAGE[refiner]
+
+
+def detect_family(path: Path) -> ModelFamily:
+    """Detect the family of a diffusers folder or a single-file ``.safetensors`` checkpoint.
+
+    Reads only configs or the safetensors header, never weights. Raises ModelError for a missing
+    path, a pickle checkpoint (see ``safety``), or anything that is not a recognisable SD model.
+    """
+    if path.is_dir():
+        return _family_of_folder(path)
+    if not path.is_file():
+        raise ModelError(f"model not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return _family_of_shapes(path.name, safetensors_shapes(path))
+    if suffix in PICKLE_SUFFIXES:
+        raise ModelError(pickle_refusal(path))
+    raise ModelError(f"{path.name} is not a checkpoint: expected a .safetensors file or a diffusers folder")
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a ``.safetensors`` header, without reading any tensor data.
+
+    The format is an 8-byte little-endian header length followed by that many bytes of JSON.
+    """
+    header = _read_header(path)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
+            raise ModelError(f"{path.name} is not a valid safetensors file: bad entry for tensor {key!r}")
+        shapes[key] = tuple(int(n) for n in info["shape"])
+    return shapes
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    bad = f"{path.name} is not a valid safetensors file (damaged or incomplete download?)"
+    try:
+        with path.open("rb") as file:
+            size_bytes = file.read(8)
+            if len(size_bytes) < 8:
+                raise ModelError(f"{bad}: it is only {len(size_bytes)} bytes long")
+            (size,) = struct.unpack("<Q", size_bytes)
+            if size > _MAX_HEADER_BYTES or size > path.stat().st_size - 8:
+                raise ModelError(f"{bad}: the header length {size} does not fit the file")
+            raw = file.read(size)
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{bad}: the header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise ModelError(f"{bad}: the header is not a JSON object")
+    return header
+
+
+def _family_of_shapes(name: str, shapes: dict[str, tuple[int, ...]]) -> ModelFamily:
+    keys = shapes.keys()
+
+    def has(prefix: str) -> bool:
+        return any(k.startswith(prefix) for k in keys)
+
+    if has(_SDXL_SECOND_ENCODER):
+        family = ModelFamily.SDXL
+    elif has(_SDXL_REFINER_ENCODER):
+        family = ModelFamily.SDXL_REFINER
+    elif has(_SD1_ENCODER):
+        family = ModelFamily.SD15
+    elif has(_SD2_ENCODER):
+        family = ModelFamily.SD2
+    else:
+        raise ModelError(_unrecognised(name, shapes))
+    conv = shapes.get(_UNET_INPUT_CONV)
+    if conv is None or len(conv) < 2:
+        raise ModelError(
+            f"{name} has {describe(family)} text encoder weights but no UNet ({_UNET_INPUT_CONV} is "
+            "missing); it is not a full checkpoint"
+        )
+    return _with_channels(name, family, conv[1])
+
+
+def _with_channels(name: str, family: ModelFamily, in_channels: int) -> ModelFamily:
+    if in_channels == 4:
+        return family
+    if in_channels == 9 and family in _INPAINT_VARIANT:
+        return _INPAINT_VARIANT[family]
+    raise ModelError(
+        f"{name} is a {describe(family)} model whose UNet takes {in_channels} input channels; only "
+        "4 (normal) and 9 (inpainting) are supported (8 is instruct-pix2pix, for example)"
+    )
+
+
+def _unrecognised(name: str, shapes: dict[str, tuple[int, ...]]) -> str:
+    prefixes = sorted({k.split(".", 1)[0] for k in shapes})
+    found = ", ".join(prefixes[:8]) + (", ..." if len(prefixes) > 8 else "") if prefixes else "no tensors"
+    hint = ""
+    if any("lora" in k.lower() for k in shapes):
+        hint = "; it looks like a LoRA, which is not a checkpoint"
+    elif prefixes and set(prefixes) <= {"encoder", "decoder", "quant_conv", "post_quant_conv"}:
+        hint = "; it looks like a VAE: put it in the VAE folder"
+    return (
+        f"{name} is not a recognised Stable Diffusion checkpoint: found {len(shapes)} tensors with "
+        f"top-level names {found}, but none of the SD 1.x, SD 2 or SDXL text encoder keys{hint}"
+    )
+
+
+def _family_of_folder(folder: Path) -> ModelFamily:
+    index = _read_json(folder, "model_index.json")
+    unet_config = _read_json(folder, "unet/config.json", index)
+    has_te = _has_component(index, "text_encoder")
+    has_te2 = _has_component(index, "text_encoder_2")
+    if has_te2 and (not has_te or bool(index.get("requires_aesthetics_score", False))):
+        family = ModelFamily.SDXL_REFINER
+    elif has_te and has_te2:
+        family = ModelFamily.SDXL
+    elif has_te:
+        sd2 = unet_config.get("cross_attention_dim") == _SD2_CROSS_ATTENTION_DIM
+        family = ModelFamily.SD2 if sd2 else ModelFamily.SD15
+    else:
+        raise ModelError(
+            f"{folder.name}: model_index.json lists no text encoder "
+            f"(pipeline {index.get('_class_name', 'unknown')}); it is not an SD 1.x or SDXL pipeline"
+        )
+    return _with_channels(folder.name, family, int(unet_config.get("in_channels", 4)))
+
+
+def _has_component(index: dict[str, Any], name: str) -> bool:
+    # model_index.json stores ["library", "Class"], or [null, null] for an absent component.
+    value = index.get(name)
+    return isinstance(value, list) and len(value) == 2 and value[1] is not None
+
+
+def _read_json(folder: Path, relative: str, index: dict[str, Any] | None = None) -> dict[str, Any]:
+    path = folder / relative
+    if not path.is_file():
+        what = f" (pipeline {index.get('_class_name', 'unknown')})" if index is not None else ""
+        raise ModelError(
+            f"{folder.name}: {relative} is missing{what}; expected an SD 1.x or SDXL diffusers folder"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{folder.name}: cannot read {relative}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{folder.name}: {relative} is not a JSON object")
+    return data
