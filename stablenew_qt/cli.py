@@ -11,12 +11,18 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .core.config import load_run_config
 from .core.errors import ConfigError
 from .core.infotext import infotext_to_config, parse_infotext, read_image_metadata
 from .core.sequencer import StageSequencer
+
+if TYPE_CHECKING:
+    from .engine.executor import EngineSettings
+    from .engine.models import ModelCatalog, ModelEntry
 
 EXIT_CONFIG_ERROR = 2
 
@@ -58,6 +64,92 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_settings(args: argparse.Namespace) -> EngineSettings:
+    from .core.paths import default_models_dir
+    from .engine.executor import EngineSettings
+
+    return EngineSettings(
+        models_dir=Path(args.models_dir) if args.models_dir else default_models_dir(),
+        device=args.device,
+        memory_mode=args.memory_mode,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .core.outputs import default_output_dir
+    from .headless import run_headless, setup_logging
+
+    config = load_run_config(args.config)
+    StageSequencer().build_execution_plan(config)  # config errors before the engine loads anything
+    setup_logging(args.verbose)
+    output = Path(args.output) if args.output else default_output_dir()
+    return run_headless(config, output, _engine_settings(args), save_intermediates=args.save_intermediates)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .engine.executor import build_catalog
+
+    catalog = build_catalog(_engine_settings(args))
+    print(json.dumps(catalog_listing(catalog, hashes=args.hashes), indent=2, ensure_ascii=False))
+    return 0
+
+
+def catalog_listing(catalog: ModelCatalog, *, hashes: bool) -> dict[str, list[dict[str, object]]]:
+    """Every discovered model by kind; checkpoints with their family (read from headers only)."""
+    from .engine.errors import ModelError
+    from .engine.family import detect_family
+    from .engine.hashing import model_hash
+
+    def describe(entry: ModelEntry) -> dict[str, object]:
+        path = entry.path
+        row: dict[str, object] = {
+            "name": entry.name,
+            "source": entry.source,
+            "path": str(path) if path else None,
+        }
+        if entry.kind == "checkpoint" and path is not None:
+            try:
+                row["family"] = detect_family(path).value
+            except ModelError as exc:
+                row["family"] = f"unknown ({exc})"
+        if hashes and path is not None and path.is_file():
+            row["hash"] = model_hash(path)
+        return row
+
+    return {
+        "checkpoints": [describe(e) for e in catalog.checkpoints()],
+        "vaes": [describe(e) for e in catalog.vaes()],
+        "upscalers": [describe(e) for e in catalog.upscalers()],
+        "detectors": [describe(e) for e in catalog.detectors()],
+    }
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .engine.errors import ModelError
+    from .engine.safety import convert_to_safetensors
+
+    try:
+        out = convert_to_safetensors(Path(args.checkpoint), Path(args.output) if args.output else None)
+    except (ModelError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models-dir", metavar="DIR", help="A1111-style models folder (default: ./models)")
+    parser.add_argument(
+        "--device", choices=("auto", "cuda", "cpu"), default="auto", help="where to run (default: auto)"
+    )
+    parser.add_argument(
+        "--memory-mode",
+        choices=("gpu", "model_offload", "sequential_offload"),
+        default="gpu",
+        help="keep everything on the GPU (default), or offload to save VRAM",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stablenew-qt",
@@ -72,6 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print the generation parameters stored in an image (ours or A1111's)")
     info.add_argument("image", metavar="IMAGE", help="a PNG written by StableNew Qt or AUTOMATIC1111")
     info.set_defaults(func=cmd_info)
+    run = sub.add_parser("run", help="run a RunConfig headless and write its images")
+    run.add_argument("config", metavar="CONFIG.json", help="a RunConfig JSON file (see docs/run-config.md)")
+    run.add_argument("--output", metavar="DIR", help="output folder (default: runs/ in the user data folder)")
+    run.add_argument("--save-intermediates", action="store_true", help="also keep each stage's images")
+    run.add_argument("-v", "--verbose", action="store_true", help="print progress details and log lines")
+    _add_engine_options(run)
+    run.set_defaults(func=cmd_run)
+    models = sub.add_parser("models", help="list the models found, with family and hash")
+    models.add_argument(
+        "--hashes", action="store_true", help="also compute model hashes (reads every file once)"
+    )
+    _add_engine_options(models)
+    models.set_defaults(func=cmd_models)
+    convert = sub.add_parser(
+        "convert",
+        help="convert a pickle checkpoint (.ckpt/.pt/.bin) to .safetensors, loading it weights-only",
+    )
+    convert.add_argument("checkpoint", metavar="FILE", help="the .ckpt/.pt/.pth/.bin file")
+    convert.add_argument("--output", metavar="FILE.safetensors", help="where to write (default: beside it)")
+    convert.set_defaults(func=cmd_convert)
     return parser
 
 

@@ -1,0 +1,47 @@
+"""What every stage needs from the engine: the model cache, the device, preview settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..core.executor import CancelToken, ProgressCallback
+from .device import DeviceChoice
+from .models import ModelCatalog
+from .pipelines import PipelineCache
+from .progress import StepReporter
+
+# Above this many output pixels the VAE decodes and encodes in tiles (about 2.4 MP: bigger than
+# 1536x1536), keeping VRAM flat for hires and large img2img at a small speed cost.
+VAE_TILING_PIXELS = 1536 * 1536
+
+
+@dataclass
+class EngineContext:
+    cache: PipelineCache
+    catalog: ModelCatalog
+    device: DeviceChoice
+    esrgan_dir: Path
+    preview_every: int = 5
+    vae_tiling_pixels: int = VAE_TILING_PIXELS
+
+    def reporter(self, progress: ProgressCallback, token: CancelToken, total: int) -> StepReporter:
+        """A step reporter for one stage; the stage adds previews once it knows the model family."""
+        return StepReporter(progress, token, max(total, 1), self.preview_every)
+
+    def previewer(self, family: str) -> Callable[[Any], Image.Image]:
+        """Latents -> a small RGB preview for ``family`` (TAESD when installed, else linear)."""
+        from .previews import latent_preview
+
+        return lambda latents: latent_preview(latents, family)
+
+    def tile_vae_for(self, pipe: Any, width: int, height: int) -> None:
+        """Switch VAE tiling on for big images and off again for small ones."""
+        if width * height > self.vae_tiling_pixels:
+            pipe.vae.enable_tiling()
+        else:
+            pipe.vae.disable_tiling()

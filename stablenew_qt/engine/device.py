@@ -1,0 +1,52 @@
+"""Device and precision choice: CUDA in fp16 by default, the CPU in fp32 where there is no GPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import torch
+
+DevicePreference = Literal["auto", "cuda", "cpu"]
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where the engine runs. ``dtype`` is fp16 on CUDA and fp32 on the CPU (fp16 is slow or
+    unsupported there)."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def describe(self) -> str:
+        import torch
+
+        if self.is_cuda:
+            name = torch.cuda.get_device_name(self.device)
+            return f"{name} ({str(self.dtype).removeprefix('torch.')})"
+        return f"CPU ({str(self.dtype).removeprefix('torch.')})"
+
+
+def choose_device(preference: DevicePreference = "auto") -> DeviceChoice:
+    """Resolve ``auto``/``cuda``/``cpu``. Asking for CUDA where there is none raises ValueError."""
+    import torch
+
+    if preference not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"unknown device {preference!r}; use auto, cuda or cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ValueError("no CUDA GPU is available here; use --device cpu (slow) or auto")
+    if preference != "cpu" and torch.cuda.is_available():
+        return DeviceChoice(torch.device("cuda"), torch.float16)
+    return DeviceChoice(torch.device("cpu"), torch.float32)
+
+
+def memory_in_use(choice: DeviceChoice) -> int | None:
+    """Bytes of device memory held by torch now (None on the CPU)."""
+    import torch
+
+    return int(torch.cuda.memory_allocated(choice.device)) if choice.is_cuda else None

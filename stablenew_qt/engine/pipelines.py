@@ -1,0 +1,339 @@
+"""PipelineCache: loads checkpoints once and keeps them resident between jobs.
+
+* A second job with the same model loads nothing (``loads`` counts real loads).
+* img2img and inpaint pipelines share every module with the txt2img pipeline (``from_pipe``).
+* The SDXL refiner shares ``text_encoder_2`` and the VAE with its base.
+* Least-recently-used models are evicted when a new one would exceed the memory budget.
+* Memory modes: everything on the device (default), model CPU offload, sequential offload.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .device import DeviceChoice
+from .errors import ModelError
+from .family import ModelFamily, describe, detect_family
+from .hashing import model_hash
+from .models import ModelCatalog, ModelEntry
+from .safety import check_loadable_checkpoint
+
+log = logging.getLogger(__name__)
+
+MemoryMode = Literal["gpu", "model_offload", "sequential_offload"]
+MEMORY_MODES: tuple[MemoryMode, ...] = ("gpu", "model_offload", "sequential_offload")
+
+_TXT2IMG_CLASS = {
+    ModelFamily.SD15: "StableDiffusionPipeline",
+    ModelFamily.SDXL: "StableDiffusionXLPipeline",
+    ModelFamily.SDXL_REFINER: "StableDiffusionXLImg2ImgPipeline",
+    ModelFamily.SD15_INPAINT: "StableDiffusionInpaintPipeline",
+    ModelFamily.SDXL_INPAINT: "StableDiffusionXLInpaintPipeline",
+}
+_IMG2IMG_CLASS = {
+    ModelFamily.SD15: "StableDiffusionImg2ImgPipeline",
+    ModelFamily.SDXL: "StableDiffusionXLImg2ImgPipeline",
+    ModelFamily.SDXL_REFINER: "StableDiffusionXLImg2ImgPipeline",
+}
+_INPAINT_CLASS = {
+    ModelFamily.SD15: "StableDiffusionInpaintPipeline",
+    ModelFamily.SD15_INPAINT: "StableDiffusionInpaintPipeline",
+    ModelFamily.SDXL: "StableDiffusionXLInpaintPipeline",
+    ModelFamily.SDXL_INPAINT: "StableDiffusionXLInpaintPipeline",
+}
+
+
+def _diffusers_class(name: str) -> Any:
+    import diffusers
+
+    return getattr(diffusers, name)
+
+
+def infotext_name(entry: ModelEntry) -> str:
+    """A1111's ``Model:`` value: the checkpoint's file name without folder or extension."""
+    return entry.name.rsplit("/", 1)[-1]
+
+
+@dataclass
+class LoadedModel:
+    """A resident checkpoint and the pipelines derived from it."""
+
+    key: tuple[str, ...]
+    entry: ModelEntry
+    family: ModelFamily
+    pipe: Any
+    model_hash: str | None
+    vae_entry: ModelEntry | None = None
+    vae_hash: str | None = None
+    size_bytes: int = 0
+    derived: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return infotext_name(self.entry)
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.family in (ModelFamily.SDXL, ModelFamily.SDXL_REFINER, ModelFamily.SDXL_INPAINT)
+
+
+class PipelineCache:
+    """Resident pipelines keyed by model, VAE, device, precision and memory mode."""
+
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        device: DeviceChoice,
+        *,
+        memory_mode: MemoryMode = "gpu",
+        budget_bytes: int | None = None,
+        hasher: Callable[[Path], str | None] = model_hash,
+    ) -> None:
+        if memory_mode not in MEMORY_MODES:
+            raise ValueError(f"unknown memory mode {memory_mode!r}; use one of {', '.join(MEMORY_MODES)}")
+        self.catalog = catalog
+        self.device = device
+        self.memory_mode = memory_mode
+        self.budget_bytes = budget_bytes if budget_bytes is not None else _default_budget(device)
+        self._hasher = hasher
+        self._models: OrderedDict[tuple[str, ...], LoadedModel] = OrderedDict()
+        self.loads = 0
+
+    # -- public ----------------------------------------------------------------------------
+    def base(self, model: str, vae: str | None = None) -> LoadedModel:
+        """The txt2img pipeline of ``model`` (with ``vae`` swapped in), loading it if needed."""
+        entry = self._resolve_checkpoint(model)
+        vae_entry = self.catalog.resolve_vae(vae) if vae else None
+        key = (str(entry.path or entry.name), str(vae_entry.path) if vae_entry else "", self.memory_mode)
+        return self._get(key, lambda: self._load(entry, vae_entry, key))
+
+    def refiner(self, model: str, base: LoadedModel) -> LoadedModel:
+        """The SDXL refiner ``model``, sharing ``text_encoder_2`` and the VAE with ``base``."""
+        entry = self._resolve_checkpoint(model)
+        family = self._family(entry)
+        if family is not ModelFamily.SDXL_REFINER or base.family is not ModelFamily.SDXL:
+            if base.family is ModelFamily.SD15 and family is ModelFamily.SD15:
+                raise ModelError(
+                    "a refiner for SD1.x models is not supported yet; turn the refiner off "
+                    "or use an SDXL base with an SDXL refiner"
+                )
+            raise ModelError(
+                f"refiner '{infotext_name(entry)}' is {describe(family)} but the base model '{base.name}' is "
+                f"{describe(base.family)}; an SDXL base needs an SDXL refiner (e.g. sd_xl_refiner_1.0)"
+            )
+        key = ("refiner", str(entry.path or entry.name), *base.key)
+        shared = {"text_encoder_2": base.pipe.text_encoder_2, "vae": base.pipe.vae}
+        return self._get(key, lambda: self._load(entry, None, key, family=family, shared=shared))
+
+    def img2img(self, loaded: LoadedModel) -> Any:
+        """An img2img pipeline sharing every module (and memory) with ``loaded``."""
+        if loaded.family is ModelFamily.SDXL_REFINER:
+            return loaded.pipe
+        return self._derived(loaded, "img2img", _IMG2IMG_CLASS)
+
+    def inpaint(self, loaded: LoadedModel) -> Any:
+        """An inpaint pipeline sharing every module with ``loaded`` (for ADetailer)."""
+        if loaded.family in (ModelFamily.SD15_INPAINT, ModelFamily.SDXL_INPAINT):
+            return loaded.pipe
+        return self._derived(loaded, "inpaint", _INPAINT_CLASS)
+
+    def resident(self) -> list[str]:
+        """Names of the resident models, least recently used first."""
+        return [m.name for m in self._models.values()]
+
+    def clear(self) -> None:
+        self._models.clear()
+        self._free_device_memory()
+
+    # -- loading ---------------------------------------------------------------------------
+    def _resolve_checkpoint(self, name: str) -> ModelEntry:
+        if not name.strip():
+            checkpoints = self.catalog.checkpoints()
+            if not checkpoints:
+                raise ModelError("no checkpoint is installed: put one in models/Stable-diffusion")
+            return checkpoints[0]
+        return self.catalog.resolve_checkpoint(name)
+
+    def _family(self, entry: ModelEntry) -> ModelFamily:
+        if entry.path is None:
+            return ModelFamily.SDXL if "xl" in entry.name.lower() else ModelFamily.SD15
+        return detect_family(entry.path)
+
+    def _get(self, key: tuple[str, ...], load: Callable[[], LoadedModel]) -> LoadedModel:
+        loaded = self._models.get(key)
+        if loaded is None:
+            loaded = load()
+            self._models[key] = loaded
+        self._models.move_to_end(key)
+        return loaded
+
+    def _load(
+        self,
+        entry: ModelEntry,
+        vae_entry: ModelEntry | None,
+        key: tuple[str, ...],
+        *,
+        family: ModelFamily | None = None,
+        shared: dict[str, Any] | None = None,
+    ) -> LoadedModel:
+        family = family or self._family(entry)
+        if family not in _TXT2IMG_CLASS:
+            raise ModelError(f"'{infotext_name(entry)}' is {describe(family)}, which is not supported yet")
+        if entry.path is not None and entry.path.is_file():
+            check_loadable_checkpoint(entry.path)
+        self._evict_for(_estimate_bytes(entry.path))
+        extra: dict[str, Any] = dict(shared or {})
+        if vae_entry is not None:
+            extra["vae"] = self._load_vae(vae_entry, family)
+        log.info("loading %s (%s) on %s", entry.name, describe(family), self.device.describe())
+        pipe = self._load_pipeline(entry, family, extra)
+        self.loads += 1
+        pipe.set_progress_bar_config(disable=True)
+        self._place(pipe)
+        model_file = entry.path if entry.path is not None and entry.path.is_file() else None
+        vae_file = vae_entry.path if vae_entry and vae_entry.path and vae_entry.path.is_file() else None
+        return LoadedModel(
+            key=key,
+            entry=entry,
+            family=family,
+            pipe=pipe,
+            model_hash=self._hasher(model_file) if model_file else None,
+            vae_entry=vae_entry,
+            vae_hash=self._hasher(vae_file) if vae_file else None,
+            size_bytes=_module_bytes(pipe),
+        )
+
+    def _load_pipeline(self, entry: ModelEntry, family: ModelFamily, extra: dict[str, Any]) -> Any:
+        cls = _diffusers_class(_TXT2IMG_CLASS[family])
+        dtype = self.device.dtype
+        if family in (ModelFamily.SD15, ModelFamily.SD15_INPAINT):
+            extra.setdefault("safety_checker", None)
+            extra.setdefault("requires_safety_checker", False)
+        if entry.path is not None and entry.path.is_file():
+            from .single_file import load_single_file
+
+            return load_single_file(entry.path, family.value, cls, dtype, **extra)
+        if entry.path is not None:
+            try:
+                return cls.from_pretrained(str(entry.path), **_dtype_kwarg(dtype), **extra)
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"cannot load '{entry.name}': {exc}") from exc
+        return _from_hub(cls, entry.name, dtype, extra)
+
+    def _load_vae(self, vae_entry: ModelEntry, family: ModelFamily) -> Any:
+        autoencoder = _diffusers_class("AutoencoderKL")
+        assert vae_entry.path is not None
+        if vae_entry.path.is_file():
+            check_loadable_checkpoint(vae_entry.path)
+            from .single_file import config_folder
+
+            return autoencoder.from_single_file(
+                str(vae_entry.path),
+                config=str(config_folder(family.value)),
+                subfolder="vae",
+                torch_dtype=self.device.dtype,
+                local_files_only=True,
+            )
+        return autoencoder.from_pretrained(str(vae_entry.path), torch_dtype=self.device.dtype)
+
+    def _derived(self, loaded: LoadedModel, kind: str, classes: dict[ModelFamily, str]) -> Any:
+        if kind not in loaded.derived:
+            if loaded.family not in classes:
+                raise ModelError(f"'{loaded.name}' ({describe(loaded.family)}) cannot be used for {kind}")
+            cls = _diffusers_class(classes[loaded.family])
+            pipe = cls.from_pipe(loaded.pipe)
+            pipe.set_progress_bar_config(disable=True)  # from_pipe does not inherit it
+            loaded.derived[kind] = pipe
+        return loaded.derived[kind]
+
+    def _place(self, pipe: Any) -> None:
+        if not self.device.is_cuda or self.memory_mode == "gpu":
+            pipe.to(self.device.device)
+        elif self.memory_mode == "model_offload":
+            pipe.enable_model_cpu_offload(device=self.device.device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=self.device.device)
+
+    # -- memory ----------------------------------------------------------------------------
+    def _evict_for(self, incoming: int) -> None:
+        while (
+            self._models and sum(m.size_bytes for m in self._models.values()) + incoming > self.budget_bytes
+        ):
+            key, old = self._models.popitem(last=False)
+            log.info("evicting %s to make room (budget %.1f GiB)", old.name, self.budget_bytes / 2**30)
+            if key and key[0] != "refiner":  # refiners of an evicted base go too
+                for other in [k for k in self._models if k[0] == "refiner" and k[2:] == key]:
+                    del self._models[other]
+        self._free_device_memory()
+
+    def _free_device_memory(self) -> None:
+        import gc
+
+        gc.collect()
+        if self.device.is_cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """diffusers 0.42 renamed pipelines' ``torch_dtype`` to ``dtype`` (the old name warns)."""
+    import diffusers.utils
+
+    return {"dtype": dtype} if hasattr(diffusers.utils, "_resolve_dtype") else {"torch_dtype": dtype}
+
+
+def _from_hub(cls: Any, repo_id: str, dtype: Any, extra: dict[str, Any]) -> Any:
+    """A hub id: the local HF cache first; then a download (with tqdm progress) unless offline."""
+    try:
+        return cls.from_pretrained(repo_id, local_files_only=True, **_dtype_kwarg(dtype), **extra)
+    except OSError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        raise ModelError(
+            f"'{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; download it once "
+            "with network access, or put a checkpoint in models/Stable-diffusion"
+        )
+    log.info("downloading %s into the Hugging Face cache", repo_id)
+    try:
+        return cls.from_pretrained(repo_id, **_dtype_kwarg(dtype), **extra)
+    except Exception as exc:
+        raise ModelError(
+            f"could not download '{repo_id}' ({type(exc).__name__}: {exc}); check the name and your network, "
+            "or put a checkpoint in models/Stable-diffusion"
+        ) from exc
+
+
+def _estimate_bytes(path: Path | None) -> int:
+    if path is None:
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*.safetensors"))
+
+
+def _module_bytes(pipe: Any) -> int:
+    total = 0
+    for component in pipe.components.values():
+        parameters = getattr(component, "parameters", None)
+        if callable(parameters):
+            total += sum(p.numel() * p.element_size() for p in parameters())
+    return total
+
+
+def _default_budget(device: DeviceChoice) -> int:
+    if device.is_cuda:
+        import torch
+
+        return int(torch.cuda.get_device_properties(device.device).total_memory * 0.85)
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 16 * 2**30
+    return int(ram * 0.5)

@@ -1,0 +1,68 @@
+"""Step callbacks: progress, previews and cancellation inside a diffusers call.
+
+diffusers calls ``callback_on_step_end`` after every scheduler step. Ours reports the step, makes a
+preview every few steps, and on cancel sets the pipeline's interrupt flag so the loop stops at the
+next step; the caller then discards the (noisy) result and raises CancelRequested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from ..core.errors import CancelRequested
+from ..core.executor import CancelToken, ProgressCallback
+
+
+def request_interrupt(pipe: Any) -> None:
+    """Ask a running diffusers pipeline to stop at its next step (the documented ``_interrupt`` flag;
+    diffusers resets it at the start of every ``__call__``)."""
+    pipe._interrupt = True
+
+
+@dataclass
+class StepReporter:
+    """Counts steps across the passes of one stage (first pass, refiner, hires) and reports them.
+
+    ``total`` is the expected number of denoising steps of the whole stage; ``preview_every`` 0
+    turns previews off. ``make_preview`` turns the callback's latents into an image.
+    """
+
+    progress: ProgressCallback
+    token: CancelToken
+    total: int
+    preview_every: int = 0
+    make_preview: Callable[[Any], Image.Image] | None = None
+    done: int = 0
+
+    def callback(self, label: str) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
+        """A ``callback_on_step_end`` for one pipeline call labelled ``label``."""
+
+        def on_step_end(pipe: Any, step_index: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            if self.token.cancelled:
+                request_interrupt(pipe)
+                return kwargs
+            self.done = min(self.done + 1, self.total)
+            preview = None
+            if self.make_preview and self.preview_every and self.done % self.preview_every == 0:
+                latents = kwargs.get("latents")
+                if latents is not None:
+                    preview = self.make_preview(latents)
+            self.progress(self.done, self.total, preview, label)
+            return kwargs
+
+        return on_step_end
+
+    def check(self) -> None:
+        """Raise CancelRequested if the run was cancelled (call after every pipeline call)."""
+        if self.token.cancelled:
+            raise CancelRequested()
+
+    def step(self, label: str, count: int = 1) -> None:
+        """Report ``count`` units of non-denoising work (tiles, images)."""
+        self.check()
+        self.done = min(self.done + count, self.total)
+        self.progress(self.done, self.total, None, label)
