@@ -28,20 +28,26 @@ def setup_logging(verbose: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    for old in [h for h in root.handlers if (h.get_name() or "").startswith("stablenew-")]:
+        root.removeHandler(old)
+        old.close()
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root.handlers[:] = [handler, console]
+    handler.set_name("stablenew-file")
+    console.set_name("stablenew-console")
+    root.addHandler(handler)
+    root.addHandler(console)
     return path
 
 
 class TextProgress:
     """One progress line per stage on a terminal (``\\r`` redraws), plain lines elsewhere."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
         self.tty = stream.isatty()
         self._last_fraction = -1.0
 
@@ -75,9 +81,10 @@ def run_headless(
     engine: EngineSettings,
     *,
     save_intermediates: bool = False,
-    stream: TextIO = sys.stderr,
+    stream: TextIO | None = None,
 ) -> int:
     """Run ``config`` to the end and return the CLI exit code. Ctrl-C cancels cleanly."""
+    stream = stream or sys.stderr
     executor = DiffusersExecutor(engine)
     runner = PipelineRunner(executor, OutputSettings(output_dir, save_intermediates))
     controller = AppController(runner)

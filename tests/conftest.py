@@ -118,3 +118,17 @@ def input_image(tmp_path: Path) -> Path:
     path = tmp_path / "input.png"
     Image.new("RGB", (64, 48), (200, 120, 40)).save(path)
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``gpu``-marked tests, with the reason printed, where there is no CUDA GPU."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; torch.cuda.is_available() is False on this machine")
+    for item in gpu_items:
+        item.add_marker(skip)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +25,31 @@ class EngineContext:
     cache: PipelineCache
     catalog: ModelCatalog
     device: DeviceChoice
-    esrgan_dir: Path
+    models_dir: Path
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
+    _taesd: dict[Path, Any] = field(default_factory=dict)
+
+    @property
+    def esrgan_dir(self) -> Path:
+        return self.models_dir / "ESRGAN"
 
     def reporter(self, progress: ProgressCallback, token: CancelToken, total: int) -> StepReporter:
         """A step reporter for one stage; the stage adds previews once it knows the model family."""
         return StepReporter(progress, token, max(total, 1), self.preview_every)
 
     def previewer(self, family: str) -> Callable[[Any], Image.Image]:
-        """Latents -> a small RGB preview for ``family`` (TAESD when installed, else linear)."""
-        from .previews import latent_preview
+        """Latents -> an RGB preview for ``family``: full size with TAESD when its weights are in
+        ``models/VAE-approx/taesd`` (or ``taesdxl``), else the cheap linear approximation."""
+        from .previews import TaesdPreviewer, latent_preview, taesd_folder
 
+        folder = taesd_folder(self.models_dir, family)
+        if folder not in self._taesd:
+            self._taesd[folder] = TaesdPreviewer.load(folder, self.device.device, self.device.dtype)
+        taesd = self._taesd[folder]
+        if taesd is not None:
+            decode: Callable[[Any], Image.Image] = taesd.preview
+            return decode
         return lambda latents: latent_preview(latents, family)
 
     def tile_vae_for(self, pipe: Any, width: int, height: int) -> None:

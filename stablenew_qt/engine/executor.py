@@ -121,4 +121,4 @@ def _build_context(settings: EngineSettings) -> EngineContext:
     catalog = build_catalog(settings)
     cache = PipelineCache(catalog, device, memory_mode=settings.memory_mode)
     log.info("engine on %s; models from %s", device.describe(), settings.models_dir)
-    return EngineContext(cache, catalog, device, settings.models_dir / "ESRGAN", settings.preview_every)
+    return EngineContext(cache, catalog, device, settings.models_dir, settings.preview_every)

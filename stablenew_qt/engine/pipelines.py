@@ -190,7 +190,7 @@ class PipelineCache:
         self._evict_for(_estimate_bytes(entry.path))
         extra: dict[str, Any] = dict(shared or {})
         if vae_entry is not None:
-            extra["vae"] = self._load_vae(vae_entry, family)
+            extra["vae"] = self._load_vae(vae_entry, family, entry)
         log.info("loading %s (%s) on %s", entry.name, describe(family), self.device.describe())
         pipe = self._load_pipeline(entry, family, extra)
         self.loads += 1
@@ -226,21 +226,30 @@ class PipelineCache:
                 raise ModelError(f"cannot load '{entry.name}': {exc}") from exc
         return _from_hub(cls, entry.name, dtype, extra)
 
-    def _load_vae(self, vae_entry: ModelEntry, family: ModelFamily) -> Any:
+    def _load_vae(self, vae_entry: ModelEntry, family: ModelFamily, model: ModelEntry) -> Any:
+        """An external VAE, refused with a clear message when it does not fit the model's family."""
         autoencoder = _diffusers_class("AutoencoderKL")
         assert vae_entry.path is not None
-        if vae_entry.path.is_file():
-            check_loadable_checkpoint(vae_entry.path)
-            from .single_file import config_folder
+        try:
+            if vae_entry.path.is_file():
+                check_loadable_checkpoint(vae_entry.path)
+                from .single_file import config_folder
 
-            return autoencoder.from_single_file(
-                str(vae_entry.path),
-                config=str(config_folder(family.value)),
-                subfolder="vae",
-                torch_dtype=self.device.dtype,
-                local_files_only=True,
-            )
-        return autoencoder.from_pretrained(str(vae_entry.path), torch_dtype=self.device.dtype)
+                vae = autoencoder.from_single_file(
+                    str(vae_entry.path),
+                    config=str(config_folder(family.value)),
+                    subfolder="vae",
+                    torch_dtype=self.device.dtype,
+                    local_files_only=True,
+                )
+            else:
+                vae = autoencoder.from_pretrained(str(vae_entry.path), torch_dtype=self.device.dtype)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"VAE '{vae_entry.name}' does not load as a {describe(family)} VAE: {exc}"
+            ) from exc
+        _check_vae_fits(vae.config, _native_vae_config(model, family), vae_entry.name, family)
+        return vae
 
     def _derived(self, loaded: LoadedModel, kind: str, classes: dict[ModelFamily, str]) -> Any:
         if kind not in loaded.derived:
@@ -280,6 +289,38 @@ class PipelineCache:
             import torch
 
             torch.cuda.empty_cache()
+
+
+_VAE_KEYS = ("latent_channels", "block_out_channels", "scaling_factor")
+
+
+def _native_vae_config(model: ModelEntry, family: ModelFamily) -> dict[str, Any]:
+    """The VAE config the model was made with: its own folder's, else the family's shipped one."""
+    import json
+
+    folder = model.path if model.path is not None and model.path.is_dir() else None
+    if folder is None:
+        from .single_file import config_folder
+
+        folder = config_folder(family.value)
+    path = folder / "vae" / "config.json"
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
+
+
+def _check_vae_fits(vae_config: Any, native: dict[str, Any], name: str, family: ModelFamily) -> None:
+    for key in _VAE_KEYS:
+        expected, got = native.get(key), vae_config.get(key) if hasattr(vae_config, "get") else None
+        if expected is None or got is None:
+            continue
+        if key == "scaling_factor":
+            mismatch = abs(float(got) - float(expected)) > 1e-4
+        else:
+            mismatch = list(got) != list(expected) if isinstance(expected, list) else got != expected
+        if mismatch:
+            raise ModelError(
+                f"VAE '{name}' does not fit this {describe(family)} model: its {key} is {got}, "
+                f"the model's is {expected}; choose a VAE made for {describe(family)} or none"
+            )
 
 
 def _dtype_kwarg(dtype: Any) -> dict[str, Any]:

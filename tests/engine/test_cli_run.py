@@ -1,0 +1,138 @@
+"""``stablenew-qt run``, ``models`` and ``convert`` with the real engine on the demo models.
+
+Exit codes: 0 success, 1 run error (one readable line), 2 config error, 130 cancelled by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from stablenew_qt.cli import main
+
+
+@pytest.fixture
+def demo_env(demo_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Point the CLI's demo-model cache at the session's prebuilt demo models."""
+    demo_root = next(iter(demo_models.values())).parent
+    monkeypatch.setattr("stablenew_qt.engine.demo.default_demo_root", lambda: demo_root)
+    (tmp_path / "models").mkdir()
+    return tmp_path / "models"
+
+
+def _config(tmp_path: Path, **txt2img: object) -> Path:
+    data = {
+        "prompt": "a cat, watercolour",
+        "seed": 11,
+        "txt2img": {"model": "demo-tiny-sd15", "width": 64, "height": 64, "steps": 2, **txt2img},
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_run_writes_images_and_exits_0(demo_env: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "run",
+            str(_config(tmp_path)),
+            "--output",
+            str(out),
+            "--models-dir",
+            str(demo_env),
+            "--device",
+            "cpu",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (printed,) = captured.out.split()
+    with Image.open(printed) as im:
+        assert im.size == (64, 64) and "Seed: 11" in im.text["parameters"]
+    assert Path(printed).is_relative_to(out)
+    assert "stage 1/1 txt2img" in captured.err and "done in" in captured.err
+
+
+def test_run_error_is_one_readable_line_and_exit_1(demo_env: Path, tmp_path: Path, capsys) -> None:
+    cfg = _config(tmp_path, model="not-installed")
+    code = main(
+        ["run", str(cfg), "--output", str(tmp_path / "out"), "--models-dir", str(demo_env), "--device", "cpu"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "error: txt2img: " in err and "not-installed" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_config_error_exits_2_before_loading(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "bad.json"
+    cfg.write_text('{"txt2img": {"steps": 0}}', encoding="utf-8")
+    assert main(["run", str(cfg), "--output", str(tmp_path / "out")]) == 2
+    assert "txt2img.steps: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_models_lists_demo_models_with_family(demo_env: Path, capsys) -> None:
+    assert main(["models", "--models-dir", str(demo_env)]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    families = {row["name"]: row["family"] for row in listing["checkpoints"]}
+    assert families["demo-tiny-sd15"] == "sd15"
+    assert families["demo-tiny-sdxl-refiner"] == "sdxl-refiner"
+
+
+def test_convert_makes_safetensors_weights_only(tmp_path: Path, capsys) -> None:
+    ckpt = tmp_path / "old.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2, 2)}}, ckpt)
+    assert main(["convert", str(ckpt)]) == 0
+    out = Path(capsys.readouterr().out.strip())
+    from safetensors.torch import load_file
+
+    assert out.suffix == ".safetensors" and torch.equal(load_file(out)["w"], torch.ones(2, 2))
+
+
+def test_ctrl_c_cancels_cleanly_with_exit_130(demo_models: dict[str, Path], tmp_path: Path) -> None:
+    """A real process, a real SIGINT while a stage runs: exit 130, nothing written."""
+    demo_root = next(iter(demo_models.values())).parent
+    cfg = _config(tmp_path, steps=150, width=256, height=256)
+    (tmp_path / "models").mkdir()
+    code = (
+        "import sys, stablenew_qt.engine.demo as d, pathlib;"
+        f"d.default_demo_root = lambda: pathlib.Path({str(demo_root)!r});"
+        "from stablenew_qt.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    args = [
+        str(cfg),
+        "--output",
+        str(tmp_path / "out"),
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    line = ""
+    while "stage 1/1" not in line and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+    time.sleep(0.5)  # inside the denoising loop
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "cancelled: nothing was saved" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
