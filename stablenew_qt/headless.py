@@ -47,13 +47,11 @@ class TextProgress:
     """One progress line per stage on a terminal (``\\r`` redraws), plain lines elsewhere."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = stream.isatty()
-        self._last_fraction = -1.0
+        self.stream: TextIO = stream or sys.stderr
+        self.tty = self.stream.isatty()
 
     def __call__(self, event: RunEvent) -> None:
         if isinstance(event, StageStarted):
-            self._last_fraction = -1.0
             self._write(
                 f"stage {event.index + 1}/{event.total_stages} {event.stage.value}", newline=not self.tty
             )

@@ -98,7 +98,7 @@ def test_upscale_stage_with_a_spandrel_model(models_dir: Path, demo_models, tmp_
         {k: v.contiguous() for k, v in model.state_dict().items()},
         models_dir / "ESRGAN" / "4x-Tiny.safetensors",
     )
-    result, events = _run(
+    result, _ = _run(
         _executor(models_dir, demo_models),
         tmp_path,
         upscale={"enabled": True, "upscale_model": "4x-Tiny", "upscale_factor": 3.0},
