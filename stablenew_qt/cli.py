@@ -72,18 +72,21 @@ def _engine_settings(args: argparse.Namespace) -> EngineSettings:
         models_dir=Path(args.models_dir) if args.models_dir else default_models_dir(),
         device=args.device,
         memory_mode=args.memory_mode,
+        trusted_detectors=tuple(Path(p) for p in args.trust_model or ()),
     )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .core.outputs import default_output_dir
-    from .headless import run_headless, setup_logging
+    from .headless import app_logging, run_headless
 
     config = load_run_config(args.config)
     StageSequencer().build_execution_plan(config)  # config errors before the engine loads anything
-    setup_logging(args.verbose)
     output = Path(args.output) if args.output else default_output_dir()
-    return run_headless(config, output, _engine_settings(args), save_intermediates=args.save_intermediates)
+    with app_logging(args.verbose):
+        return run_headless(
+            config, output, _engine_settings(args), save_intermediates=args.save_intermediates
+        )
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -148,6 +151,12 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         default="gpu",
         help="keep everything on the GPU (default), or offload to save VRAM",
     )
+    parser.add_argument(
+        "--trust-model",
+        metavar="FILE",
+        action="append",
+        help="trust this ADetailer .pt detector (a pickle) from now on; repeat for several files",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", metavar="DIR", help="output folder (default: runs/ in the user data folder)")
     run.add_argument("--save-intermediates", action="store_true", help="also keep each stage's images")
     run.add_argument("-v", "--verbose", action="store_true", help="print progress details and log lines")
+
     _add_engine_options(run)
     run.set_defaults(func=cmd_run)
     models = sub.add_parser("models", help="list the models found, with family and hash")
@@ -184,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("checkpoint", metavar="FILE", help="the .ckpt/.pt/.pth/.bin file")
     convert.add_argument("--output", metavar="FILE.safetensors", help="where to write (default: beside it)")
     convert.set_defaults(func=cmd_convert)
+    from .bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -22,25 +24,29 @@ from .engine.executor import DiffusersExecutor, EngineSettings
 EXIT_OK, EXIT_RUN_ERROR, EXIT_CONFIG_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
 
 
-def setup_logging(verbose: bool = False) -> Path:
-    """Details go to the log file; the terminal gets warnings (or info with ``verbose``)."""
+@contextmanager
+def app_logging(verbose: bool = False) -> Iterator[Path]:
+    """While active, details go to the log file and the terminal gets warnings (info with
+    ``verbose``). Yields the log file's path; the handlers are removed on exit."""
     path = log_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for old in [h for h in root.handlers if (h.get_name() or "").startswith("stablenew-")]:
-        root.removeHandler(old)
-        old.close()
+    previous_level = root.level
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    handler.set_name("stablenew-file")
-    console.set_name("stablenew-console")
+    root.setLevel(logging.INFO)
     root.addHandler(handler)
     root.addHandler(console)
-    return path
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.removeHandler(console)
+        handler.close()
+        root.setLevel(previous_level)
 
 
 class TextProgress:

@@ -132,3 +132,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="needs a CUDA GPU; torch.cuda.is_available() is False on this machine")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every demo model (name -> diffusers folder), built once per session into a temp dir
+    (the real engine's tests and journeys share them)."""
+    from stablenew_qt.engine.demo import ensure_demo_models
+
+    return ensure_demo_models(tmp_path_factory.mktemp("demo-models"))

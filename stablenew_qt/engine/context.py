@@ -10,6 +10,7 @@ from typing import Any
 from PIL import Image
 
 from ..core.executor import CancelToken, ProgressCallback
+from .adetailer.detector import Detector, DetectorTrust
 from .device import DeviceChoice
 from .models import ModelCatalog
 from .pipelines import PipelineCache
@@ -26,6 +27,7 @@ class EngineContext:
     catalog: ModelCatalog
     device: DeviceChoice
     models_dir: Path
+    trust: DetectorTrust
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
     _taesd: dict[Path, Any] = field(default_factory=dict)
@@ -51,6 +53,16 @@ class EngineContext:
             decode: Callable[[Any], Image.Image] = taesd.preview
             return decode
         return lambda latents: latent_preview(latents, family)
+
+    def detector(self, name: str) -> Detector:
+        """The YOLO detector ``name`` from models/adetailer (loaded once; trusted files only)."""
+        from ..core.outputs import app_data_dir
+        from .adetailer.detector import configure_ultralytics, load_detector
+
+        configure_ultralytics(app_data_dir() / "ultralytics")
+        entry = self.catalog.resolve_detector(name)
+        assert entry.path is not None
+        return load_detector(entry.path, self.trust)
 
     def tile_vae_for(self, pipe: Any, width: int, height: int) -> None:
         """Switch VAE tiling on for big images and off again for small ones."""

@@ -39,6 +39,10 @@ class EngineSettings:
     include_demo_models: bool = True
     #: Regional torch.compile of the UNet on CUDA (slower first run, faster after).
     compile_unet: bool = False
+    #: ADetailer detector files the user trusts (YOLO .pt files are pickles; see docs/adetailer.md).
+    trusted_detectors: tuple[Path, ...] = ()
+    #: Where the detector trust list lives (default: the app data folder).
+    trust_file: Path | None = None
 
 
 class DiffusersExecutor:
@@ -81,7 +85,7 @@ class DiffusersExecutor:
     def _run(
         self, name: StageName, payload: StagePayload, progress: ProgressCallback, token: CancelToken
     ) -> StageResult:
-        from .stages import img2img, txt2img, upscale
+        from .stages import adetailer, img2img, txt2img, upscale
 
         ctx = self.context
         config = payload.config
@@ -89,9 +93,8 @@ class DiffusersExecutor:
             StageName.TXT2IMG: (txt2img.run, txt2img.total_steps(config.txt2img)),
             StageName.IMG2IMG: (img2img.run, img2img.total_steps(config)),
             StageName.UPSCALE: (upscale.run, len(payload.images)),
+            StageName.ADETAILER: (adetailer.run, adetailer.total_steps(config)),
         }
-        if name not in runners:
-            raise StageError(name.value, "ADetailer is not available in this version yet; turn it off to run")
         run, total = runners[name]
         return run(ctx, payload, ctx.reporter(progress, token, total))
 
@@ -115,6 +118,8 @@ def build_catalog(settings: EngineSettings) -> ModelCatalog:
 
 
 def _build_context(settings: EngineSettings) -> EngineContext:
+    from ..core.outputs import app_data_dir
+    from .adetailer.detector import DetectorTrust
     from .context import EngineContext
     from .device import choose_device
     from .pipelines import PipelineCache
@@ -124,5 +129,8 @@ def _build_context(settings: EngineSettings) -> EngineContext:
     cache = PipelineCache(
         catalog, device, memory_mode=settings.memory_mode, compile_unet=settings.compile_unet
     )
+    trust = DetectorTrust(settings.trust_file or app_data_dir() / "trusted-detectors.json")
+    for file in settings.trusted_detectors:
+        trust.trust(file)
     log.info("engine on %s; models from %s", device.describe(), settings.models_dir)
-    return EngineContext(cache, catalog, device, settings.models_dir, settings.preview_every)
+    return EngineContext(cache, catalog, device, settings.models_dir, trust, settings.preview_every)

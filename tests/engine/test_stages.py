@@ -299,8 +299,3 @@ def test_missing_model_is_a_clear_error(executor, tmp_path: Path) -> None:
     assert (
         result.error is not None and result.error.startswith("txt2img: ") and "no-such-model" in result.error
     )
-
-
-def test_adetailer_says_it_is_not_available_yet(executor, tmp_path: Path) -> None:
-    result, _ = _run(executor, _config(adetailer={"enabled": True}), tmp_path)
-    assert result.status == "ERROR" and result.error is not None and "ADetailer" in result.error
