@@ -1,0 +1,478 @@
+"""``stablenew-qt bench``: the full chain through the runner against the same chain in plain diffusers.
+
+The chain is txt2img with the SDXL refiner and a latent hires fix (x1.5), then img2img, then a
+Lanczos x2 upscale. Each round runs it once through ``PipelineRunner(DiffusersExecutor(...))`` and
+then once as :func:`hand_written_chain` (diffusers calls only), after one untimed warm-up round.
+Both sides use the same seed, scheduler configs and A1111 step parity, so their final PNGs must be
+pixel-identical; the report says so, or gives the largest difference of a channel value.
+
+``--json`` writes :class:`BenchReport` as JSON; docs/benchmarks.md explains every number. torch
+and diffusers are imported only when the command runs, so ``stablenew-qt --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from .core.config import RunConfig
+
+if TYPE_CHECKING:
+    from .core.runner import PipelineRunner
+    from .engine.device import DeviceChoice
+    from .engine.executor import DiffusersExecutor
+    from .engine.models import ModelCatalog
+
+DEMO_BASE = "demo-tiny-sdxl"
+DEMO_REFINER = "demo-tiny-sdxl-refiner"
+STAGES = ("txt2img", "img2img", "upscale", "save")  # the runner's stages, then writing the PNG
+SIDES = ("runner", "hand")
+PROMPT = "a lighthouse on a cliff at sunset, photograph"
+NEGATIVE = "blurry, low quality"
+SEED = 1234
+TARGET_RATIO = 1.05
+_MEMORY_MEASURE = {
+    "cuda": "torch.cuda.max_memory_allocated, per side, highest round",
+    "cpu": "process peak RSS from resource.getrusage: one value for the whole process, both sides",
+}
+
+Clock = Callable[[], float]
+
+
+# -- command line ----------------------------------------------------------------------------------
+def add_bench_parser(subparsers: Any) -> None:
+    """Register ``bench`` on the CLI's subparsers (``build_parser``'s ``sub``)."""
+    bench = subparsers.add_parser(
+        "bench", help="time the full chain through the runner against the same chain in plain diffusers"
+    )
+    bench.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    bench.add_argument("--model", default=DEMO_BASE, help=f"SDXL base (default: {DEMO_BASE})")
+    bench.add_argument("--refiner", default=DEMO_REFINER, help=f"SDXL refiner (default: {DEMO_REFINER})")
+    bench.add_argument("--rounds", type=_positive, default=3, help="timed rounds after 1 warm-up (3)")
+    bench.add_argument(
+        "--size", type=_size, help="first-pass WxH (default 64x64; 1024x1024 for a real SDXL on CUDA)"
+    )
+    bench.add_argument("--steps", type=_positive, default=10, help="txt2img and img2img steps (10)")
+    bench.add_argument("--output", metavar="DIR", help="keep the images here (default: a temp folder)")
+    bench.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    bench.add_argument("--models-dir", metavar="DIR", help="A1111-style models folder (default: ./models)")
+    bench.set_defaults(func=run_bench)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT such as 1024x1024, got {text!r}")
+    return int(width), int(height)
+
+
+def run_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
+    """The ``bench`` command: run, print the table, write ``--json``. Exit code 0, or 1 when the
+    two sides' pixels differ, a warm run loaded a model, or the chain could not run.
+    ``demo_dir`` is where the demo models are built (tests pass their session folder)."""
+    from .core.paths import default_models_dir
+    from .engine.errors import ModelError
+    from .engine.executor import DiffusersExecutor, EngineSettings
+
+    models_dir = Path(args.models_dir) if args.models_dir else default_models_dir()
+    executor = DiffusersExecutor(EngineSettings(models_dir, device=args.device, demo_dir=demo_dir))
+    with ExitStack() as stack:
+        stack.enter_context(_quiet_libraries())
+        out = Path(args.output) if args.output else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        try:
+            real_on_gpu = executor.context.device.is_cuda and args.model != DEMO_BASE
+            size = args.size or ((1024, 1024) if real_on_gpu else (64, 64))
+            config = chain_config(args.model, args.refiner, size, args.steps)
+            report = benchmark(executor, config, args.rounds, out)
+        except (ModelError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+    return 0 if report.pixels_identical and report.loads["warm"] == 0 else 1
+
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """diffusers' and transformers' loading bars and notices would break up the table."""
+    # Imported here, before any timing, so "cold load" times loading rather than importing.
+    import diffusers.utils.logging as diffusers_log
+    import transformers.utils.logging as transformers_log
+    from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline  # noqa: F401
+
+    saved = [(m, m.get_verbosity(), m.is_progress_bar_enabled()) for m in (diffusers_log, transformers_log)]
+    for module, _, _ in saved:
+        module.set_verbosity_error()
+        module.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for module, verbosity, bars in saved:
+            module.set_verbosity(verbosity)
+            if bars:
+                module.enable_progress_bar()
+
+
+def chain_config(model: str, refiner: str, size: tuple[int, int], steps: int) -> RunConfig:
+    """The benchmarked chain: txt2img + refiner (switch 0.8) + hires (Latent x1.5, denoise 0.5) +
+    img2img (denoise 0.3) + upscale (Lanczos x2), with A1111's default sampler; one image."""
+    txt2img = {
+        "model": model, "width": size[0], "height": size[1], "steps": steps,
+        "sampler": "DPM++ 2M", "scheduler": "Karras",
+        "refiner_enabled": True, "refiner_model_name": refiner, "refiner_switch_at": 0.8,
+        "hires_enabled": True, "hires_upscaler_name": "Latent", "hires_upscale_factor": 1.5,
+        "hires_denoise": 0.5,
+    }  # fmt: skip
+    return RunConfig.from_dict(
+        {
+            "prompt": PROMPT,
+            "negative_prompt": NEGATIVE,
+            "seed": SEED,
+            "txt2img": txt2img,
+            "img2img": {"enabled": True, "steps": steps, "denoise": 0.3},
+            "upscale": {"enabled": True, "upscale_model": "Lanczos", "upscale_factor": 2.0},
+        }
+    )
+
+
+# -- the hand-written side -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HandPipes:
+    """The hand-written side's own pipelines, loaded once with plain diffusers calls."""
+
+    base: Any  # StableDiffusionXLPipeline
+    img2img: Any  # StableDiffusionXLImg2ImgPipeline.from_pipe(base): shares every module
+    refiner: Any  # StableDiffusionXLImg2ImgPipeline sharing text_encoder_2 and the VAE with base
+    scheduler_config: dict[str, Any]  # the base model's own scheduler config, as loaded
+
+
+def load_hand_pipes(catalog: ModelCatalog, config: RunConfig, device: DeviceChoice) -> HandPipes:
+    """Load the config's base and refiner as a diffusers user would (folder, single file, hub id)."""
+    import diffusers
+
+    t2i = config.txt2img
+    base = _hand_load(diffusers.StableDiffusionXLPipeline, catalog, t2i.model, "sdxl", device, {})
+    shared = {"text_encoder_2": base.text_encoder_2, "vae": base.vae}
+    cls = diffusers.StableDiffusionXLImg2ImgPipeline
+    refiner = _hand_load(cls, catalog, t2i.refiner_model_name or "", "sdxl-refiner", device, shared)
+    img2img = cls.from_pipe(base)
+    for pipe in (base, refiner, img2img):
+        pipe.set_progress_bar_config(disable=True)
+    return HandPipes(base, img2img, refiner, dict(base.scheduler.config))
+
+
+def _hand_load(
+    cls: Any, catalog: ModelCatalog, name: str, family: str, device: DeviceChoice, shared: dict[str, Any]
+) -> Any:
+    import diffusers.utils
+
+    path = catalog.resolve_checkpoint(name).path  # only to find the files the runner loads
+    if path is not None and path.is_file():
+        from .engine.single_file import config_folder  # the packaged configs, to load offline
+
+        folder = str(config_folder(family))
+        kwargs = {"config": folder, "torch_dtype": device.dtype, "local_files_only": True}
+        pipe = cls.from_single_file(str(path), **kwargs, **shared)
+    else:
+        # diffusers 0.42 renamed torch_dtype to dtype (the old name warns there).
+        key = "dtype" if hasattr(diffusers.utils, "_resolve_dtype") else "torch_dtype"
+        pipe = cls.from_pretrained(str(path) if path is not None else name, **{key: device.dtype}, **shared)
+    return pipe.to(device.device)
+
+
+def hand_written_chain(
+    pipes: HandPipes, config: RunConfig, out: Path, clock: Clock
+) -> tuple[dict[str, float], int]:
+    """The benchmarked chain written by hand with diffusers; returns the seconds of each block
+    (named like the runner's stages) and the number of denoising steps run. Only the A1111 sampler
+    mapping and step-parity arithmetic come from the engine, so both sides build equal schedules."""
+    import torch
+    import torch.nn.functional as F
+
+    from .engine.sampling import hires_schedule, img2img_schedule
+    from .engine.schedulers import make_scheduler
+
+    t2i, i2i = config.txt2img, config.img2img
+    prompt, negative = config.prompt, config.negative_prompt or None
+
+    def fresh_generators() -> list[torch.Generator]:  # every pass is seeded anew, as in A1111
+        return [torch.Generator("cpu").manual_seed(config.seed)]
+
+    def scheduler(sampler: str, schedule: str) -> Any:
+        return make_scheduler(pipes.scheduler_config, sampler, schedule)
+
+    seconds: dict[str, float] = {}
+    marks = [clock()]
+
+    def lap(block: str) -> None:
+        marks.append(clock())
+        seconds[block] = marks[-1] - marks[-2]
+
+    common = {"guidance_scale": t2i.cfg_scale, "negative_prompt": [negative] if negative else None}
+    # 1. txt2img first pass, kept as latents for the latent hires fix.
+    pipes.base.scheduler = scheduler(t2i.sampler, t2i.scheduler)
+    latents = pipes.base(
+        [prompt], **common, num_inference_steps=t2i.steps, width=t2i.width, height=t2i.height,
+        generator=fresh_generators(), output_type="latent",
+    ).images  # fmt: skip
+    steps = pipes.base.num_timesteps
+    # 2. hires upscale in latent space: "Latent" is bilinear, to floor(side * 1.5 / 8) * 8 pixels.
+    width, height = (int(side * t2i.hires_upscale_factor) // 8 * 8 for side in (t2i.width, t2i.height))
+    latents = F.interpolate(
+        latents, size=(height // 8, width // 8), mode="bilinear", align_corners=False, antialias=False
+    )
+    # 3. hires second pass (A1111 step parity): the base up to the refiner switch, the refiner after.
+    hires_steps, strength = hires_schedule(t2i.hires_steps or t2i.steps, t2i.hires_denoise)
+    pipes.img2img.scheduler = scheduler(t2i.sampler, t2i.scheduler)
+    latents = pipes.img2img(
+        [prompt], **common, image=latents, num_inference_steps=hires_steps, strength=strength,
+        denoising_end=t2i.refiner_switch_at, generator=fresh_generators(), output_type="latent",
+    ).images  # fmt: skip
+    pipes.refiner.scheduler = scheduler(t2i.sampler, t2i.scheduler)
+    images = pipes.refiner(
+        [prompt], **common, image=latents, num_inference_steps=hires_steps,
+        denoising_start=t2i.refiner_switch_at, generator=fresh_generators(),
+    ).images  # fmt: skip
+    steps += pipes.img2img.num_timesteps + pipes.refiner.num_timesteps
+    lap("txt2img")
+    # 4. img2img on the hires image (A1111 step parity).
+    i2i_steps, strength = img2img_schedule(i2i.steps, i2i.denoise)
+    pipes.img2img.scheduler = scheduler(i2i.sampler or t2i.sampler, i2i.scheduler or t2i.scheduler)
+    images = pipes.img2img(
+        [prompt], **{**common, "guidance_scale": i2i.cfg_scale}, image=images,
+        num_inference_steps=i2i_steps, strength=strength, generator=fresh_generators(),
+    ).images  # fmt: skip
+    steps += pipes.img2img.num_timesteps
+    lap("img2img")
+    # 5. upscale: Lanczos to floor(side * factor / 8) * 8.
+    factor, image = config.upscale.upscale_factor, images[0]
+    size = (int(image.width * factor) // 8 * 8, int(image.height * factor) // 8 * 8)
+    image = image.resize(size, Image.Resampling.LANCZOS)
+    lap("upscale")
+    # 6. save the final PNG.
+    image.save(out)
+    lap("save")
+    return seconds, steps
+
+
+# -- the runner side -------------------------------------------------------------------------------
+def _runner_round(
+    runner: PipelineRunner, config: RunConfig, clock: Clock
+) -> tuple[dict[str, float], int, Path]:
+    """One run: seconds per stage (StageFinished) plus "save" and "total", steps, final PNG."""
+    from .core import events as ev
+    from .core.executor import CancelToken
+    from .core.sequencer import StageName
+
+    events: list[object] = []
+    t0 = clock()
+    result = runner.run(config, CancelToken(), emit=events.append)
+    total = clock() - t0
+    if not result.image_paths:
+        raise RuntimeError(f"the runner's run ended {result.status.value}: {result.error}")
+    seconds = {e.stage.value: e.seconds for e in events if isinstance(e, ev.StageFinished)}
+    seconds["save"] = total - sum(seconds.values())  # infotext, PNG and manifest writes
+    seconds["total"] = total
+    sampling = (StageName.TXT2IMG, StageName.IMG2IMG)
+    steps = sum(1 for e in events if isinstance(e, ev.StepProgress) and e.stage in sampling)
+    return seconds, steps, result.image_paths[0]
+
+
+def _time_cache_loads(executor: DiffusersExecutor, config: RunConfig, clock: Clock) -> tuple[float, int]:
+    """Seconds and real loads of the PipelineCache calls the txt2img stage makes first."""
+    cache = executor.context.cache
+    before, t0 = cache.loads, clock()
+    base = cache.base(config.txt2img.model)
+    cache.refiner(config.txt2img.refiner_model_name or "", base)
+    cache.img2img(base)
+    return clock() - t0, cache.loads - before
+
+
+# -- measuring -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchReport:
+    """Everything ``bench`` measured. Seconds are medians over the timed rounds; dicts keyed
+    ``runner``/``hand`` hold one number per side (``stages`` has one such dict per stage)."""
+
+    device: str
+    memory_measure: str
+    model: str
+    refiner: str
+    size: str
+    steps: int
+    rounds: int
+    stages: dict[str, dict[str, float]]  # txt2img, img2img, upscale, save, total
+    ratio: float  # runner / hand of the total
+    unet_steps: dict[str, int]  # denoising steps per chain
+    unet_steps_per_second: dict[str, float]  # steps / (txt2img + img2img seconds)
+    peak_memory_bytes: dict[str, int]
+    load_seconds: dict[str, float]  # cold, warm (runner's PipelineCache) and hand
+    loads: dict[str, int]  # cold, warm: real loads counted by PipelineCache.loads
+    max_abs_diff: int
+    pixels_identical: bool
+
+
+@dataclass
+class _Tally:
+    seconds: dict[str, dict[str, list[float]]] = field(default_factory=lambda: {s: {} for s in SIDES})
+    peaks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
+    steps: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
+    max_diff: int = 0
+
+    def add(self, side: str, seconds: dict[str, float], steps: int, peak: int, timed: bool) -> None:
+        self.peaks[side] = max(self.peaks[side], peak)
+        self.steps[side] = steps
+        for name, value in seconds.items() if timed else ():
+            self.seconds[side].setdefault(name, []).append(value)
+
+    def medians(self) -> dict[str, dict[str, float]]:
+        names = (*STAGES, "total")
+        return {n: {side: statistics.median(self.seconds[side][n]) for side in SIDES} for n in names}
+
+
+def benchmark(executor: DiffusersExecutor, config: RunConfig, rounds: int, out: Path) -> BenchReport:
+    """Load both sides, then one warm-up and ``rounds`` timed rounds (the runner, then by hand)."""
+    from .core.outputs import OutputSettings
+    from .core.runner import PipelineRunner
+
+    device, cache = executor.context.device, executor.context.cache
+    clock = _clock(device)
+    cold_seconds, cold_loads = _time_cache_loads(executor, config, clock)
+    loads_after_cold, t0 = cache.loads, clock()
+    pipes = load_hand_pipes(executor.context.catalog, config, device)
+    hand_load = clock() - t0
+    runner = PipelineRunner(executor, OutputSettings(out / "runner"))
+    (out / "hand").mkdir(parents=True, exist_ok=True)
+    tally = _Tally()
+    _peak(device)  # starts the CUDA count afresh
+    for index in range(rounds + 1):  # round 0 warms up and is not timed
+        seconds, steps, runner_png = _runner_round(runner, config, clock)
+        tally.add("runner", seconds, steps, _peak(device), timed=index > 0)
+        hand_png = out / "hand" / f"round-{index}.png"
+        laps, steps = hand_written_chain(pipes, config, hand_png, clock)
+        tally.add("hand", {**laps, "total": sum(laps.values())}, steps, _peak(device), timed=index > 0)
+        tally.max_diff = max(tally.max_diff, _max_abs_diff(runner_png, hand_png))
+    warm_seconds, _ = _time_cache_loads(executor, config, clock)
+    load_seconds = {"cold": cold_seconds, "warm": warm_seconds, "hand": hand_load}
+    loads = {"cold": cold_loads, "warm": cache.loads - loads_after_cold}  # warm-up, rounds, warm call
+    return _report(tally, device, config, rounds, load_seconds, loads)
+
+
+def _report(
+    tally: _Tally,
+    device: DeviceChoice,
+    config: RunConfig,
+    rounds: int,
+    load_seconds: dict[str, float],
+    loads: dict[str, int],
+) -> BenchReport:
+    stages, t2i = tally.medians(), config.txt2img
+    sampling = {side: stages["txt2img"][side] + stages["img2img"][side] for side in SIDES}
+    return BenchReport(
+        device=device.describe(),
+        memory_measure=_MEMORY_MEASURE["cuda" if device.is_cuda else "cpu"],
+        model=t2i.model,
+        refiner=t2i.refiner_model_name or "",
+        size=f"{t2i.width}x{t2i.height}",
+        steps=t2i.steps,
+        rounds=rounds,
+        stages=stages,
+        ratio=stages["total"]["runner"] / stages["total"]["hand"],
+        unet_steps=tally.steps,
+        unet_steps_per_second={side: tally.steps[side] / sampling[side] for side in SIDES},
+        # On the CPU the peak RSS only grows: report the whole process's, as both sides share it.
+        peak_memory_bytes=tally.peaks if device.is_cuda else dict.fromkeys(SIDES, max(tally.peaks.values())),
+        load_seconds=load_seconds,
+        loads=loads,
+        max_abs_diff=tally.max_diff,
+        pixels_identical=tally.max_diff == 0,
+    )
+
+
+def _clock(device: DeviceChoice) -> Clock:
+    """perf_counter, after waiting for queued GPU work so a block's time includes its kernels."""
+    if not device.is_cuda:
+        return time.perf_counter
+    import torch
+
+    def synchronized() -> float:
+        torch.cuda.synchronize(device.device)
+        return time.perf_counter()
+
+    return synchronized
+
+
+def _peak(device: DeviceChoice) -> int:
+    """CUDA: the peak bytes torch allocated since the previous call (which reset it).
+    CPU: the process's peak RSS, which only grows."""
+    if device.is_cuda:
+        import torch
+
+        peak = int(torch.cuda.max_memory_allocated(device.device))
+        torch.cuda.reset_peak_memory_stats(device.device)
+        return peak
+    try:
+        import resource
+    except ImportError:  # Windows has no getrusage
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux counts KiB
+
+
+def _max_abs_diff(a: Path, b: Path) -> int:
+    import numpy as np
+
+    with Image.open(a) as first, Image.open(b) as second:
+        x, y = np.asarray(first.convert("RGB"), np.int16), np.asarray(second.convert("RGB"), np.int16)
+    if x.shape != y.shape:
+        raise RuntimeError(f"the final images differ in size: {x.shape} (runner) and {y.shape} (hand)")
+    return int(np.abs(x - y).max())
+
+
+# -- the table -------------------------------------------------------------------------------------
+def format_report(report: BenchReport) -> str:
+    """The table ``bench`` prints."""
+    r, sps, steps = report, report.unet_steps_per_second, report.unet_steps
+    mib = {side: value / 2**20 for side, value in r.peak_memory_bytes.items()}
+    labels = {"txt2img": "txt2img (+refiner,hires)", "save": "save (PNG)"}
+    lines = [
+        f"bench: {r.model} + {r.refiner}, {r.size}, {r.steps} steps, {r.device}, "
+        f"{r.rounds} round(s) after 1 warm-up",
+        "chain: txt2img -> hires (Latent x1.5; base, then refiner) -> img2img -> upscale (Lanczos x2)",
+        "",
+        f"{'median seconds':<25}{'runner':>10}{'hand':>10}{'runner/hand':>13}",
+    ]
+    for name in (*STAGES, "total"):
+        runner, hand = r.stages[name]["runner"], r.stages[name]["hand"]
+        lines.append(f"{labels.get(name, name):<25}{runner:>10.4f}{hand:>10.4f}{runner / hand:>13.3f}")
+    lines += [
+        "",
+        f"UNet steps/s     runner {sps['runner']:.2f}, hand {sps['hand']:.2f} "
+        f"({steps['runner']} and {steps['hand']} steps per chain)",
+        f"peak memory      runner {mib['runner']:.0f} MiB, hand {mib['hand']:.0f} MiB ({r.memory_measure})",
+        f"model load       cold {r.load_seconds['cold']:.3f} s ({r.loads['cold']} loads), warm "
+        f"{r.load_seconds['warm']:.6f} s ({r.loads['warm']} loads); by hand {r.load_seconds['hand']:.3f} s",
+        f"final pixels     {'identical' if r.pixels_identical else 'DIFFERENT'} "
+        f"(max abs difference {r.max_abs_diff})",
+        f"ratio            {r.ratio:.3f} runner/hand ("
+        f"{'within' if r.ratio <= TARGET_RATIO else 'ABOVE'} the {TARGET_RATIO} target)",
+    ]
+    return "\n".join(lines)

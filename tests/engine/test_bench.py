@@ -1,0 +1,89 @@
+"""``stablenew-qt bench`` on the tiny demo models: it runs, reports every number, and the runner's
+final image equals the hand-written diffusers chain's. Numbers only: no speed is asserted here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stablenew_qt.bench import run_bench
+from stablenew_qt.cli import build_parser
+
+SIDES = {"runner", "hand"}
+STAGES = {"txt2img", "img2img", "upscale", "save", "total"}
+KEYS = {
+    "device",
+    "memory_measure",
+    "model",
+    "refiner",
+    "size",
+    "steps",
+    "rounds",
+    "stages",
+    "ratio",
+    "unet_steps",
+    "unet_steps_per_second",
+    "peak_memory_bytes",
+    "load_seconds",
+    "loads",
+    "max_abs_diff",
+    "pixels_identical",
+}
+
+
+def test_bench_one_round_on_the_demo_models(
+    demo_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo_root = next(iter(demo_models.values())).parent
+    report_file = tmp_path / "bench.json"
+    args = build_parser().parse_args(
+        [
+            "bench",
+            "--device", "cpu",
+            "--rounds", "1",
+            "--size", "64x64",
+            "--steps", "4",
+            "--json", str(report_file),
+            "--output", str(tmp_path / "out"),
+            "--models-dir", str(tmp_path / "models"),
+        ]
+    )  # fmt: skip
+
+    assert run_bench(args, demo_dir=demo_root) == 0
+
+    data = json.loads(report_file.read_text(encoding="utf-8"))
+    assert set(data) == KEYS
+    assert (data["model"], data["refiner"]) == ("demo-tiny-sdxl", "demo-tiny-sdxl-refiner")
+    assert (data["size"], data["steps"], data["rounds"]) == ("64x64", 4, 1)
+    assert set(data["stages"]) == STAGES
+    for stage, sides in data["stages"].items():
+        assert set(sides) == SIDES and all(seconds > 0 for seconds in sides.values()), stage
+    assert data["ratio"] > 0
+    assert data["unet_steps"]["runner"] == data["unet_steps"]["hand"] > 0, "both sides run the same steps"
+    for key in ("unet_steps_per_second", "peak_memory_bytes"):
+        assert set(data[key]) == SIDES and all(value > 0 for value in data[key].values()), key
+    assert data["load_seconds"]["cold"] > 0 and data["load_seconds"]["hand"] > 0
+    assert data["load_seconds"]["warm"] >= 0
+    assert data["loads"] == {"cold": 2, "warm": 0}, "base and refiner load once; warm runs load nothing"
+    assert data["max_abs_diff"] == 0 and data["pixels_identical"] is True
+    assert "CPU" in data["device"] and "RSS" in data["memory_measure"]
+
+    table = capsys.readouterr().out
+    assert "median seconds" in table and "identical (max abs difference 0)" in table
+    assert len(list((tmp_path / "out" / "hand").glob("round-*.png"))) == 2, "warm-up and one timed round"
+    assert len(list((tmp_path / "out" / "runner").rglob("*.png"))) == 2
+
+
+@pytest.mark.parametrize("size", ["1024", "64x", "ax64", "64*64"])
+def test_bench_size_must_be_width_x_height(size: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--size", size])
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_bench_rounds_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--rounds", "0"])
+    assert "at least 1" in capsys.readouterr().err
