@@ -185,3 +185,24 @@ def test_untrusted_detector_is_refused_and_nothing_written(
 def test_missing_detector_is_a_clear_error(engine: DiffusersExecutor, faces_image: Image.Image) -> None:
     with pytest.raises(StageError, match=r"adetailer: .*hand_yolov8n\.pt"):
         _adetailer(engine, _config([{**FACE_UNIT, "adetailer_model": "hand_yolov8n.pt"}]), faces_image)
+
+
+def test_cancel_inside_an_inpaint_stops_within_one_step(
+    engine: DiffusersExecutor, faces_image: Image.Image
+) -> None:
+    from stablenew_qt.core.errors import CancelRequested
+
+    config = _config([FACE_UNIT])
+    token = CancelToken()
+    seen: list[int] = []
+
+    def progress(step: int, total: int, preview: object = None, label: str = "") -> None:
+        seen.append(step)
+        if step == 2:
+            token.cancel()
+
+    stage = StageExecution(StageName.ADETAILER, 1, config.adetailer)
+    payload = StagePayload(config, config.prompt, config.negative_prompt, (config.seed,), (faces_image,))
+    with pytest.raises(CancelRequested):
+        engine.generate_images(stage, payload, progress, token)
+    assert seen == [1, 2], "no step is reported after the cancel"

@@ -299,3 +299,17 @@ def test_missing_model_is_a_clear_error(executor, tmp_path: Path) -> None:
     assert (
         result.error is not None and result.error.startswith("txt2img: ") and "no-such-model" in result.error
     )
+
+
+def test_scheduler_does_not_drift_between_jobs(executor, tmp_path: Path, demo_models) -> None:
+    """Each job builds its scheduler from the model's own config, whatever the last job used."""
+    ddim = _config(txt2img={"sampler": "DDIM", "scheduler": "Automatic"})
+    fresh = DiffusersExecutor(
+        EngineSettings(
+            models_dir=tmp_path / "m", device="cpu", demo_dir=next(iter(demo_models.values())).parent
+        )
+    )
+    expected, _ = _run(fresh, ddim, tmp_path)
+    _run(executor, _config(txt2img={"sampler": "DPM++ 2M", "scheduler": "Karras"}), tmp_path)
+    after, _ = _run(executor, ddim, tmp_path)
+    assert np.array_equal(_pixels(after)[0], _pixels(expected)[0])

@@ -209,7 +209,7 @@ def _inpaint(
     unit = job.unit
     loaded = ctx.cache.base(job.model, job.vae)
     pipe = ctx.cache.inpaint(loaded)
-    pipe.scheduler = make_scheduler(loaded.pipe.scheduler.config, job.sampler, job.schedule)
+    pipe.scheduler = make_scheduler(loaded.scheduler_config, job.sampler, job.schedule)
     reporter.make_preview = ctx.previewer(loaded.family.value)
     width, height = job.size
     if not unit.adetailer_use_inpaint_width_height:

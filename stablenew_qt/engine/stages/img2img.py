@@ -35,7 +35,7 @@ def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> St
     reporter.make_preview = ctx.previewer(loaded.family.value)
     # 2. scheduler
     pipe.scheduler = make_scheduler(
-        loaded.pipe.scheduler.config, i2i.sampler or t2i.sampler, i2i.scheduler or t2i.scheduler
+        loaded.scheduler_config, i2i.sampler or t2i.sampler, i2i.scheduler or t2i.scheduler
     )
     # 3. sample
     steps, strength = img2img_schedule(i2i.steps, i2i.denoise)

@@ -57,9 +57,9 @@ def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> St
     models = _load_models(ctx, cfg)
     base = models.base
     reporter.make_preview = ctx.previewer(base.family.value)
-    # 2. scheduler (a fresh object per call: pipelines made with from_pipe share the base's)
-    scheduler_config = base.pipe.scheduler.config
-    base.pipe.scheduler = make_scheduler(scheduler_config, cfg.sampler, cfg.scheduler)
+    # 2. scheduler: a fresh object per call, from the model's own config (pipelines made with
+    #    from_pipe share the base's scheduler object, and the last job replaced it)
+    base.pipe.scheduler = make_scheduler(base.scheduler_config, cfg.sampler, cfg.scheduler)
     common = _common_args(payload, cfg)
     # 3./4. first pass, with the refiner hand-off when there is no hires pass
     if models.refiner is not None and not cfg.hires_enabled:
@@ -123,7 +123,7 @@ def _base_then_refiner(
     """SDXL ensemble of experts: base to ``denoising_end``, refiner from ``denoising_start``."""
     assert models.refiner is not None
     refiner = models.refiner.pipe
-    refiner.scheduler = make_scheduler(models.base.pipe.scheduler.config, cfg.sampler, cfg.scheduler)
+    refiner.scheduler = make_scheduler(models.base.scheduler_config, cfg.sampler, cfg.scheduler)
     latents = models.base.pipe(
         **common,
         num_inference_steps=cfg.steps,
@@ -177,7 +177,7 @@ def _hires(
         return _decode_unchanged(base, init)
     steps, strength = hires_schedule(cfg.hires_steps or cfg.steps, cfg.hires_denoise)
     img2img = ctx.cache.img2img(base)
-    img2img.scheduler = make_scheduler(base.pipe.scheduler.config, cfg.sampler, cfg.scheduler)
+    img2img.scheduler = make_scheduler(base.scheduler_config, cfg.sampler, cfg.scheduler)
     ctx.tile_vae_for(img2img, target_w, target_h)
     args = {**common, "generator": generators_like(common), "num_images_per_prompt": 1}
     args["prompt"] = [common["prompt"]] * len(args["generator"])
@@ -189,7 +189,7 @@ def _hires(
         return list(_hires_pass(img2img, args, init, steps, strength, None, "pil", reporter).images)
     # Refiner in the hires pass ("second pass", A1111's default).
     switch = cfg.refiner_switch_at
-    refiner.pipe.scheduler = make_scheduler(base.pipe.scheduler.config, cfg.sampler, cfg.scheduler)
+    refiner.pipe.scheduler = make_scheduler(base.scheduler_config, cfg.sampler, cfg.scheduler)
     ctx.tile_vae_for(refiner.pipe, target_w, target_h)
     refiner_args = {**_refiner_args(args), "generator": generators_like(common)}
     if cfg.hires_denoise <= 1 - switch:
