@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from .core.config import RunConfig
+from .core.errors import ConfigError
 
 if TYPE_CHECKING:
     from .core.runner import PipelineRunner
@@ -101,7 +102,9 @@ def run_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
             size = args.size or ((1024, 1024) if real_on_gpu else (64, 64))
             config = chain_config(args.model, args.refiner, size, args.steps)
             report = benchmark(executor, config, args.rounds, out)
-        except (ModelError, RuntimeError) as exc:
+        except ConfigError:
+            raise  # the CLI prints it and exits 2
+        except (ModelError, RuntimeError, ValueError) as exc:  # ValueError: --device cuda without CUDA
             print(f"error: {exc}", file=sys.stderr)
             return 1
     print(format_report(report))
@@ -203,10 +206,11 @@ def hand_written_chain(
 ) -> tuple[dict[str, float], int]:
     """The benchmarked chain written by hand with diffusers; returns the seconds of each block
     (named like the runner's stages) and the number of denoising steps run. Only the A1111 sampler
-    mapping and step-parity arithmetic come from the engine, so both sides build equal schedules."""
+    mapping, the step-parity arithmetic and the VAE tiling threshold come from the engine."""
     import torch
     import torch.nn.functional as F
 
+    from .engine.context import VAE_TILING_PIXELS
     from .engine.sampling import hires_schedule, img2img_schedule
     from .engine.schedulers import make_scheduler
 
@@ -240,6 +244,10 @@ def hand_written_chain(
         latents, size=(height // 8, width // 8), mode="bilinear", align_corners=False, antialias=False
     )
     # 3. hires second pass (A1111 step parity): the base up to the refiner switch, the refiner after.
+    if width * height > VAE_TILING_PIXELS:  # the app tiles the VAE for big images (one VAE for all)
+        pipes.base.vae.enable_tiling()
+    else:
+        pipes.base.vae.disable_tiling()
     hires_steps, strength = hires_schedule(t2i.hires_steps or t2i.steps, t2i.hires_denoise)
     pipes.img2img.scheduler = scheduler(t2i.sampler, t2i.scheduler)
     latents = pipes.img2img(

@@ -87,3 +87,15 @@ def test_bench_rounds_must_be_positive(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--rounds", "0"])
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_bench_with_an_unknown_model_is_a_one_line_error(
+    demo_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo_root = next(iter(demo_models.values())).parent
+    args = build_parser().parse_args(
+        ["bench", "--device", "cpu", "--model", "no-such-model", "--models-dir", str(tmp_path)]
+    )
+    assert run_bench(args, demo_dir=demo_root) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint 'no-such-model' not found") and "Traceback" not in err
