@@ -3,9 +3,9 @@
 ``Upscaler.upscale(image, scale)`` always returns ``floor(side * scale / 8) * 8`` per side (at least
 8; spec §2.3 step 3b and §4). A model upscaler applies its model up to three times until the image
 covers that size, stops early if a pass does not grow the image, then LANCZOS-resizes to it, as
-A1111's ``modules/upscaler.py`` does. Model inference is tiled (A1111 ``ESRGAN_tile`` 192 px with
-``ESRGAN_tile_overlap`` 8 px; tile 0 = whole image) and the overlaps are feathered so tiles leave no
-seams.
+A1111's ``modules/upscaler.py`` does. Model inference is tiled by ``tiling.run_tiled`` (A1111
+``ESRGAN_tile`` 192 px with ``ESRGAN_tile_overlap`` 8 px; tile 0 = whole image), whose feathered
+overlaps leave no seams.
 
 Weights are read without trusting pickle: ``.pth``/``.pt``/``.ckpt`` through
 ``torch.load(weights_only=True)``, ``.safetensors`` through safetensors. spandrel 0.4's own
@@ -30,6 +30,7 @@ from PIL import Image
 
 from ..core.samplers import BUILTIN_PIXEL_UPSCALERS
 from ..core.sizes import upscaled_size
+from .tiling import run_tiled
 
 if TYPE_CHECKING:
     import torch
@@ -43,7 +44,6 @@ MODEL_SUFFIXES: tuple[str, ...] = (".safetensors", ".pth", ".pt")
 DEFAULT_TILE = 192
 DEFAULT_OVERLAP = 8
 MAX_PASSES = 3  # A1111 applies the model at most three times per upscale
-_FEATHER_FLOOR = 1e-4  # keeps every tile weight positive so the blend never divides by zero
 
 
 class UpscalerError(ValueError):
@@ -203,74 +203,22 @@ class SpandrelUpscaler:
                 check_cancel()
                 y = descriptor(x).float().cpu()
             else:
-                y = self._run_tiled(x, check_cancel)
+                y = run_tiled(
+                    x,
+                    descriptor,
+                    tile=self._tile,
+                    overlap=self._overlap,
+                    scale=self.scale,
+                    out_channels=descriptor.output_channels,
+                    check_cancel=check_cancel,
+                )
         return _tensor_to_image(y)
-
-    def _run_tiled(self, x: torch.Tensor, check_cancel: Callable[[], None]) -> torch.Tensor:
-        """Run the model tile by tile and blend the tiles with feathered weights.
-
-        Results accumulate on the CPU so the device only ever holds one tile and its output.
-        """
-        import torch
-
-        s = self.scale
-        _, _, height, width = x.shape
-        out_channels = self._descriptor.output_channels
-        out = torch.zeros((1, out_channels, height * s, width * s), dtype=torch.float32)
-        total = torch.zeros((1, 1, height * s, width * s), dtype=torch.float32)
-        for top, weight_y in _axis_tiles(height, self._tile, self._overlap, s):
-            for left, weight_x in _axis_tiles(width, self._tile, self._overlap, s):
-                check_cancel()
-                th, tw = len(weight_y) // s, len(weight_x) // s
-                patch = self._descriptor(x[..., top : top + th, left : left + tw]).float().cpu()
-                weight = weight_y[:, None] * weight_x[None, :]
-                region = (..., slice(top * s, (top + th) * s), slice(left * s, (left + tw) * s))
-                out[region] += patch * weight
-                total[region] += weight
-        return out / total
 
 
 def _tiling_is_internal(descriptor: Any) -> bool:
     from spandrel import ModelTiling
 
     return bool(descriptor.tiling == ModelTiling.INTERNAL)
-
-
-def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins along one axis, spread evenly so each neighbour overlap is at least ``overlap``."""
-    if size <= tile:
-        return [0]
-    count = math.ceil((size - overlap) / (tile - overlap))
-    span = size - tile
-    return [i * span // (count - 1) for i in range(count)]
-
-
-def _axis_tiles(size: int, tile: int, overlap: int, scale: int) -> list[tuple[int, torch.Tensor]]:
-    """(start in input px, blend weight per output px) for each tile along one axis.
-
-    Inside each overlap with a neighbour the weight is ~0 over the outer quarter (the pixels with the
-    least context), rises linearly over the middle half and is 1 beyond; a tile's and its
-    neighbour's weights sum to 1 across the overlap, so the blend is continuous.
-    """
-    import torch
-
-    starts = _tile_starts(size, tile, overlap)
-    length = min(tile, size)
-    centres = torch.arange(length * scale, dtype=torch.float32) + 0.5
-    tiles = []
-    for i, start in enumerate(starts):
-        weight = torch.ones(length * scale)
-        if i > 0:
-            weight = torch.minimum(weight, _feather(centres, (starts[i - 1] + length - start) * scale))
-        if i < len(starts) - 1:
-            right_overlap = (start + length - starts[i + 1]) * scale
-            weight = torch.minimum(weight, _feather(length * scale - centres, right_overlap))
-        tiles.append((start, weight))
-    return tiles
-
-
-def _feather(distance: torch.Tensor, overlap: int) -> torch.Tensor:
-    return ((distance - overlap / 4) / (overlap / 2)).clamp(_FEATHER_FLOOR, 1.0)
 
 
 def _image_to_tensor(image: Image.Image, channels: int, device: Any, dtype: Any) -> torch.Tensor:

@@ -32,15 +32,14 @@ import pytest
 from PIL import Image
 
 from stablenew_qt.engine.adetailer.detector import (
-    ALLOWED_GLOBALS,
     Detector,
     DetectorCache,
     DetectorTrust,
     UntrustedModelError,
     configure_ultralytics,
     load_detector,
-    scan_checkpoint,
 )
+from stablenew_qt.engine.adetailer.pickle_scan import ALLOWED_GLOBALS, scan_checkpoint
 from stablenew_qt.engine.errors import ModelError
 
 FACE_MODEL = Path(__file__).parents[1] / "data" / "face_tiny.pt"
