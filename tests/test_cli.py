@@ -99,7 +99,7 @@ def test_module_entry_point_help_works() -> None:
     assert "CONFIG.json" in out.stdout
 
 
-def test_no_command_starts_the_app_entry(capsys) -> None:
-    assert main([]) == 0
-    captured = capsys.readouterr()
-    assert "plan" in captured.out and "info" in captured.out
+def test_no_command_starts_the_desktop_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr("stablenew_qt.app.main", lambda argv: calls.append(list(argv)) or 0)
+    assert main([]) == 0 and calls == [[]]

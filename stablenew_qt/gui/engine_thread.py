@@ -1,0 +1,133 @@
+"""EngineThread: one long-lived QThread that owns the AppController and the executor.
+
+All engine work (and so every torch import) happens on that thread. The GUI talks to it through
+queued signals (:meth:`EngineThread.submit`, :meth:`EngineThread.set_executor`, ...) and hears back
+through the :class:`~stablenew_qt.gui.bridge.EventBridge`; it never waits on the engine, except in
+:meth:`EngineThread.shutdown`, which first cancels the run so the wait is at most one step long.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.config import RunConfig
+from ..core.controller import AppController, RunInProgress
+from ..core.errors import ConfigError
+from ..core.executor import Executor
+from ..core.lifecycle import LifecycleState
+from ..core.outputs import OutputSettings
+from ..core.runner import PipelineRunner
+from .bridge import EventBridge
+
+log = logging.getLogger(__name__)
+
+#: How long closing the window waits for a cancelled run to stop before giving up (ms).
+SHUTDOWN_WAIT_MS = 30_000
+
+
+class EngineWorker(QObject):
+    """Lives on the engine thread; its slots run there. Never touches a widget."""
+
+    #: A submitted config was refused before it started (message for the user).
+    submitRejected = Signal(str)
+
+    def __init__(self, controller: AppController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.closing = threading.Event()
+
+    @Slot(object)
+    def _on_submit_requested(self, config: RunConfig) -> None:
+        if self.closing.is_set():
+            return
+        try:
+            self.controller.run_pipeline(config)
+        except ConfigError as exc:
+            if self.controller.state is not LifecycleState.ERROR:  # else RunFailed was emitted
+                self.submitRejected.emit(str(exc))
+        except RunInProgress as exc:
+            self.submitRejected.emit(str(exc))
+        except Exception:
+            log.exception("the run failed outside the runner")
+
+    @Slot()
+    def _on_recover_requested(self) -> None:
+        self.controller.recover()
+
+    @Slot(object)
+    def _on_executor_replaced(self, executor: Executor) -> None:
+        self.controller.runner.executor = executor
+
+    @Slot(object)
+    def _on_output_dir_changed(self, folder: Path) -> None:
+        self.controller.runner.output = OutputSettings(folder)
+
+
+class EngineThread(QObject):
+    """Owns the QThread, the worker and the controller; the GUI's only handle on the engine."""
+
+    _submitRequested = Signal(object)
+    _executorReplaced = Signal(object)
+    _recoverRequested = Signal()
+    _outputDirChanged = Signal(object)
+
+    def __init__(
+        self, executor: Executor, output_dir: Path, bridge: EventBridge, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.controller = AppController(PipelineRunner(executor, OutputSettings(output_dir)))
+        self.controller.subscribe(bridge.post)
+        self.worker = EngineWorker(self.controller)
+        self.qthread = QThread(self)
+        self.qthread.setObjectName("engine")
+        self.worker.moveToThread(self.qthread)
+        self.qthread.finished.connect(self.worker.deleteLater)
+        self._submitRequested.connect(self.worker._on_submit_requested)
+        self._executorReplaced.connect(self.worker._on_executor_replaced)
+        self._recoverRequested.connect(self.worker._on_recover_requested)
+        self._outputDirChanged.connect(self.worker._on_output_dir_changed)
+        self.qthread.start()
+
+    @property
+    def state(self) -> LifecycleState:
+        return self.controller.state
+
+    def submit(self, config: RunConfig) -> None:
+        """Queue a run on the engine thread; progress arrives through the bridge."""
+        self._submitRequested.emit(config)
+
+    def cancel(self) -> bool:
+        """Ask the running run to stop at its next step (``AppController.cancel`` is thread-safe,
+        and the worker is busy inside the run, so this cannot be a queued call)."""
+        return self.controller.cancel()
+
+    def recover(self) -> None:
+        """Return a finished run's state (COMPLETED, ERROR, CANCELLED) to IDLE, on the engine thread."""
+        self._recoverRequested.emit()
+
+    def set_executor(self, executor: Executor) -> None:
+        """Use ``executor`` from the next run on (after a models folder or memory mode change)."""
+        self._executorReplaced.emit(executor)
+
+    def set_output_dir(self, folder: Path) -> None:
+        self._outputDirChanged.emit(folder)
+
+    def shutdown(self) -> None:
+        """Cancel any run, stop the thread and wait for it. Safe to call twice."""
+        if not self.qthread.isRunning():
+            return
+        self.worker.closing.set()
+        self.controller.cancel()
+        self.qthread.quit()
+        deadline = time.monotonic() + SHUTDOWN_WAIT_MS / 1000
+        # Cancel again on every turn: a run that was just starting may not have had a token yet.
+        while not self.qthread.wait(20):
+            self.controller.cancel()
+            if time.monotonic() > deadline:
+                log.error("the engine thread did not stop within %d s", SHUTDOWN_WAIT_MS // 1000)
+                return

@@ -1,0 +1,146 @@
+"""Binder: makes knob widgets that write straight into the ConfigModel and re-read it on replace.
+
+Each factory method creates one widget for one dotted config path, sets its tooltip (what it does
+and its A1111 name) and connects its edit signal to ``ConfigModel.set``. :meth:`Binder.refresh`
+puts every bound widget back in step with the model, with signals blocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QWidget,
+)
+from superqt.utils import signals_blocked
+
+from .config_model import ConfigModel
+
+
+def tip(what: str, a1111: str) -> str:
+    """A knob's tooltip: what it does, then the name A1111 uses for it."""
+    return f"{what}\nA1111: {a1111}"
+
+
+class Binder:
+    """Creates widgets bound to paths of one ConfigModel."""
+
+    def __init__(self, model: ConfigModel) -> None:
+        self.model = model
+        self._refreshers: list[Callable[[], None]] = []
+        self.widgets: dict[str, QWidget] = {}
+
+    def _bind(self, path: str, widget: QWidget, tooltip: str, show: Callable[[Any], None]) -> None:
+        widget.setToolTip(tooltip)
+        widget.setObjectName(path)
+        self.widgets[path] = widget
+
+        def refresh() -> None:
+            with signals_blocked(widget):
+                show(self.model.get(path))
+
+        self._refreshers.append(refresh)
+        refresh()
+
+    def refresh(self) -> None:
+        """Show the model's current values in every bound widget."""
+        for refresh in self._refreshers:
+            refresh()
+
+    def spin(self, path: str, lo: int, hi: int, tooltip: str, step: int = 1) -> QSpinBox:
+        box = QSpinBox()
+        box.setRange(lo, hi)
+        box.setSingleStep(step)
+        box.setKeyboardTracking(True)
+        self._bind(path, box, tooltip, lambda v: box.setValue(int(v)))
+        box.valueChanged.connect(lambda v: self.model.set(path, int(v)))
+        return box
+
+    def dspin(self, path: str, lo: float, hi: float, tooltip: str, step: float = 0.05) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(lo, hi)
+        box.setSingleStep(step)
+        box.setDecimals(2)
+        self._bind(path, box, tooltip, lambda v: box.setValue(float(v)))
+        box.valueChanged.connect(lambda v: self.model.set(path, round(float(v), 4)))
+        return box
+
+    def check(self, path: str, text: str, tooltip: str) -> QCheckBox:
+        box = QCheckBox(text)
+        self._bind(path, box, tooltip, lambda v: box.setChecked(bool(v)))
+        box.toggled.connect(lambda v: self.model.set(path, bool(v)))
+        return box
+
+    def combo(
+        self,
+        path: str,
+        items: Sequence[str],
+        tooltip: str,
+        *,
+        editable: bool = False,
+        none_text: str | None = None,
+    ) -> QComboBox:
+        """A choice of ``items``. With ``none_text`` the first entry stands for ``None``."""
+        box = QComboBox()
+        box.setEditable(editable)
+        if none_text is not None:
+            box.addItem(none_text)
+        box.addItems(list(items))
+
+        def show(value: Any) -> None:
+            text = none_text if value is None and none_text is not None else str(value)
+            index = box.findText(text)
+            if index < 0 and text:
+                box.addItem(text)
+                index = box.count() - 1
+            box.setCurrentIndex(index)
+
+        def write(text: str) -> None:
+            self.model.set(path, None if none_text is not None and text == none_text else text)
+
+        self._bind(path, box, tooltip, show)
+        box.currentTextChanged.connect(write)
+        return box
+
+    def line(self, path: str, tooltip: str, *, empty_is_none: bool = False) -> QLineEdit:
+        edit = QLineEdit()
+        self._bind(path, edit, tooltip, lambda v: edit.setText("" if v is None else str(v)))
+        edit.textChanged.connect(lambda t: self.model.set(path, None if empty_is_none and not t else t))
+        return edit
+
+    def text(self, path: str, tooltip: str, *, empty_is_none: bool = False) -> QPlainTextEdit:
+        edit = QPlainTextEdit()
+        edit.setTabChangesFocus(True)
+
+        def show(value: Any) -> None:
+            if edit.toPlainText() != (value or ""):
+                edit.setPlainText("" if value is None else str(value))
+
+        def write() -> None:
+            value = edit.toPlainText()
+            self.model.set(path, None if empty_is_none and not value else value)
+
+        self._bind(path, edit, tooltip, show)
+        edit.textChanged.connect(write)
+        return edit
+
+
+def set_items(box: QComboBox, items: Sequence[str], *, keep_first: int = 0) -> None:
+    """Replace a combo's choices (after a model refresh), keeping its current text."""
+    current = box.currentText()
+    with signals_blocked(box):
+        while box.count() > keep_first:
+            box.removeItem(keep_first)
+        box.addItems(list(items))
+        index = box.findText(current)
+        if index < 0:
+            box.addItem(current)
+            index = box.count() - 1
+        box.setCurrentIndex(index)

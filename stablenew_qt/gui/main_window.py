@@ -1,0 +1,291 @@
+"""MainWindow: prompt, stage cards, run controls, progress, results, log, status bar.
+
+The window owns one ConfigModel (what the widgets edit), one EventBridge (core events as signals)
+and one EngineThread (the QThread that owns the AppController and the executor). It never waits
+on the engine, except when closing, after cancelling the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.config import RunConfig
+from ..core.errors import ConfigError
+from ..core.events import LifecycleChanged, RunCompleted, RunFailed, RunStarted
+from ..core.infotext import config_from_image
+from ..core.lifecycle import TERMINAL_STATES, LifecycleState
+from .adetailer_card import ADetailerCard
+from .bridge import EventBridge
+from .config_model import ConfigModel, section_of
+from .engine_thread import EngineThread
+from .log_panel import LogPanel
+from .menus import ModelsMenu
+from .progress_panel import ProgressPanel
+from .prompt_panel import InputImagePanel, PromptPanel
+from .results_panel import ResultsPanel
+from .services import AppServices
+from .settings import AppSettings
+from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
+
+log = logging.getLogger(__name__)
+
+#: How long a finished run's state (COMPLETED, ERROR, CANCELLED) shows before returning to IDLE.
+RECOVER_DELAY_MS = 1500
+
+
+class MainWindow(QMainWindow):
+    """The StableNew Qt main window. ``services`` supplies the engine; ``settings`` persists state."""
+
+    #: The status bar's config-error text changed ("" when the config is valid).
+    configErrorChanged = Signal(str)
+
+    def __init__(self, services: AppServices, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("StableNew Qt")
+        self.setAcceptDrops(True)
+        self.services = services
+        self.settings = AppSettings(settings, services)
+        self.model = ConfigModel(self.settings.last_config(), self)
+        self.bridge = EventBridge(self)
+        self.engine = EngineThread(
+            services.make_executor(self.settings.models_dir, self.settings.memory_mode),
+            self.settings.output_dir,
+            self.bridge,
+            self,
+        )
+        self.choices = services.list_models(self.settings.models_dir)
+        if not self.model.get("txt2img.model") and self.choices.checkpoints:
+            self.model.set("txt2img.model", self.choices.checkpoints[0])
+        self._busy = False
+        self._closed = False
+        self._build_widgets()
+        self._build_controls()
+        self.models_menu = ModelsMenu(self)
+        self.menuBar().addMenu(self.models_menu)
+        self.recover_timer = QTimer(self)
+        self.recover_timer.setSingleShot(True)
+        self.recover_timer.setInterval(RECOVER_DELAY_MS)
+        self.recover_timer.timeout.connect(self._on_recover_timer_timeout)
+        self.model.validityChanged.connect(self._on_validity_changed)
+        self.bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
+        self.bridge.runStarted.connect(self._on_run_started)
+        self.bridge.runCompleted.connect(self._on_run_completed)
+        self.bridge.runFailed.connect(self._on_run_failed)
+        self.engine.worker.submitRejected.connect(self._on_submit_rejected)
+        self._on_validity_changed(self.model.error)
+        self.settings.restore_window(self)
+
+    # -- layout ----------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.prompt_panel = PromptPanel(self.model)
+        self.input_panel = InputImagePanel(self.model)
+        self.cards: dict[str, StageCard] = {
+            "txt2img": Txt2ImgCard(self.model, self.choices),
+            "img2img": Img2ImgCard(self.model),
+            "upscale": UpscaleCard(self.model, self.choices),
+            "adetailer": ADetailerCard(self.model, self.choices),
+        }
+        column = QWidget()
+        cards = QVBoxLayout(column)
+        cards.addWidget(self.input_panel)
+        for card in self.cards.values():
+            cards.addWidget(card)
+        cards.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(column)
+        editors = QSplitter(Qt.Orientation.Vertical)
+        editors.addWidget(self.prompt_panel)
+        editors.addWidget(scroll)
+        editors.setStretchFactor(1, 3)
+        left = QWidget()
+        self._left_layout = QVBoxLayout(left)
+        self._left_layout.setContentsMargins(0, 0, 0, 0)
+        self._left_layout.addWidget(editors, 1)
+        self.progress_panel = ProgressPanel(self.bridge)
+        self.results_panel = ResultsPanel(self.bridge, self.settings.output_dir)
+        self.results_panel.useSettingsRequested.connect(self._on_use_settings_requested)
+        self.log_panel = LogPanel()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.progress_panel, "Progress")
+        self.tabs.addTab(self.results_panel, "Results")
+        self.tabs.addTab(self.log_panel, "Log")
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(self.splitter)
+
+    def _build_controls(self) -> None:
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setToolTip("Run the enabled stages (Ctrl+Enter)")
+        self.generate_button.clicked.connect(self._on_generate_clicked)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the run after the current step (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.generate_button, 1)
+        row.addWidget(self.cancel_button)
+        self._left_layout.addLayout(row)  # always visible under the editors
+        for keys, slot in (
+            ("Ctrl+Return", self._on_generate_clicked),
+            ("Ctrl+Enter", self._on_generate_clicked),
+            ("Esc", self._on_cancel_clicked),
+        ):
+            QShortcut(QKeySequence(keys), self).activated.connect(slot)
+        self.lifecycle_label = QLabel(LifecycleState.IDLE.value)
+        self.lifecycle_label.setObjectName("status.lifecycle")
+        self.lifecycle_label.setToolTip("Run state")
+        self.error_label = QLabel("")
+        self.error_label.setObjectName("status.config_error")
+        self.statusBar().addWidget(self.error_label, 1)
+        self.statusBar().addPermanentWidget(self.lifecycle_label)
+
+    # -- run controls ----------------------------------------------------------------------
+    def _update_buttons(self) -> None:
+        self.generate_button.setEnabled(self.model.error is None and not self._busy)
+        self.cancel_button.setEnabled(self._busy)
+
+    def _on_generate_clicked(self) -> None:
+        if self.model.error is not None or self._busy:
+            return
+        self.recover_timer.stop()
+        self._busy = True
+        self._update_buttons()
+        self.tabs.setCurrentWidget(self.progress_panel)
+        self.engine.submit(self.model.config)
+
+    def _on_cancel_clicked(self) -> None:
+        if self._busy and self.engine.cancel():
+            self.statusBar().showMessage("Cancelling…", 3000)
+
+    def _on_submit_rejected(self, message: str) -> None:
+        self._busy = False
+        self._update_buttons()
+        self._show_config_error(message)
+
+    def _on_run_started(self, event: RunStarted) -> None:
+        if event.seeds:
+            self.prompt_panel.remember_seed(event.seeds[0])
+
+    def _on_run_completed(self, event: RunCompleted) -> None:
+        self.statusBar().showMessage(f"Saved {len(event.image_paths)} image(s) to {event.output_dir}", 10000)
+
+    def _on_run_failed(self, event: RunFailed) -> None:
+        self.statusBar().showMessage(f"Error: {event.message}", 15000)
+
+    def _on_lifecycle_changed(self, event: LifecycleChanged) -> None:
+        self.lifecycle_label.setText(event.new.value)
+        if event.new is LifecycleState.RUNNING:
+            self._busy = True
+        elif event.new in TERMINAL_STATES:
+            self._busy = False
+            if not self._closed:
+                self.recover_timer.start()
+        self._update_buttons()
+
+    def _on_recover_timer_timeout(self) -> None:
+        self.engine.recover()
+
+    # -- validation --------------------------------------------------------------------------
+    def _on_validity_changed(self, error: ConfigError | None) -> None:
+        problems = error.problems if error else ()
+        for name, card in self.cards.items():
+            card.show_problems([p for p in problems if section_of(p) == name])
+        self.prompt_panel.show_problems([str(p) for p in problems if section_of(p) == "prompt"])
+        self.input_panel.show_problems([str(p) for p in problems if section_of(p) == "input"])
+        self._show_config_error(str(error) if error else "")
+        self._update_buttons()
+
+    def _show_config_error(self, message: str) -> None:
+        text = f"Config Error: {message.splitlines()[0]}" if message else ""
+        self.error_label.setText(text)
+        self.error_label.setToolTip(message)
+        self.configErrorChanged.emit(text)
+
+    # -- models and folders ----------------------------------------------------------------------
+    @property
+    def engine_busy(self) -> bool:
+        """True while a run is submitted or running (engine settings must not change then)."""
+        return self._busy
+
+    def refresh_models(self) -> None:
+        """List the models folder again and offer the names in every card."""
+        self.choices = self.services.list_models(self.settings.models_dir)
+        for card in self.cards.values():
+            card.set_choices(self.choices)
+        self.statusBar().showMessage(f"{len(self.choices.checkpoints)} checkpoint(s) found", 5000)
+
+    def _replace_executor(self) -> None:
+        executor = self.services.make_executor(self.settings.models_dir, self.settings.memory_mode)
+        self.engine.set_executor(executor)
+
+    def set_models_dir(self, folder: Path) -> None:
+        self.settings.models_dir = folder
+        self._replace_executor()
+        self.refresh_models()
+
+    def set_memory_mode(self, mode: str) -> None:
+        self.settings.memory_mode = mode
+        self._replace_executor()
+        self.statusBar().showMessage(f"Memory mode: {mode} (from the next run)", 5000)
+
+    def set_output_dir(self, folder: Path) -> None:
+        self.settings.output_dir = folder
+        self.engine.set_output_dir(folder)
+        self.results_panel.set_output_dir(folder)
+
+    # -- restoring settings --------------------------------------------------------------------
+    def apply_config(self, config: RunConfig) -> None:
+        """Show ``config`` in every widget (e.g. "use these settings")."""
+        self.model.replace(config)
+
+    def _on_use_settings_requested(self, path: Path) -> None:
+        self.restore_from_image(path)
+
+    def restore_from_image(self, path: Path) -> bool:
+        """Restore the settings an image (ours or A1111's) was made with; False with a message if not."""
+        try:
+            self.apply_config(config_from_image(path))
+        except ConfigError as exc:
+            self.statusBar().showMessage(f"Cannot use {path.name}: {exc}", 15000)
+            return False
+        self.statusBar().showMessage(f"Settings restored from {path.name}", 5000)
+        return True
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.restore_from_image(Path(url.toLocalFile()))
+                event.acceptProposedAction()
+                return
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._closed = True
+        self.recover_timer.stop()
+        self.settings.save_window(self)
+        self.settings.save_config(self.model.config)
+        self.engine.shutdown()
+        self.statusBar().clearMessage()  # stops the message's timeout timer
+        self.log_panel.detach()
+        super().closeEvent(event)

@@ -1,0 +1,85 @@
+"""The Models menu: refresh models, open or set the models folder, memory mode, output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMenu
+
+from .services import MEMORY_MODES
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+
+class ModelsMenu(QMenu):
+    """Acts on the window's settings and engine; refuses engine changes during a run."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__("&Models", window)
+        self.window_ = window
+        self.refresh_action = self.addAction("Refresh models")
+        self.refresh_action.setToolTip("Scan the models folder again")
+        self.refresh_action.triggered.connect(self._on_refresh_triggered)
+        self.addAction("Open models folder").triggered.connect(self._on_open_models_triggered)
+        self.addAction("Set models folder…").triggered.connect(self._on_set_models_triggered)
+        self.addSeparator()
+        memory = self.addMenu("Memory mode")
+        self.memory_group = QActionGroup(self)
+        for mode, label in MEMORY_MODES:
+            action = QAction(label, memory, checkable=True)
+            action.setData(mode)
+            action.setChecked(mode == window.settings.memory_mode)
+            self.memory_group.addAction(action)
+            memory.addAction(action)
+        self.memory_group.triggered.connect(self._on_memory_group_triggered)
+        self.addSeparator()
+        self.addAction("Open output folder").triggered.connect(self._on_open_output_triggered)
+        self.addAction("Set output folder…").triggered.connect(self._on_set_output_triggered)
+
+    def _idle(self) -> bool:
+        if self.window_.engine_busy:
+            self.window_.statusBar().showMessage("Wait for the run to finish (or cancel it) first", 5000)
+            return False
+        return True
+
+    def _on_refresh_triggered(self) -> None:
+        self.window_.refresh_models()
+
+    def _on_open_models_triggered(self) -> None:
+        folder = self.window_.settings.models_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def _on_set_models_triggered(self) -> None:
+        if not self._idle():
+            return
+        folder = QFileDialog.getExistingDirectory(
+            self.window_,
+            "Models folder (an A1111 'models' folder works)",
+            str(self.window_.settings.models_dir),
+        )
+        if folder:
+            self.window_.set_models_dir(Path(folder))
+
+    def _on_memory_group_triggered(self, action: QAction) -> None:
+        if not self._idle():
+            for other in self.memory_group.actions():
+                other.setChecked(other.data() == self.window_.settings.memory_mode)
+            return
+        self.window_.set_memory_mode(str(action.data()))
+
+    def _on_open_output_triggered(self) -> None:
+        folder = self.window_.settings.output_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def _on_set_output_triggered(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self.window_, "Output folder", str(self.window_.settings.output_dir)
+        )
+        if folder:
+            self.window_.set_output_dir(Path(folder))

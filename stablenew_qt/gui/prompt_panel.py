@@ -1,0 +1,183 @@
+"""PromptPanel (prompt, negative prompt, seed, batch) and InputImagePanel (the file a run starts from)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QRegularExpression, Qt
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap, QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import signals_blocked
+
+from ..core.config import MAX_SEED
+from .config_model import ConfigModel
+from .fields import Binder, tip
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp)"
+THUMB = 96
+
+
+class PromptPanel(QGroupBox):
+    """The prompt area. The seed field takes -1 (random) or 0..2**32-1."""
+
+    def __init__(self, model: ConfigModel, parent: QWidget | None = None) -> None:
+        super().__init__("Prompt", parent)
+        self.model = model
+        self.binder = b = Binder(model)
+        self.last_seed: int | None = None
+        self.prompt = b.text("prompt", tip("What to draw.", "Prompt"))
+        self.prompt.setPlaceholderText("Prompt")
+        self.negative = b.text("negative_prompt", tip("What to avoid.", "Negative prompt"))
+        self.negative.setPlaceholderText("Negative prompt")
+        self.negative.setMaximumHeight(70)
+        self.seed = QLineEdit()
+        self.seed.setObjectName("seed")
+        self.seed.setToolTip(tip("-1 picks a random seed for every run.", "Seed"))
+        self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"-1|\d{1,10}")))
+        self.seed.textEdited.connect(self._on_seed_text_edited)
+        self.random_button = QPushButton("Random")
+        self.random_button.setToolTip("Random seed (-1)")
+        self.random_button.clicked.connect(self._on_random_clicked)
+        self.reuse_button = QPushButton("Reuse")
+        self.reuse_button.setToolTip("Reuse the seed of the last run (A1111: Reuse seed)")
+        self.reuse_button.setEnabled(False)
+        self.reuse_button.clicked.connect(self._on_reuse_clicked)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed)
+        seed_row.addWidget(self.random_button)
+        seed_row.addWidget(self.reuse_button)
+        self.batch = b.spin("batch_size", 1, 64, tip("Images per run.", "Batch size"))
+        self.error_label = QLabel()
+        self.error_label.setObjectName("prompt.error")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        form = QFormLayout()
+        form.addRow("Seed", seed_row)
+        form.addRow("Batch size", self.batch)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.prompt, 2)
+        layout.addWidget(self.negative, 1)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        model.replaced.connect(self._on_replaced)
+        self._show_seed()
+
+    def _show_seed(self) -> None:
+        with signals_blocked(self.seed):
+            self.seed.setText(str(self.model.get("seed")))
+
+    def _on_seed_text_edited(self, text: str) -> None:
+        if text and text != "-":
+            self.model.set("seed", min(int(text), MAX_SEED + 1))
+
+    def _on_random_clicked(self) -> None:
+        self.model.set("seed", -1)
+        self._show_seed()
+
+    def _on_reuse_clicked(self) -> None:
+        if self.last_seed is not None:
+            self.model.set("seed", self.last_seed)
+            self._show_seed()
+
+    def remember_seed(self, seed: int) -> None:
+        """The seed the last run used (for the reuse button)."""
+        self.last_seed = seed
+        self.reuse_button.setEnabled(True)
+
+    def _on_replaced(self, _config: object) -> None:
+        self.binder.refresh()
+        self._show_seed()
+
+    def show_problems(self, problems: list[str]) -> None:
+        self.error_label.setText("\n".join(problems))
+        self.error_label.setVisible(bool(problems))
+
+
+class InputImagePanel(QGroupBox):
+    """The image img2img or upscale starts from when txt2img is off: picker, thumbnail and drop."""
+
+    def __init__(self, model: ConfigModel, parent: QWidget | None = None) -> None:
+        super().__init__("Input image", parent)
+        self.model = model
+        self.setObjectName("input.card")
+        self.setAcceptDrops(True)
+        self.binder = Binder(model)
+        self.path = self.binder.line(
+            "input_image_path",
+            tip("The image to start from (drop one here).", "img2img image"),
+            empty_is_none=True,
+        )
+        browse = QPushButton("Browse…")
+        browse.setToolTip("Choose the input image")
+        browse.clicked.connect(self._on_browse_clicked)
+        self.thumbnail = QLabel()
+        self.thumbnail.setFixedSize(THUMB, THUMB)
+        self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.error_label = QLabel()
+        self.error_label.setObjectName("input.error")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        row = QHBoxLayout()
+        row.addWidget(self.path)
+        row.addWidget(browse)
+        column = QVBoxLayout()
+        column.addLayout(row)
+        column.addWidget(self.error_label)
+        column.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.thumbnail)
+        layout.addLayout(column, 1)
+        self._shown_path: str | None = ""
+        model.changed.connect(self._on_model_changed)
+        model.replaced.connect(self._on_replaced)
+        self._on_model_changed("")
+
+    def _on_browse_clicked(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Input image", "", IMAGE_FILTER)
+        if name:
+            self.set_image(Path(name))
+
+    def set_image(self, path: Path) -> None:
+        self.model.set("input_image_path", str(path))
+        self.binder.refresh()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            self.set_image(Path(urls[0].toLocalFile()))
+            event.acceptProposedAction()
+
+    def _on_replaced(self, _config: object) -> None:
+        self.binder.refresh()
+        self._on_model_changed("")
+
+    def _on_model_changed(self, _path: str) -> None:
+        self.setEnabled(not bool(self.model.get("txt2img.enabled")))
+        path = self.model.get("input_image_path")
+        if path == self._shown_path:
+            return
+        self._shown_path = path
+        pixmap = QPixmap(path) if path else QPixmap()
+        if pixmap.isNull():
+            self.thumbnail.setText("no image")
+            self.thumbnail.setPixmap(QPixmap())
+        else:
+            self.thumbnail.setPixmap(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+
+    def show_problems(self, problems: list[str]) -> None:
+        self.error_label.setText("\n".join(problems))
+        self.error_label.setVisible(bool(problems))

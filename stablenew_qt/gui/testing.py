@@ -1,0 +1,154 @@
+"""Test support for the window (like napari's ``make_napari_viewer``): import the fixture into a
+test module or conftest with ``from stablenew_qt.gui.testing import make_main_window``.
+
+Needs pytest and pytest-qt (the ``test`` extra); the app itself never imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from PySide6.QtCore import QSettings, Qt, QThread, QTimer
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
+
+from ..core.config import RunConfig
+from ..core.executor import Executor
+from ..core.fake_executor import FakeExecutor
+from ..core.lifecycle import LifecycleState
+from .main_window import MainWindow
+from .services import AppServices, ModelChoices
+
+RUN_TIMEOUT_MS = 10_000
+
+DEMO_CHOICES = ModelChoices(
+    checkpoints=("tiny-sd.safetensors", "demo-tiny-sdxl", "demo-tiny-sdxl-refiner"),
+    vaes=("sdxl_vae",),
+    upscalers=("4x-UltraSharp",),
+    detectors=("face_yolov8n.pt", "hand_yolov8n.pt"),
+)
+
+
+class MakeMainWindow(Protocol):
+    def __call__(
+        self,
+        executor: Executor | None = ...,
+        *,
+        config: RunConfig | None = ...,
+        choices: ModelChoices = ...,
+        recover_delay_ms: int = ...,
+    ) -> MainWindow: ...
+
+
+def leftovers(window: MainWindow) -> list[str]:
+    """Threads still running and timers still active under ``window`` (after it closed)."""
+    found = [
+        f"QThread {t.objectName() or t!r} is still running"
+        for t in window.findChildren(QThread)
+        if t.isRunning()
+    ]
+    found += [
+        f"QTimer {t.objectName() or t!r} (child of {type(t.parent()).__name__}) is still active"
+        for t in window.findChildren(QTimer)
+        if t.isActive()
+    ]
+    return found
+
+
+@pytest.fixture
+def make_main_window(qtbot: Any, tmp_path: Path) -> Iterator[MakeMainWindow]:
+    """Factory for fresh MainWindows over a FakeExecutor (or the executor given), each with its own
+    settings file, models folder and output folder under ``tmp_path``. At teardown every window is
+    closed (cancelling its run) and the test fails if a QThread or QTimer of it is still running."""
+    windows: list[MainWindow] = []
+
+    def make(
+        executor: Executor | None = None,
+        *,
+        config: RunConfig | None = None,
+        choices: ModelChoices = DEMO_CHOICES,
+        recover_delay_ms: int = 100,
+    ) -> MainWindow:
+        engine = executor if executor is not None else FakeExecutor()
+        make_executor: Callable[[Path, str], Executor] = lambda _models, _mode: engine  # noqa: E731
+        services = AppServices(make_executor, lambda _models: choices, tmp_path / "models", tmp_path / "runs")
+        settings = QSettings(str(tmp_path / f"settings-{len(windows)}.ini"), QSettings.Format.IniFormat)
+        if config is not None:
+            settings.setValue("config/last", config.to_json(indent=None))
+        window = MainWindow(services, settings)
+        window.recover_timer.setInterval(recover_delay_ms)
+        windows.append(window)
+        window.show()
+        window.windowHandle().requestActivate()  # window shortcuts (Ctrl+Enter, Esc) need an active window
+        qtbot.waitUntil(window.isActiveWindow, timeout=2000)
+        return window
+
+    yield make
+    problems: list[str] = []
+    for window in windows:
+        window.close()
+        problems += leftovers(window)
+        window.deleteLater()
+    if problems:
+        pytest.fail("left running after the window closed: " + "; ".join(problems))
+
+
+# -- driving the widgets like a user ----------------------------------------------------------
+
+
+def widget(window: MainWindow, path: str) -> QWidget:
+    found = window.findChild(QWidget, path)
+    assert found is not None, f"no widget for {path!r}"
+    return found
+
+
+def set_spin(qtbot: Any, window: MainWindow, path: str, value: float) -> None:
+    """Select the spin box's text and type ``value``, as a user would."""
+    box = widget(window, path)
+    assert isinstance(box, QSpinBox | QDoubleSpinBox)
+    box.setFocus()
+    box.selectAll()
+    text = str(int(value)) if isinstance(box, QSpinBox) else f"{value:.2f}"
+    qtbot.keyClicks(box, text)
+    box.interpretText()
+    assert isinstance(box, QAbstractSpinBox)
+    assert box.value() == value
+
+
+def choose(window: MainWindow, path: str, text: str) -> None:
+    box = widget(window, path)
+    assert isinstance(box, QComboBox)
+    index = box.findText(text)
+    if index < 0:
+        assert box.isEditable(), f"{text!r} is not offered by {path}"
+        box.setEditText(text)
+    else:
+        box.setCurrentIndex(index)
+
+
+def type_text(qtbot: Any, window: MainWindow, path: str, text: str) -> None:
+    edit = widget(window, path)
+    if isinstance(edit, QLineEdit):
+        edit.clear()
+    qtbot.keyClicks(edit, text)
+
+
+def small_txt2img(qtbot: Any, window: MainWindow, prompt: str = "a lighthouse at dusk") -> None:
+    """A fast run: 64x64, 3 steps, a fixed seed, the prompt typed in."""
+    type_text(qtbot, window, "prompt", prompt)
+    set_spin(qtbot, window, "txt2img.width", 64)
+    set_spin(qtbot, window, "txt2img.height", 64)
+    set_spin(qtbot, window, "txt2img.steps", 3)
+    seed = window.prompt_panel.seed
+    seed.clear()
+    qtbot.keyClicks(seed, "1234")
+
+
+def generate_and_wait(qtbot: Any, window: MainWindow, end: str = "runCompleted") -> None:
+    """Press Generate and wait for the run's end signal and the lifecycle to follow."""
+    assert window.generate_button.isEnabled(), window.error_label.text()
+    with qtbot.waitSignal(getattr(window.bridge, end), timeout=RUN_TIMEOUT_MS):
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.engine.state is not LifecycleState.RUNNING, timeout=RUN_TIMEOUT_MS)

@@ -1,0 +1,50 @@
+"""ConfigModel: edits write into a RunConfig, validated as they happen."""
+
+from __future__ import annotations
+
+from pytestqt.qtbot import QtBot
+
+from stablenew_qt.core.config import RunConfig
+from stablenew_qt.gui.config_model import ConfigModel, section_of
+
+
+def test_a_valid_edit_updates_the_config(qtbot: QtBot) -> None:
+    model = ConfigModel()
+    with qtbot.waitSignal(model.changed) as blocker:
+        model.set("txt2img.steps", 12)
+    assert blocker.args == ["txt2img.steps"]
+    assert model.config.txt2img.steps == 12
+    assert model.error is None
+
+
+def test_a_bad_value_stands_as_an_error_until_fixed(qtbot: QtBot) -> None:
+    model = ConfigModel()
+    with qtbot.waitSignal(model.validityChanged):
+        model.set("txt2img.width", 100)
+    assert model.error is not None
+    assert model.error.problems[0].field == "txt2img.width"
+    assert section_of(model.error.problems[0]) == "txt2img"
+    assert model.config.txt2img.width == 1024  # the last valid value is kept
+    with qtbot.waitSignal(model.validityChanged) as blocker:
+        model.set("txt2img.width", 104)
+    assert blocker.args == [None]
+    assert model.config.txt2img.width == 104
+
+
+def test_structural_errors_come_from_the_sequencer() -> None:
+    model = ConfigModel()
+    model.set("txt2img.enabled", False)
+    assert model.error is not None
+    assert "no stage is enabled" in str(model.error)
+    model.set("upscale.enabled", True)
+    assert model.error is not None
+    assert section_of(model.error.problems[0]) == "input"
+
+
+def test_replace_emits_the_new_config(qtbot: QtBot) -> None:
+    model = ConfigModel()
+    config = RunConfig.from_dict({"prompt": "a cat", "seed": 5})
+    with qtbot.waitSignal(model.replaced) as blocker:
+        model.replace(config)
+    assert blocker.args == [config]
+    assert model.get("prompt") == "a cat"

@@ -1,0 +1,150 @@
+"""The window through its widgets, over the FakeExecutor: validation, lifecycle, cancel, close."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox
+from pytestqt.qtbot import QtBot
+
+from stablenew_qt.core.fake_executor import FakeExecutor
+from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.core.sequencer import StageName
+from stablenew_qt.gui.testing import (
+    RUN_TIMEOUT_MS,
+    MakeMainWindow,
+    generate_and_wait,
+    set_spin,
+    small_txt2img,
+    widget,
+)
+
+
+def _wait_idle(qtbot: QtBot, window: object) -> None:
+    qtbot.waitUntil(lambda: window.lifecycle_label.text() == "IDLE", timeout=RUN_TIMEOUT_MS)  # type: ignore[attr-defined]
+
+
+def test_config_error_disables_generate_and_shows_inline_and_in_the_status_bar(
+    qtbot: QtBot, make_main_window: MakeMainWindow
+) -> None:
+    window = make_main_window()
+    assert window.generate_button.isEnabled()
+    refiner = widget(window, "txt2img.refiner_enabled")
+    assert isinstance(refiner, QCheckBox)
+    refiner.setChecked(True)  # no refiner model chosen
+    assert not window.generate_button.isEnabled()
+    assert window.error_label.text().startswith("Config Error: txt2img.refiner_model_name")
+    assert window.cards["txt2img"].error_label.isVisibleTo(window)
+    assert "refiner" in window.cards["txt2img"].error_label.text()
+    assert window.lifecycle_label.text() == "IDLE"
+    refiner.setChecked(False)
+    assert window.generate_button.isEnabled()
+    assert window.error_label.text() == ""
+    assert not window.cards["txt2img"].error_label.isVisibleTo(window)
+
+
+def test_a_bad_size_typed_is_an_error_on_the_txt2img_card(
+    qtbot: QtBot, make_main_window: MakeMainWindow
+) -> None:
+    window = make_main_window()
+    set_spin(qtbot, window, "txt2img.width", 100)
+    assert "multiple of 8" in window.cards["txt2img"].error_label.text()
+    assert not window.generate_button.isEnabled()
+
+
+def test_no_stage_enabled_is_shown_and_keeps_idle(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()
+    window.cards["txt2img"].setChecked(False)
+    assert (
+        window.error_label.text() == "Config Error: no stage is enabled: enable txt2img, img2img or upscale"
+    )
+    assert not window.generate_button.isEnabled()
+    window.generate_button.click()  # ignored while the error stands
+    assert window.engine.state is LifecycleState.IDLE
+
+
+def test_error_mid_run_shows_error_then_recovers_and_a_second_run_works(
+    qtbot: QtBot, make_main_window: MakeMainWindow
+) -> None:
+    fake = FakeExecutor().fail_at(StageName.TXT2IMG, "the scripted failure", step=2)
+    window = make_main_window(fake)
+    small_txt2img(qtbot, window)
+    generate_and_wait(qtbot, window, "runFailed")
+    assert window.lifecycle_label.text() == "ERROR"
+    assert "the scripted failure" in window.progress_panel.label.text()
+    _wait_idle(qtbot, window)
+    fake._scripts.clear()
+    generate_and_wait(qtbot, window)
+    assert window.engine.state is LifecycleState.COMPLETED
+
+
+def test_cancel_mid_run_shows_cancelled_then_idle_and_the_window_stays_responsive(
+    qtbot: QtBot, make_main_window: MakeMainWindow
+) -> None:
+    fake = FakeExecutor().block_at(StageName.TXT2IMG, step=2)
+    window = make_main_window(fake)
+    small_txt2img(qtbot, window)
+    with qtbot.waitSignal(window.bridge.stepProgress, timeout=RUN_TIMEOUT_MS):
+        window.generate_button.click()
+    assert fake.blocked.wait(5)
+    # The engine is blocked inside a step; the GUI thread still answers.
+    assert window.cancel_button.isEnabled() and not window.generate_button.isEnabled()
+    set_spin(qtbot, window, "txt2img.steps", 4)
+    with qtbot.waitSignals(
+        [window.bridge.runCancelled, window.bridge.lifecycleChanged], order="strict", timeout=RUN_TIMEOUT_MS
+    ):
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert window.lifecycle_label.text() == "CANCELLED"
+    _wait_idle(qtbot, window)
+    fake._scripts.clear()
+    generate_and_wait(qtbot, window)
+    assert window.engine.state is LifecycleState.COMPLETED
+
+
+def test_ctrl_enter_generates(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    fake = FakeExecutor()
+    window = make_main_window(fake)
+    small_txt2img(qtbot, window)
+    with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
+        qtbot.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert fake.stages_called == [StageName.TXT2IMG]
+
+
+def test_closing_during_a_run_cancels_it_and_stops_the_thread(
+    qtbot: QtBot, make_main_window: MakeMainWindow, caplog: object
+) -> None:
+    fake = FakeExecutor(block_timeout=20).block_at(StageName.TXT2IMG, step=1)
+    window = make_main_window(fake)
+    small_txt2img(qtbot, window)
+    window.generate_button.click()
+    assert fake.blocked.wait(5)
+    window.close()
+    assert not window.engine.qthread.isRunning()
+    assert window.engine.state is LifecycleState.CANCELLED
+
+
+def test_hires_final_size_follows_the_knobs(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()
+    set_spin(qtbot, window, "txt2img.width", 512)
+    set_spin(qtbot, window, "txt2img.height", 768)
+    hires = widget(window, "txt2img.hires_enabled")
+    assert isinstance(hires, QCheckBox)
+    hires.setChecked(True)
+    set_spin(qtbot, window, "txt2img.hires_upscale_factor", 1.5)
+    assert widget(window, "txt2img.final_size").text() == "Final size: 768 × 1152"  # type: ignore[attr-defined]
+    window.cards["upscale"].setChecked(True)
+    assert widget(window, "upscale.final_size").text() == "Final size: 1536 × 2304"  # type: ignore[attr-defined]
+
+
+def test_last_config_and_log_records_reach_the_window(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()
+    small_txt2img(qtbot, window, "remember me")
+    window.close()
+    reopened = make_main_window(config=window.model.config)
+    assert reopened.prompt_panel.prompt.toPlainText() == "remember me"
+    assert reopened.model.config.txt2img.steps == 3
+    logging.getLogger("stablenew_qt.test").warning("hello from a test")
+    qtbot.waitUntil(lambda: "hello from a test" in reopened.log_panel.text.toPlainText())
+    reopened.log_panel.level.setCurrentText("ERROR")
+    assert "hello from a test" not in reopened.log_panel.text.toPlainText()

@@ -1,0 +1,69 @@
+"""JT03: prompt to image through the real window (FakeExecutor behind the real engine thread)."""
+
+from __future__ import annotations
+
+from PIL import Image
+from pytestqt.qtbot import QtBot
+
+from stablenew_qt.core.fake_executor import FakeExecutor
+from stablenew_qt.core.infotext import read_image_metadata
+from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.core.sequencer import StageName
+from stablenew_qt.gui import testing
+from stablenew_qt.gui.testing import (
+    RUN_TIMEOUT_MS,
+    MakeMainWindow,
+    small_txt2img,
+)
+
+make_main_window = testing.make_main_window  # the window fixture, shared with tests/gui
+
+
+def test_jt03_prompt_to_image_through_the_window(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    fake = FakeExecutor()
+    window = make_main_window(fake)
+    small_txt2img(qtbot, window, "a lighthouse at dusk, oil painting")
+    bridge = window.bridge
+
+    with qtbot.waitSignals(
+        [
+            bridge.lifecycleChanged,
+            bridge.runStarted,
+            bridge.stageStarted,
+            bridge.stepProgress,
+            bridge.stageFinished,
+            bridge.runCompleted,
+            bridge.lifecycleChanged,
+        ],
+        order="strict",
+        timeout=RUN_TIMEOUT_MS,
+    ):
+        window.generate_button.click()
+
+    assert window.lifecycle_label.text() == LifecycleState.COMPLETED.value
+    assert fake.stages_called == [StageName.TXT2IMG]
+    assert fake.calls[0].payload.prompt == "a lighthouse at dusk, oil painting"
+    assert fake.calls[0].thread != "MainThread"
+    assert fake.calls[0].payload.seeds == (1234,)
+    images = window.results_panel.image_paths()
+    assert len(images) == 1 and images[0].is_file()
+    with Image.open(images[0]) as image:
+        assert image.size == (64, 64)
+    assert "a lighthouse at dusk" in window.results_panel.parameters.toPlainText()
+    assert read_image_metadata(images[0]).run_config is not None
+    assert window.progress_panel.preview.pixmap() is not None
+    assert not window.progress_panel.preview.pixmap().isNull()
+    assert window.progress_panel.label.text().startswith("Done: 1 image(s)")
+    assert window.prompt_panel.reuse_button.isEnabled()
+
+
+def test_jt03_use_these_settings_restores_the_prompt(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()
+    small_txt2img(qtbot, window, "first prompt")
+    with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
+        window.generate_button.click()
+    window.prompt_panel.prompt.setPlainText("something else")
+    window.results_panel.use_button.click()
+    assert window.prompt_panel.prompt.toPlainText() == "first prompt"
+    assert window.model.config.seed == 1234
+    assert window.model.config.txt2img.steps == 3
