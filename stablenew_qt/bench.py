@@ -68,6 +68,9 @@ def add_bench_parser(subparsers: Any) -> None:
     bench.add_argument("--output", metavar="DIR", help="keep the images here (default: a temp folder)")
     bench.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     bench.add_argument("--models-dir", metavar="DIR", help="A1111-style models folder (default: ./models)")
+    from .bench_adetailer import add_adetailer_arguments
+
+    add_adetailer_arguments(bench)
     bench.set_defaults(func=run_bench)
 
 
@@ -87,7 +90,12 @@ def _size(text: str) -> tuple[int, int]:
 def run_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
     """The ``bench`` command: run, print the table, write ``--json``. Exit code 0, or 1 when the
     two sides' pixels differ, a warm run loaded a model, or the chain could not run.
-    ``demo_dir`` is where the demo models are built (tests pass their session folder)."""
+    ``demo_dir`` is where the demo models are built (tests pass their session folder).
+    With ``--adetailer`` it benches the ADetailer stage instead (:mod:`.bench_adetailer`)."""
+    if args.adetailer:
+        from .bench_adetailer import run_adetailer_bench
+
+        return run_adetailer_bench(args, demo_dir=demo_dir)
     from .core.paths import default_models_dir
     from .engine.errors import ModelError
     from .engine.executor import DiffusersExecutor, EngineSettings

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from stablenew_qt.bench import run_bench
 from stablenew_qt.cli import build_parser
@@ -99,3 +100,70 @@ def test_bench_with_an_unknown_model_is_a_one_line_error(
     assert run_bench(args, demo_dir=demo_root) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: checkpoint 'no-such-model' not found") and "Traceback" not in err
+
+
+AD_KEYS = {
+    "device",
+    "model",
+    "detector",
+    "image",
+    "steps",
+    "rounds",
+    "faces",
+    "phases",
+    "ratio",
+    "denoising_steps",
+    "load_seconds",
+    "loads",
+    "max_abs_diff",
+    "pixels_identical",
+}
+# The committed output of tests/tools/make_tiny_face_detector.py: a YOLO that finds drawn faces.
+TINY_DETECTOR = Path(__file__).parents[1] / "data" / "face_tiny.pt"
+
+
+def test_bench_adetailer_one_round_with_the_tiny_detector(
+    demo_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo_root = next(iter(demo_models.values())).parent
+    report_file, out = tmp_path / "adetailer.json", tmp_path / "out"
+    args = build_parser().parse_args(
+        [
+            "bench", "--adetailer",
+            "--detector", str(TINY_DETECTOR),
+            "--device", "cpu",
+            "--rounds", "1",
+            "--steps", "4",
+            "--json", str(report_file),
+            "--output", str(out),
+            "--models-dir", str(tmp_path / "models"),
+        ]
+    )  # fmt: skip
+
+    assert run_bench(args, demo_dir=demo_root) == 0
+
+    data = json.loads(report_file.read_text(encoding="utf-8"))
+    assert set(data) == AD_KEYS
+    assert (data["model"], data["detector"], data["steps"], data["rounds"]) == (
+        "demo-tiny-sd15", "face_tiny.pt", 4, 1,
+    )  # fmt: skip
+    assert data["image"].startswith("synthetic 256x256") and data["faces"] == 2, "both drawn faces found"
+    assert set(data["phases"]) == {"detect", "inpaint", "per_face", "total"}
+    for phase, sides in data["phases"].items():
+        assert set(sides) == SIDES and all(seconds > 0 for seconds in sides.values()), phase
+    assert data["ratio"] > 0
+    assert data["denoising_steps"]["runner"] == data["denoising_steps"]["hand"] > 0
+    assert set(data["load_seconds"]) == SIDES and all(s > 0 for s in data["load_seconds"].values())
+    assert data["loads"] == {"cold": 1, "warm": 0}, "the inpaint model loads once, before the rounds"
+    assert data["max_abs_diff"] == 0 and data["pixels_identical"] is True
+
+    table = capsys.readouterr().out
+    assert "inpaint per face" in table and "identical (max abs difference 0)" in table
+    with Image.open(out / "adetailer-input.png") as before, Image.open(out / "adetailer-runner.png") as after:
+        assert before.tobytes() != after.tobytes(), "the faces were repainted"
+
+
+def test_bench_adetailer_needs_a_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["bench", "--adetailer", "--models-dir", str(tmp_path)])
+    assert run_bench(args) == 2
+    assert "--detector FILE" in capsys.readouterr().err
