@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_bench_parser
 
     add_bench_parser(sub)
+    from .queue_cli import add_queue_parser
+
+    add_queue_parser(sub)
     return parser
 
 

@@ -1,0 +1,160 @@
+"""Job: one queued run as the JobQueue stores it, and its status.
+
+A job is an immutable RunConfig (stored as JSON, exactly as queued) plus what happened to it. Jobs
+are frozen values: the JobQueue hands out fresh ones after every change.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .config import MAX_SEED, RunConfig
+
+#: The ``jobs`` columns :func:`job_from_row` reads.
+JOB_COLUMNS = (
+    "id, config, status, position, priority, created, started, finished, attempts, error, outputs, "
+    "run_id, output_root, cancel_requested"
+)
+
+
+class JobStatus(StrEnum):
+    """Where a job stands: queued -> running -> completed | failed | cancelled, or interrupted when
+    its process died while it ran. See ``docs/queue.md`` for every transition."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+#: Statuses of jobs that ended (``clear_finished`` removes these).
+FINISHED_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+#: Statuses ``retry`` queues again.
+RETRYABLE_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job as stored. ``outputs`` are final images already on disk (set when completed);
+    ``run_id``/``output_root`` name the run folder of the latest attempt (``<root>/<date>/<run_id>``);
+    ``attempts`` counts how often it was started. Timestamps are timezone-aware."""
+
+    id: int
+    config_json: str = field(repr=False)
+    status: JobStatus
+    position: int
+    priority: int
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    attempts: int
+    error: str | None
+    outputs: tuple[Path, ...]
+    run_id: str | None
+    output_root: Path | None
+    cancel_requested: bool
+
+    @cached_property
+    def config(self) -> RunConfig:
+        """The job's RunConfig. Raises ConfigError if it no longer validates."""
+        return RunConfig.from_json(self.config_json)
+
+    @cached_property
+    def config_data(self) -> dict[str, Any]:
+        """The stored config as plain JSON data (for display; never raises)."""
+        try:
+            data = json.loads(self.config_json)
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def model(self) -> str:
+        """The first stage's model name as written in the config ("" if none)."""
+        t2i, i2i = self.config_data.get("txt2img") or {}, self.config_data.get("img2img") or {}
+        model = t2i.get("model") if t2i.get("enabled", True) else i2i.get("model") or t2i.get("model")
+        return str(model or "")
+
+    def matches(self, text: str) -> bool:
+        """Case-insensitive search in prompts, models, error and run id."""
+        data = self.config_data
+        fields = (data.get("prompt"), data.get("negative_prompt"), self.model, self.error, self.run_id)
+        needle = text.casefold()
+        return any(needle in str(value).casefold() for value in fields if value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``queue list --json``)."""
+
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "priority": self.priority,
+            "position": self.position,
+            "created": iso(self.created),
+            "started": iso(self.started),
+            "finished": iso(self.finished),
+            "attempts": self.attempts,
+            "error": self.error,
+            "outputs": [str(p) for p in self.outputs],
+            "run_id": self.run_id,
+            "config": self.config_data,
+        }
+
+
+def stepped_copies(config: RunConfig, count: int) -> list[RunConfig]:
+    """``count`` copies of ``config`` whose seeds step by ``batch_size`` (copy i starts at
+    ``seed + i * batch_size``, wrapping at 2**32), so no two copies repeat an image. A random
+    (-1) seed stays random in every copy; an explicit img2img seed steps the same way."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    copies = []
+    for i in range(count):
+        offset = i * config.batch_size
+        updates: dict[str, object] = {}
+        if config.seed != -1:
+            updates["seed"] = (config.seed + offset) % (MAX_SEED + 1)
+        i2i_seed = config.img2img.seed
+        if i2i_seed is not None and i2i_seed != -1:
+            updates["img2img"] = config.img2img.model_copy(
+                update={"seed": (i2i_seed + offset) % (MAX_SEED + 1)}
+            )
+        copies.append(config.model_copy(update=updates))
+    return copies
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def job_from_row(row: sqlite3.Row) -> Job:
+    """A Job from a ``jobs`` row selected as :data:`JOB_COLUMNS` (with ``sqlite3.Row`` rows)."""
+    created = _time(row["created"])
+    assert created is not None
+    return Job(
+        id=row["id"],
+        config_json=row["config"],
+        status=JobStatus(row["status"]),
+        position=row["position"],
+        priority=row["priority"],
+        created=created,
+        started=_time(row["started"]),
+        finished=_time(row["finished"]),
+        attempts=row["attempts"],
+        error=row["error"],
+        outputs=tuple(Path(p) for p in json.loads(row["outputs"])),
+        run_id=row["run_id"],
+        output_root=Path(row["output_root"]) if row["output_root"] else None,
+        cancel_requested=bool(row["cancel_requested"]),
+    )

@@ -1,0 +1,251 @@
+"""SingleNodeJobRunner: runs the JobQueue's jobs one at a time through the AppController.
+
+One GPU, one job: :meth:`SingleNodeJobRunner.run_next` claims the next queued job, runs it on the
+caller's thread (the GUI's engine thread, the CLI's main thread) and records how it ended:
+
+    RunResult COMPLETED -> job completed, with its run id and image paths (already on disk)
+    RunResult ERROR     -> job failed, with the run's message
+    RunResult CANCELLED -> job cancelled
+    ConfigError         -> job failed with the config problem (e.g. its input image is gone)
+
+A failing job never stops the runner; with ``pause_on_failure`` the queue pauses instead. The
+runner emits plain typed events (:class:`JobStarted`, :class:`JobFinished`, ...) to listeners on
+its own thread; the GUI bridges them to Qt. It never touches Qt, and it only reads the queue while
+a run is in progress, so the queue stays usable from every other thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .controller import AppController, RunInProgress
+from .errors import ConfigError
+from .events import RunEvent, RunStarted, StageStarted, StepProgress
+from .job import Job, JobStatus
+from .lifecycle import LifecycleState
+from .queue import JobQueue
+from .runner import RunResult
+
+log = logging.getLogger(__name__)
+
+_RUN_ID = re.compile(r"[0-9A-Za-z_-]+")
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    """``job`` was claimed (status running) and its run is about to start."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """``job`` ended: its status is completed, failed or cancelled."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class JobInterrupted:
+    """Found when the runner started: ``job`` was running when its process died. ``resumed``
+    when it was queued again (auto-resume); ``removed_files`` are the temporary files its run had
+    left half-written, now deleted."""
+
+    job: Job
+    resumed: bool
+    removed_files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class QueuePaused:
+    """The runner paused the queue because ``job`` failed (``pause_on_failure``)."""
+
+    job: Job
+
+
+JobEvent = JobStarted | JobFinished | JobInterrupted | QueuePaused
+JobListener = Callable[[JobEvent], None]
+
+
+class SingleNodeJobRunner:
+    """Takes jobs from ``queue`` one at a time and runs them with ``controller``.
+
+    ``pause_on_failure`` pauses the queue after a failed job (the default runs the next one);
+    ``auto_resume`` queues interrupted jobs again, at the front, when the runner starts.
+    """
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        controller: AppController,
+        *,
+        pause_on_failure: bool = False,
+        auto_resume: bool = False,
+    ) -> None:
+        self.queue = queue
+        self.controller = controller
+        self.pause_on_failure = pause_on_failure
+        self.auto_resume = auto_resume
+        self._listeners: list[JobListener] = []
+        # Plain attributes, no lock: cancel_current() must be safe inside a signal handler.
+        self._current: Job | None = None
+        self._cancel_current = False
+        self._recovered = False
+
+    @property
+    def current(self) -> Job | None:
+        """The job running now, as it was claimed (None between jobs)."""
+        return self._current
+
+    def subscribe(self, listener: JobListener) -> Callable[[], None]:
+        """Call ``listener`` with every JobEvent (on the runner's thread); returns an unsubscriber."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def recover(self) -> list[Job]:
+        """Take over the queue: jobs a dead process left running become interrupted (queued
+        again with ``auto_resume``) and their runs' temporary files are deleted. Runs once, on the
+        first call or the first :meth:`run_next`; later calls return []."""
+        if self._recovered:
+            return []
+        jobs = self.queue.recover_interrupted(auto_resume=self.auto_resume)
+        self._recovered = True
+        for job in jobs:
+            removed = remove_stale_temp_files(job)
+            self._emit(JobInterrupted(job, job.status is JobStatus.QUEUED, removed))
+        return jobs
+
+    def run_next(self) -> Job | None:
+        """Run the next queued job to its end and return it as recorded (None if there was none
+        to run: empty, paused, or a job is running). Raises RunInProgress, without claiming a job,
+        when the controller is busy with a run of its own."""
+        self.recover()
+        if self.controller.state is LifecycleState.RUNNING:
+            raise RunInProgress("a run is already in progress; the queue waits until it ends")
+        job = self.queue.next_job()
+        if job is None:
+            return None
+        self._cancel_current = False
+        self._current = job
+        self._emit(JobStarted(job))
+        try:
+            finished = self._run(job)
+        finally:
+            self._current = None
+        self._emit(JobFinished(finished))
+        if finished.status is JobStatus.FAILED and self.pause_on_failure:
+            self.queue.pause()
+            self._emit(QueuePaused(finished))
+        return finished
+
+    def run_until_empty(self, stop: threading.Event | None = None) -> list[Job]:
+        """Run jobs until none is left to run (or the queue is paused), or until ``stop`` is set
+        (checked between jobs; cancel the running one with :meth:`cancel_current`). Returns the
+        jobs run, as recorded."""
+        finished = []
+        while stop is None or not stop.is_set():
+            job = self.run_next()
+            if job is None:
+                break
+            finished.append(job)
+        return finished
+
+    def cancel_current(self) -> bool:
+        """Cancel the running job (it becomes cancelled). True if a job was running. Safe from
+        any thread and from a signal handler: it takes no lock and writes nothing."""
+        if self._current is None:
+            return False
+        self._cancel_current = True
+        self.controller.cancel()
+        return True
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel job ``job_id``: a queued one at once, the running one at its next step.
+        True if it was the running job."""
+        running = self.queue.cancel(job_id)
+        current = self._current
+        if running and current is not None and current.id == job_id:
+            self.cancel_current()
+        return running
+
+    # -- internals -------------------------------------------------------------------------
+    def _run(self, job: Job) -> Job:
+        unsubscribe = self.controller.subscribe(lambda event: self._on_run_event(job, event))
+        try:
+            if self._cancel_wanted(job):
+                return self.queue.mark_cancelled(job.id)
+            result = self.controller.run_pipeline(job.config)
+        except ConfigError as exc:
+            log.warning("job %s cannot run: %s", job.id, exc)
+            return self.queue.mark_failed(job.id, str(exc))
+        except RunInProgress:
+            self.queue.release(job.id)
+            raise
+        except Exception as exc:
+            log.exception("job %s: unexpected error", job.id)
+            message = f"unexpected error: {type(exc).__name__}: {exc} (details in the log)"
+            return self.queue.mark_failed(job.id, message)
+        except BaseException:
+            # KeyboardInterrupt or SystemExit: the user stopped the process during this job.
+            self.queue.mark_cancelled(job.id)
+            raise
+        finally:
+            unsubscribe()
+        return self._record(job, result)
+
+    def _record(self, job: Job, result: RunResult) -> Job:
+        if result.status is LifecycleState.COMPLETED:
+            return self.queue.mark_completed(job.id, result.run_id, result.image_paths)
+        if result.status is LifecycleState.CANCELLED:
+            return self.queue.mark_cancelled(job.id, result.run_id or None)
+        return self.queue.mark_failed(job.id, result.error or "the run failed", result.run_id or None)
+
+    def _on_run_event(self, job: Job, event: RunEvent) -> None:
+        if isinstance(event, RunStarted):
+            # Before anything is written, so a crash can be cleaned up after (see recover()).
+            self.queue.record_run(job.id, event.run_id, self.controller.runner.output.output_dir)
+        if isinstance(event, RunStarted | StageStarted | StepProgress) and self._cancel_wanted(job):
+            self.controller.cancel()
+
+    def _cancel_wanted(self, job: Job) -> bool:
+        # The queue's flag carries a cancel requested by another process (`queue cancel ID`).
+        return self._cancel_current or self.queue.cancel_requested(job.id)
+
+    def _emit(self, event: JobEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("job listener %r failed on %s", listener, type(event).__name__)
+
+
+def remove_stale_temp_files(job: Job) -> tuple[Path, ...]:
+    """Delete what a killed run of ``job`` left half-written in its run folder.
+
+    ``core.outputs`` writes every file as a temporary dot-file ending in ``.tmp`` beside its final
+    name and publishes it whole; while its process lives it never leaves one behind. So in the
+    folder of a run whose process died, every such file is debris (complete files keep their
+    final names and are kept). An emptied run folder is removed too. Returns the deleted files.
+    """
+    if not job.run_id or job.output_root is None or not _RUN_ID.fullmatch(job.run_id):
+        return ()
+    removed = []
+    for folder in job.output_root.glob(f"*/{job.run_id}"):
+        for path in sorted(folder.rglob(".*.tmp")):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+            with contextlib.suppress(OSError):
+                sub.rmdir()  # only succeeds when empty
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    if removed:
+        log.warning("job %s: removed %d half-written file(s) of its interrupted run", job.id, len(removed))
+    return tuple(removed)

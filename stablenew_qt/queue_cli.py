@@ -1,0 +1,281 @@
+"""``stablenew-qt queue ...``: the durable job queue from the command line.
+
+``add`` queues RunConfig files, ``list`` shows the queue, ``run`` works through it headless with
+the real engine until nothing is left to run; ``retry``, ``cancel``, ``remove``, ``move``,
+``clear``, ``pause`` and ``resume`` change it, also while another process runs it (the GUI or a
+``queue run``). Every action takes ``--queue FILE`` (default: ``queue.sqlite3`` in the user data
+folder). Exit codes: 0 done, 1 a job failed or the queue file cannot be used, 2 config error,
+130 Ctrl-C.
+
+``queue run`` leaves jobs that a crash interrupted as ``interrupted`` (listed, and retried with
+``queue retry ID``) unless ``--resume-interrupted`` is given: then they run first, once more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .cli import _add_engine_options, _engine_settings
+from .core.config import load_run_config
+from .core.job import Job, JobStatus
+from .core.job_runner import JobEvent, JobFinished, JobInterrupted, JobStarted, QueuePaused
+from .core.queue import JobQueue, QueueError, default_queue_path
+from .core.sequencer import StageSequencer
+
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
+_PROMPT_WIDTH = 48
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def add_queue_parser(subparsers: Any) -> None:
+    """Register ``queue`` and its actions on the CLI's subparsers (``build_parser``'s ``sub``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--queue", metavar="FILE", help=f"the queue file (default: {default_queue_path()})")
+    queue = subparsers.add_parser(
+        "queue",
+        help="the durable job queue: add, list, run, retry, cancel, remove, move, clear, pause, resume",
+        description="A queue of runs that survives restarts and crashes (see docs/queue.md).",
+    )
+    actions = queue.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
+
+    def action(name: str, func: Command, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = actions.add_parser(name, help=help, parents=[common])
+        parser.set_defaults(func=_reporting_queue_errors(func))
+        return parser
+
+    add = action("add", cmd_add, "queue a RunConfig JSON file (prints the new job ids)")
+    add.add_argument("config", metavar="CONFIG.json", help="a RunConfig JSON file (see docs/run-config.md)")
+    add.add_argument("--count", type=_positive, default=1, help="queue N copies, seeds stepping (1)")
+    add.add_argument("--front", action="store_true", help="put it before every queued job")
+    add.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    listing = action("list", cmd_list, "show the jobs: running, queued in run order, then history")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument("--status", choices=[s.value for s in JobStatus], action="append")
+    listing.add_argument("--text", help="only jobs whose prompt, model or error contains this")
+    run = action("run", cmd_run, "run the queued jobs headless until none is left (Ctrl-C cancels)")
+    run.add_argument("--output", metavar="DIR", help="output folder (default: runs/ in the user data folder)")
+    run.add_argument("--save-intermediates", action="store_true", help="also keep each stage's images")
+    run.add_argument(
+        "--resume-interrupted", action="store_true", help="first re-run jobs that a crash interrupted"
+    )
+    run.add_argument("--pause-on-failure", action="store_true", help="pause the queue when a job fails")
+    run.add_argument("-v", "--verbose", action="store_true", help="print log lines")
+    _add_engine_options(run)
+    for name, func, text in (
+        ("retry", cmd_retry, "queue a failed, cancelled or interrupted job again"),
+        ("cancel", cmd_cancel, "cancel a queued job, or stop the running one"),
+        ("remove", cmd_remove, "delete a job that is not running from the queue (its images stay)"),
+    ):
+        action(name, func, text).add_argument("id", type=_positive, metavar="ID", help="the job id")
+    move = action("move", cmd_move, "reorder a queued job")
+    move.add_argument("id", type=_positive, metavar="ID", help="the job id")
+    move.add_argument("where", choices=("up", "down", "top"), help="one place up or down, or to the top")
+    action("clear", cmd_clear, "delete completed, failed and cancelled jobs (their images stay)")
+    action("pause", cmd_pause, "start no further job (the running one finishes)")
+    action("resume", cmd_resume, "start jobs again after a pause")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _reporting_queue_errors(func: Command) -> Command:
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except QueueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+    return wrapper
+
+
+def _open(args: argparse.Namespace) -> JobQueue:
+    return JobQueue(Path(args.queue) if args.queue else None)
+
+
+# -- actions -----------------------------------------------------------------------------------
+def cmd_add(args: argparse.Namespace) -> int:
+    config = load_run_config(args.config)
+    StageSequencer().build_execution_plan(config)  # a config error now, not when the job runs
+    with _open(args) as queue:
+        if args.front:
+            jobs = queue.add_front(config, args.count)
+        else:
+            jobs = queue.add(config, args.count, priority=args.priority)
+    for job in jobs:
+        print(job.id)
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        jobs = queue.list(status=args.status, text=args.text)
+        paused, counts = queue.paused, queue.counts()
+    if args.json:
+        data = {
+            "paused": paused,
+            "counts": {status.value: n for status, n in counts.items()},
+            "jobs": [job.to_dict() for job in jobs],
+        }
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{'ID':>5}  {'STATUS':<11}  {'TRIES':>5}  {'CREATED':<16}  {'MODEL':<20}  PROMPT")
+    for job in jobs:
+        print(_row(job))
+    summary = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n) or "empty"
+    print(f"queue {summary}" + ("; paused" if paused else ""), file=sys.stderr)
+    return EXIT_OK
+
+
+def _row(job: Job) -> str:
+    prompt = " ".join(str(job.config_data.get("prompt", "")).split())
+    if len(prompt) > _PROMPT_WIDTH:
+        prompt = prompt[: _PROMPT_WIDTH - 3] + "..."
+    line = (
+        f"{job.id:>5}  {job.status.value:<11}  {job.attempts:>5}  {job.created:%Y-%m-%d %H:%M}  "
+        f"{job.model[:20]:<20}  {prompt}"
+    )
+    if job.error and job.status is not JobStatus.COMPLETED:
+        line += f"\n{'':>7}{job.error.splitlines()[0]}"
+    return line
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        queue.retry(args.id)
+    print(f"job {args.id} queued again", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        running = queue.cancel(args.id)
+        status = queue.get(args.id).status
+    if running:
+        print(f"job {args.id} is running: it stops at its next step", file=sys.stderr)
+    else:
+        print(f"job {args.id} is {status.value}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        queue.remove(args.id)
+    print(f"job {args.id} removed", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        move = {"up": queue.move_up, "down": queue.move_down, "top": queue.move_to_top}[args.where]
+        moved = move(args.id)
+    print(f"job {args.id} {'moved' if moved else 'is there already'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        count = queue.clear_finished()
+    print(f"removed {count} finished job(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        queue.pause()
+    print("queue paused: no further job starts until `stablenew-qt queue resume`", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        queue.resume()
+    print("queue resumed", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- queue run ---------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    """Work through the queue with the real engine; Ctrl-C cancels the running job and stops."""
+    from .core.controller import AppController
+    from .core.job_runner import SingleNodeJobRunner
+    from .core.outputs import OutputSettings, default_output_dir
+    from .core.runner import PipelineRunner
+    from .engine.executor import DiffusersExecutor
+    from .headless import TextProgress, app_logging
+
+    output = Path(args.output) if args.output else default_output_dir()
+    with app_logging(args.verbose) as log_path, _open(args) as queue:
+        executor = DiffusersExecutor(_engine_settings(args))
+        controller = AppController(PipelineRunner(executor, OutputSettings(output, args.save_intermediates)))
+        controller.subscribe(TextProgress(sys.stderr))
+        runner = SingleNodeJobRunner(
+            queue, controller, pause_on_failure=args.pause_on_failure, auto_resume=args.resume_interrupted
+        )
+        runner.subscribe(_report)
+        runner.recover()
+        stop = threading.Event()
+
+        def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+            # No queue access here: the interrupted code may be inside a queue transaction.
+            stop.set()
+            if runner.cancel_current():
+                sys.stderr.write("\ncancelling the running job (Ctrl-C again to abort)...\n")
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            finished = runner.run_until_empty(stop)
+        except KeyboardInterrupt:  # a second Ctrl-C: the runner recorded the job as cancelled
+            stop.set()
+            finished = []
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        left, paused = queue.counts()[JobStatus.QUEUED], queue.paused
+    if paused and left:
+        print(f"the queue is paused with {left} job(s) queued: `stablenew-qt queue resume`", file=sys.stderr)
+    elif left:
+        print(f"{left} job(s) left queued", file=sys.stderr)
+    if stop.is_set():
+        return EXIT_CANCELLED
+    if any(job.status is JobStatus.FAILED for job in finished):
+        print(f"some jobs failed (details in {log_path})", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _report(event: JobEvent) -> None:
+    job = event.job
+    if isinstance(event, JobInterrupted):
+        advice = (
+            "it runs again first"
+            if event.resumed
+            else f"`stablenew-qt queue retry {job.id}` runs it again (or use --resume-interrupted)"
+        )
+        print(f"job {job.id} was interrupted when the app stopped; {advice}", file=sys.stderr)
+    elif isinstance(event, JobStarted):
+        print(f"job {job.id}: started (attempt {job.attempts})", file=sys.stderr, flush=True)
+    elif isinstance(event, JobFinished):
+        for path in job.outputs:
+            print(path, flush=True)
+        detail = f": {job.error}" if job.status is JobStatus.FAILED and job.error else ""
+        print(f"job {job.id}: {job.status.value}{detail}", file=sys.stderr, flush=True)
+    elif isinstance(event, QueuePaused):
+        print(
+            f"queue paused because job {job.id} failed; `stablenew-qt queue resume` to go on",
+            file=sys.stderr,
+        )
