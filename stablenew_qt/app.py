@@ -8,14 +8,31 @@ The model combos list names only (demo model names without building them).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .core.executor import Executor
-from .gui.services import AppServices, ModelChoices
+from .core.queue import JobQueue, QueueError, default_queue_path
+from .gui.services import AppServices, ModelChoices, UntrustedDetector
 
 APP_NAME = "StableNewQt"
+
+#: The engine's UntrustedModelError text (engine/adetailer/detector.py), possibly after a
+#: "stage: " prefix: the file name, its SHA-256 and, in the CLI hint, the full path.
+_UNTRUSTED = re.compile(
+    r"detector (?P<name>.+?) is not trusted yet \(SHA-256 (?P<sha256>[0-9a-f]{64})\)\."
+    r".*?--trust-model (?P<path>.+) \(CLI\)\.",
+    re.DOTALL,
+)
+
+
+def trust_file() -> Path:
+    """Where the GUI's engine keeps the detector trust list (the app data folder)."""
+    from .core.outputs import app_data_dir
+
+    return app_data_dir() / "trusted-detectors.json"
 
 
 def make_executor(models_dir: Path, memory_mode: str) -> Executor:
@@ -23,7 +40,49 @@ def make_executor(models_dir: Path, memory_mode: str) -> Executor:
     from .engine.executor import DiffusersExecutor, EngineSettings
 
     mode = memory_mode if memory_mode in ("gpu", "model_offload", "sequential_offload") else "gpu"
-    return DiffusersExecutor(EngineSettings(models_dir=models_dir, memory_mode=mode))  # type: ignore[arg-type]
+    settings = EngineSettings(models_dir=models_dir, memory_mode=mode, trust_file=trust_file())  # type: ignore[arg-type]
+    return DiffusersExecutor(settings)
+
+
+def untrusted_detector(message: str) -> UntrustedDetector | None:
+    """The detector file and SHA-256 named by a run error about an untrusted detector, else None.
+
+    The runner keeps only the error's text, so this parses the engine's UntrustedModelError message.
+    """
+    match = _UNTRUSTED.search(message)
+    if match is None:
+        return None
+    path = Path(match["path"])
+    return UntrustedDetector(path, match["sha256"]) if path.name == match["name"] else None
+
+
+def trust_detector(path: Path, sha256: str, trust_list: Path | None = None) -> None:
+    """Trust ``path`` in the engine's trust list (default :func:`trust_file`), but only if its bytes
+    still have the SHA-256 the user was shown. Raises OSError when they do not, when the file cannot
+    be read or when the list cannot be written.
+    """
+    from .engine.adetailer.detector import DetectorTrust, file_sha256
+    from .engine.errors import ModelError
+
+    try:
+        current = file_sha256(path)
+        if current != sha256:
+            raise OSError(f"{path.name} changed since it was checked (SHA-256 now {current}); run again")
+        DetectorTrust(trust_list or trust_file()).trust(path)
+    except ModelError as exc:
+        raise OSError(str(exc)) from exc
+
+
+def describe_device(executor: Executor) -> str:
+    """The device readout, e.g. "NVIDIA H100 (float16), 12.3 GiB in use" or "CPU (float32)".
+
+    "" while the engine is not loaded.
+
+    Call it on the engine thread: it never builds the engine context (no torch import of its own).
+    """
+    from .engine.executor import DiffusersExecutor
+
+    return executor.device_summary() if isinstance(executor, DiffusersExecutor) else ""
 
 
 def list_models(models_dir: Path) -> ModelChoices:
@@ -46,7 +105,24 @@ def default_services() -> AppServices:
     from .core.outputs import default_output_dir
     from .core.paths import default_models_dir
 
-    return AppServices(make_executor, list_models, default_models_dir(), default_output_dir())
+    return AppServices(
+        make_executor,
+        list_models,
+        default_models_dir(),
+        default_output_dir(),
+        untrusted_detector=untrusted_detector,
+        trust_detector=trust_detector,
+        describe_device=describe_device,
+    )
+
+
+def open_default_queue() -> JobQueue | None:
+    """The JobQueue in its default file, or None (logged) when that file cannot be used."""
+    try:
+        return JobQueue(default_queue_path())
+    except QueueError:
+        logging.getLogger(__name__).exception("the job queue is unavailable; running without it")
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,8 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
-    window = MainWindow(default_services(), QSettings(APP_NAME, APP_NAME))
+    queue = open_default_queue()
+    window = MainWindow(default_services(), QSettings(APP_NAME, APP_NAME), queue=queue)
     window.show()
     if "--exit-after-show" in args:
         QTimer.singleShot(0, window.close)
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        if queue is not None:
+            queue.close()

@@ -59,6 +59,17 @@ class DiffusersExecutor:
             self._context = _build_context(self.settings)
         return self._context
 
+    def device_summary(self) -> str:
+        """e.g. "NVIDIA H100 (float16), 12.3 GiB in use" or "CPU (float32)"; "" until the engine has
+        loaded (this never loads it, so it imports no torch of its own)."""
+        if self._context is None:
+            return ""
+        from .device import memory_in_use
+
+        device = self._context.device
+        used = memory_in_use(device)
+        return device.describe() if used is None else f"{device.describe()}, {used / 2**30:.1f} GiB in use"
+
     def generate_images(
         self,
         stage: StageExecution,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -35,11 +36,27 @@ class EngineWorker(QObject):
 
     #: A submitted config was refused before it started (message for the user).
     submitRejected = Signal(str)
+    #: The executor's one-line device and memory readout ("" while the engine is not loaded).
+    deviceDescribed = Signal(str)
 
-    def __init__(self, controller: AppController) -> None:
+    def __init__(
+        self, controller: AppController, describe_device: Callable[[Executor], str] | None = None
+    ) -> None:
         super().__init__()
         self.controller = controller
         self.closing = threading.Event()
+        self._describe_device = describe_device
+
+    def describe_device(self) -> None:
+        """Emit :attr:`deviceDescribed` for the current executor (on the engine thread only)."""
+        if self._describe_device is None:
+            return
+        try:
+            text = self._describe_device(self.controller.runner.executor)
+        except Exception:
+            log.exception("could not describe the device")
+            return
+        self.deviceDescribed.emit(text)
 
     @Slot(object)
     def _on_submit_requested(self, config: RunConfig) -> None:
@@ -54,6 +71,8 @@ class EngineWorker(QObject):
             self.submitRejected.emit(str(exc))
         except Exception:
             log.exception("the run failed outside the runner")
+        finally:
+            self.describe_device()  # the first run builds the engine; every run changes memory use
 
     @Slot()
     def _on_recover_requested(self) -> None:
@@ -62,6 +81,7 @@ class EngineWorker(QObject):
     @Slot(object)
     def _on_executor_replaced(self, executor: Executor) -> None:
         self.controller.runner.executor = executor
+        self.describe_device()
 
     @Slot(object)
     def _on_output_dir_changed(self, folder: Path) -> None:
@@ -77,12 +97,17 @@ class EngineThread(QObject):
     _outputDirChanged = Signal(object)
 
     def __init__(
-        self, executor: Executor, output_dir: Path, bridge: EventBridge, parent: QObject | None = None
+        self,
+        executor: Executor,
+        output_dir: Path,
+        bridge: EventBridge,
+        parent: QObject | None = None,
+        describe_device: Callable[[Executor], str] | None = None,
     ) -> None:
         super().__init__(parent)
         self.controller = AppController(PipelineRunner(executor, OutputSettings(output_dir)))
         self.controller.subscribe(bridge.post)
-        self.worker = EngineWorker(self.controller)
+        self.worker = EngineWorker(self.controller, describe_device)
         self.qthread = QThread(self)
         self.qthread.setObjectName("engine")
         self.worker.moveToThread(self.qthread)

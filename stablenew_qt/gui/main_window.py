@@ -29,6 +29,7 @@ from ..core.errors import ConfigError
 from ..core.events import LifecycleChanged, RunCompleted, RunFailed, RunStarted
 from ..core.infotext import config_from_image
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
+from ..core.queue import JobQueue
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
 from .config_model import ConfigModel, section_of
@@ -37,10 +38,13 @@ from .log_panel import LogPanel
 from .menus import ModelsMenu
 from .progress_panel import ProgressPanel
 from .prompt_panel import InputImagePanel, PromptPanel
+from .queue_panel import QueuePanel
+from .queue_worker import QueueWorker
 from .results_panel import ResultsPanel
 from .services import AppServices
 from .settings import AppSettings
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
+from .trust_dialog import TrustOffer
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,16 @@ class MainWindow(QMainWindow):
     #: The status bar's config-error text changed ("" when the config is valid).
     configErrorChanged = Signal(str)
 
-    def __init__(self, services: AppServices, settings: QSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        services: AppServices,
+        settings: QSettings,
+        parent: QWidget | None = None,
+        *,
+        queue: JobQueue | None = None,
+    ) -> None:
         super().__init__(parent)
+        self.queue = queue  # None: no queue panel (the caller owns and closes the queue)
         self.setWindowTitle("StableNew Qt")
         self.setAcceptDrops(True)
         self.services = services
@@ -67,6 +79,7 @@ class MainWindow(QMainWindow):
             self.settings.output_dir,
             self.bridge,
             self,
+            describe_device=services.describe_device,
         )
         self.choices = services.list_models(self.settings.models_dir)
         if not self.model.get("txt2img.model") and self.choices.checkpoints:
@@ -87,6 +100,10 @@ class MainWindow(QMainWindow):
         self.bridge.runCompleted.connect(self._on_run_completed)
         self.bridge.runFailed.connect(self._on_run_failed)
         self.engine.worker.submitRejected.connect(self._on_submit_rejected)
+        self.engine.worker.deviceDescribed.connect(self._on_device_described)
+        self.trust_offer = TrustOffer(
+            services, self.bridge, self, self._on_generate_clicked, self.generate_button.isEnabled
+        )
         self._on_validity_changed(self.model.error)
         self.settings.restore_window(self)
 
@@ -125,6 +142,16 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.progress_panel, "Progress")
         self.tabs.addTab(self.results_panel, "Results")
         self.tabs.addTab(self.log_panel, "Log")
+        self.queue_panel: QueuePanel | None = None
+        self.queue_worker: QueueWorker | None = None
+        if self.queue is not None:
+            self.queue_panel = QueuePanel(self.queue)
+            self.queue_worker = QueueWorker(self.queue, self.engine)
+            self.queue_panel.runRequested.connect(self.queue_worker.request_run)
+            self.queue_panel.loadRequested.connect(self.apply_config)
+            self.queue_panel.errorOccurred.connect(self._on_queue_error_occurred)
+            self.queue_worker.queueRejected.connect(self._on_queue_error_occurred)
+            self.tabs.addTab(self.queue_panel, "Queue")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
@@ -141,6 +168,11 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         row = QHBoxLayout()
         row.addWidget(self.generate_button, 1)
+        self.add_to_queue_button = QPushButton("Add to queue")
+        self.add_to_queue_button.setToolTip("Append the current settings to the job queue")
+        self.add_to_queue_button.setVisible(self.queue is not None)
+        self.add_to_queue_button.clicked.connect(self._on_add_to_queue_clicked)
+        row.addWidget(self.add_to_queue_button)
         row.addWidget(self.cancel_button)
         self._left_layout.addLayout(row)  # always visible under the editors
         for keys, slot in (
@@ -155,12 +187,19 @@ class MainWindow(QMainWindow):
         self.error_label = QLabel("")
         self.error_label.setObjectName("status.config_error")
         self.statusBar().addWidget(self.error_label, 1)
+        if self.queue_panel is not None:
+            self.statusBar().addPermanentWidget(self.queue_panel.count_label)
+        self.device_label = QLabel("")
+        self.device_label.setObjectName("status.device")
+        self.device_label.setToolTip("Device, precision and GPU memory in use (after each run)")
+        self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().addPermanentWidget(self.lifecycle_label)
 
     # -- run controls ----------------------------------------------------------------------
     def _update_buttons(self) -> None:
         self.generate_button.setEnabled(self.model.error is None and not self._busy)
         self.cancel_button.setEnabled(self._busy)
+        self.add_to_queue_button.setEnabled(self.model.error is None)
 
     def _on_generate_clicked(self) -> None:
         if self.model.error is not None or self._busy:
@@ -170,6 +209,14 @@ class MainWindow(QMainWindow):
         self._update_buttons()
         self.tabs.setCurrentWidget(self.progress_panel)
         self.engine.submit(self.model.config)
+
+    def _on_add_to_queue_clicked(self) -> None:
+        if self.queue is not None and self.model.error is None:
+            self.queue.add(self.model.config)
+            self.statusBar().showMessage("Added to the queue", 3000)
+
+    def _on_queue_error_occurred(self, message: str) -> None:
+        self.statusBar().showMessage(f"Queue: {message}", 15000)
 
     def _on_cancel_clicked(self) -> None:
         if self._busy and self.engine.cancel():
@@ -199,6 +246,9 @@ class MainWindow(QMainWindow):
             if not self._closed:
                 self.recover_timer.start()
         self._update_buttons()
+
+    def _on_device_described(self, text: str) -> None:
+        self.device_label.setText(text)
 
     def _on_recover_timer_timeout(self) -> None:
         self.engine.recover()
@@ -285,6 +335,8 @@ class MainWindow(QMainWindow):
         self.recover_timer.stop()
         self.settings.save_window(self)
         self.settings.save_config(self.model.config)
+        if self.queue_panel is not None:
+            self.queue_panel.detach()
         self.engine.shutdown()
         self.statusBar().clearMessage()  # stops the message's timeout timer
         self.log_panel.detach()

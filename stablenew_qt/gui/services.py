@@ -46,12 +46,38 @@ STANDARD_DETECTORS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class UntrustedDetector:
+    """An ADetailer detector file the engine refused to load until the user trusts it."""
+
+    path: Path
+    sha256: str
+
+
+def _no_untrusted_detector(_message: str) -> UntrustedDetector | None:
+    return None
+
+
+def _cannot_trust(path: Path, _sha256: str) -> None:
+    raise OSError(f"this engine keeps no detector trust list, so {path.name} cannot be trusted here")
+
+
+def _no_device(_executor: Executor) -> str:
+    return ""
+
+
+@dataclass(frozen=True)
 class AppServices:
     """The engine side of the window.
 
     ``make_executor(models_dir, memory_mode)`` builds an executor cheaply; ``list_models(models_dir)``
     lists names without loading anything; ``models_dir``/``output_dir``/``memory_mode`` are the
     defaults used when the settings file has none.
+
+    ``untrusted_detector(message)`` recognises a run error caused by an untrusted detector;
+    ``trust_detector(path, sha256)`` trusts that file if its bytes still have that SHA-256 (raises
+    OSError otherwise, or when the trust list cannot be written);
+    ``describe_device(executor)`` is a one-line device and memory readout ("" while the engine is
+    not loaded) and is only ever called on the engine thread.
     """
 
     make_executor: Callable[[Path, str], Executor]
@@ -59,3 +85,6 @@ class AppServices:
     models_dir: Path
     output_dir: Path
     memory_mode: str = "gpu"
+    untrusted_detector: Callable[[str], UntrustedDetector | None] = _no_untrusted_detector
+    trust_detector: Callable[[Path, str], None] = _cannot_trust
+    describe_device: Callable[[Executor], str] = _no_device

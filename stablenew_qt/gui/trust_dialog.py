@@ -1,0 +1,122 @@
+"""The ADetailer trust dialog: a run failed because a detector file is not trusted yet.
+
+YOLO ``.pt`` detectors are Python pickles, which can run code when loaded, so the engine refuses a
+detector until the user has trusted its exact bytes once. :class:`TrustOffer` listens for such a
+failure, asks the user (file name and SHA-256), trusts the file through
+:attr:`AppServices.trust_detector` and, when asked to, runs the same settings again.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from ..core.events import LifecycleChanged, RunFailed
+from .bridge import EventBridge
+from .services import AppServices, UntrustedDetector
+
+log = logging.getLogger(__name__)
+
+
+class TrustChoice(enum.Enum):
+    """What the user answered."""
+
+    CANCEL = "cancel"
+    TRUST = "trust"
+    TRUST_AND_RUN = "trust_and_run"
+
+
+#: Shows the question and returns the answer (a test injects its own).
+AskTrust = Callable[[QWidget, UntrustedDetector], TrustChoice]
+
+
+def trust_question(detector: UntrustedDetector) -> str:
+    """The dialog's text: what the risk is, which file, which bytes."""
+    return (
+        "This detector is a Python pickle, which can run code when loaded.\n\n"
+        f"Trust {detector.path.name} (sha256 {detector.sha256})?\n\n"
+        f"File: {detector.path}\n"
+        "Trust only files from sources you trust. A changed file must be trusted again."
+    )
+
+
+def ask_trust(parent: QWidget, detector: UntrustedDetector) -> TrustChoice:
+    """Ask with a modal QMessageBox; Cancel is the default (and Esc)."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Trust this detector?")
+    box.setText(trust_question(detector))
+    run = box.addButton("Trust and run again", QMessageBox.ButtonRole.AcceptRole)
+    trust = box.addButton("Trust", QMessageBox.ButtonRole.YesRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+    box.exec()
+    clicked = box.clickedButton()
+    box.deleteLater()
+    if clicked is run:
+        return TrustChoice.TRUST_AND_RUN
+    if clicked is trust:
+        return TrustChoice.TRUST
+    return TrustChoice.CANCEL
+
+
+class TrustOffer(QObject):
+    """Offers the trust dialog after a run fails on an untrusted detector.
+
+    ``rerun`` starts the run again (the window's Generate); ``can_run`` says whether it may now
+    (no run in flight). The dialog opens from the event loop, not inside the bridge's dispatch, so
+    the rest of the failed run's events (the ERROR state) are handled first.
+    """
+
+    def __init__(
+        self,
+        services: AppServices,
+        bridge: EventBridge,
+        parent: QWidget,
+        rerun: Callable[[], None],
+        can_run: Callable[[], bool],
+    ) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.ask: AskTrust = ask_trust
+        self._parent = parent
+        self._rerun = rerun
+        self._can_run = can_run
+        self._rerun_pending = False
+        bridge.runFailed.connect(self._on_run_failed)
+        bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
+
+    def _on_run_failed(self, event: RunFailed) -> None:
+        detector = self.services.untrusted_detector(event.message)
+        if detector is not None:
+            QTimer.singleShot(0, self, lambda: self.offer(detector))
+
+    def offer(self, detector: UntrustedDetector) -> TrustChoice:
+        """Ask about ``detector``; trust it and, when asked, run again. Returns the answer."""
+        choice = self.ask(self._parent, detector)
+        if choice is TrustChoice.CANCEL:
+            return choice
+        try:
+            self.services.trust_detector(detector.path, detector.sha256)
+        except OSError as exc:
+            log.error("could not trust %s: %s", detector.path, exc)
+            QMessageBox.warning(self._parent, "Could not trust the detector", str(exc))
+            return TrustChoice.CANCEL
+        log.info("trusted detector %s (SHA-256 %s)", detector.path, detector.sha256)
+        if choice is TrustChoice.TRUST_AND_RUN:
+            self._rerun_pending = True
+            self._rerun_if_ready()
+        return choice
+
+    def _on_lifecycle_changed(self, _event: LifecycleChanged) -> None:
+        self._rerun_if_ready()
+
+    def _rerun_if_ready(self) -> None:
+        if self._rerun_pending and self._can_run():
+            self._rerun_pending = False
+            self._rerun()

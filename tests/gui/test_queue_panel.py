@@ -1,0 +1,210 @@
+"""QueuePanel over a real JobQueue (a file in tmp_path) and the window's engine with a FakeExecutor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from stablenew_qt.core.config import RunConfig
+from stablenew_qt.core.fake_executor import FakeExecutor
+from stablenew_qt.core.queue import JobQueue, JobStatus
+from stablenew_qt.gui.main_window import MainWindow
+from stablenew_qt.gui.queue_panel import QueuePanel
+from stablenew_qt.gui.services import AppServices
+from stablenew_qt.gui.testing import DEMO_CHOICES, RUN_TIMEOUT_MS, leftovers, small_txt2img
+
+MakeWindow = Callable[..., MainWindow]
+
+
+def small_config(prompt: str = "a lighthouse") -> RunConfig:
+    config = RunConfig.model_validate({"prompt": prompt, "seed": 1234})
+    t2i = config.txt2img.model_copy(
+        update={"model": DEMO_CHOICES.checkpoints[0], "width": 64, "height": 64, "steps": 2}
+    )
+    return config.model_copy(update={"txt2img": t2i})
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Iterator[JobQueue]:
+    with JobQueue(tmp_path / "queue.sqlite3") as opened:
+        yield opened
+
+
+@pytest.fixture
+def make_window(qtbot: Any, tmp_path: Path, queue: JobQueue) -> Iterator[MakeWindow]:
+    """Like ``make_main_window``, with the window given ``queue``; fails on leftover threads/timers."""
+    windows: list[MainWindow] = []
+
+    def make(executor: FakeExecutor | None = None) -> MainWindow:
+        engine = executor if executor is not None else FakeExecutor()
+        services = AppServices(
+            lambda _m, _mode: engine, lambda _m: DEMO_CHOICES, tmp_path / "models", tmp_path / "runs"
+        )
+        settings = QSettings(str(tmp_path / f"settings-{len(windows)}.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(services, settings, queue=queue)
+        window.recover_timer.setInterval(50)
+        windows.append(window)
+        window.show()
+        return window
+
+    yield make
+    problems: list[str] = []
+    for window in windows:
+        window.close()
+        problems += leftovers(window)
+        window.deleteLater()
+    if problems:
+        pytest.fail("left running after the window closed: " + "; ".join(problems))
+
+
+def panel_of(window: MainWindow) -> QueuePanel:
+    assert window.queue_panel is not None
+    return window.queue_panel
+
+
+def shown_ids(panel: QueuePanel) -> list[int]:
+    return [panel.list.item(row).data(Qt.ItemDataRole.UserRole) for row in range(panel.list.count())]
+
+
+def wait_listed(qtbot: Any, panel: QueuePanel, queue: JobQueue) -> None:
+    """Wait until the panel shows the queue as it is now (refreshes arrive as queued signals)."""
+    qtbot.waitUntil(lambda: panel.jobs == queue.list(), timeout=RUN_TIMEOUT_MS)
+
+
+def test_add_to_queue_button_lists_the_job_and_counts_it(
+    qtbot: Any, make_window: MakeWindow, queue: JobQueue
+) -> None:
+    window = make_window()
+    small_txt2img(qtbot, window, "a red barn")
+    qtbot.mouseClick(window.add_to_queue_button, Qt.MouseButton.LeftButton)
+    panel = panel_of(window)
+    wait_listed(qtbot, panel, queue)
+    [job] = queue.list()
+    assert job.status is JobStatus.QUEUED and job.config.prompt == "a red barn"
+    assert shown_ids(panel) == [job.id]
+    assert "a red barn" in panel.list.item(0).text()
+    assert panel.count_label.text() == "Queued: 1"
+    assert window.tabs.indexOf(panel) >= 0
+
+
+def test_reorder_through_the_queue_is_reflected(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
+    panel = panel_of(make_window())
+    a, b, c = (queue.add(small_config(p))[0] for p in ("a", "b", "c"))
+    queue.move_to(c.id, 0)
+    wait_listed(qtbot, panel, queue)
+    assert shown_ids(panel) == [c.id, a.id, b.id]
+    panel.move_down(c.id)
+    panel.move_to_top(b.id)
+    wait_listed(qtbot, panel, queue)
+    assert shown_ids(panel) == [b.id, a.id, c.id]
+
+
+def test_dragging_a_row_moves_the_job(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
+    panel = panel_of(make_window())
+    a, b, c = (queue.add(small_config(p))[0] for p in ("a", "b", "c"))
+    wait_listed(qtbot, panel, queue)
+    # What an internal drag does to the list's model: move row 0 below row 2.
+    panel.list.model().moveRow(panel.list.rootIndex(), 0, panel.list.rootIndex(), 3)
+    wait_listed(qtbot, panel, queue)
+    assert [job.id for job in queue.list()] == [b.id, c.id, a.id]
+
+
+def test_cancel_remove_retry_and_load(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
+    window = make_window()
+    panel = panel_of(window)
+    a, b = (queue.add(small_config(p))[0] for p in ("first", "second"))
+    panel.cancel(a.id)
+    assert queue.get(a.id).status is JobStatus.CANCELLED
+    panel.retry(a.id)
+    assert queue.get(a.id).status is JobStatus.QUEUED
+    panel.remove(b.id)
+    wait_listed(qtbot, panel, queue)
+    assert shown_ids(panel) == [a.id]
+    with qtbot.waitSignal(panel.errorOccurred):
+        panel.retry(a.id)  # a queued job cannot be retried: a message, not an exception
+    with qtbot.waitSignal(panel.loadRequested):
+        panel.load(a.id)
+    assert window.model.config.prompt == "first"
+    menu = panel.context_menu(queue.get(a.id))
+    enabled = {action.text() for action in menu.actions() if action.isEnabled()}
+    assert enabled == {"Cancel", "Remove", "Move up", "Move down", "Move to top", "Load into the editor"}
+    menu.deleteLater()
+
+
+def test_run_queue_completes_jobs_in_order(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
+    executor = FakeExecutor().fail_at("txt2img", "scripted failure")
+    window = make_window(executor)
+    panel = panel_of(window)
+    worker = window.queue_worker
+    assert worker is not None
+    ids = [queue.add(small_config(p))[0].id for p in ("one", "two")]
+    started: list[int] = []
+    worker.jobStarted.connect(lambda job: started.append(job.id))
+    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    assert finished.args == [2]
+    assert started == ids
+    # The failing first job did not stop the second (FakeExecutor fails every txt2img here).
+    assert [queue.get(i).status for i in ids] == [JobStatus.FAILED, JobStatus.FAILED]
+
+    executor2 = FakeExecutor()
+    window.engine.set_executor(executor2)
+    for job_id in ids:
+        panel.retry(job_id)
+    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS):
+        worker.request_run()
+    assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED, JobStatus.COMPLETED]
+    wait_listed(qtbot, panel, queue)
+    assert panel.count_label.text() == "Queued: 0"
+    assert "completed" in panel.list.item(0).text()
+
+
+def test_pause_stops_after_the_current_job(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
+    window = make_window(FakeExecutor(step_delay=0.3))
+    panel = panel_of(window)
+    worker = window.queue_worker
+    assert worker is not None
+    ids = [queue.add(small_config(p))[0].id for p in ("one", "two", "three")]
+    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        with qtbot.waitSignal(worker.jobStarted, timeout=RUN_TIMEOUT_MS):
+            worker.request_run()
+        wait_listed(qtbot, panel, queue)
+        assert panel.jobs[0].status is JobStatus.RUNNING
+        assert panel.list.item(0).font().bold()  # the running job is highlighted
+        qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+        assert queue.paused
+    assert finished.args == [1]
+    assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED, JobStatus.QUEUED, JobStatus.QUEUED]
+    wait_listed(qtbot, panel, queue)
+    assert panel.pause_button.text() == "Resume"
+    assert panel.count_label.text() == "Queued: 2 (paused)"
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert not queue.paused
+
+
+def test_clear_finished_and_cancel_the_running_job(
+    qtbot: Any, make_window: MakeWindow, queue: JobQueue
+) -> None:
+    window = make_window(FakeExecutor(step_delay=0.2))
+    panel = panel_of(window)
+    worker = window.queue_worker
+    assert worker is not None
+    first = queue.add(small_config("long"))[0]
+    with qtbot.waitSignal(worker.jobStarted, timeout=RUN_TIMEOUT_MS):
+        worker.request_run()
+    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS):
+        panel.cancel(first.id)
+    assert queue.get(first.id).status is JobStatus.CANCELLED
+    qtbot.mouseClick(panel.clear_button, Qt.MouseButton.LeftButton)
+    wait_listed(qtbot, panel, queue)
+    assert panel.jobs == []
+
+
+def test_window_without_a_queue_has_no_queue_controls(qtbot: Any, make_main_window: Any) -> None:
+    window = make_main_window()
+    assert window.queue_panel is None and window.queue_worker is None
+    assert not window.add_to_queue_button.isVisible()

@@ -1,0 +1,285 @@
+"""The ADetailer trust dialog and the status bar's device readout, through the real window
+(FakeExecutor behind the real engine thread) and through the composition root's services."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QWidget
+from pytestqt.qtbot import QtBot
+
+from stablenew_qt import app
+from stablenew_qt.core.config import RunConfig
+from stablenew_qt.core.errors import StageError
+from stablenew_qt.core.executor import CancelToken, Executor, ProgressCallback, StagePayload, StageResult
+from stablenew_qt.core.fake_executor import FakeExecutor
+from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.core.sequencer import StageExecution, StageName
+from stablenew_qt.engine.adetailer.detector import DetectorTrust, UntrustedModelError, file_sha256
+from stablenew_qt.gui.main_window import MainWindow
+from stablenew_qt.gui.services import AppServices, UntrustedDetector
+from stablenew_qt.gui.testing import DEMO_CHOICES, RUN_TIMEOUT_MS, generate_and_wait, leftovers
+from stablenew_qt.gui.trust_dialog import TrustChoice, ask_trust, trust_question
+
+ADETAILER_CONFIG = RunConfig.from_dict(
+    {
+        "prompt": "portrait photo",
+        "seed": 7,
+        "txt2img": {"model": "tiny-sd.safetensors", "width": 64, "height": 64, "steps": 2},
+        "adetailer": {"enabled": True, "units": [{"adetailer_model": "face_yolov8n.pt"}]},
+    }
+)
+
+MakeWindow = Callable[..., MainWindow]
+
+
+@pytest.fixture
+def detector(tmp_path: Path) -> Path:
+    file = tmp_path / "models dir" / "adetailer" / "face_yolov8n.pt"
+    file.parent.mkdir(parents=True)
+    file.write_bytes(b"not really a pickle")
+    return file
+
+
+def untrusted_message(file: Path) -> str:
+    """The run error's text exactly as the engine's failure reaches the window."""
+    return str(StageError("adetailer", str(UntrustedModelError(file, file_sha256(file)))))
+
+
+@pytest.fixture
+def make_window(qtbot: QtBot, tmp_path: Path) -> Iterator[MakeWindow]:
+    """A MainWindow over ``executor`` with the given AppServices fields replaced; closed at teardown,
+    failing the test if a thread or timer of it is still running."""
+    windows: list[MainWindow] = []
+
+    def make(executor: Executor, **services: Any) -> MainWindow:
+        base = AppServices(
+            lambda _models, _mode: executor,
+            lambda _models: DEMO_CHOICES,
+            tmp_path / "models",
+            tmp_path / "runs",
+        )
+        settings = QSettings(str(tmp_path / f"settings-{len(windows)}.ini"), QSettings.Format.IniFormat)
+        settings.setValue("config/last", ADETAILER_CONFIG.to_json(indent=None))
+        window = MainWindow(dataclasses.replace(base, **services), settings)
+        window.recover_timer.setInterval(50)
+        windows.append(window)
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+
+    yield make
+    problems: list[str] = []
+    for window in windows:
+        window.close()
+        problems += leftovers(window)
+        window.deleteLater()
+    if problems:
+        pytest.fail("left running after the window closed: " + "; ".join(problems))
+
+
+class Asker:
+    """Stands in for the QMessageBox: records the question and gives scripted answers."""
+
+    def __init__(self, *answers: TrustChoice) -> None:
+        self.answers = list(answers)
+        self.asked: list[UntrustedDetector] = []
+
+    def __call__(self, _parent: QWidget, detector: UntrustedDetector) -> TrustChoice:
+        self.asked.append(detector)
+        return self.answers.pop(0)
+
+
+class UntrustingFake(FakeExecutor):
+    """Refuses ADetailer, as the engine does, until ``trusted`` holds the detector's path."""
+
+    def __init__(self, detector: Path) -> None:
+        super().__init__()
+        self.detector = detector
+        self.trusted: set[Path] = set()
+
+    def generate_images(
+        self, stage: StageExecution, payload: StagePayload, progress: ProgressCallback, token: CancelToken
+    ) -> StageResult:
+        if stage.stage is StageName.ADETAILER and self.detector not in self.trusted:
+            raise StageError("adetailer", str(UntrustedModelError(self.detector, file_sha256(self.detector))))
+        return super().generate_images(stage, payload, progress, token)
+
+
+# -- the composition root's services (no Qt) ------------------------------------------------
+
+
+def test_untrusted_detector_parses_the_engines_message(detector: Path) -> None:
+    found = app.untrusted_detector(untrusted_message(detector))
+    assert found == UntrustedDetector(detector, file_sha256(detector))
+    assert app.untrusted_detector(str(UntrustedModelError(detector, "ab" * 32))) == UntrustedDetector(
+        detector, "ab" * 32
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "adetailer: cannot read detector /x/face.pt: No such file",
+        "adetailer: detector face.pt is not trusted yet (SHA-256 123)",
+        "txt2img: the GPU ran out of memory",
+    ],
+)
+def test_untrusted_detector_ignores_other_errors(message: str) -> None:
+    assert app.untrusted_detector(message) is None
+
+
+def test_trust_detector_trusts_only_the_bytes_the_user_saw(detector: Path, tmp_path: Path) -> None:
+    trust_list = tmp_path / "trust.json"
+    with pytest.raises(OSError, match="changed since"):
+        app.trust_detector(detector, "0" * 64, trust_list)
+    assert not DetectorTrust(trust_list).is_trusted(detector)
+    app.trust_detector(detector, file_sha256(detector), trust_list)
+    assert DetectorTrust(trust_list).is_trusted(detector)
+    with pytest.raises(OSError, match="cannot read"):
+        app.trust_detector(tmp_path / "missing.pt", "0" * 64, trust_list)
+
+
+def test_describe_device_is_empty_until_the_engine_is_loaded(tmp_path: Path) -> None:
+    assert app.describe_device(FakeExecutor()) == ""
+    assert app.describe_device(app.make_executor(tmp_path, "gpu")) == ""
+
+
+def test_trust_question_names_the_file_and_hash(detector: Path) -> None:
+    text = trust_question(UntrustedDetector(detector, "f" * 64))
+    assert "Python pickle, which can run code when loaded" in text
+    assert f"Trust face_yolov8n.pt (sha256 {'f' * 64})?" in text
+
+
+# -- the window ---------------------------------------------------------------------------------
+
+
+def test_untrusted_detector_failure_offers_the_dialog_and_trusts(
+    qtbot: QtBot, make_window: MakeWindow, detector: Path
+) -> None:
+    fake = FakeExecutor().raise_at(
+        "adetailer", StageError("adetailer", str(UntrustedModelError(detector, file_sha256(detector))))
+    )
+    trusted: list[tuple[Path, str]] = []
+    window = make_window(
+        fake,
+        untrusted_detector=app.untrusted_detector,
+        trust_detector=lambda path, sha: trusted.append((path, sha)),
+    )
+    ask = Asker(TrustChoice.TRUST)
+    window.trust_offer.ask = ask
+
+    generate_and_wait(qtbot, window, end="runFailed")
+    qtbot.waitUntil(lambda: bool(trusted), timeout=RUN_TIMEOUT_MS)
+
+    assert ask.asked == [UntrustedDetector(detector, file_sha256(detector))]
+    assert trusted == [(detector, file_sha256(detector))]
+    qtbot.waitUntil(lambda: window.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
+    assert fake.stages_called == [StageName.TXT2IMG, StageName.ADETAILER]  # no run again unasked
+
+
+def test_trust_and_run_again_completes_the_second_run(
+    qtbot: QtBot, make_window: MakeWindow, detector: Path
+) -> None:
+    fake = UntrustingFake(detector)
+    window = make_window(
+        fake,
+        untrusted_detector=app.untrusted_detector,
+        trust_detector=lambda path, _sha: fake.trusted.add(path),
+    )
+    window.trust_offer.ask = Asker(TrustChoice.TRUST_AND_RUN)
+
+    with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
+        generate_and_wait(qtbot, window, end="runFailed")
+
+    assert fake.trusted == {detector}
+    # the refused ADetailer call raised before FakeExecutor recorded it
+    assert fake.stages_called == [StageName.TXT2IMG, StageName.TXT2IMG, StageName.ADETAILER]
+
+
+def test_declining_trusts_nothing_and_other_errors_ask_nothing(
+    qtbot: QtBot, make_window: MakeWindow, detector: Path
+) -> None:
+    fake = UntrustingFake(detector)
+    trusted: list[Path] = []
+    window = make_window(
+        fake,
+        untrusted_detector=app.untrusted_detector,
+        trust_detector=lambda path, _sha: trusted.append(path),
+    )
+    ask = Asker(TrustChoice.CANCEL)
+    window.trust_offer.ask = ask
+    generate_and_wait(qtbot, window, end="runFailed")
+    qtbot.waitUntil(lambda: bool(ask.asked), timeout=RUN_TIMEOUT_MS)
+    assert trusted == []
+
+    other = make_window(
+        FakeExecutor().fail_at("adetailer", "the detector file is corrupt"),
+        untrusted_detector=app.untrusted_detector,
+    )
+    other.trust_offer.ask = Asker()  # any question would fail: no answers
+    generate_and_wait(qtbot, other, end="runFailed")
+    qtbot.wait(50)
+    qtbot.waitUntil(lambda: other.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
+
+
+def test_status_bar_shows_the_device_after_each_run(qtbot: QtBot, make_window: MakeWindow) -> None:
+    runs = iter(range(1, 100))
+    seen: list[str] = []
+
+    def describe(executor: Executor) -> str:
+        assert isinstance(executor, FakeExecutor)
+        seen.append(threading_name())
+        return f"Fake GPU (float16), {next(runs)}.0 GiB in use"
+
+    window = make_window(FakeExecutor(), describe_device=describe)
+    label = window.device_label
+    assert window.statusBar().findChild(type(label), "status.device") is label
+
+    with qtbot.waitSignal(window.engine.worker.deviceDescribed, timeout=RUN_TIMEOUT_MS):
+        generate_and_wait(qtbot, window)
+    assert label.text() == "Fake GPU (float16), 1.0 GiB in use"
+    qtbot.waitUntil(lambda: window.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
+    with qtbot.waitSignal(window.engine.worker.deviceDescribed, timeout=RUN_TIMEOUT_MS):
+        generate_and_wait(qtbot, window)
+    assert label.text() == "Fake GPU (float16), 2.0 GiB in use"
+    assert seen == ["engine", "engine"]  # only ever asked on the engine thread
+
+
+def threading_name() -> str:
+    from PySide6.QtCore import QThread
+
+    return QThread.currentThread().objectName()
+
+
+@pytest.mark.parametrize(
+    ("button", "choice"),
+    [
+        ("Trust and run again", TrustChoice.TRUST_AND_RUN),
+        ("Trust", TrustChoice.TRUST),
+        ("Cancel", TrustChoice.CANCEL),
+    ],
+)
+def test_ask_trust_maps_the_buttons(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch, detector: Path, button: str, choice: TrustChoice
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[str] = []
+
+    def click(box: QMessageBox) -> int:
+        shown.append(box.text())
+        assert box.defaultButton() is box.escapeButton()  # Cancel is the safe default
+        next(b for b in box.buttons() if b.text().replace("&", "") == button).click()
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", click)
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    assert ask_trust(parent, UntrustedDetector(detector, "a" * 64)) is choice
+    assert shown and "face_yolov8n.pt" in shown[0]

@@ -1,0 +1,88 @@
+"""The real window over the REAL DiffusersExecutor on a demo model: prompt to PNG, on the CPU,
+with the GUI's event loop kept responsive while the engine thread works."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+from pytestqt.qtbot import QtBot
+
+from stablenew_qt.app import describe_device
+from stablenew_qt.core.infotext import read_image_metadata
+from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.engine.demo import DEMO_MODELS
+from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
+from stablenew_qt.gui import testing
+from stablenew_qt.gui.services import ModelChoices
+from stablenew_qt.gui.testing import MakeMainWindow, choose, small_txt2img
+
+make_main_window = testing.make_main_window  # the window fixture, shared with tests/gui
+
+#: A cold start (torch import, demo model load) on a slow CPU is many seconds; generous on purpose.
+REAL_RUN_TIMEOUT_MS = 180_000
+#: The largest gap allowed between 10 ms heartbeats: a frozen GUI shows gaps of seconds.
+MAX_HEARTBEAT_GAP_S = 0.5
+
+
+class Heartbeat:
+    """A 10 ms QTimer on the GUI thread that records the largest gap between its ticks."""
+
+    def __init__(self) -> None:
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._on_timeout)
+        self.ticks = 0
+        self.max_gap = 0.0
+        self._last = 0.0
+
+    def start(self) -> None:
+        self._last = time.monotonic()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self._on_timeout()
+
+    def _on_timeout(self) -> None:
+        now = time.monotonic()
+        self.max_gap = max(self.max_gap, now - self._last)
+        self._last = now
+        self.ticks += 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_window_runs_the_real_engine_on_a_demo_model(
+    qtbot: QtBot, make_main_window: MakeMainWindow, demo_models: dict[str, Path], tmp_path: Path
+) -> None:
+    model = DEMO_MODELS[0]
+    demo_root = demo_models[model].parent
+    engine = DiffusersExecutor(
+        EngineSettings(models_dir=tmp_path / "models", device="cpu", demo_dir=demo_root)
+    )
+    window = make_main_window(engine, choices=ModelChoices(checkpoints=DEMO_MODELS))
+    small_txt2img(qtbot, window, "a red lighthouse on a cliff")
+    choose(window, "txt2img.model", model)
+    assert window.generate_button.isEnabled(), window.error_label.text()
+
+    heartbeat = Heartbeat()
+    heartbeat.start()
+    try:
+        with qtbot.waitSignal(window.bridge.runCompleted, timeout=REAL_RUN_TIMEOUT_MS) as done:
+            window.generate_button.click()
+    finally:
+        heartbeat.stop()
+    qtbot.waitUntil(lambda: window.engine.state is not LifecycleState.RUNNING, timeout=10_000)
+
+    paths = done.args[0].image_paths
+    assert len(paths) == 1 and paths[0].is_file()
+    meta = read_image_metadata(paths[0])
+    assert meta.parameters is not None and "a red lighthouse on a cliff" in meta.parameters
+    assert "Steps: 3" in meta.parameters and "Size: 64x64" in meta.parameters
+    assert meta.run_config is not None and meta.run_config.txt2img.model == model
+    assert heartbeat.ticks > 10
+    assert heartbeat.max_gap < MAX_HEARTBEAT_GAP_S, f"GUI froze for {heartbeat.max_gap * 1000:.0f} ms"
+    assert describe_device(engine) == "CPU (float32)"  # the engine is loaded now, so it says where
