@@ -1,8 +1,11 @@
-"""Binder: makes knob widgets that write straight into the ConfigModel and re-read it on replace.
+"""Binder: makes knob widgets that write straight into the ConfigModel and follow it back.
 
 Each factory method creates one widget for one dotted config path, sets its tooltip (what it does
-and its A1111 name) and connects its edit signal to ``ConfigModel.set``. :meth:`Binder.refresh`
-puts every bound widget back in step with the model, with signals blocked.
+and its A1111 name) and connects its edit signal to ``ConfigModel.set``. The binding goes both
+ways: when a path changes in the model (from code, a restored PNG, another widget) its widgets
+show the new value; :meth:`Binder.refresh` puts every bound widget back in step at once. Widgets
+are updated with signals blocked, and only when the shown value differs, so typing is never
+disturbed.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ class Binder:
 
     def __init__(self, model: ConfigModel) -> None:
         self.model = model
-        self._refreshers: list[Callable[[], None]] = []
+        self._refreshers: dict[str, list[Callable[[], None]]] = {}
         self.widgets: dict[str, QWidget] = {}
+        model.changed.connect(self._on_model_changed)
 
     def _bind(self, path: str, widget: QWidget, tooltip: str, show: Callable[[Any], None]) -> None:
         widget.setToolTip(tooltip)
@@ -46,12 +50,17 @@ class Binder:
             with signals_blocked(widget):
                 show(self.model.get(path))
 
-        self._refreshers.append(refresh)
+        self._refreshers.setdefault(path, []).append(refresh)
         refresh()
 
     def refresh(self) -> None:
         """Show the model's current values in every bound widget."""
-        for refresh in self._refreshers:
+        for refreshers in self._refreshers.values():
+            for refresh in refreshers:
+                refresh()
+
+    def _on_model_changed(self, path: str) -> None:
+        for refresh in self._refreshers.get(path, ()):
             refresh()
 
     def spin(self, path: str, lo: int, hi: int, tooltip: str, step: int = 1) -> QSpinBox:
@@ -59,7 +68,12 @@ class Binder:
         box.setRange(lo, hi)
         box.setSingleStep(step)
         box.setKeyboardTracking(True)
-        self._bind(path, box, tooltip, lambda v: box.setValue(int(v)))
+
+        def show(value: Any) -> None:
+            if box.value() != int(value):
+                box.setValue(int(value))
+
+        self._bind(path, box, tooltip, show)
         box.valueChanged.connect(lambda v: self.model.set(path, int(v)))
         return box
 
@@ -68,13 +82,24 @@ class Binder:
         box.setRange(lo, hi)
         box.setSingleStep(step)
         box.setDecimals(2)
-        self._bind(path, box, tooltip, lambda v: box.setValue(float(v)))
+
+        def show(value: Any) -> None:
+            # A value the user is typing ("1." of "1.5") must not be re-formatted under the cursor.
+            if abs(box.value() - float(value)) > 1e-9:
+                box.setValue(float(value))
+
+        self._bind(path, box, tooltip, show)
         box.valueChanged.connect(lambda v: self.model.set(path, round(float(v), 4)))
         return box
 
     def check(self, path: str, text: str, tooltip: str) -> QCheckBox:
         box = QCheckBox(text)
-        self._bind(path, box, tooltip, lambda v: box.setChecked(bool(v)))
+
+        def show(value: Any) -> None:
+            if box.isChecked() != bool(value):
+                box.setChecked(bool(value))
+
+        self._bind(path, box, tooltip, show)
         box.toggled.connect(lambda v: self.model.set(path, bool(v)))
         return box
 
@@ -96,6 +121,8 @@ class Binder:
 
         def show(value: Any) -> None:
             text = none_text if value is None and none_text is not None else str(value)
+            if box.currentText() == text:
+                return
             index = box.findText(text)
             if index < 0 and text:
                 box.addItem(text)
@@ -111,7 +138,12 @@ class Binder:
 
     def line(self, path: str, tooltip: str, *, empty_is_none: bool = False) -> QLineEdit:
         edit = QLineEdit()
-        self._bind(path, edit, tooltip, lambda v: edit.setText("" if v is None else str(v)))
+
+        def show(value: Any) -> None:
+            if edit.text() != ("" if value is None else str(value)):
+                edit.setText("" if value is None else str(value))
+
+        self._bind(path, edit, tooltip, show)
         edit.textChanged.connect(lambda t: self.model.set(path, None if empty_is_none and not t else t))
         return edit
 

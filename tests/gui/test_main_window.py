@@ -148,3 +148,17 @@ def test_last_config_and_log_records_reach_the_window(qtbot: QtBot, make_main_wi
     qtbot.waitUntil(lambda: "hello from a test" in reopened.log_panel.text.toPlainText())
     reopened.log_panel.level.setCurrentText("ERROR")
     assert "hello from a test" not in reopened.log_panel.text.toPlainText()
+
+
+def test_widgets_follow_the_model_both_ways(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    """Like napari: change one side and the other follows (code, restored PNGs, other widgets)."""
+    window = make_main_window()
+    window.model.set("txt2img.steps", 42)
+    window.model.set("prompt", "a fox in the snow")
+    window.model.set("txt2img.sampler", "Euler a")
+    window.model.set("txt2img.hires_enabled", True)
+    assert widget(window, "txt2img.steps").value() == 42  # type: ignore[attr-defined]
+    assert widget(window, "prompt").toPlainText() == "a fox in the snow"  # type: ignore[attr-defined]
+    assert widget(window, "txt2img.sampler").currentText() == "Euler a"  # type: ignore[attr-defined]
+    set_spin(qtbot, window, "txt2img.cfg_scale", 5.5)
+    assert window.model.get("txt2img.cfg_scale") == 5.5

@@ -243,11 +243,12 @@ def test_status_bar_shows_the_device_after_each_run(qtbot: QtBot, make_window: M
 
     with qtbot.waitSignal(window.engine.worker.deviceDescribed, timeout=RUN_TIMEOUT_MS):
         generate_and_wait(qtbot, window)
-    assert label.text() == "Fake GPU (float16), 1.0 GiB in use"
+    # The label's slot is queued on the GUI thread: wait for it rather than racing it.
+    qtbot.waitUntil(lambda: label.text() == "Fake GPU (float16), 1.0 GiB in use", timeout=RUN_TIMEOUT_MS)
     qtbot.waitUntil(lambda: window.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
     with qtbot.waitSignal(window.engine.worker.deviceDescribed, timeout=RUN_TIMEOUT_MS):
         generate_and_wait(qtbot, window)
-    assert label.text() == "Fake GPU (float16), 2.0 GiB in use"
+    qtbot.waitUntil(lambda: label.text() == "Fake GPU (float16), 2.0 GiB in use", timeout=RUN_TIMEOUT_MS)
     assert seen == ["engine", "engine"]  # only ever asked on the engine thread
 
 
