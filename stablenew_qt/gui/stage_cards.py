@@ -246,6 +246,14 @@ class Img2ImgCard(StageCard):
         prompt.setPlaceholderText("Same as the main prompt")
         prompt.setMaximumHeight(60)
         f.addRow("Prompt override", prompt)
+        negative = b.text(
+            "img2img.negative_prompt",
+            tip("Empty: the main negative prompt.", "Negative prompt (img2img tab)"),
+            empty_is_none=True,
+        )
+        negative.setPlaceholderText("Same as the main negative prompt")
+        negative.setMaximumHeight(60)
+        f.addRow("Negative override", negative)
 
 
 class UpscaleCard(StageCard):

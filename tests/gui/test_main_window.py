@@ -162,3 +162,13 @@ def test_widgets_follow_the_model_both_ways(qtbot: QtBot, make_main_window: Make
     assert widget(window, "txt2img.sampler").currentText() == "Euler a"  # type: ignore[attr-defined]
     set_spin(qtbot, window, "txt2img.cfg_scale", 5.5)
     assert window.model.get("txt2img.cfg_scale") == 5.5
+
+
+def test_img2img_negative_override_reaches_the_config(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()
+    window.model.set("img2img.enabled", True)
+    edit = widget(window, "img2img.negative_prompt")
+    edit.setPlainText("lowres, watermark")  # type: ignore[attr-defined]
+    assert window.model.get("img2img.negative_prompt") == "lowres, watermark"
+    edit.clear()  # type: ignore[attr-defined]
+    assert window.model.get("img2img.negative_prompt") is None, "empty means: inherit the main negative"
