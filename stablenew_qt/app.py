@@ -85,6 +85,14 @@ def describe_device(executor: Executor) -> str:
     return executor.device_summary() if isinstance(executor, DiffusersExecutor) else ""
 
 
+def warm_up(executor: Executor) -> None:
+    """Prepare a DiffusersExecutor on the engine thread (torch import, catalog); others need none."""
+    from .engine.executor import DiffusersExecutor
+
+    if isinstance(executor, DiffusersExecutor):
+        executor.warm_up()
+
+
 def list_models(models_dir: Path) -> ModelChoices:
     """Names of the demo models and of the models installed under ``models_dir`` (nothing is loaded)."""
     from .engine.demo import DEMO_MODELS
@@ -113,6 +121,7 @@ def default_services() -> AppServices:
         untrusted_detector=untrusted_detector,
         trust_detector=trust_detector,
         describe_device=describe_device,
+        warm_up=warm_up,
     )
 
 
@@ -144,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     queue = open_default_queue()
     window = MainWindow(default_services(), QSettings(APP_NAME, APP_NAME), queue=queue)
     window.show()
+    if "--exit-after-show" not in args:
+        # Import torch and list models on the engine thread now, while the user reads the
+        # window, so the first Generate does not stall the GUI with those imports.
+        QTimer.singleShot(0, window.engine.warm_up)
     if "--exit-after-show" in args:
         QTimer.singleShot(0, window.close)
     try:

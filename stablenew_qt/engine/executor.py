@@ -59,6 +59,13 @@ class DiffusersExecutor:
             self._context = _build_context(self.settings)
         return self._context
 
+    def warm_up(self) -> None:
+        """Import torch and diffusers' SD pipelines and build the engine context now (device,
+        model catalog, demo models). Call on the engine thread; loads no checkpoint."""
+        _ = self.context
+        import diffusers.pipelines.stable_diffusion
+        import diffusers.pipelines.stable_diffusion_xl  # noqa: F401
+
     def device_summary(self) -> str:
         """e.g. "NVIDIA H100 (float16), 12.3 GiB in use" or "CPU (float32)"; "" until the engine has
         loaded (this never loads it, so it imports no torch of its own)."""

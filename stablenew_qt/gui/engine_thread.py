@@ -40,12 +40,28 @@ class EngineWorker(QObject):
     deviceDescribed = Signal(str)
 
     def __init__(
-        self, controller: AppController, describe_device: Callable[[Executor], str] | None = None
+        self,
+        controller: AppController,
+        describe_device: Callable[[Executor], str] | None = None,
+        warm_up: Callable[[Executor], None] | None = None,
     ) -> None:
         super().__init__()
         self.controller = controller
         self.closing = threading.Event()
         self._describe_device = describe_device
+        self._warm_up = warm_up
+
+    @Slot()
+    def _on_warm_up_requested(self) -> None:
+        if self._warm_up is None or self.closing.is_set():
+            return
+        try:
+            self._warm_up(self.controller.runner.executor)
+        except Exception:
+            # Not fatal: the first run prepares the engine itself and reports any real problem.
+            log.exception("engine warm-up failed")
+            return
+        self.describe_device()
 
     def describe_device(self) -> None:
         """Emit :attr:`deviceDescribed` for the current executor (on the engine thread only)."""
@@ -95,6 +111,7 @@ class EngineThread(QObject):
     _executorReplaced = Signal(object)
     _recoverRequested = Signal()
     _outputDirChanged = Signal(object)
+    _warmUpRequested = Signal()
 
     def __init__(
         self,
@@ -103,11 +120,12 @@ class EngineThread(QObject):
         bridge: EventBridge,
         parent: QObject | None = None,
         describe_device: Callable[[Executor], str] | None = None,
+        warm_up: Callable[[Executor], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self.controller = AppController(PipelineRunner(executor, OutputSettings(output_dir)))
         self.controller.subscribe(bridge.post)
-        self.worker = EngineWorker(self.controller, describe_device)
+        self.worker = EngineWorker(self.controller, describe_device, warm_up)
         self.qthread = QThread(self)
         self.qthread.setObjectName("engine")
         self.worker.moveToThread(self.qthread)
@@ -116,7 +134,12 @@ class EngineThread(QObject):
         self._executorReplaced.connect(self.worker._on_executor_replaced)
         self._recoverRequested.connect(self.worker._on_recover_requested)
         self._outputDirChanged.connect(self.worker._on_output_dir_changed)
+        self._warmUpRequested.connect(self.worker._on_warm_up_requested)
         self.qthread.start()
+
+    def warm_up(self) -> None:
+        """Prepare the engine on its thread (queued behind nothing; a later submit waits for it)."""
+        self._warmUpRequested.emit()
 
     @property
     def state(self) -> LifecycleState:

@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
             self.bridge,
             self,
             describe_device=services.describe_device,
+            warm_up=services.warm_up,
         )
         self.choices = services.list_models(self.settings.models_dir)
         if not self.model.get("txt2img.model") and self.choices.checkpoints:

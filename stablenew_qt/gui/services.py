@@ -53,6 +53,10 @@ class UntrustedDetector:
     sha256: str
 
 
+def _no_warm_up(_executor: Executor) -> None:
+    """Executors that need no preparation (the FakeExecutor)."""
+
+
 def _no_untrusted_detector(_message: str) -> UntrustedDetector | None:
     return None
 
@@ -78,6 +82,8 @@ class AppServices:
     OSError otherwise, or when the trust list cannot be written);
     ``describe_device(executor)`` is a one-line device and memory readout ("" while the engine is
     not loaded) and is only ever called on the engine thread.
+    ``warm_up(executor)`` prepares the engine (imports torch, lists models) on the engine thread as
+    soon as the window shows, so the first Generate does not stall the GUI with those imports.
     """
 
     make_executor: Callable[[Path, str], Executor]
@@ -88,3 +94,4 @@ class AppServices:
     untrusted_detector: Callable[[str], UntrustedDetector | None] = _no_untrusted_detector
     trust_detector: Callable[[Path, str], None] = _cannot_trust
     describe_device: Callable[[Executor], str] = _no_device
+    warm_up: Callable[[Executor], None] = _no_warm_up
