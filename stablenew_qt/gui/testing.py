@@ -6,6 +6,7 @@ Needs pytest and pytest-qt (the ``test`` extra); the app itself never imports th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from ..core.config import RunConfig
 from ..core.executor import Executor
 from ..core.fake_executor import FakeExecutor
 from ..core.lifecycle import LifecycleState
+from ..core.queue import JobQueue
 from .main_window import MainWindow
 from .services import AppServices, ModelChoices
 
@@ -39,6 +41,8 @@ class MakeMainWindow(Protocol):
         config: RunConfig | None = ...,
         choices: ModelChoices = ...,
         recover_delay_ms: int = ...,
+        queue: JobQueue | None = ...,
+        **services: Any,
     ) -> MainWindow: ...
 
 
@@ -60,8 +64,10 @@ def leftovers(window: MainWindow) -> list[str]:
 @pytest.fixture
 def make_main_window(qtbot: Any, tmp_path: Path) -> Iterator[MakeMainWindow]:
     """Factory for fresh MainWindows over a FakeExecutor (or the executor given), each with its own
-    settings file, models folder and output folder under ``tmp_path``. At teardown every window is
-    closed (cancelling its run) and the test fails if a QThread or QTimer of it is still running."""
+    settings file, models folder and output folder under ``tmp_path``; ``queue`` gives the window a
+    queue panel, and keyword ``services`` replace AppServices fields (e.g. ``trust_detector=``).
+    At teardown every window is closed (cancelling its run) and the test fails if a QThread or
+    QTimer of it is still running."""
     windows: list[MainWindow] = []
 
     def make(
@@ -70,14 +76,16 @@ def make_main_window(qtbot: Any, tmp_path: Path) -> Iterator[MakeMainWindow]:
         config: RunConfig | None = None,
         choices: ModelChoices = DEMO_CHOICES,
         recover_delay_ms: int = 100,
+        queue: JobQueue | None = None,
+        **services: Any,
     ) -> MainWindow:
         engine = executor if executor is not None else FakeExecutor()
         make_executor: Callable[[Path, str], Executor] = lambda _models, _mode: engine  # noqa: E731
-        services = AppServices(make_executor, lambda _models: choices, tmp_path / "models", tmp_path / "runs")
+        base = AppServices(make_executor, lambda _models: choices, tmp_path / "models", tmp_path / "runs")
         settings = QSettings(str(tmp_path / f"settings-{len(windows)}.ini"), QSettings.Format.IniFormat)
         if config is not None:
             settings.setValue("config/last", config.to_json(indent=None))
-        window = MainWindow(services, settings)
+        window = MainWindow(dataclasses.replace(base, **services), settings, queue=queue)
         window.recover_timer.setInterval(recover_delay_ms)
         windows.append(window)
         window.show()

@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.queue import JobQueue, JobStatus
 from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.queue_panel import QueuePanel
-from stablenew_qt.gui.services import AppServices
-from stablenew_qt.gui.testing import DEMO_CHOICES, RUN_TIMEOUT_MS, leftovers, small_txt2img
+from stablenew_qt.gui.testing import DEMO_CHOICES, RUN_TIMEOUT_MS, MakeMainWindow, small_txt2img
 
 MakeWindow = Callable[..., MainWindow]
 
@@ -35,30 +34,9 @@ def queue(tmp_path: Path) -> Iterator[JobQueue]:
 
 
 @pytest.fixture
-def make_window(qtbot: Any, tmp_path: Path, queue: JobQueue) -> Iterator[MakeWindow]:
-    """Like ``make_main_window``, with the window given ``queue``; fails on leftover threads/timers."""
-    windows: list[MainWindow] = []
-
-    def make(executor: FakeExecutor | None = None) -> MainWindow:
-        engine = executor if executor is not None else FakeExecutor()
-        services = AppServices(
-            lambda _m, _mode: engine, lambda _m: DEMO_CHOICES, tmp_path / "models", tmp_path / "runs"
-        )
-        settings = QSettings(str(tmp_path / f"settings-{len(windows)}.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(services, settings, queue=queue)
-        window.recover_timer.setInterval(50)
-        windows.append(window)
-        window.show()
-        return window
-
-    yield make
-    problems: list[str] = []
-    for window in windows:
-        window.close()
-        problems += leftovers(window)
-        window.deleteLater()
-    if problems:
-        pytest.fail("left running after the window closed: " + "; ".join(problems))
+def make_window(make_main_window: MakeMainWindow, queue: JobQueue) -> MakeWindow:
+    """``make_main_window`` with the window given ``queue``."""
+    return lambda executor=None: make_main_window(executor, queue=queue, recover_delay_ms=50)
 
 
 def panel_of(window: MainWindow) -> QueuePanel:

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
@@ -22,8 +19,8 @@ from stablenew_qt.core.lifecycle import LifecycleState
 from stablenew_qt.core.sequencer import StageExecution, StageName
 from stablenew_qt.engine.adetailer.detector import DetectorTrust, UntrustedModelError, file_sha256
 from stablenew_qt.gui.main_window import MainWindow
-from stablenew_qt.gui.services import AppServices, UntrustedDetector
-from stablenew_qt.gui.testing import DEMO_CHOICES, RUN_TIMEOUT_MS, generate_and_wait, leftovers
+from stablenew_qt.gui.services import UntrustedDetector
+from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow, generate_and_wait
 from stablenew_qt.gui.trust_dialog import TrustChoice, ask_trust, trust_question
 
 ADETAILER_CONFIG = RunConfig.from_dict(
@@ -52,35 +49,11 @@ def untrusted_message(file: Path) -> str:
 
 
 @pytest.fixture
-def make_window(qtbot: QtBot, tmp_path: Path) -> Iterator[MakeWindow]:
-    """A MainWindow over ``executor`` with the given AppServices fields replaced; closed at teardown,
-    failing the test if a thread or timer of it is still running."""
-    windows: list[MainWindow] = []
-
-    def make(executor: Executor, **services: Any) -> MainWindow:
-        base = AppServices(
-            lambda _models, _mode: executor,
-            lambda _models: DEMO_CHOICES,
-            tmp_path / "models",
-            tmp_path / "runs",
-        )
-        settings = QSettings(str(tmp_path / f"settings-{len(windows)}.ini"), QSettings.Format.IniFormat)
-        settings.setValue("config/last", ADETAILER_CONFIG.to_json(indent=None))
-        window = MainWindow(dataclasses.replace(base, **services), settings)
-        window.recover_timer.setInterval(50)
-        windows.append(window)
-        window.show()
-        qtbot.waitExposed(window)
-        return window
-
-    yield make
-    problems: list[str] = []
-    for window in windows:
-        window.close()
-        problems += leftovers(window)
-        window.deleteLater()
-    if problems:
-        pytest.fail("left running after the window closed: " + "; ".join(problems))
+def make_window(make_main_window: MakeMainWindow) -> MakeWindow:
+    """``make_main_window`` over ``executor`` with an ADetailer config and AppServices fields replaced."""
+    return lambda executor, **services: make_main_window(
+        executor, config=ADETAILER_CONFIG, recover_delay_ms=50, **services
+    )
 
 
 class Asker:
