@@ -115,9 +115,15 @@ def run_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
         except (ModelError, RuntimeError, ValueError) as exc:  # ValueError: --device cuda without CUDA
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+    return finish(report, format_report(report), args.json)
+
+
+def finish(report: Any, text: str, json_path: str | None) -> int:
+    """Print ``text``, write ``report`` as JSON if asked; exit 1 unless pixels matched and the
+    timed rounds loaded nothing (shared by the chain and the ADetailer benches)."""
+    print(text)
+    if json_path:
+        Path(json_path).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
     return 0 if report.pixels_identical and report.loads["warm"] == 0 else 1
 
 

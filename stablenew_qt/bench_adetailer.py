@@ -13,21 +13,20 @@ engine hashes and scans it before the hand side unpickles it with ``YOLO()``. Se
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
 from . import bench as chain  # the chain's bench: its helpers, seed and target
-from .bench import NEGATIVE, SEED, SIDES, TARGET_RATIO, Clock
+from .bench import NEGATIVE, SEED, SIDES, TARGET_RATIO, Clock, finish
 from .core.config import RunConfig
 
 if TYPE_CHECKING:
@@ -84,10 +83,7 @@ def run_adetailer_bench(args: argparse.Namespace, *, demo_dir: Path | None = Non
         except (ModelError, StageError, OSError, RuntimeError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
-    return 0 if report.pixels_identical and report.loads["warm"] == 0 else 1
+    return finish(report, format_report(report), args.json)
 
 
 def adetailer_config(model: str, detector: Path, steps: int) -> RunConfig:

@@ -31,6 +31,7 @@ class EngineContext:
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
     _taesd: dict[Path, Any] = field(default_factory=dict)
+    _ultralytics_ready: bool = False
 
     @property
     def esrgan_dir(self) -> Path:
@@ -59,7 +60,9 @@ class EngineContext:
         from ..core.outputs import app_data_dir
         from .adetailer.detector import configure_ultralytics, load_detector
 
-        configure_ultralytics(app_data_dir() / "ultralytics")
+        if not self._ultralytics_ready:  # once per engine, not once per unit and image
+            configure_ultralytics(app_data_dir() / "ultralytics")
+            self._ultralytics_ready = True
         entry = self.catalog.resolve_detector(name)
         assert entry.path is not None
         return load_detector(entry.path, self.trust)
