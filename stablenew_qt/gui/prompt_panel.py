@@ -117,6 +117,9 @@ class InputImagePanel(QGroupBox):
             tip("The image to start from (drop one here).", "img2img image"),
             empty_is_none=True,
         )
+        # A file dropped on the path field replaces the path (the panel takes the drop), instead
+        # of QLineEdit's text drop inserting the file's URL at the cursor.
+        self.path.setAcceptDrops(False)
         browse = QPushButton("Browse…")
         browse.setToolTip("Choose the input image")
         browse.clicked.connect(self._on_browse_clicked)

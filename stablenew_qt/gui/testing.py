@@ -12,8 +12,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer
-from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QThread, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDoubleSpinBox,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
 
 from ..core.config import RunConfig
 from ..core.executor import Executor
@@ -160,3 +169,27 @@ def generate_and_wait(qtbot: Any, window: MainWindow, end: str = "runCompleted")
     with qtbot.waitSignal(getattr(window.bridge, end), timeout=RUN_TIMEOUT_MS):
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.engine.state is not LifecycleState.RUNNING, timeout=RUN_TIMEOUT_MS)
+
+
+def drop_files(onto: QWidget, *paths: Path) -> QWidget:
+    """Drag local files from a file manager and drop them on ``onto``, as a user would.
+
+    Like Qt's own drag and drop, the drop goes to ``onto`` or, when it does not accept drops, to
+    the nearest parent that does (never past its window). The drag must be accepted (what the user
+    sees as the cursor allowing the drop) and so must the drop. Returns the widget that took it.
+    """
+    target: QWidget | None = onto
+    while target is not None and not target.acceptDrops() and not target.isWindow():
+        target = target.parentWidget()
+    assert target is not None and target.acceptDrops(), f"nothing under {onto!r} accepts drops"
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
+    where = onto.mapTo(target, onto.rect().center())
+    copy, left, no_keys = Qt.DropAction.CopyAction, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(where, copy, mime, left, no_keys)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted(), f"{type(target).__name__} refused the drag"
+    drop = QDropEvent(QPointF(where), copy, mime, left, no_keys)
+    QApplication.sendEvent(target, drop)
+    assert drop.isAccepted(), f"{type(target).__name__} refused the drop"
+    return target

@@ -147,6 +147,20 @@ def test_detector_finds_drawn_faces(face_detector: Detector) -> None:
     assert found / faces >= 0.9, f"found {found} of {faces} faces"
 
 
+def test_detection_leaves_torch_thread_count_alone(face_detector: Detector) -> None:
+    # ultralytics sets torch's process-wide thread count when it picks the CPU; diffusion runs
+    # after ADetailer must keep the threads they had.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(before + 3)
+    try:
+        face_detector.predict(Image.new("RGB", (64, 64), (128, 128, 128)), CONFIDENCE, device="cpu")
+        assert torch.get_num_threads() == before + 3
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("kind", ["blank", "noise", "shapes only"])
 def test_images_without_faces_give_no_detections(face_detector: Detector, kind: str) -> None:
     if kind == "blank":

@@ -28,6 +28,8 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -240,7 +242,8 @@ class Detector:
         if self.is_world:
             self._apply_classes(classes)
         rgb = image.convert("RGB")
-        results = self._model.predict(rgb, conf=confidence, device=device, verbose=False)
+        with _keeping_torch_threads():
+            results = self._model.predict(rgb, conf=confidence, device=device, verbose=False)
         return _detections(results[0], rgb.size)
 
     def _apply_classes(self, classes: str) -> None:
@@ -249,6 +252,21 @@ class Detector:
         wanted = [name.strip() for name in classes.split(",") if name.strip()]
         self._model.set_classes(wanted or list(self.names.values()))
         self._classes = classes
+
+
+@contextmanager
+def _keeping_torch_threads() -> Iterator[None]:
+    """Undo ultralytics' process-wide ``torch.set_num_threads``: choosing a CPU device sets it to
+    ``min(8, cpus - 1)``, which would slow every later diffusion step on the CPU (1 thread of 2
+    here) and change their float rounding."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _detections(result: Any, size: tuple[int, int]) -> list[Detection]:
