@@ -18,6 +18,8 @@ from .core.queue import JobQueue, QueueError, default_queue_path
 from .gui.services import AppServices, ModelChoices, UntrustedDetector
 
 APP_NAME = "StableNewQt"
+#: The stylesheet of a source checkout (a wheel does not carry it; the app then runs without).
+STYLE_SHEET = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
 
 #: The engine's UntrustedModelError text (engine/adetailer/detector.py), possibly after a
 #: "stage: " prefix: the file name, its SHA-256 and, in the CLI hint, the full path.
@@ -143,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .gui.main_window import MainWindow
+    from .gui.theme import apply_saved_theme, apply_stylesheet
 
     args = list(argv or [])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -150,8 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
+    settings = QSettings(APP_NAME, APP_NAME)
+    apply_saved_theme(app, settings)  # before the stylesheet, which wraps the native style
+    apply_stylesheet(app, STYLE_SHEET)
     queue = open_default_queue()
-    window = MainWindow(default_services(), QSettings(APP_NAME, APP_NAME), queue=queue)
+    window = MainWindow(default_services(), settings, queue=queue)
     window.show()
     if "--exit-after-show" not in args:
         # Import torch and list models on the engine thread now, while the user reads the

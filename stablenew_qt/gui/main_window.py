@@ -35,7 +35,7 @@ from .bridge import EventBridge
 from .config_model import ConfigModel, section_of
 from .engine_thread import EngineThread
 from .log_panel import LogPanel
-from .menus import ModelsMenu
+from .menus import ModelsMenu, ViewMenu
 from .progress_panel import ProgressPanel
 from .prompt_panel import InputImagePanel, PromptPanel
 from .queue_panel import QueuePanel
@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self._build_controls()
         self.models_menu = ModelsMenu(self)
         self.menuBar().addMenu(self.models_menu)
+        self.menuBar().addMenu(ViewMenu(self))
         self.recover_timer = QTimer(self)
         self.recover_timer.setSingleShot(True)
         self.recover_timer.setInterval(RECOVER_DELAY_MS)
@@ -187,6 +188,7 @@ class MainWindow(QMainWindow):
         self.lifecycle_label.setToolTip("Run state")
         self.error_label = QLabel("")
         self.error_label.setObjectName("status.config_error")
+        self.error_label.setProperty("role", "error")
         self.statusBar().addWidget(self.error_label, 1)
         if self.queue_panel is not None:
             self.statusBar().addPermanentWidget(self.queue_panel.count_label)
@@ -339,6 +341,7 @@ class MainWindow(QMainWindow):
         if self.queue_panel is not None:
             self.queue_panel.detach()
         self.engine.shutdown()
+        self.results_panel.shutdown()
         self.statusBar().clearMessage()  # stops the message's timeout timer
         self.log_panel.detach()
         super().closeEvent(event)

@@ -1,4 +1,5 @@
-"""The Models menu: refresh models, open or set the models folder, memory mode, output folder."""
+"""The Models menu (refresh models, open or set the models folder, memory mode, output folder) and
+the View menu (theme)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
 
 from .services import MEMORY_MODES
+from .theme import THEME_LABELS, load_theme, save_theme, theme_manager
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -83,3 +85,29 @@ class ModelsMenu(QMenu):
         )
         if folder:
             self.window_.set_output_dir(Path(folder))
+
+
+class ViewMenu(QMenu):
+    """The Theme submenu: System, Light or Dark, saved in the window's settings and applied at once."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__("&View", window)
+        self.window_ = window
+        themes = self.addMenu("Theme")
+        self.theme_group = QActionGroup(self)
+        current = load_theme(window.settings.qsettings)
+        for theme, label in THEME_LABELS:
+            action = QAction(label, themes, checkable=True)
+            action.setObjectName(f"view.theme.{theme}")
+            action.setData(theme)
+            action.setChecked(theme == current)
+            self.theme_group.addAction(action)
+            themes.addAction(action)
+        self.theme_group.triggered.connect(self._on_theme_group_triggered)
+
+    def _on_theme_group_triggered(self, action: QAction) -> None:
+        theme = str(action.data())
+        save_theme(self.window_.settings.qsettings, theme)
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        theme_manager(app).set_theme(theme)
