@@ -2,7 +2,8 @@
 
 Every widget writes its knob here with :meth:`ConfigModel.set` (a dotted path such as
 ``"txt2img.steps"`` or ``"adetailer.units.0.adetailer_model"``); the model rebuilds the RunConfig
-with ``RunConfig.from_dict`` and runs the StageSequencer (``check_files=False``) on every change.
+with ``RunConfig.from_dict`` and runs the StageSequencer (``check_files=False``, plus a stat of the
+input image) on every change.
 Widgets listen to :attr:`ConfigModel.replaced` to show a whole new config (restored settings,
 "use these settings", a dropped PNG).
 """
@@ -10,6 +11,7 @@ Widgets listen to :attr:`ConfigModel.replaced` to show a whole new config (resto
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -30,6 +32,13 @@ def section_of(problem: ConfigProblem) -> str:
     if head in ("txt2img", "img2img", "upscale", "adetailer"):
         return head
     return "input" if head == "input_image_path" else "prompt"
+
+
+def _check_input_exists(path: str | None) -> None:
+    """A quick stat (no decoding, unlike the check before a run): a missing input file is shown as
+    the user types, not only when Generate is pressed."""
+    if path and not Path(path).expanduser().is_file():
+        raise ConfigError(f"{path!r} does not exist; choose an existing image file", "input_image_path")
 
 
 class ConfigModel(QObject):
@@ -105,6 +114,7 @@ class ConfigModel(QObject):
             config = RunConfig.from_dict(copy.deepcopy(self._data))
             self._config = config  # a valid value even when its stage structure cannot run
             self._plan = self._sequencer.build_execution_plan(config, check_files=False)
+            _check_input_exists(self._plan.input_image_path)
             self._error = None
         except ConfigError as exc:
             self._plan, self._error = None, exc

@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
         self.input_panel = InputImagePanel(self.model)
         self.cards: dict[str, StageCard] = {
             "txt2img": Txt2ImgCard(self.model, self.choices),
-            "img2img": Img2ImgCard(self.model),
+            "img2img": Img2ImgCard(self.model, self.choices),
             "upscale": UpscaleCard(self.model, self.choices),
             "adetailer": ADetailerCard(self.model, self.choices),
         }

@@ -223,9 +223,20 @@ class Txt2ImgCard(StageCard):
 class Img2ImgCard(StageCard):
     """img2img on the previous stage's images, or on the input image when it comes first."""
 
-    def __init__(self, model: ConfigModel, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ConfigModel, choices: ModelChoices, parent: QWidget | None = None) -> None:
         super().__init__(model, "img2img", "img2img", parent)
         b, f = self.binder, self.form
+        self.checkpoint = b.combo(
+            "img2img.model",
+            choices.checkpoints,
+            tip(
+                "The checkpoint for img2img; needed when img2img comes first (txt2img off).",
+                "Stable Diffusion checkpoint",
+            ),
+            editable=True,
+            none_text="Same as txt2img",
+        )
+        f.addRow("Model", self.checkpoint)
         f.addRow(
             "Denoise", b.dspin("img2img.denoise", 0, 1, tip("How much to change.", "Denoising strength"))
         )
@@ -254,6 +265,9 @@ class Img2ImgCard(StageCard):
         negative.setPlaceholderText("Same as the main negative prompt")
         negative.setMaximumHeight(60)
         f.addRow("Negative override", negative)
+
+    def set_choices(self, choices: ModelChoices) -> None:
+        set_items(self.checkpoint, choices.checkpoints, keep_first=1)
 
 
 class UpscaleCard(StageCard):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PIL import Image
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.config import RunConfig
@@ -48,3 +51,19 @@ def test_replace_emits_the_new_config(qtbot: QtBot) -> None:
         model.replace(config)
     assert blocker.args == [config]
     assert model.get("prompt") == "a cat"
+
+
+def test_a_missing_input_image_is_an_error_as_you_type(tmp_path: Path) -> None:
+    model = ConfigModel()
+    model.set("txt2img.enabled", False)
+    model.set("upscale.enabled", True)
+    model.set("input_image_path", str(tmp_path / "gone.png"))
+    assert model.error is not None and section_of(model.error.problems[0]) == "input"
+    assert "does not exist; choose an existing image file" in str(model.error)
+    Image.new("RGB", (8, 8)).save(tmp_path / "gone.png")
+    model.set("input_image_path", str(tmp_path / "gone.png") + " ")
+    model.set("input_image_path", str(tmp_path / "gone.png"))
+    assert model.error is None
+    model.set("txt2img.enabled", True)  # txt2img first: the input image is not read at all
+    model.set("input_image_path", str(tmp_path / "other.png"))
+    assert model.error is None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox
+from PySide6.QtWidgets import QCheckBox, QComboBox
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.fake_executor import FakeExecutor
@@ -14,6 +15,8 @@ from stablenew_qt.core.sequencer import StageName
 from stablenew_qt.gui.testing import (
     RUN_TIMEOUT_MS,
     MakeMainWindow,
+    choose,
+    drop_files,
     generate_and_wait,
     set_spin,
     small_txt2img,
@@ -172,3 +175,31 @@ def test_img2img_negative_override_reaches_the_config(qtbot: QtBot, make_main_wi
     assert window.model.get("img2img.negative_prompt") == "lowres, watermark"
     edit.clear()  # type: ignore[attr-defined]
     assert window.model.get("img2img.negative_prompt") is None, "empty means: inherit the main negative"
+
+
+def test_a_file_dropped_on_the_input_path_field_replaces_the_path(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    window = make_main_window()
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    for path in (first, second):
+        Image.new("RGB", (32, 24), (10, 20, 30)).save(path)
+    window.model.set("txt2img.enabled", False)  # the input panel is for img2img/upscale-first runs
+    window.input_panel.set_image(first)
+    # The field refuses the drop as text (which would insert the URL at the cursor): the panel takes it.
+    assert drop_files(window.input_panel.path, second) is window.input_panel
+    assert window.input_panel.path.text() == str(second)
+    assert window.model.get("input_image_path") == str(second)
+
+
+def test_img2img_picks_its_own_model_in_its_card(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()
+    box = widget(window, "img2img.model")
+    assert isinstance(box, QComboBox) and box.itemText(0) == "Same as txt2img"
+    assert window.model.config.img2img.model is None
+    choose(window, "img2img.model", "demo-tiny-sdxl")
+    assert window.model.config.img2img.model == "demo-tiny-sdxl"
+    box.setCurrentIndex(0)
+    assert window.model.config.img2img.model is None
