@@ -7,7 +7,9 @@ are frozen values: the JobQueue hands out fresh ones after every change.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -84,6 +86,11 @@ class Job:
         model = t2i.get("model") if t2i.get("enabled", True) else i2i.get("model") or t2i.get("model")
         return str(model or "")
 
+    @property
+    def when(self) -> datetime:
+        """When the job finished, or was created if it has not finished (the history's date)."""
+        return self.finished or self.created
+
     def matches(self, text: str) -> bool:
         """Case-insensitive search in prompts, models, error and run id."""
         data = self.config_data
@@ -132,6 +139,39 @@ def stepped_copies(config: RunConfig, count: int) -> list[RunConfig]:
             )
         copies.append(config.model_copy(update=updates))
     return copies
+
+
+def filter_jobs(
+    jobs: Iterable[Job],
+    status: Collection[JobStatus] | None = None,
+    text: str | None = None,
+    *,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Job]:
+    """The ``jobs`` (order kept) with one of the ``status``es, whose prompts, models or error
+    contain ``text``, made with ``model``, and that finished (or, unfinished, were created) in
+    ``[since, until)``. A filter left None keeps everything."""
+    return [
+        job
+        for job in jobs
+        if (status is None or job.status in status)
+        and (not text or job.matches(text))
+        and (model is None or job.model == model)
+        and (since is None or job.when >= since)
+        and (until is None or job.when < until)
+    ]
+
+
+def with_new_seed(config: RunConfig, rng: random.Random | None = None) -> RunConfig:
+    """``config`` with a fresh random seed drawn now (so it is recorded, not ``-1``); an explicit
+    img2img seed is redrawn too. ``rng`` defaults to the OS's randomness."""
+    draw = (rng or random.SystemRandom()).randint
+    updates: dict[str, object] = {"seed": draw(0, MAX_SEED)}
+    if config.img2img.seed is not None:
+        updates["img2img"] = config.img2img.model_copy(update={"seed": draw(0, MAX_SEED)})
+    return config.model_copy(update=updates)
 
 
 def _time(text: str | None) -> datetime | None:

@@ -5,7 +5,7 @@ caller's thread (the GUI's engine thread, the CLI's main thread) and records how
 
     RunResult COMPLETED -> job completed, with its run id and image paths (already on disk)
     RunResult ERROR     -> job failed, with the run's message
-    RunResult CANCELLED -> job cancelled
+    RunResult CANCELLED -> job cancelled (interrupted when the app is closing, see interrupt_current)
     ConfigError         -> job failed with the config problem (e.g. its input image is gone)
 
 A failing job never stops the runner; with ``pause_on_failure`` the queue pauses instead. The
@@ -96,6 +96,7 @@ class SingleNodeJobRunner:
         # Plain attributes, no lock: cancel_current() must be safe inside a signal handler.
         self._current: Job | None = None
         self._cancel_current = False
+        self._interrupt_current = False
         self._recovered = False
 
     @property
@@ -125,13 +126,23 @@ class SingleNodeJobRunner:
         """Run the next queued job to its end and return it as recorded (None if there was none
         to run: empty, paused, or a job is running). Raises RunInProgress, without claiming a job,
         when the controller is busy with a run of its own."""
+        return self._run_claimed(self.queue.next_job)
+
+    def run_job(self, job_id: int) -> Job | None:
+        """Run the queued job ``job_id`` now, out of turn and even while the queue is paused
+        ("Generate"), and return it as recorded; None if it is not queued any more (it ran, or
+        was cancelled) or another job is running. Raises RunInProgress like :meth:`run_next`."""
+        return self._run_claimed(lambda: self.queue.claim(job_id))
+
+    def _run_claimed(self, claim: Callable[[], Job | None]) -> Job | None:
         self.recover()
         if self.controller.state is LifecycleState.RUNNING:
             raise RunInProgress("a run is already in progress; the queue waits until it ends")
-        job = self.queue.next_job()
+        job = claim()
         if job is None:
             return None
         self._cancel_current = False
+        self._interrupt_current = False
         self._current = job
         self._emit(JobStarted(job))
         try:
@@ -165,6 +176,16 @@ class SingleNodeJobRunner:
         self.controller.cancel()
         return True
 
+    def interrupt_current(self) -> bool:
+        """Stop the running job because the app is closing: it becomes interrupted (not
+        cancelled), so the next start offers to resume it. True if a job was running. Safe from
+        any thread."""
+        if self._current is None:
+            return False
+        self._interrupt_current = True
+        self.controller.cancel()
+        return True
+
     def cancel(self, job_id: int) -> bool:
         """Cancel job ``job_id``: a queued one at once, the running one at its next step.
         True if it was the running job."""
@@ -178,6 +199,8 @@ class SingleNodeJobRunner:
     def _run(self, job: Job) -> Job:
         unsubscribe = self.controller.subscribe(lambda event: self._on_run_event(job, event))
         try:
+            if self._interrupt_current:
+                return self.queue.mark_interrupted(job.id)
             if self._cancel_wanted(job):
                 return self.queue.mark_cancelled(job.id)
             result = self.controller.run_pipeline(job.config)
@@ -203,6 +226,8 @@ class SingleNodeJobRunner:
         if result.status is LifecycleState.COMPLETED:
             return self.queue.mark_completed(job.id, result.run_id, result.image_paths)
         if result.status is LifecycleState.CANCELLED:
+            if self._interrupt_current and not self._cancel_wanted(job):
+                return self.queue.mark_interrupted(job.id, result.run_id or None)
             return self.queue.mark_cancelled(job.id, result.run_id or None)
         return self.queue.mark_failed(job.id, result.error or "the run failed", result.run_id or None)
 
@@ -210,12 +235,15 @@ class SingleNodeJobRunner:
         if isinstance(event, RunStarted):
             # Before anything is written, so a crash can be cleaned up after (see recover()).
             self.queue.record_run(job.id, event.run_id, self.controller.runner.output.output_dir)
-        if isinstance(event, RunStarted | StageStarted | StepProgress) and self._cancel_wanted(job):
+        if isinstance(event, RunStarted | StageStarted | StepProgress) and self._stop_wanted(job):
             self.controller.cancel()
 
     def _cancel_wanted(self, job: Job) -> bool:
         # The queue's flag carries a cancel requested by another process (`queue cancel ID`).
         return self._cancel_current or self.queue.cancel_requested(job.id)
+
+    def _stop_wanted(self, job: Job) -> bool:
+        return self._interrupt_current or self._cancel_wanted(job)
 
     def _emit(self, event: JobEvent) -> None:
         for listener in list(self._listeners):

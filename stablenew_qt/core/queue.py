@@ -24,12 +24,21 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
 from . import queue_sql as sql
 from .config import RunConfig
-from .job import FINISHED_STATUSES, RETRYABLE_STATUSES, Job, JobStatus, stepped_copies
+from .job import (
+    FINISHED_STATUSES,
+    RETRYABLE_STATUSES,
+    Job,
+    JobStatus,
+    filter_jobs,
+    stepped_copies,
+    with_new_seed,
+)
 from .outputs import app_data_dir
 from .queue_db import QueueError, QueueLocked, open_queue_database
 from .queue_lock import RunnerLock
@@ -44,7 +53,9 @@ __all__ = [
     "QueueError",
     "QueueLocked",
     "default_queue_path",
+    "filter_jobs",
     "stepped_copies",
+    "with_new_seed",
 ]
 
 log = logging.getLogger(__name__)
@@ -132,6 +143,16 @@ class JobQueue:
                 job_id = None if sql.read_setting(db, "paused") == "1" else sql.claim_next(db)
             return None if job_id is None else self._changed([job_id])[0]
 
+    def claim(self, job_id: int) -> Job | None:
+        """Claim the queued job ``job_id`` out of turn ("Generate": run this one now), even while
+        the queue is paused. None if it is not queued any more or a job is running already. Like
+        :meth:`next_job`, makes this JobQueue the runner."""
+        with self._lock:
+            self._become_runner()
+            with self._write() as db:
+                claimed = sql.claim(db, job_id)
+            return None if claimed is None else self._changed([claimed])[0]
+
     def recover_interrupted(self, auto_resume: bool = False) -> builtins.list[Job]:
         """Jobs left ``running`` by a process that died, now ``interrupted``.
 
@@ -182,6 +203,11 @@ class JobQueue:
         """The job's run was cancelled; nothing of it was kept."""
         return self._finish(job_id, JobStatus.CANCELLED, None, run_id, None)
 
+    def mark_interrupted(self, job_id: int, run_id: str | None = None) -> Job:
+        """The app was closed while the job ran: it becomes interrupted, offered for resume on
+        the next start like a job a crash interrupted (the run's partial work was discarded)."""
+        return self._finish(job_id, JobStatus.INTERRUPTED, sql.CLOSED_MESSAGE, run_id, None)
+
     # -- changing the queue ----------------------------------------------------------------
     def cancel(self, job_id: int) -> bool:
         """Cancel a job. A queued or interrupted job becomes cancelled at once (returns False);
@@ -230,6 +256,15 @@ class JobQueue:
             sql.requeue(db, [job_id], front=front)
         return self._changed([job_id])[0]
 
+    def requeue(self, job_id: int, *, new_seed: bool = False, front: bool = False) -> Job:
+        """Queue a new job with the config of job ``job_id`` (any status; its record stays in the
+        history), at the end or the front. ``new_seed`` draws a fresh random seed (recorded in the
+        new job, so its images can be made again); otherwise the config is queued as it was."""
+        config = self.get(job_id).config
+        if new_seed:
+            config = with_new_seed(config)
+        return (self.add_front(config) if front else self.add(config))[0]
+
     def pause(self) -> None:
         """Start no further job (the running one finishes). Persists across restarts."""
         self._set_paused(True)
@@ -266,18 +301,22 @@ class JobQueue:
         return jobs[0]
 
     def list(
-        self, status: JobStatus | str | Iterable[JobStatus | str] | None = None, text: str | None = None
+        self,
+        status: JobStatus | str | Iterable[JobStatus | str] | None = None,
+        text: str | None = None,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> builtins.list[Job]:
         """Jobs in display order: running, then queued in run order, then the rest by id.
-        ``status`` keeps only those statuses; ``text`` searches prompts, models and errors."""
+        ``status`` keeps only those statuses; ``text`` searches prompts, models and errors;
+        ``model`` keeps jobs whose first stage uses that model; ``since``/``until`` keep jobs that
+        finished (or, not finished yet, were created) in ``[since, until)`` (timezone-aware)."""
         wanted = None if status is None else _statuses(status)
         with self._lock:
             jobs = sql.select_jobs(self._conn)
-        return [
-            job
-            for job in jobs
-            if (wanted is None or job.status in wanted) and (not text or job.matches(text))
-        ]
+        return filter_jobs(jobs, wanted, text, model=model, since=since, until=until)
 
     def counts(self) -> dict[JobStatus, int]:
         """How many jobs have each status (every status present, zeros included)."""

@@ -24,6 +24,7 @@ DISPLAY_ORDER = (
     "CASE status WHEN 'queued' THEN position ELSE id END, id"
 )
 INTERRUPTED_MESSAGE = "the app stopped while this job was running (crash, power loss or kill)"
+CLOSED_MESSAGE = "the app was closed while this job was running"
 FINISHED_VALUES = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 
 
@@ -79,15 +80,21 @@ def claim_next(db: sqlite3.Connection) -> int | None:
     if db.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone():
         return None
     row = db.execute(f"SELECT id FROM jobs WHERE status = 'queued' {QUEUED_ORDER}").fetchone()
-    if row is None:
+    return None if row is None else claim(db, int(row[0]))
+
+
+def claim(db: sqlite3.Connection, job_id: int) -> int | None:
+    """Mark the queued job ``job_id`` running (attempts + 1); None if it is not queued (any more) or
+    another job runs already."""
+    if db.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone():
         return None
-    db.execute(
+    cursor = db.execute(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, finished = NULL, "
         "error = NULL, outputs = '[]', run_id = NULL, output_root = NULL, cancel_requested = 0 "
-        "WHERE id = ?",
-        (now_iso(), row[0]),
+        "WHERE id = ? AND status = 'queued'",
+        (now_iso(), job_id),
     )
-    return int(row[0])
+    return job_id if cursor.rowcount == 1 else None
 
 
 def mark_running_interrupted(db: sqlite3.Connection) -> list[int]:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -29,11 +30,12 @@ from ..core.errors import ConfigError
 from ..core.events import LifecycleChanged, RunCompleted, RunFailed, RunStarted
 from ..core.infotext import config_from_image
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
-from ..core.queue import JobQueue
+from ..core.queue import Job, JobQueue, JobStatus, QueueError
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
 from .config_model import ConfigModel, section_of
 from .engine_thread import EngineThread
+from .history_panel import HistoryPanel
 from .log_panel import LogPanel
 from .menus import ModelsMenu, ViewMenu
 from .progress_panel import ProgressPanel
@@ -92,6 +94,8 @@ class MainWindow(QMainWindow):
         self.models_menu = ModelsMenu(self)
         self.menuBar().addMenu(self.models_menu)
         self.menuBar().addMenu(ViewMenu(self))
+        if self.queue_worker is not None:
+            self.menuBar().addMenu(self._queue_menu(self.queue_worker))
         self.recover_timer = QTimer(self)
         self.recover_timer.setSingleShot(True)
         self.recover_timer.setInterval(RECOVER_DELAY_MS)
@@ -145,20 +149,58 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.results_panel, "Results")
         self.tabs.addTab(self.log_panel, "Log")
         self.queue_panel: QueuePanel | None = None
+        self.history_panel: HistoryPanel | None = None
         self.queue_worker: QueueWorker | None = None
         if self.queue is not None:
-            self.queue_panel = QueuePanel(self.queue)
-            self.queue_worker = QueueWorker(self.queue, self.engine)
-            self.queue_panel.runRequested.connect(self.queue_worker.request_run)
-            self.queue_panel.loadRequested.connect(self.apply_config)
-            self.queue_panel.errorOccurred.connect(self._on_queue_error_occurred)
-            self.queue_worker.queueRejected.connect(self._on_queue_error_occurred)
-            self.tabs.addTab(self.queue_panel, "Queue")
+            self._build_queue(self.queue)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)
+
+    def _build_queue(self, queue: JobQueue) -> None:
+        self.queue_panel = QueuePanel(queue, self.bridge)
+        self.history_panel = HistoryPanel(queue)
+        self.queue_worker = worker = QueueWorker(queue, self.engine)
+        worker.runner.pause_on_failure = self.settings.pause_on_failure
+        self.queue_panel.runRequested.connect(worker.request_run)
+        self.queue_panel.runJobRequested.connect(worker.request_job)
+        for panel in (self.queue_panel, self.history_panel):
+            panel.loadRequested.connect(self.apply_config)
+            panel.errorOccurred.connect(self._on_queue_error_occurred)
+        self.history_panel.requeued.connect(self._on_history_requeued)
+        worker.queueRejected.connect(self._on_queue_error_occurred)
+        worker.interruptedFound.connect(self._on_interrupted_found)
+        worker.jobFinished.connect(self._on_job_finished)
+        self.tabs.addTab(self.queue_panel, "Queue")
+        self.tabs.addTab(self.history_panel, "History")
+        worker.request_recover()  # before the warm-up: quick, and the banner shows at once
+
+    def _queue_menu(self, worker: QueueWorker) -> QMenu:
+        menu = QMenu("&Queue", self)
+        menu.setObjectName("menu.queue")
+        self.auto_resume_action = menu.addAction("Resume interrupted jobs at start")
+        self.auto_resume_action.setToolTip(
+            "Jobs a crash or closing the app interrupted run again first when the app starts"
+        )
+        self.auto_resume_action.setCheckable(True)
+        self.auto_resume_action.setChecked(self.settings.auto_resume)
+        self.auto_resume_action.toggled.connect(self._on_auto_resume_action_toggled)
+        self.pause_on_failure_action = menu.addAction("Pause the queue when a job fails")
+        self.pause_on_failure_action.setToolTip("Otherwise the next job runs after a failed one")
+        self.pause_on_failure_action.setCheckable(True)
+        self.pause_on_failure_action.setChecked(worker.runner.pause_on_failure)
+        self.pause_on_failure_action.toggled.connect(self._on_pause_on_failure_action_toggled)
+        return menu
+
+    def _on_auto_resume_action_toggled(self, on: bool) -> None:
+        self.settings.auto_resume = on
+
+    def _on_pause_on_failure_action_toggled(self, on: bool) -> None:
+        self.settings.pause_on_failure = on
+        if self.queue_worker is not None:
+            self.queue_worker.runner.pause_on_failure = on  # read between jobs, on the engine thread
 
     def _build_controls(self) -> None:
         self.generate_button = QPushButton("Generate")
@@ -200,12 +242,19 @@ class MainWindow(QMainWindow):
 
     # -- run controls ----------------------------------------------------------------------
     def _update_buttons(self) -> None:
-        self.generate_button.setEnabled(self.model.error is None and not self._busy)
+        # With a queue, Generate while a job runs puts the new job first in line.
+        can_wait = self.queue_worker is not None
+        self.generate_button.setEnabled(self.model.error is None and (can_wait or not self._busy))
         self.cancel_button.setEnabled(self._busy)
         self.add_to_queue_button.setEnabled(self.model.error is None)
 
     def _on_generate_clicked(self) -> None:
-        if self.model.error is not None or self._busy:
+        if self.model.error is not None:
+            return
+        if self.queue is not None and self.queue_worker is not None:
+            self._generate_through_queue(self.queue, self.queue_worker)
+            return
+        if self._busy:
             return
         self.recover_timer.stop()
         self._busy = True
@@ -213,13 +262,50 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.progress_panel)
         self.engine.submit(self.model.config)
 
+    def _generate_through_queue(self, queue: JobQueue, worker: QueueWorker) -> None:
+        """Generate with a queue: the job goes first in line and runs as soon as the engine is
+        free, even while the queue is paused, so it is in the history like every other job."""
+        try:
+            job = queue.add_front(self.model.config)[0]
+        except QueueError as exc:
+            self._on_queue_error_occurred(str(exc))
+            return
+        worker.request_job(job.id)
+        if self._busy:
+            self.statusBar().showMessage(f"Job #{job.id} runs next, after the running one", 5000)
+            return
+        self.recover_timer.stop()
+        self.tabs.setCurrentWidget(self.progress_panel)
+
     def _on_add_to_queue_clicked(self) -> None:
-        if self.queue is not None and self.model.error is None:
-            self.queue.add(self.model.config)
-            self.statusBar().showMessage("Added to the queue", 3000)
+        if self.queue is None or self.model.error is not None:
+            return
+        try:
+            job = self.queue.add(self.model.config)[0]
+        except QueueError as exc:
+            self._on_queue_error_occurred(str(exc))
+            return
+        self.statusBar().showMessage(f"Added to the queue as job #{job.id}", 3000)
 
     def _on_queue_error_occurred(self, message: str) -> None:
         self.statusBar().showMessage(f"Queue: {message}", 15000)
+
+    def _on_history_requeued(self, job: Job) -> None:
+        self.statusBar().showMessage(f"Queued again as job #{job.id} (Run queue starts it)", 5000)
+
+    def _on_job_finished(self, job: Job) -> None:
+        if job.status is JobStatus.FAILED and job.error:
+            self.statusBar().showMessage(f"Job #{job.id} failed: {job.error}", 15000)
+
+    def _on_interrupted_found(self, jobs: list[Job]) -> None:
+        if not jobs or self.queue_panel is None:
+            return
+        if self.settings.auto_resume:
+            count = self.queue_panel.resume_interrupted([job.id for job in jobs])
+            self.statusBar().showMessage(f"Resuming {count} interrupted job(s)", 10000)
+            return
+        self.queue_panel.offer_resume(jobs)
+        self.statusBar().showMessage(f"{len(jobs)} job(s) were interrupted: see the Queue tab", 15000)
 
     def _on_cancel_clicked(self) -> None:
         if self._busy and self.engine.cancel():
@@ -338,8 +424,11 @@ class MainWindow(QMainWindow):
         self.recover_timer.stop()
         self.settings.save_window(self)
         self.settings.save_config(self.model.config)
-        if self.queue_panel is not None:
-            self.queue_panel.detach()
+        if self.queue_worker is not None:
+            self.queue_worker.interrupt_current()  # offered for resume at the next start
+        for panel in (self.queue_panel, self.history_panel):
+            if panel is not None:
+                panel.detach()
         self.engine.shutdown()
         self.results_panel.shutdown()
         self.statusBar().clearMessage()  # stops the message's timeout timer

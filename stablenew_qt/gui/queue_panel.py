@@ -1,4 +1,6 @@
-"""QueuePanel: the JobQueue as a list the user reorders, cancels, retries and runs.
+"""QueuePanel: the jobs still to run (running, queued, interrupted) as a list the user reorders,
+cancels, retries and runs, with the running job's progress. Finished jobs are in the
+:class:`~stablenew_qt.gui.history_panel.HistoryPanel`.
 
 Like napari's widgets it takes its model, :class:`~stablenew_qt.core.queue.JobQueue`, and listens
 to its events: ``JobQueue.subscribe`` calls back on whichever thread changed the queue (the engine
@@ -13,14 +15,16 @@ import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon
+from PySide6.QtGui import QFont, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMenu,
+    QProgressBar,
     QPushButton,
     QStyle,
     QVBoxLayout,
@@ -29,7 +33,9 @@ from PySide6.QtWidgets import (
 
 from ..core.config import RunConfig
 from ..core.errors import ConfigError
+from ..core.events import RunCancelled, RunCompleted, RunFailed, StageStarted, StepProgress
 from ..core.queue import RETRYABLE_STATUSES, Job, JobQueue, JobStatus, QueueChanged, QueueError
+from .bridge import EventBridge
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,8 @@ STATUS_ICONS: dict[JobStatus, QStyle.StandardPixmap] = {
 
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 PROMPT_CHARS = 60
+#: The jobs the queue panel lists; the others are the history.
+ACTIVE_STATUSES = (JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.INTERRUPTED)
 
 
 def job_text(job: Job) -> str:
@@ -57,15 +65,19 @@ def job_text(job: Job) -> str:
 
 
 class QueuePanel(QWidget):
-    """Lists the jobs of ``queue`` in display order (running, queued in run order, then the rest).
+    """Lists the jobs of ``queue`` still to run: the running one, the queued ones in run order,
+    then the interrupted ones. ``bridge`` (optional) feeds the running job's progress bar.
 
     Queued jobs can be dragged into a new order; the context menu offers every queue operation.
+    Interrupted jobs found at start are offered for resume in a banner (:meth:`offer_resume`).
     """
 
     #: "Load into the editor" was chosen for a job (its RunConfig).
     loadRequested = Signal(object)
     #: "Run queue" was pressed: the window hands this to the QueueWorker.
     runRequested = Signal()
+    #: "Run now" was chosen for a queued job (its id): the window hands this to the QueueWorker.
+    runJobRequested = Signal(int)
     #: How many jobs are queued changed (for the status bar).
     queuedCountChanged = Signal(int)
     #: A queue operation was refused (message for the user).
@@ -73,13 +85,21 @@ class QueuePanel(QWidget):
 
     _queueChanged = Signal()
 
-    def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, queue: JobQueue, bridge: EventBridge | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.queue = queue
         self.jobs: list[Job] = []
+        self._offered: list[int] = []
         self._build()
         self._queueChanged.connect(self._on_queue_changed, Qt.ConnectionType.QueuedConnection)
         self._unsubscribe = queue.subscribe(self._on_queue_event)
+        if bridge is not None:
+            bridge.stageStarted.connect(self._on_stage_started)
+            bridge.stepProgress.connect(self._on_step_progress)
+            for ended in (bridge.runCompleted, bridge.runFailed, bridge.runCancelled):
+                ended.connect(self._on_run_ended)
         self.refresh()
 
     def _build(self) -> None:
@@ -97,19 +117,42 @@ class QueuePanel(QWidget):
         self.pause_button.setCheckable(True)
         self.pause_button.setToolTip("Start no further job; the running one finishes")
         self.pause_button.clicked.connect(self._on_pause_button_clicked)
-        self.clear_button = QPushButton("Clear finished")
-        self.clear_button.setToolTip("Remove completed, failed and cancelled jobs (their images stay)")
-        self.clear_button.clicked.connect(self._on_clear_button_clicked)
         self.count_label = QLabel("")
         self.count_label.setObjectName("status.queued")
         self.count_label.setToolTip("Jobs waiting in the queue")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("queue.progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setToolTip("Progress of the running job")
+        self.progress.setVisible(False)
         buttons = QHBoxLayout()
-        for button in (self.run_button, self.pause_button, self.clear_button):
+        for button in (self.run_button, self.pause_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
+        layout.addWidget(self._build_banner())
         layout.addLayout(buttons)
+        layout.addWidget(self.progress)
         layout.addWidget(self.list, 1)
+
+    def _build_banner(self) -> QFrame:
+        self.banner = QFrame()
+        self.banner.setObjectName("queue.interrupted_banner")
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner_label = QLabel("")
+        self.banner_label.setWordWrap(True)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Queue the interrupted jobs again, first, and run the queue")
+        self.resume_button.clicked.connect(self._on_resume_button_clicked)
+        self.dismiss_button = QPushButton("Not now")
+        self.dismiss_button.setToolTip("Leave them interrupted (retry or cancel them from their menu)")
+        self.dismiss_button.clicked.connect(self._on_dismiss_button_clicked)
+        row = QHBoxLayout(self.banner)
+        row.addWidget(self.banner_label, 1)
+        row.addWidget(self.resume_button)
+        row.addWidget(self.dismiss_button)
+        self.banner.setVisible(False)
+        return self.banner
 
     # -- following the queue ---------------------------------------------------------------
     def detach(self) -> None:
@@ -125,7 +168,7 @@ class QueuePanel(QWidget):
 
     def refresh(self) -> None:
         """Show the queue as it is now."""
-        self.jobs = self.queue.list()
+        self.jobs = self.queue.list(status=ACTIVE_STATUSES)
         self.list.blockSignals(True)
         self.list.clear()
         for job in self.jobs:
@@ -137,6 +180,74 @@ class QueuePanel(QWidget):
         queued = sum(job.status is JobStatus.QUEUED for job in self.jobs)
         self.count_label.setText(f"Queued: {queued}" + (" (paused)" if paused else ""))
         self.queuedCountChanged.emit(queued)
+        if self.running_job() is None:
+            self.progress.setVisible(False)
+        offered = set(self._offered)
+        still = [job for job in self.jobs if job.status is JobStatus.INTERRUPTED and job.id in offered]
+        if not self.banner.isHidden() and not still:
+            self.banner.setVisible(False)
+
+    def running_job(self) -> Job | None:
+        """The running job as last listed (None if none runs)."""
+        return next((job for job in self.jobs if job.status is JobStatus.RUNNING), None)
+
+    # -- the running job's progress ------------------------------------------------------------
+    def _on_stage_started(self, event: StageStarted) -> None:
+        self._show_progress(f"stage {event.index + 1}/{event.total_stages} {event.stage}", None)
+
+    def _on_step_progress(self, event: StepProgress) -> None:
+        name = event.label or str(event.stage)
+        text = f"stage {event.index + 1}/{event.total_stages} {name}: step {event.step}/{event.total_steps}"
+        self._show_progress(text, event.fraction)
+
+    def _show_progress(self, text: str, fraction: float | None) -> None:
+        job = self.running_job()
+        if job is None:  # a run outside the queue, or the list has not caught up yet
+            return
+        if fraction is not None:
+            self.progress.setValue(int(fraction * 1000))
+        self.progress.setFormat(f"#{job.id}: {text} (%p%)")
+        self.progress.setVisible(True)
+
+    def _on_run_ended(self, _event: RunCompleted | RunFailed | RunCancelled) -> None:
+        self.progress.setVisible(False)
+        self.progress.setValue(0)
+
+    # -- interrupted jobs -------------------------------------------------------------------
+    def offer_resume(self, jobs: list[Job]) -> None:
+        """Show the banner offering to resume ``jobs`` (interrupted; none: hide it)."""
+        self._offered = [job.id for job in jobs]
+        if not jobs:
+            self.banner.setVisible(False)
+            return
+        ids = ", ".join(f"#{job.id}" for job in jobs)
+        noun = "job was" if len(jobs) == 1 else "jobs were"
+        self.banner_label.setText(
+            f"{len(jobs)} {noun} interrupted when the app last stopped ({ids}). Resume to run "
+            "them again first; their finished images are kept."
+        )
+        self.banner.setVisible(True)
+
+    def resume_interrupted(self, job_ids: list[int]) -> int:
+        """Queue the interrupted jobs ``job_ids`` again at the front (in that order) and ask for
+        the queue to run. Returns how many were queued."""
+        resumed = 0
+        for job_id in reversed(job_ids):  # each goes before every queued job: keep their order
+            try:
+                self.queue.retry(job_id, front=True)
+                resumed += 1
+            except QueueError as exc:  # cancelled or removed meanwhile
+                log.info("not resuming job %s: %s", job_id, exc)
+        self.banner.setVisible(False)
+        if resumed:
+            self.runRequested.emit()
+        return resumed
+
+    def _on_resume_button_clicked(self) -> None:
+        self.resume_interrupted(self._offered)
+
+    def _on_dismiss_button_clicked(self) -> None:
+        self.banner.setVisible(False)
 
     def _item(self, job: Job) -> QListWidgetItem:
         item = QListWidgetItem(QIcon(self.style().standardIcon(STATUS_ICONS[job.status])), job_text(job))
@@ -150,7 +261,6 @@ class QueuePanel(QWidget):
             font = QFont(item.font())
             font.setBold(True)
             item.setFont(font)
-            item.setBackground(QBrush(QColor(255, 230, 150)))
         return item
 
     def job_at(self, row: int) -> Job | None:
@@ -205,9 +315,6 @@ class QueuePanel(QWidget):
         else:
             self.queue.resume()
 
-    def _on_clear_button_clicked(self) -> None:
-        self.queue.clear_finished()
-
     def _on_rows_moved(
         self, _parent: QModelIndex, start: int, _end: int, _dest: QModelIndex, row: int
     ) -> None:
@@ -232,6 +339,7 @@ class QueuePanel(QWidget):
         queued = job.status is JobStatus.QUEUED
         cancellable = job.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.INTERRUPTED)
         entries = (
+            ("Run now", queued, self.runJobRequested.emit),
             ("Cancel", cancellable, self.cancel),
             ("Remove", job.status is not JobStatus.RUNNING, self.remove),
             ("Move up", queued, self.move_up),

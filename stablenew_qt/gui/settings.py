@@ -1,7 +1,8 @@
 """AppSettings: what the window keeps between sessions, in one QSettings object.
 
 Window geometry, splitter and tab state, the last used RunConfig (restored at start), the output
-and models folders and the memory mode. Tests pass a QSettings on a temporary file.
+and models folders, the memory mode and the queue's two settings (auto-resume, pause on failure).
+Tests pass a QSettings on a temporary file.
 """
 
 from __future__ import annotations
@@ -59,6 +60,30 @@ class AppSettings:
     @memory_mode.setter
     def memory_mode(self, mode: str) -> None:
         self.qsettings.setValue("engine/memory_mode", mode)
+
+    def _flag(self, key: str, default: bool = False) -> bool:
+        value = self.qsettings.value(key)
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in {"true", "1"} if value is not None else default
+
+    @property
+    def auto_resume(self) -> bool:
+        """Queue jobs interrupted by a crash or by closing the app again at start, and run them."""
+        return self._flag("queue/auto_resume")
+
+    @auto_resume.setter
+    def auto_resume(self, on: bool) -> None:
+        self.qsettings.setValue("queue/auto_resume", bool(on))
+
+    @property
+    def pause_on_failure(self) -> bool:
+        """Pause the queue when a job fails (otherwise the next job runs)."""
+        return self._flag("queue/pause_on_failure")
+
+    @pause_on_failure.setter
+    def pause_on_failure(self, on: bool) -> None:
+        self.qsettings.setValue("queue/pause_on_failure", bool(on))
 
     def last_config(self) -> RunConfig:
         """The config used last time, or the defaults (a stale or broken one is logged and dropped)."""

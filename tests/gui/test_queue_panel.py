@@ -1,4 +1,6 @@
-"""QueuePanel over a real JobQueue (a file in tmp_path) and the window's engine with a FakeExecutor."""
+"""QueuePanel and HistoryPanel over a real JobQueue (a file in tmp_path) and the window's engine with
+a FakeExecutor: Generate through the queue, progress of the running job, interrupted jobs offered for
+resume after the window closed mid-job, and the history's filters and operations."""
 
 from __future__ import annotations
 
@@ -12,17 +14,18 @@ from PySide6.QtCore import Qt
 from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.queue import JobQueue, JobStatus
+from stablenew_qt.gui.history_panel import HistoryPanel
 from stablenew_qt.gui.main_window import MainWindow
-from stablenew_qt.gui.queue_panel import QueuePanel
+from stablenew_qt.gui.queue_panel import ACTIVE_STATUSES, QueuePanel
 from stablenew_qt.gui.testing import DEMO_CHOICES, RUN_TIMEOUT_MS, MakeMainWindow, small_txt2img
 
 MakeWindow = Callable[..., MainWindow]
 
 
-def small_config(prompt: str = "a lighthouse") -> RunConfig:
+def small_config(prompt: str = "a lighthouse", steps: int = 2) -> RunConfig:
     config = RunConfig.model_validate({"prompt": prompt, "seed": 1234})
     t2i = config.txt2img.model_copy(
-        update={"model": DEMO_CHOICES.checkpoints[0], "width": 64, "height": 64, "steps": 2}
+        update={"model": DEMO_CHOICES.checkpoints[0], "width": 64, "height": 64, "steps": steps}
     )
     return config.model_copy(update={"txt2img": t2i})
 
@@ -44,13 +47,19 @@ def panel_of(window: MainWindow) -> QueuePanel:
     return window.queue_panel
 
 
+def history_of(window: MainWindow) -> HistoryPanel:
+    assert window.history_panel is not None
+    return window.history_panel
+
+
 def shown_ids(panel: QueuePanel) -> list[int]:
     return [panel.list.item(row).data(Qt.ItemDataRole.UserRole) for row in range(panel.list.count())]
 
 
 def wait_listed(qtbot: Any, panel: QueuePanel, queue: JobQueue) -> None:
-    """Wait until the panel shows the queue as it is now (refreshes arrive as queued signals)."""
-    qtbot.waitUntil(lambda: panel.jobs == queue.list(), timeout=RUN_TIMEOUT_MS)
+    """Wait until the panel shows the queue's active jobs as they are now (refreshes arrive as
+    queued signals)."""
+    qtbot.waitUntil(lambda: panel.jobs == queue.list(status=ACTIVE_STATUSES), timeout=RUN_TIMEOUT_MS)
 
 
 def test_add_to_queue_button_lists_the_job_and_counts_it(
@@ -109,7 +118,15 @@ def test_cancel_remove_retry_and_load(qtbot: Any, make_window: MakeWindow, queue
     assert window.model.config.prompt == "first"
     menu = panel.context_menu(queue.get(a.id))
     enabled = {action.text() for action in menu.actions() if action.isEnabled()}
-    assert enabled == {"Cancel", "Remove", "Move up", "Move down", "Move to top", "Load into the editor"}
+    assert enabled == {
+        "Run now",
+        "Cancel",
+        "Remove",
+        "Move up",
+        "Move down",
+        "Move to top",
+        "Load into the editor",
+    }
     menu.deleteLater()
 
 
@@ -138,15 +155,19 @@ def test_run_queue_completes_jobs_in_order(qtbot: Any, make_window: MakeWindow, 
     assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED, JobStatus.COMPLETED]
     wait_listed(qtbot, panel, queue)
     assert panel.count_label.text() == "Queued: 0"
-    assert "completed" in panel.list.item(0).text()
+    assert panel.jobs == [], "finished jobs move to the history"
+    history = history_of(window)
+    qtbot.waitUntil(lambda: [job.id for job in history.jobs] == ids[::-1], timeout=RUN_TIMEOUT_MS)
+    assert "completed" in history.list.item(0).text()
 
 
 def test_pause_stops_after_the_current_job(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
-    window = make_window(FakeExecutor(step_delay=0.3))
+    window = make_window(FakeExecutor(step_delay=0.1))
     panel = panel_of(window)
     worker = window.queue_worker
     assert worker is not None
-    ids = [queue.add(small_config(p))[0].id for p in ("one", "two", "three")]
+    # 30 steps of 0.1 s: the first job is still running when Pause is clicked, even on a busy machine.
+    ids = [queue.add(small_config(p, steps=30))[0].id for p in ("one", "two", "three")]
     with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS) as finished:
         with qtbot.waitSignal(worker.jobStarted, timeout=RUN_TIMEOUT_MS):
             worker.request_run()
@@ -177,9 +198,11 @@ def test_clear_finished_and_cancel_the_running_job(
     with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS):
         panel.cancel(first.id)
     assert queue.get(first.id).status is JobStatus.CANCELLED
-    qtbot.mouseClick(panel.clear_button, Qt.MouseButton.LeftButton)
-    wait_listed(qtbot, panel, queue)
-    assert panel.jobs == []
+    history = history_of(window)
+    qtbot.waitUntil(lambda: [job.id for job in history.jobs] == [first.id], timeout=RUN_TIMEOUT_MS)
+    qtbot.mouseClick(history.clear_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: history.jobs == [], timeout=RUN_TIMEOUT_MS)
+    assert queue.list() == []
 
 
 def test_window_without_a_queue_has_no_queue_controls(qtbot: Any, make_main_window: Any) -> None:

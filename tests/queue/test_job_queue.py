@@ -355,3 +355,50 @@ def test_a_new_queue_file_is_wal_with_a_schema_version(queue_path: Path) -> None
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+# -- history: filters and re-queueing ---------------------------------------------------------------
+def test_history_filters_by_model_and_date(job_queue: JobQueue, make_config) -> None:
+    from datetime import datetime, timedelta
+
+    a = job_queue.add(make_config(txt2img={"model": "alpha.safetensors"}))[0]
+    b = job_queue.add(make_config(txt2img={"model": "beta.safetensors"}))[0]
+    assert [j.id for j in job_queue.list(model="alpha.safetensors")] == [a.id]
+    assert [j.id for j in job_queue.list(model="beta.safetensors", status=S.QUEUED)] == [b.id]
+    assert job_queue.list(model="gamma") == []
+    now = datetime.now().astimezone()
+    assert {j.id for j in job_queue.list(since=now - timedelta(minutes=5))} == {a.id, b.id}
+    assert job_queue.list(since=now + timedelta(minutes=5)) == []
+    assert job_queue.list(until=now - timedelta(minutes=5)) == []
+    claimed = job_queue.next_job()
+    assert claimed is not None
+    done = job_queue.mark_failed(claimed.id, "scripted")
+    assert done.finished is not None and done.when == done.finished
+    assert job_queue.list(status=S.FAILED, until=done.finished) == []
+    assert [j.id for j in job_queue.list(status=S.FAILED, since=done.finished)] == [a.id]
+
+
+def test_requeue_as_is_or_with_a_new_seed_keeps_the_history(job_queue: JobQueue, make_config) -> None:
+    original = job_queue.add(make_config(seed=42, img2img={"seed": 7}))[0]
+    claimed = job_queue.next_job()
+    assert claimed is not None
+    job_queue.mark_completed(claimed.id, "run1", [])
+    same = job_queue.requeue(original.id)
+    fresh = job_queue.requeue(original.id, new_seed=True, front=True)
+    assert job_queue.get(original.id).status is S.COMPLETED, "the finished record stays in the history"
+    assert same.config == original.config and same.status is S.QUEUED
+    assert fresh.config.seed not in (42, -1) and 0 <= fresh.config.seed <= MAX_SEED
+    assert fresh.config.img2img.seed not in (7, None, -1)
+    assert fresh.config.model_copy(update={"seed": 42, "img2img": original.config.img2img}) == original.config
+    assert _queued_ids(job_queue) == [fresh.id, same.id]
+    with pytest.raises(QueueError, match="no job 999"):
+        job_queue.requeue(999)
+
+
+def test_with_new_seed_leaves_a_following_img2img_seed_alone(make_config) -> None:
+    import random
+
+    from stablenew_qt.core.job import with_new_seed
+
+    config = with_new_seed(make_config(seed=-1), random.Random(3))
+    assert config.seed == random.Random(3).randint(0, MAX_SEED) and config.img2img.seed is None

@@ -220,3 +220,62 @@ def test_an_emptied_run_folder_is_removed(
     with JobQueue(queue_path) as queue:
         SingleNodeJobRunner(queue, make_controller()).recover()
     assert not whole.parent.exists() and whole.parent.parent.exists()
+
+
+def test_run_job_runs_that_job_out_of_turn_even_when_paused(
+    job_queue: JobQueue, make_controller, make_config
+) -> None:
+    first, second = job_queue.add(make_config(), 2)
+    now = job_queue.add_front(make_config(prompt="run me now"))[0]
+    job_queue.pause()
+    runner, seen = _runner(job_queue, make_controller())
+    assert runner.run_next() is None, "paused: run_next takes nothing"
+    done = runner.run_job(second.id)
+    assert done is not None and done.id == second.id and done.status is S.COMPLETED
+    assert [type(e) for e in seen] == [JobStarted, JobFinished]
+    assert runner.run_job(second.id) is None, "it ran already: nothing to claim"
+    assert [job.id for job in job_queue.list(status=S.QUEUED)] == [now.id, first.id]
+    job_queue.cancel(now.id)
+    assert runner.run_job(now.id) is None and job_queue.get(now.id).status is S.CANCELLED
+
+
+def test_closing_the_app_interrupts_the_running_job_for_resume(
+    job_queue: JobQueue, queue_path: Path, make_controller, make_config
+) -> None:
+    executor = FakeExecutor().block_at("txt2img", step=2)
+    job, waiting = job_queue.add(make_config(), 2)
+    runner, _seen = _runner(job_queue, make_controller(executor))
+    box: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: box.update(done=runner.run_next()))
+    thread.start()
+    assert executor.blocked.wait(10)
+    assert runner.interrupt_current() is True
+    thread.join(10)
+    interrupted = box["done"]
+    assert isinstance(interrupted, type(job)) and interrupted.id == job.id
+    assert interrupted.status is S.INTERRUPTED and interrupted.outputs == ()
+    assert interrupted.error == "the app was closed while this job was running"
+    assert job_queue.get(waiting.id).status is S.QUEUED
+    assert runner.interrupt_current() is False, "nothing runs now"
+    job_queue.close()
+    # The next start: the job is still interrupted, offered for resume, and runs once more.
+    with JobQueue(queue_path) as reopened:
+        assert [j.id for j in reopened.list(status=S.INTERRUPTED)] == [job.id]
+        resumed = reopened.retry(job.id, front=True)
+        assert resumed.status is S.QUEUED and resumed.attempts == 1
+        again = SingleNodeJobRunner(reopened, make_controller()).run_next()
+        assert again is not None and (again.id, again.status, again.attempts) == (job.id, S.COMPLETED, 2)
+
+
+def test_a_cancel_wins_over_closing(job_queue: JobQueue, make_controller, make_config) -> None:
+    executor = FakeExecutor().block_at("txt2img", step=2)
+    job = job_queue.add(make_config())[0]
+    runner, _seen = _runner(job_queue, make_controller(executor))
+    box: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: box.update(done=runner.run_next()))
+    thread.start()
+    assert executor.blocked.wait(10)
+    assert runner.cancel(job.id) is True
+    runner.interrupt_current()
+    thread.join(10)
+    assert job_queue.get(job.id).status is S.CANCELLED, "the user cancelled it before closing"

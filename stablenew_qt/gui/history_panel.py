@@ -1,0 +1,344 @@
+"""HistoryPanel: the queue's finished jobs (completed, failed, cancelled), filtered and re-used.
+
+Filters: status, text (prompts, models, errors), model and period. Each job shows a thumbnail of
+its first image (decoded off the GUI thread by a
+:class:`~stablenew_qt.gui.thumbnails.ThumbnailLoader`), when it finished and how it ended. From
+the buttons or the context menu: open its folder, re-queue it as it was or with a new seed, load
+it into the editor, remove it, and clear the whole history. Removing a job never deletes its
+images.
+
+It follows the :class:`~stablenew_qt.core.queue.JobQueue` like the QueuePanel does: the queue's
+listener only emits a queued signal, and the list is rebuilt on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.config import RunConfig
+from ..core.errors import ConfigError
+from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueChanged, QueueError, filter_jobs
+from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, job_text
+from .thumbnails import ThumbnailLoader
+
+log = logging.getLogger(__name__)
+
+THUMB = 64
+#: The newest jobs listed; older ones match the filters but are not shown (the label says so).
+MAX_LISTED = 500
+#: How long typing in the search box waits before filtering (ms).
+SEARCH_DELAY_MS = 200
+ALL = ""
+
+#: The period filter: label -> how far back from the start of today (None: any time).
+PERIODS: dict[str, timedelta | None] = {
+    "Any time": None,
+    "Today": timedelta(0),
+    "Last 7 days": timedelta(days=6),
+    "Last 30 days": timedelta(days=29),
+}
+
+
+def period_start(label: str, now: datetime | None = None) -> datetime | None:
+    """The first moment the period ``label`` keeps (local midnight ``n`` days ago); None: any time."""
+    back = PERIODS[label]
+    if back is None:
+        return None
+    now = now or datetime.now().astimezone()
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) - back
+
+
+def job_folder(job: Job) -> Path | None:
+    """The folder holding the job's images (its run folder), if it still exists."""
+    if job.outputs:
+        return job.outputs[0].parent if job.outputs[0].parent.is_dir() else None
+    if job.output_root is not None and job.run_id:
+        return next((p for p in job.output_root.glob(f"*/{job.run_id}") if p.is_dir()), None)
+    return None
+
+
+def history_text(job: Job) -> str:
+    """Two lines: the job's summary, then when it finished and what it left."""
+    when = job.when.strftime("%Y-%m-%d %H:%M")
+    images = f"{len(job.outputs)} image(s)" if job.outputs else "no images"
+    return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}"
+
+
+class HistoryPanel(QWidget):
+    """Finished jobs of ``queue``, newest first, with filters and re-use operations."""
+
+    #: "Load into the editor" was chosen for a job (its RunConfig).
+    loadRequested = Signal(object)
+    #: A job was queued again (the new Job); the window may start the queue.
+    requeued = Signal(object)
+    #: An operation was refused (message for the user).
+    errorOccurred = Signal(str)
+
+    _queueChanged = Signal()
+
+    def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.queue = queue
+        self.jobs: list[Job] = []
+        self.thumbnails = ThumbnailLoader(self)
+        self.thumbnails.thumbnailReady.connect(self._on_thumbnail_ready)
+        self._items_by_path: dict[Path, list[QListWidgetItem]] = {}
+        self._build()
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self.refresh)
+        self.search.textChanged.connect(self._search_timer.start)
+        for combo in (self.status_filter, self.model_filter, self.period_filter):
+            combo.currentIndexChanged.connect(self.refresh)
+        self._queueChanged.connect(self.refresh, Qt.ConnectionType.QueuedConnection)
+        self._unsubscribe = queue.subscribe(self._on_queue_event)
+        self.refresh()
+
+    def _build(self) -> None:
+        self.status_filter = QComboBox()
+        self.status_filter.setObjectName("history.status")
+        self.status_filter.setToolTip("Show jobs that ended this way")
+        self.status_filter.addItem("All", ALL)
+        for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+            self.status_filter.addItem(status.value.capitalize(), status.value)
+        self.search = QLineEdit()
+        self.search.setObjectName("history.search")
+        self.search.setPlaceholderText("Search prompts, models, errors")
+        self.search.setClearButtonEnabled(True)
+        self.model_filter = QComboBox()
+        self.model_filter.setObjectName("history.model")
+        self.model_filter.setToolTip("Show jobs made with this model")
+        self.model_filter.addItem("All models", ALL)
+        self.period_filter = QComboBox()
+        self.period_filter.setObjectName("history.period")
+        self.period_filter.setToolTip("Show jobs that finished in this period")
+        self.period_filter.addItems(list(PERIODS))
+        filters = QHBoxLayout()
+        filters.addWidget(self.status_filter)
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.model_filter)
+        filters.addWidget(self.period_filter)
+        self.list = QListWidget()
+        self.list.setObjectName("history.list")
+        self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setViewMode(QListView.ViewMode.ListMode)
+        self.list.setUniformItemSizes(True)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._on_list_custom_context_menu_requested)
+        self.list.currentRowChanged.connect(self._on_list_current_row_changed)
+        self.summary = QLabel("")
+        self.summary.setObjectName("history.summary")
+        self.open_button = self._button(
+            "Open folder", "Show the job's images in the file manager", self.open_folder
+        )
+        self.requeue_button = self._button("Re-queue", "Queue the job again exactly as it was", self.requeue)
+        self.new_seed_button = self._button(
+            "Re-queue, new seed", "Queue the job again with a new random seed", self.requeue_new_seed
+        )
+        self.load_button = self._button(
+            "Load into editor", "Show the job's settings in the editor", self.load
+        )
+        self.remove_button = self._button("Remove", "Forget the job (its images stay on disk)", self.remove)
+        self.clear_button = QPushButton("Clear history")
+        self.clear_button.setToolTip("Forget every finished job (their images stay on disk)")
+        self.clear_button.clicked.connect(self._on_clear_button_clicked)
+        buttons = QHBoxLayout()
+        for button in (self.open_button, self.requeue_button, self.new_seed_button, self.load_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.remove_button)
+        buttons.addWidget(self.clear_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.summary)
+        layout.addLayout(buttons)
+        self._update_buttons()
+
+    def _button(self, text: str, tooltip: str, operation: Callable[[int], object]) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tooltip)
+        button.clicked.connect(lambda: self._on_selected(operation))
+        return button
+
+    # -- following the queue ---------------------------------------------------------------
+    def detach(self) -> None:
+        """Stop listening to the queue and stop decoding thumbnails (the window is closing)."""
+        self._unsubscribe()
+        self._search_timer.stop()
+        self.thumbnails.shutdown()
+
+    def _on_queue_event(self, _event: QueueChanged) -> None:
+        self._queueChanged.emit()  # any thread: only hand over to the GUI thread
+
+    def filtered(self, finished: list[Job]) -> list[Job]:
+        """The jobs of ``finished`` that pass the current filters."""
+        status = self.status_filter.currentData()
+        return filter_jobs(
+            finished,
+            {JobStatus(status)} if status else None,
+            self.search.text().strip() or None,
+            model=self.model_filter.currentData() or None,
+            since=period_start(self.period_filter.currentText()),
+        )
+
+    def refresh(self) -> None:
+        """List the finished jobs that pass the filters, newest first."""
+        selected = self.selected_job()
+        finished = self.queue.list(status=FINISHED_STATUSES)  # one read; filtered here
+        self._update_models(finished)
+        jobs = self.filtered(finished)
+        jobs.sort(key=lambda job: (job.when, job.id), reverse=True)
+        self.jobs = jobs[:MAX_LISTED]
+        self.list.clear()
+        self._items_by_path.clear()
+        for job in self.jobs:
+            self.list.addItem(self._item(job))
+        shown = f"{len(self.jobs)} of {len(jobs)}" if len(jobs) > len(self.jobs) else str(len(jobs))
+        self.summary.setText(f"{shown} finished job(s)")
+        if selected is not None:
+            row = next((i for i, job in enumerate(self.jobs) if job.id == selected.id), -1)
+            self.list.setCurrentRow(row)
+        self._update_buttons()
+
+    def _update_models(self, finished: list[Job]) -> None:
+        models = sorted({job.model for job in finished if job.model})
+        current = self.model_filter.currentData()
+        if [self.model_filter.itemData(i) for i in range(1, self.model_filter.count())] == models:
+            return
+        self.model_filter.blockSignals(True)
+        self.model_filter.clear()
+        self.model_filter.addItem("All models", ALL)
+        for model in models:
+            self.model_filter.addItem(model, model)
+        self.model_filter.setCurrentIndex(max(self.model_filter.findData(current), 0))
+        self.model_filter.blockSignals(False)
+
+    def _item(self, job: Job) -> QListWidgetItem:
+        icon = QIcon(self.style().standardIcon(STATUS_ICONS[job.status]))
+        item = QListWidgetItem(icon, history_text(job))
+        item.setData(JOB_ID_ROLE, job.id)
+        item.setToolTip(job.error or str(job.config_data.get("prompt") or ""))
+        if job.outputs:
+            self._items_by_path.setdefault(job.outputs[0], []).append(item)
+            self.thumbnails.request(job.outputs[0], THUMB)
+        return item
+
+    def _on_thumbnail_ready(self, path: Path, _size: int, image: QImage) -> None:
+        if image.isNull():
+            return  # deleted or unreadable: the status icon stays
+        icon = QIcon(QPixmap.fromImage(image))
+        for item in self._items_by_path.get(Path(path), []):
+            item.setIcon(icon)
+
+    # -- selection and operations ------------------------------------------------------------
+    def selected_job(self) -> Job | None:
+        row = self.list.currentRow()
+        return self.jobs[row] if 0 <= row < len(self.jobs) else None
+
+    def _on_list_current_row_changed(self, _row: int) -> None:
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        job = self.selected_job()
+        for button in (self.requeue_button, self.new_seed_button, self.load_button, self.remove_button):
+            button.setEnabled(job is not None)
+        self.open_button.setEnabled(job is not None and job_folder(job) is not None)
+
+    def _on_selected(self, operation: Callable[[int], object]) -> None:
+        job = self.selected_job()
+        if job is not None:
+            operation(job.id)
+
+    def open_folder(self, job_id: int) -> Path | None:
+        """Open the job's run folder in the file manager; returns it (None if it is gone)."""
+        job = self._job(job_id)
+        folder = job_folder(job) if job else None
+        if folder is None:
+            self.errorOccurred.emit(f"job {job_id} has no image folder on disk")
+            return None
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        return folder
+
+    def requeue(self, job_id: int) -> Job | None:
+        """Queue the job again as it was (same seed: the same images)."""
+        return self._requeue(job_id, new_seed=False)
+
+    def requeue_new_seed(self, job_id: int) -> Job | None:
+        """Queue the job again with a fresh random seed (recorded in the new job)."""
+        return self._requeue(job_id, new_seed=True)
+
+    def _requeue(self, job_id: int, *, new_seed: bool) -> Job | None:
+        try:
+            job = self.queue.requeue(job_id, new_seed=new_seed)
+        except (ConfigError, QueueError) as exc:
+            self.errorOccurred.emit(f"Cannot queue job {job_id} again: {exc}")
+            return None
+        self.requeued.emit(job)
+        return job
+
+    def load(self, job_id: int) -> None:
+        """Emit :attr:`loadRequested` with the job's RunConfig (a message if it no longer validates)."""
+        try:
+            config: RunConfig = self.queue.get(job_id).config
+        except (ConfigError, QueueError) as exc:
+            self.errorOccurred.emit(f"Cannot load job {job_id}: {exc}")
+            return
+        self.loadRequested.emit(config)
+
+    def remove(self, job_id: int) -> None:
+        """Forget the job (its images stay on disk)."""
+        try:
+            self.queue.remove(job_id)
+        except QueueError as exc:
+            self.errorOccurred.emit(str(exc))
+
+    def _on_clear_button_clicked(self) -> None:
+        self.queue.clear_finished()
+
+    def _job(self, job_id: int) -> Job | None:
+        try:
+            return self.queue.get(job_id)
+        except QueueError:
+            return None
+
+    def _on_list_custom_context_menu_requested(self, pos: QPoint) -> None:
+        row = self.list.indexAt(pos).row()
+        if 0 <= row < len(self.jobs):
+            self.context_menu(self.jobs[row]).exec(self.list.viewport().mapToGlobal(pos))
+
+    def context_menu(self, job: Job) -> QMenu:
+        """The menu for ``job``: every operation the buttons offer."""
+        menu = QMenu(self)
+        entries: tuple[tuple[str, bool, Callable[[int], object]], ...] = (
+            ("Open folder", job_folder(job) is not None, self.open_folder),
+            ("Re-queue", True, self.requeue),
+            ("Re-queue with a new seed", True, self.requeue_new_seed),
+            ("Load into the editor", True, self.load),
+            ("Remove", True, self.remove),
+        )
+        for text, enabled, operation in entries:
+            action = menu.addAction(text)
+            action.setEnabled(enabled)
+            action.triggered.connect(lambda _checked=False, operation=operation: operation(job.id))
+        return menu
