@@ -169,10 +169,13 @@ def require(
     return status
 
 
-def select_jobs(db: sqlite3.Connection, ids: Iterable[int] | None = None) -> list[Job]:
-    """The jobs ``ids`` in that order (missing ones skipped), or every job in display order."""
+def select_jobs(
+    db: sqlite3.Connection, ids: Iterable[int] | None = None, statuses: Iterable[JobStatus] | None = None
+) -> list[Job]:
+    """The jobs ``ids`` in that order (missing ones skipped), or every job (with one of
+    ``statuses``, if given) in display order."""
     if ids is None:
-        return [job_from_row(row) for row in db.execute(f"SELECT {JOB_COLUMNS} FROM jobs {DISPLAY_ORDER}")]
+        return [job_from_row(row) for row in select_rows(db, statuses)]
     ids = list(ids)
     if not ids:
         return []
@@ -180,6 +183,14 @@ def select_jobs(db: sqlite3.Connection, ids: Iterable[int] | None = None) -> lis
     rows = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", ids).fetchall()
     by_id = {row["id"]: job_from_row(row) for row in rows}
     return [by_id[i] for i in ids if i in by_id]
+
+
+def select_rows(db: sqlite3.Connection, statuses: Iterable[JobStatus] | None = None) -> list[sqlite3.Row]:
+    """Every job's row (with one of ``statuses``, if given) in display order, unparsed: a quick read
+    under the caller's lock, parsed (:func:`job_from_row`) after it is released."""
+    values = [] if statuses is None else [status.value for status in statuses]
+    where = "" if statuses is None else f"WHERE status IN ({', '.join('?' * len(values))})"
+    return db.execute(f"SELECT {JOB_COLUMNS} FROM jobs {where} {DISPLAY_ORDER}", values).fetchall()
 
 
 def read_setting(db: sqlite3.Connection, key: str) -> str | None:

@@ -14,8 +14,11 @@ listener only emits a queued signal, and the list is rebuilt on the GUI thread.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSize, Qt, QTimer, QUrl, Signal
@@ -83,6 +86,41 @@ def history_text(job: Job) -> str:
     return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}"
 
 
+@dataclass(frozen=True)
+class HistoryFilters:
+    """What the history shows: None keeps everything (status: any finished status)."""
+
+    status: JobStatus | None = None
+    text: str | None = None
+    model: str | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HistoryListing:
+    """The result of :func:`read_history`."""
+
+    jobs: list[Job]  # newest first
+    models: list[str]  # every model of the finished jobs (for the model filter), sorted
+
+
+def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | QueueError:
+    """The finished jobs of ``queue`` passing ``filters``, newest first (any thread)."""
+    try:
+        finished = queue.list(status=FINISHED_STATUSES)
+    except (QueueError, sqlite3.Error) as exc:
+        return QueueError(f"cannot read the history: {exc}")
+    jobs = filter_jobs(
+        finished,
+        None if filters.status is None else {filters.status},
+        filters.text,
+        model=filters.model,
+        since=filters.since,
+    )
+    jobs.sort(key=lambda job: (job.when, job.id), reverse=True)
+    return HistoryListing(jobs, sorted({job.model for job in finished if job.model}))
+
+
 class HistoryPanel(QWidget):
     """Finished jobs of ``queue``, newest first, with filters and re-use operations."""
 
@@ -92,6 +130,8 @@ class HistoryPanel(QWidget):
     requeued = Signal(object)
     #: An operation was refused (message for the user).
     errorOccurred = Signal(str)
+    #: The list now shows the history as it was when read (after :meth:`refresh`).
+    listed = Signal()
 
     _queueChanged = Signal()
 
@@ -102,6 +142,7 @@ class HistoryPanel(QWidget):
         self.thumbnails = ThumbnailLoader(self)
         self.thumbnails.thumbnailReady.connect(self._on_thumbnail_ready)
         self._items_by_path: dict[Path, list[QListWidgetItem]] = {}
+        self._listing = self._stale = self._closed = False
         self._build()
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
@@ -184,6 +225,7 @@ class HistoryPanel(QWidget):
     # -- following the queue ---------------------------------------------------------------
     def detach(self) -> None:
         """Stop listening to the queue and stop decoding thumbnails (the window is closing)."""
+        self._closed = True
         self._unsubscribe()
         self._search_timer.stop()
         self.thumbnails.shutdown()
@@ -191,24 +233,44 @@ class HistoryPanel(QWidget):
     def _on_queue_event(self, _event: QueueChanged) -> None:
         self._queueChanged.emit()  # any thread: only hand over to the GUI thread
 
-    def filtered(self, finished: list[Job]) -> list[Job]:
-        """The jobs of ``finished`` that pass the current filters."""
+    def filters(self) -> HistoryFilters:
+        """The filters as the widgets show them now."""
         status = self.status_filter.currentData()
-        return filter_jobs(
-            finished,
-            {JobStatus(status)} if status else None,
-            self.search.text().strip() or None,
+        return HistoryFilters(
+            status=JobStatus(status) if status else None,
+            text=self.search.text().strip() or None,
             model=self.model_filter.currentData() or None,
             since=period_start(self.period_filter.currentText()),
         )
 
     def refresh(self) -> None:
-        """List the finished jobs that pass the filters, newest first."""
+        """List the finished jobs that pass the filters, newest first. Reading and filtering run
+        on the loader's thread (a long history takes tens of ms); the list follows when done, and
+        :attr:`listed` is emitted. Refreshes asked for meanwhile are folded into one more."""
+        if self._closed:
+            return
+        if self._listing:
+            self._stale = True
+            return
+        self._listing = True
+        self.thumbnails.submit(partial(read_history, self.queue, self.filters()), self._on_history_read)
+
+    def _on_history_read(self, listing: HistoryListing | QueueError) -> None:
+        self._listing = False
+        if self._stale:
+            self._stale = False
+            self.refresh()
+            return
+        if isinstance(listing, QueueError):
+            self.errorOccurred.emit(str(listing))
+            return
+        self._show(listing)
+        self.listed.emit()
+
+    def _show(self, listing: HistoryListing) -> None:
         selected = self.selected_job()
-        finished = self.queue.list(status=FINISHED_STATUSES)  # one read; filtered here
-        self._update_models(finished)
-        jobs = self.filtered(finished)
-        jobs.sort(key=lambda job: (job.when, job.id), reverse=True)
+        self._update_models(listing.models)
+        jobs = listing.jobs
         self.jobs = jobs[:MAX_LISTED]
         self.list.clear()
         self._items_by_path.clear()
@@ -221,8 +283,7 @@ class HistoryPanel(QWidget):
             self.list.setCurrentRow(row)
         self._update_buttons()
 
-    def _update_models(self, finished: list[Job]) -> None:
-        models = sorted({job.model for job in finished if job.model})
+    def _update_models(self, models: list[str]) -> None:
         current = self.model_filter.currentData()
         if [self.model_filter.itemData(i) for i in range(1, self.model_filter.count())] == models:
             return

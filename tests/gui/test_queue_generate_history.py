@@ -40,6 +40,11 @@ def history_ids(history: HistoryPanel) -> list[int]:
     return [job.id for job in history.jobs]
 
 
+def wait_shown(qtbot: Any, history: HistoryPanel, ids: list[int]) -> None:
+    """Wait until the history lists ``ids`` (it is read and filtered on the loader's thread)."""
+    qtbot.waitUntil(lambda: history_ids(history) == ids, timeout=RUN_TIMEOUT_MS)
+
+
 def click(qtbot: Any, button: Any) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
@@ -210,12 +215,12 @@ def test_history_filters_by_status_text_model_and_period(
         "beta.safetensors",
     ]
     history.status_filter.setCurrentIndex(history.status_filter.findData("failed"))
-    assert history_ids(history) == [b]
+    wait_shown(qtbot, history, [b])
     history.status_filter.setCurrentIndex(0)
     history.model_filter.setCurrentIndex(history.model_filter.findData("beta.safetensors"))
-    assert history_ids(history) == [c, b]
+    wait_shown(qtbot, history, [c, b])
     qtbot.keyClicks(history.search, "RED")
-    qtbot.waitUntil(lambda: history_ids(history) == [c], timeout=RUN_TIMEOUT_MS)
+    wait_shown(qtbot, history, [c])
     history.search.clear()
     history.model_filter.setCurrentIndex(0)
     history.period_filter.setCurrentText("Today")
