@@ -37,10 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.config import RunConfig
 from ..core.errors import ConfigError
 from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueChanged, QueueError, filter_jobs
-from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, job_text
+from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_config, job_menu, job_text
 from .thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
@@ -360,12 +359,9 @@ class HistoryPanel(QWidget):
 
     def load(self, job_id: int) -> None:
         """Emit :attr:`loadRequested` with the job's RunConfig (a message if it no longer validates)."""
-        try:
-            config: RunConfig = self.queue.get(job_id).config
-        except (ConfigError, QueueError) as exc:
-            self.errorOccurred.emit(f"Cannot load job {job_id}: {exc}")
-            return
-        self.loadRequested.emit(config)
+        config = job_config(self.queue, job_id, self.errorOccurred.emit)
+        if config is not None:
+            self.loadRequested.emit(config)
 
     def remove(self, job_id: int) -> None:
         """Forget the job (its images stay on disk)."""
@@ -390,16 +386,11 @@ class HistoryPanel(QWidget):
 
     def context_menu(self, job: Job) -> QMenu:
         """The menu for ``job``: every operation the buttons offer."""
-        menu = QMenu(self)
-        entries: tuple[tuple[str, bool, Callable[[int], object]], ...] = (
+        entries: tuple[MenuEntry, ...] = (
             ("Open folder", job_folder(job) is not None, self.open_folder),
             ("Re-queue", True, self.requeue),
             ("Re-queue with a new seed", True, self.requeue_new_seed),
             ("Load into the editor", True, self.load),
             ("Remove", True, self.remove),
         )
-        for text, enabled, operation in entries:
-            action = menu.addAction(text)
-            action.setEnabled(enabled)
-            action.triggered.connect(lambda _checked=False, operation=operation: operation(job.id))
-        return menu
+        return job_menu(self, job.id, entries)

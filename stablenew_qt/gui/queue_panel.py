@@ -12,7 +12,7 @@ the :class:`~stablenew_qt.gui.queue_worker.QueueWorker`'s work, on the engine th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QFont, QIcon
@@ -62,6 +62,29 @@ def job_text(job: Job) -> str:
         prompt = prompt[: PROMPT_CHARS - 1] + "…"
     text = f"#{job.id}  {job.status.value}  {job.model}  {prompt}".rstrip()
     return f"{text}  — {job.error}" if job.error else text
+
+
+def job_config(queue: JobQueue, job_id: int, report: Callable[[str], object]) -> RunConfig | None:
+    """Job ``job_id``'s RunConfig, or None after passing ``report`` a message (the job is gone, or
+    its config no longer validates)."""
+    try:
+        return queue.get(job_id).config
+    except (ConfigError, QueueError) as exc:
+        report(f"Cannot load job {job_id}: {exc}")
+        return None
+
+
+MenuEntry = tuple[str, bool, Callable[[int], object]]
+
+
+def job_menu(parent: QWidget, job_id: int, entries: Iterable[MenuEntry]) -> QMenu:
+    """A context menu of (text, enabled, operation) entries; each action calls ``operation(job_id)``."""
+    menu = QMenu(parent)
+    for text, enabled, operation in entries:
+        action = menu.addAction(text)
+        action.setEnabled(enabled)
+        action.triggered.connect(lambda _checked=False, operation=operation: operation(job_id))
+    return menu
 
 
 class QueuePanel(QWidget):
@@ -292,12 +315,9 @@ class QueuePanel(QWidget):
     def load(self, job_id: int) -> None:
         """Emit :attr:`loadRequested` with the job's RunConfig (an error message if it no longer
         validates)."""
-        try:
-            config: RunConfig = self.queue.get(job_id).config
-        except (ConfigError, QueueError) as exc:
-            self.errorOccurred.emit(f"Cannot load job {job_id}: {exc}")
-            return
-        self.loadRequested.emit(config)
+        config = job_config(self.queue, job_id, self.errorOccurred.emit)
+        if config is not None:
+            self.loadRequested.emit(config)
 
     def _do(self, operation: Callable[[], object]) -> None:
         try:
@@ -335,10 +355,9 @@ class QueuePanel(QWidget):
 
     def context_menu(self, job: Job) -> QMenu:
         """The menu for ``job``, offering only the operations its status allows."""
-        menu = QMenu(self)
         queued = job.status is JobStatus.QUEUED
         cancellable = job.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.INTERRUPTED)
-        entries = (
+        entries: tuple[MenuEntry, ...] = (
             ("Run now", queued, self.runJobRequested.emit),
             ("Cancel", cancellable, self.cancel),
             ("Remove", job.status is not JobStatus.RUNNING, self.remove),
@@ -348,8 +367,4 @@ class QueuePanel(QWidget):
             ("Retry", job.status in RETRYABLE_STATUSES, self.retry),
             ("Load into the editor", True, self.load),
         )
-        for text, enabled, slot in entries:
-            action = menu.addAction(text)
-            action.setEnabled(enabled)
-            action.triggered.connect(lambda _checked=False, slot=slot: slot(job.id))
-        return menu
+        return job_menu(self, job.id, entries)

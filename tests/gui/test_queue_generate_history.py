@@ -260,6 +260,15 @@ def test_history_requeues_loads_opens_and_removes(
     click(qtbot, history.open_button)
     assert opened == [str(done.outputs[0].parent)] == [str(job_folder(done))]
 
+    menu = history.context_menu(done)
+    assert [(a.text(), a.isEnabled()) for a in menu.actions()] == [
+        ("Open folder", True),
+        ("Re-queue", True),
+        ("Re-queue with a new seed", True),
+        ("Load into the editor", True),
+        ("Remove", True),
+    ]
+    menu.deleteLater()
     click(qtbot, history.requeue_button)
     click(qtbot, history.new_seed_button)
     same, fresh = (job for job in queue.list(status=S.QUEUED))
