@@ -127,13 +127,14 @@ def default_services() -> AppServices:
     )
 
 
-def open_default_queue() -> JobQueue | None:
-    """The JobQueue in its default file, or None (logged) when that file cannot be used."""
+def open_default_queue() -> tuple[JobQueue | None, str | None]:
+    """The JobQueue in its default file, or None and the reason (logged) when that file cannot be
+    used (damaged, newer, locked...: the QueueError says what to do; a backup was made)."""
     try:
-        return JobQueue(default_queue_path())
-    except QueueError:
-        logging.getLogger(__name__).exception("the job queue is unavailable; running without it")
-        return None
+        return JobQueue(default_queue_path()), None
+    except QueueError as exc:
+        logging.getLogger(__name__).error("the job queue is unavailable; running without it: %s", exc)
+        return None, str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,9 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QSettings(APP_NAME, APP_NAME)
     apply_saved_theme(app, settings)  # before the stylesheet, which wraps the native style
     apply_stylesheet(app, STYLE_SHEET)
-    queue = open_default_queue()
+    queue, queue_problem = open_default_queue()
     window = MainWindow(default_services(), settings, queue=queue)
     window.show()
+    if queue_problem is not None:
+        window.report_queue_problem(queue_problem)
     if "--exit-after-show" not in args:
         # Import torch and list models on the engine thread now, while the user reads the
         # window, so the first Generate does not stall the GUI with those imports.

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -286,6 +287,23 @@ class MainWindow(QMainWindow):
             self._on_queue_error_occurred(str(exc))
             return
         self.statusBar().showMessage(f"Added to the queue as job #{job.id}", 3000)
+
+    def report_queue_problem(self, message: str) -> QMessageBox:
+        """Tell the user the queue file could not be opened (the window runs without a queue):
+        a warning that does not block (the event loop and the engine go on)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Job queue unavailable",
+            f"The job queue could not be opened, so this session runs without it "
+            f"(Generate still works; the Queue and History tabs are off).\n\n{message}",
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setObjectName("dialog.queue_problem")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.statusBar().showMessage("Job queue unavailable: see the message", 30000)
+        return box
 
     def _on_queue_error_occurred(self, message: str) -> None:
         self.statusBar().showMessage(f"Queue: {message}", 15000)

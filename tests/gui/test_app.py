@@ -37,3 +37,25 @@ def test_qt_void_calls_do_not_leak_none_references() -> None:
     for _ in range(5000):
         obj.setObjectName("x")
     assert sys.getrefcount(None) >= before - 10
+
+
+def test_a_damaged_queue_file_is_reported_backed_up_and_left_alone(tmp_path: Path) -> None:
+    from stablenew_qt.core.queue import default_queue_path
+
+    queue_file = default_queue_path()  # inside this test session's sandboxed data folder
+    queue_file.parent.mkdir(parents=True, exist_ok=True)
+    damaged = b"SQLite format 3\x00" + b"\xff" * 4000
+    queue_file.write_bytes(damaged)
+    try:
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "STABLENEW_MODELS_DIR": str(tmp_path / "models")}
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert "the job queue is unavailable; running without it" in done.stderr
+        assert queue_file.read_bytes() == damaged, "the damaged file is never changed"
+        backups = list(queue_file.parent.glob(f"{queue_file.name}.backup-*"))
+        assert [b.read_bytes() for b in backups] == [damaged]
+    finally:
+        for path in queue_file.parent.glob(f"{queue_file.name}*"):
+            path.unlink()

@@ -303,3 +303,15 @@ def test_window_state_returns_to_idle_after_a_queued_generate(
         qtbot.waitUntil(lambda: window.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
         qtbot.waitUntil(lambda: window.lifecycle_label.text() == "IDLE", timeout=RUN_TIMEOUT_MS)
     assert [job.status for job in queue.list()] == [S.COMPLETED, S.COMPLETED]
+
+
+def test_a_queue_problem_is_shown_without_blocking(qtbot: Any, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()  # no queue: what the app does when the file cannot be used
+    box = window.report_queue_problem("the queue file is damaged; a copy was saved as queue.sqlite3.backup-1")
+    qtbot.waitUntil(box.isVisible, timeout=RUN_TIMEOUT_MS)
+    assert "a copy was saved as queue.sqlite3.backup-1" in box.text()
+    assert window.queue_panel is None and not window.add_to_queue_button.isVisible()
+    small_txt2img(qtbot, window, "still works")
+    with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
+        click(qtbot, window.generate_button)  # the event loop ran on while the warning was open
+    box.accept()
