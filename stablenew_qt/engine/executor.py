@@ -6,11 +6,16 @@ that runs the stages (the GUI's engine thread, or the CLI's main thread).
 
 from __future__ import annotations
 
+import gc
+import importlib.abc
 import logging
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import CancelRequested, OutOfMemoryError, StageError
 from ..core.executor import CancelToken, ProgressCallback, StagePayload, StageResult
@@ -60,11 +65,19 @@ class DiffusersExecutor:
         return self._context
 
     def warm_up(self) -> None:
-        """Import torch and diffusers' SD pipelines and build the engine context now (device,
-        model catalog, demo models). Call on the engine thread; loads no checkpoint."""
-        _ = self.context
-        import diffusers.pipelines.stable_diffusion
-        import diffusers.pipelines.stable_diffusion_xl  # noqa: F401
+        """Build the engine context now (torch import, device, model catalog, demo models) and
+        import everything a first run would import: the diffusers pipeline and scheduler classes,
+        with the transformers, accelerate, torchvision and scipy modules they pull in, and the
+        stage modules. Call on the engine thread; loads no checkpoint.
+
+        The GUI thread runs meanwhile, so this keeps Python's GIL free for it: no full garbage
+        collection runs during the imports and their objects are frozen afterwards
+        (:func:`imports_frozen`), and libtorch is loaded with the GIL released
+        (:class:`TorchLibrariesFirst`). See docs/benchmarks.md, "Window responsiveness".
+        """
+        with imports_frozen(), TorchLibrariesFirst.installed():
+            _ = self.context
+            _import_run_modules()
 
     def device_summary(self) -> str:
         """e.g. "NVIDIA H100 (float16), 12.3 GiB in use" or "CPU (float32)"; "" until the engine has
@@ -115,6 +128,106 @@ class DiffusersExecutor:
         }
         run, total = runners[name]
         return run(ctx, payload, ctx.reporter(progress, token, total))
+
+
+def _import_run_modules() -> None:
+    """Import what the first run of any stage imports (about 1,400 modules), so that run does not."""
+    import diffusers
+    import diffusers.loaders.single_file_utils  # single-file checkpoints (load_single_file)
+
+    from .pipelines import diffusers_class_names
+    from .schedulers import RULES
+    from .stages import adetailer, img2img, txt2img, upscale  # noqa: F401
+
+    for name in (*diffusers_class_names(), *sorted({rule.class_name for rule in RULES.values()})):
+        getattr(diffusers, name)  # resolves diffusers' lazy module for the class
+
+
+@contextmanager
+def imports_frozen() -> Iterator[None]:
+    """Run the block without full garbage collections, then freeze every object that exists.
+
+    Importing torch, diffusers and transformers creates about half a million long-lived objects
+    (modules, classes, functions). Each full (generation 2) collection walks all of them with the
+    GIL held: on a 2-core machine 50 to 340 ms apiece, six times during these imports and once
+    more when the first model load allocates, and every thread, the GUI thread too, stops for it.
+    Inside the block only the young generations are collected (a millisecond or two each, and
+    they free most of the imports' short-lived garbage). ``gc.freeze()`` then moves everything
+    to the permanent generation, which collections skip, so later full collections (and
+    ``gc.collect()`` after a model eviction) only walk what was created since, the models
+    included. Reference counting still frees frozen objects; only reference cycles that were
+    already garbage at the freeze stay (about 200 objects, 25 KiB, after these imports).
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], 2**31 - 1)  # generation 2 never fills up
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.set_threshold(*thresholds)
+
+
+#: libtorch's own libraries in dependency order (torch/lib). Those a build lacks are skipped.
+TORCH_LIBRARIES: tuple[str, ...] = (
+    "libc10.so",
+    "libtorch_cpu.so",
+    "libc10_cuda.so",
+    "libtorch_cuda.so",
+    "libtorch.so",
+)
+
+
+class TorchLibrariesFirst(importlib.abc.MetaPathFinder):
+    """Loads libtorch with the GIL released, right before Python imports ``torch._C``.
+
+    Python imports an extension module with the GIL held, and for ``torch._C`` that includes the
+    dynamic loader mapping, relocating and initialising libtorch_cpu and libtorch_cuda (over 1 GB
+    of code): about 200 ms on a 2-core machine, during which no other thread runs Python. A
+    ``dlopen`` called through ctypes releases the GIL, so this finder (consulted by the import
+    system for every module, it never finds one itself) loads :data:`TORCH_LIBRARIES` that way
+    when ``torch._C`` is asked for; the import then finds them resident and only initialises the
+    module. By then torch has done its own preloading (libtorch_global_deps, the CUDA wheels'
+    libraries), so the libraries resolve their dependencies exactly as the import would have.
+    Linux only; anything unexpected leaves the loading to the import as before.
+    """
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> None:
+        if fullname == "torch._C" and path and sys.platform.startswith("linux"):
+            _dlopen_without_gil([Path(folder) / "lib" / name for folder in path for name in TORCH_LIBRARIES])
+        return None
+
+    @classmethod
+    @contextmanager
+    def installed(cls) -> Iterator[None]:
+        """Install a finder at the front of ``sys.meta_path`` for the block (no-op once torch is in)."""
+        if "torch" in sys.modules:
+            yield
+            return
+        finder = cls()
+        sys.meta_path.insert(0, finder)
+        try:
+            yield
+        finally:
+            sys.meta_path.remove(finder)
+
+
+def _dlopen_without_gil(files: Sequence[Path]) -> None:
+    """``dlopen`` each existing file with the flags Python's import uses, releasing the GIL (a
+    ctypes foreign call does; ``ctypes.CDLL()`` itself does not). The handles are kept open: the
+    libraries stay loaded for the process, as torch's would. Stops at the first failure."""
+    import ctypes
+
+    try:
+        dlopen = ctypes.CDLL(None).dlopen
+    except (AttributeError, OSError):
+        return
+    dlopen.restype = ctypes.c_void_p
+    dlopen.argtypes = (ctypes.c_char_p, ctypes.c_int)
+    mode = sys.getdlopenflags()
+    for file in files:
+        if file.is_file() and not dlopen(os.fsencode(file), mode):
+            log.debug("preloading %s failed; the torch import loads it", file)
+            return
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -49,6 +49,13 @@ _INPAINT_CLASS = {
 }
 
 
+def diffusers_class_names() -> tuple[str, ...]:
+    """Every diffusers class the cache may build (pipelines and the external VAE), so the engine's
+    warm-up can import them (diffusers imports its classes lazily, on first attribute access)."""
+    names = {*_TXT2IMG_CLASS.values(), *_IMG2IMG_CLASS.values(), *_INPAINT_CLASS.values(), "AutoencoderKL"}
+    return tuple(sorted(names))
+
+
 def _diffusers_class(name: str) -> Any:
     import diffusers
 
