@@ -300,7 +300,7 @@ def read_image_metadata(path: str | Path) -> ImageMetadata:
     try:
         with Image.open(path) as image:
             if isinstance(image, PngImagePlugin.PngImageFile):
-                chunks = {key: str(value) for key, value in image.text.items()}
+                chunks = _png_text(image)
             else:
                 chunks = _exif_parameters(image)
     except FileNotFoundError:
@@ -314,6 +314,18 @@ def read_image_metadata(path: str | Path) -> ImageMetadata:
         return ImageMetadata(chunks.get(PARAMETERS_KEY), RunConfig.from_json(config_json))
     except ConfigError as exc:
         return ImageMetadata(chunks.get(PARAMETERS_KEY), None, f"its embedded run config is unusable: {exc}")
+
+
+def _png_text(image: PngImagePlugin.PngImageFile) -> dict[str, str]:
+    """The PNG's text chunks. Those before the pixel data (where this app and A1111 write them)
+    were read when the file was opened; ``image.text`` would also find chunks after it, but only
+    by decoding every pixel (120 ms for a 2048 px image), so it is the fallback."""
+    early = {
+        key: str(value)
+        for key, value in image.info.items()
+        if key in (PARAMETERS_KEY, RUN_CONFIG_KEY) and isinstance(value, str)
+    }
+    return early or {key: str(value) for key, value in image.text.items()}
 
 
 def _exif_parameters(image: Image.Image) -> dict[str, str]:

@@ -449,6 +449,7 @@ class MainWindow(QMainWindow):
                 panel.detach()
         self.engine.shutdown()
         self.results_panel.shutdown()
+        self.progress_panel.shutdown()
         self.statusBar().clearMessage()  # stops the message's timeout timer
         self.log_panel.detach()
         super().closeEvent(event)

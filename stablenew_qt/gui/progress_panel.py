@@ -2,12 +2,13 @@
 
 It listens to the EventBridge only. Previews arrive already coalesced by the bridge (latest wins);
 the panel converts at most one preview per :data:`PREVIEW_INTERVAL_S` so a fast engine cannot keep
-the GUI thread busy scaling pixmaps.
+the GUI thread busy scaling pixmaps. The finished run's last image is decoded off the GUI thread.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PIL import Image
 from PySide6.QtCore import Qt
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QW
 
 from ..core.events import RunCancelled, RunCompleted, RunFailed, RunStarted, StageStarted, StepProgress
 from .bridge import EventBridge
+from .thumbnails import ThumbnailLoader
 
 PREVIEW_INTERVAL_S = 0.1
 PREVIEW_SIZE = 256
@@ -63,6 +65,10 @@ class ProgressPanel(QWidget):
         self._t0 = 0.0
         self._last_preview = 0.0
         self.preview_count = 0
+        # The finished image is decoded off the GUI thread (18 ms at 768 px, 120 ms at 2048 px).
+        self.loader = ThumbnailLoader(self)
+        self.loader.thumbnailReady.connect(self._on_final_image_ready)
+        self._final: Path | None = None
         bridge.runStarted.connect(self._on_run_started)
         bridge.stageStarted.connect(self._on_stage_started)
         bridge.stepProgress.connect(self._on_step_progress)
@@ -70,7 +76,12 @@ class ProgressPanel(QWidget):
         bridge.runFailed.connect(self._on_run_failed)
         bridge.runCancelled.connect(self._on_run_cancelled)
 
+    def shutdown(self) -> None:
+        """Stop decoding (the window is closing)."""
+        self.loader.shutdown()
+
     def _on_run_started(self, event: RunStarted) -> None:
+        self._final = None  # a final image still being decoded no longer shows
         self._t0 = time.monotonic()
         self.overall.setValue(0)
         self.stage.setValue(0)
@@ -118,7 +129,13 @@ class ProgressPanel(QWidget):
         self.stage.setValue(self.stage.maximum())
         self._finish(f"Done: {len(event.image_paths)} image(s) in {event.output_dir}")
         if event.image_paths:
-            self.show_image(QPixmap(str(event.image_paths[-1])))
+            self._final = event.image_paths[-1]
+            size = self.preview.size()
+            self.loader.request(self._final, max(size.width(), size.height(), PREVIEW_SIZE))
+
+    def _on_final_image_ready(self, path: Path, _size: int, image: QImage) -> None:
+        if path == self._final and not image.isNull():
+            self.show_image(QPixmap.fromImage(image))
 
     def _on_run_failed(self, event: RunFailed) -> None:
         self._finish(f"Error: {event.message}")

@@ -704,3 +704,41 @@ def test_jpeg_and_webp_exif_user_comment(tmp_path: Path, suffix: str, encoding: 
     meta = read_image_metadata(path)
     assert (meta.parameters, meta.run_config) == (text, None)
     assert config_from_image(path).txt2img.steps == 20
+
+
+def _png_with_trailing_text(path: Path, key: str, text: str) -> None:
+    """A PNG whose tEXt chunk comes after the pixel data (some tools write it there)."""
+    import struct
+    import zlib
+
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(path)
+    data = path.read_bytes()
+    iend = data.rindex(b"IEND") - 4
+    body = key.encode("latin-1") + b"\0" + text.encode("latin-1")
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    path.write_bytes(data[:iend] + chunk + data[iend:])
+
+
+def test_text_before_the_pixels_is_read_without_decoding_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import PngImagePlugin
+
+    path = tmp_path / "early.png"
+    info = PngInfo()
+    info.add_text("parameters", "a cat\nSteps: 3, Seed: 1")
+    Image.new("RGB", (16, 16)).save(path, pnginfo=info)
+
+    def no_decoding(_self: object) -> None:
+        raise AssertionError("the pixels were decoded to read the metadata")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+    assert read_image_metadata(path).parameters == "a cat\nSteps: 3, Seed: 1"
+
+
+def test_text_after_the_pixels_is_still_found(tmp_path: Path) -> None:
+    path = tmp_path / "late.png"
+    _png_with_trailing_text(path, "parameters", "a dog\nSteps: 4, Seed: 2")
+    with Image.open(path) as image:
+        assert "parameters" not in image.info  # really after the pixel data
+    assert read_image_metadata(path).parameters == "a dog\nSteps: 4, Seed: 2"

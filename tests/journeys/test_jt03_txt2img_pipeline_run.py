@@ -51,7 +51,8 @@ def test_jt03_prompt_to_image_through_the_window(qtbot: QtBot, make_main_window:
         assert image.size == (64, 64)
     assert "a lighthouse at dusk" in window.results_panel.parameters.toPlainText()
     assert read_image_metadata(images[0]).run_config is not None
-    assert window.progress_panel.preview.pixmap() is not None
+    # The final image replaces the last preview once decoded (off the GUI thread).
+    qtbot.waitUntil(lambda: window.progress_panel.loader.decodes == 1, timeout=RUN_TIMEOUT_MS)
     assert not window.progress_panel.preview.pixmap().isNull()
     assert window.progress_panel.label.text().startswith("Done: 1 image(s)")
     assert window.prompt_panel.reuse_button.isEnabled()
