@@ -170,11 +170,15 @@ def hand_written_adetailer(
 ) -> tuple[Image.Image, float, int, int]:
     """The unit written by hand: detect, masks, then per face crop, inpaint and paste back.
     Returns the final image, the detection seconds, the faces inpainted and the denoising steps."""
+    from .engine.adetailer.detector import keeping_torch_threads
     from .engine.adetailer.masks import Detection, bbox_mask, preprocess_masks
 
     unit = config.adetailer.units[0]
     t0 = clock()
-    result = hand.yolo.predict(image, conf=unit.adetailer_confidence, device="", verbose=False)[0]
+    # ultralytics would lower torch's thread count for the whole process (the engine undoes it);
+    # both sides must inpaint with the same threads for their pixels to match.
+    with keeping_torch_threads():
+        result = hand.yolo.predict(image, conf=unit.adetailer_confidence, device="", verbose=False)[0]
     boxes: list[BBox] = [(a, b, c, d) for a, b, c, d in result.boxes.xyxy.cpu().tolist()]
     if result.masks is not None:  # a segmentation model: its masks, as ADetailer scales them
         masks = [_mask_image(mask, image.size) for mask in result.masks.data]

@@ -242,7 +242,7 @@ class Detector:
         if self.is_world:
             self._apply_classes(classes)
         rgb = image.convert("RGB")
-        with _keeping_torch_threads():
+        with keeping_torch_threads():
             results = self._model.predict(rgb, conf=confidence, device=device, verbose=False)
         return _detections(results[0], rgb.size)
 
@@ -255,7 +255,7 @@ class Detector:
 
 
 @contextmanager
-def _keeping_torch_threads() -> Iterator[None]:
+def keeping_torch_threads() -> Iterator[None]:
     """Undo ultralytics' process-wide ``torch.set_num_threads``: choosing a CPU device sets it to
     ``min(8, cpus - 1)``, which would slow every later diffusion step on the CPU (1 thread of 2
     here) and change their float rounding."""
