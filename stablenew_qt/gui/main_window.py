@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self.engine.worker.submitRejected.connect(self._on_submit_rejected)
         self.engine.worker.deviceDescribed.connect(self._on_device_described)
         self.trust_offer = TrustOffer(
-            services, self.bridge, self, self._on_generate_clicked, self.generate_button.isEnabled
+            services, self.bridge, self, self._run_again_after_trust, self.generate_button.isEnabled
         )
         self._on_validity_changed(self.model.error)
         self.settings.restore_window(self)
@@ -277,6 +277,22 @@ class MainWindow(QMainWindow):
             return
         self.recover_timer.stop()
         self.tabs.setCurrentWidget(self.progress_panel)
+
+    def _run_again_after_trust(self, run_id: str) -> None:
+        """The user trusted the detector a run failed on: run it again. A queued job (Run queue,
+        or Generate) is retried, first in line, with the settings it was queued with; a direct
+        run is generated again from the editor."""
+        if self.queue is not None and self.queue_worker is not None and run_id:
+            failed = [job for job in self.queue.list(status=JobStatus.FAILED) if job.run_id == run_id]
+            if failed:
+                try:
+                    self.queue.retry(failed[0].id, front=True)
+                except QueueError as exc:  # removed or retried meanwhile
+                    self._on_queue_error_occurred(str(exc))
+                    return
+                self.queue_worker.request_job(failed[0].id)
+                return
+        self._on_generate_clicked()
 
     def _on_add_to_queue_clicked(self) -> None:
         if self.queue is None or self.model.error is not None:

@@ -3,7 +3,7 @@
 YOLO ``.pt`` detectors are Python pickles, which can run code when loaded, so the engine refuses a
 detector until the user has trusted its exact bytes once. :class:`TrustOffer` listens for such a
 failure, asks the user (file name and SHA-256), trusts the file through
-:attr:`AppServices.trust_detector` and, when asked to, runs the same settings again.
+:attr:`AppServices.trust_detector` and, when asked to, runs the failed run again.
 """
 
 from __future__ import annotations
@@ -68,9 +68,10 @@ def ask_trust(parent: QWidget, detector: UntrustedDetector) -> TrustChoice:
 class TrustOffer(QObject):
     """Offers the trust dialog after a run fails on an untrusted detector.
 
-    ``rerun`` starts the run again (the window's Generate); ``can_run`` says whether it may now
-    (no run in flight). The dialog opens from the event loop, not inside the bridge's dispatch, so
-    the rest of the failed run's events (the ERROR state) are handled first.
+    ``rerun(run_id)`` starts the failed run ``run_id`` again (the window retries its queued job,
+    or generates again); ``can_run`` says whether it may now (no run in flight). The dialog opens
+    from the event loop, not inside the bridge's dispatch, so the rest of the failed run's events
+    (the ERROR state) are handled first.
     """
 
     def __init__(
@@ -78,7 +79,7 @@ class TrustOffer(QObject):
         services: AppServices,
         bridge: EventBridge,
         parent: QWidget,
-        rerun: Callable[[], None],
+        rerun: Callable[[str], None],
         can_run: Callable[[], bool],
     ) -> None:
         super().__init__(parent)
@@ -87,17 +88,17 @@ class TrustOffer(QObject):
         self._parent = parent
         self._rerun = rerun
         self._can_run = can_run
-        self._rerun_pending = False
+        self._rerun_pending: str | None = None  # the failed run to start again
         bridge.runFailed.connect(self._on_run_failed)
         bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
 
     def _on_run_failed(self, event: RunFailed) -> None:
         detector = self.services.untrusted_detector(event.message)
         if detector is not None:
-            QTimer.singleShot(0, self, lambda: self.offer(detector))
+            QTimer.singleShot(0, self, lambda: self.offer(detector, event.run_id))
 
-    def offer(self, detector: UntrustedDetector) -> TrustChoice:
-        """Ask about ``detector``; trust it and, when asked, run again. Returns the answer."""
+    def offer(self, detector: UntrustedDetector, run_id: str = "") -> TrustChoice:
+        """Ask about ``detector``; trust it and, when asked, run ``run_id`` again. Returns the answer."""
         choice = self.ask(self._parent, detector)
         if choice is TrustChoice.CANCEL:
             return choice
@@ -109,7 +110,7 @@ class TrustOffer(QObject):
             return TrustChoice.CANCEL
         log.info("trusted detector %s (SHA-256 %s)", detector.path, detector.sha256)
         if choice is TrustChoice.TRUST_AND_RUN:
-            self._rerun_pending = True
+            self._rerun_pending = run_id
             self._rerun_if_ready()
         return choice
 
@@ -117,6 +118,6 @@ class TrustOffer(QObject):
         self._rerun_if_ready()
 
     def _rerun_if_ready(self) -> None:
-        if self._rerun_pending and self._can_run():
-            self._rerun_pending = False
-            self._rerun()
+        if self._rerun_pending is not None and self._can_run():
+            run_id, self._rerun_pending = self._rerun_pending, None
+            self._rerun(run_id)

@@ -16,6 +16,7 @@ from stablenew_qt.core.errors import StageError
 from stablenew_qt.core.executor import CancelToken, Executor, ProgressCallback, StagePayload, StageResult
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.core.queue import JobQueue, JobStatus
 from stablenew_qt.core.sequencer import StageExecution, StageName
 from stablenew_qt.engine.adetailer.detector import DetectorTrust, UntrustedModelError, file_sha256
 from stablenew_qt.gui.main_window import MainWindow
@@ -257,3 +258,29 @@ def test_ask_trust_maps_the_buttons(
     qtbot.addWidget(parent)
     assert ask_trust(parent, UntrustedDetector(detector, "a" * 64)) is choice
     assert shown and "face_yolov8n.pt" in shown[0]
+
+
+def test_trust_and_run_again_retries_the_queued_job_that_failed(
+    qtbot: QtBot, make_main_window: MakeMainWindow, detector: Path, tmp_path: Path
+) -> None:
+    fake = UntrustingFake(detector)
+    with JobQueue(tmp_path / "queue.sqlite3") as queue:
+        window = make_main_window(
+            fake,
+            config=ADETAILER_CONFIG,
+            recover_delay_ms=50,
+            queue=queue,
+            untrusted_detector=app.untrusted_detector,
+            trust_detector=lambda path, _sha: fake.trusted.add(path),
+        )
+        window.trust_offer.ask = Asker(TrustChoice.TRUST_AND_RUN)
+        job = queue.add(ADETAILER_CONFIG.model_copy(update={"prompt": "the queued job's own prompt"}))[0]
+        window.model.set("prompt", "what the editor shows now")
+        assert window.queue_worker is not None
+        window.queue_worker.request_run()
+        qtbot.waitUntil(lambda: queue.get(job.id).status is JobStatus.COMPLETED, timeout=RUN_TIMEOUT_MS)
+        done = queue.get(job.id)
+        assert done.attempts == 2 and fake.trusted == {detector}
+        assert [call.payload.prompt for call in fake.calls][-1] == "the queued job's own prompt"
+        assert [job.id for job in queue.list()] == [done.id], "retried, not queued again as a new job"
+        window.close()
