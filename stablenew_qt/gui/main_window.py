@@ -241,6 +241,12 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().addPermanentWidget(self.lifecycle_label)
 
+    def show_status(self, text: str, timeout_ms: int) -> None:
+        """A status bar message for ``timeout_ms``; dropped once the window is closing (queued
+        signals from the engine thread can still arrive then)."""
+        if not self._closed:
+            self.statusBar().showMessage(text, timeout_ms)
+
     # -- run controls ----------------------------------------------------------------------
     def _update_buttons(self) -> None:
         # With a queue, Generate while a job runs puts the new job first in line.
@@ -273,7 +279,7 @@ class MainWindow(QMainWindow):
             return
         worker.request_job(job.id)
         if self._busy:
-            self.statusBar().showMessage(f"Job #{job.id} runs next, after the running one", 5000)
+            self.show_status(f"Job #{job.id} runs next, after the running one", 5000)
             return
         self.recover_timer.stop()
         self.tabs.setCurrentWidget(self.progress_panel)
@@ -302,7 +308,7 @@ class MainWindow(QMainWindow):
         except QueueError as exc:
             self._on_queue_error_occurred(str(exc))
             return
-        self.statusBar().showMessage(f"Added to the queue as job #{job.id}", 3000)
+        self.show_status(f"Added to the queue as job #{job.id}", 3000)
 
     def report_queue_problem(self, message: str) -> QMessageBox:
         """Tell the user the queue file could not be opened (the window runs without a queue):
@@ -318,32 +324,32 @@ class MainWindow(QMainWindow):
         box.setObjectName("dialog.queue_problem")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
-        self.statusBar().showMessage("Job queue unavailable: see the message", 30000)
+        self.show_status("Job queue unavailable: see the message", 30000)
         return box
 
     def _on_queue_error_occurred(self, message: str) -> None:
-        self.statusBar().showMessage(f"Queue: {message}", 15000)
+        self.show_status(f"Queue: {message}", 15000)
 
     def _on_history_requeued(self, job: Job) -> None:
-        self.statusBar().showMessage(f"Queued again as job #{job.id} (Run queue starts it)", 5000)
+        self.show_status(f"Queued again as job #{job.id} (Run queue starts it)", 5000)
 
     def _on_job_finished(self, job: Job) -> None:
         if job.status is JobStatus.FAILED and job.error:
-            self.statusBar().showMessage(f"Job #{job.id} failed: {job.error}", 15000)
+            self.show_status(f"Job #{job.id} failed: {job.error}", 15000)
 
     def _on_interrupted_found(self, jobs: list[Job]) -> None:
-        if not jobs or self.queue_panel is None:
+        if not jobs or self.queue_panel is None or self._closed:
             return
         if self.settings.auto_resume:
             count = self.queue_panel.resume_interrupted([job.id for job in jobs])
-            self.statusBar().showMessage(f"Resuming {count} interrupted job(s)", 10000)
+            self.show_status(f"Resuming {count} interrupted job(s)", 10000)
             return
         self.queue_panel.offer_resume(jobs)
-        self.statusBar().showMessage(f"{len(jobs)} job(s) were interrupted: see the Queue tab", 15000)
+        self.show_status(f"{len(jobs)} job(s) were interrupted: see the Queue tab", 15000)
 
     def _on_cancel_clicked(self) -> None:
         if self._busy and self.engine.cancel():
-            self.statusBar().showMessage("Cancelling…", 3000)
+            self.show_status("Cancelling…", 3000)
 
     def _on_submit_rejected(self, message: str) -> None:
         self._busy = False
@@ -355,10 +361,10 @@ class MainWindow(QMainWindow):
             self.prompt_panel.remember_seed(event.seeds[0])
 
     def _on_run_completed(self, event: RunCompleted) -> None:
-        self.statusBar().showMessage(f"Saved {len(event.image_paths)} image(s) to {event.output_dir}", 10000)
+        self.show_status(f"Saved {len(event.image_paths)} image(s) to {event.output_dir}", 10000)
 
     def _on_run_failed(self, event: RunFailed) -> None:
-        self.statusBar().showMessage(f"Error: {event.message}", 15000)
+        self.show_status(f"Error: {event.message}", 15000)
 
     def _on_lifecycle_changed(self, event: LifecycleChanged) -> None:
         self.lifecycle_label.setText(event.new.value)
@@ -403,7 +409,7 @@ class MainWindow(QMainWindow):
         self.choices = self.services.list_models(self.settings.models_dir)
         for card in self.cards.values():
             card.set_choices(self.choices)
-        self.statusBar().showMessage(f"{len(self.choices.checkpoints)} checkpoint(s) found", 5000)
+        self.show_status(f"{len(self.choices.checkpoints)} checkpoint(s) found", 5000)
 
     def _replace_executor(self) -> None:
         executor = self.services.make_executor(self.settings.models_dir, self.settings.memory_mode)
@@ -417,7 +423,7 @@ class MainWindow(QMainWindow):
     def set_memory_mode(self, mode: str) -> None:
         self.settings.memory_mode = mode
         self._replace_executor()
-        self.statusBar().showMessage(f"Memory mode: {mode} (from the next run)", 5000)
+        self.show_status(f"Memory mode: {mode} (from the next run)", 5000)
 
     def set_output_dir(self, folder: Path) -> None:
         self.settings.output_dir = folder
@@ -437,9 +443,9 @@ class MainWindow(QMainWindow):
         try:
             self.apply_config(config_from_image(path))
         except ConfigError as exc:
-            self.statusBar().showMessage(f"Cannot use {path.name}: {exc}", 15000)
+            self.show_status(f"Cannot use {path.name}: {exc}", 15000)
             return False
-        self.statusBar().showMessage(f"Settings restored from {path.name}", 5000)
+        self.show_status(f"Settings restored from {path.name}", 5000)
         return True
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

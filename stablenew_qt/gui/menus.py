@@ -44,7 +44,7 @@ class ModelsMenu(QMenu):
 
     def _idle(self) -> bool:
         if self.window_.engine_busy:
-            self.window_.statusBar().showMessage("Wait for the run to finish (or cancel it) first", 5000)
+            self.window_.show_status("Wait for the run to finish (or cancel it) first", 5000)
             return False
         return True
 

@@ -115,6 +115,7 @@ class QueuePanel(QWidget):
         self.queue = queue
         self.jobs: list[Job] = []
         self._offered: list[int] = []
+        self._detached = False
         self._build()
         self._queueChanged.connect(self._on_queue_changed, Qt.ConnectionType.QueuedConnection)
         self._unsubscribe = queue.subscribe(self._on_queue_event)
@@ -179,7 +180,9 @@ class QueuePanel(QWidget):
 
     # -- following the queue ---------------------------------------------------------------
     def detach(self) -> None:
-        """Stop listening to the queue (the window is closing; the queue outlives it)."""
+        """Stop listening to the queue (the window is closing; the queue outlives it, or is closed
+        right after: a change notified before this is then ignored)."""
+        self._detached = True
         self._unsubscribe()
 
     def _on_queue_event(self, _event: QueueChanged) -> None:
@@ -187,7 +190,8 @@ class QueuePanel(QWidget):
         self._queueChanged.emit()
 
     def _on_queue_changed(self) -> None:
-        self.refresh()
+        if not self._detached:
+            self.refresh()
 
     def refresh(self) -> None:
         """Show the queue as it is now."""
