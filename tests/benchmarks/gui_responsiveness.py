@@ -57,11 +57,15 @@ def run_window(
     from PySide6.QtWidgets import QApplication
 
     from stablenew_qt.app import default_services
+    from stablenew_qt.core.queue import JobQueue
     from stablenew_qt.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
-    settings_file = Path(tempfile.mkdtemp()) / "bench.ini"
-    window = MainWindow(default_services(), QSettings(str(settings_file), QSettings.Format.IniFormat))
+    folder = Path(tempfile.mkdtemp())
+    # As in the app: with a queue, so Generate runs as a queued job (first in line).
+    queue = JobQueue(folder / "queue.sqlite3")
+    settings = QSettings(str(folder / "bench.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(default_services(), settings, queue=queue)
     window.resize(1400, 900)
     window.show()
     model = window.model  # the widgets follow the model, so the screenshot shows these settings
@@ -97,7 +101,7 @@ def run_window(
         finish = lambda *_args, d=done: d.update(flag=True)  # noqa: E731
         window.bridge.runCompleted.connect(finish)
         window.bridge.runFailed.connect(finish)
-        while not window.generate_button.isEnabled():  # back to IDLE after the previous run
+        while window.lifecycle_label.text() != "IDLE":  # back to IDLE after the previous run
             app.processEvents()
             time.sleep(0.001)
         t0 = time.perf_counter()
@@ -119,6 +123,7 @@ def run_window(
         results[label] = heartbeat.summary(seconds)
     window.close()
     app.processEvents()
+    queue.close()
     return results
 
 
