@@ -100,8 +100,8 @@ class EngineWorker(QObject):
         self.describe_device()
 
     @Slot(object)
-    def _on_output_dir_changed(self, folder: Path) -> None:
-        self.controller.runner.output = OutputSettings(folder)
+    def _on_output_changed(self, output: OutputSettings) -> None:
+        self.controller.runner.output = output
 
 
 class EngineThread(QObject):
@@ -110,7 +110,7 @@ class EngineThread(QObject):
     _submitRequested = Signal(object)
     _executorReplaced = Signal(object)
     _recoverRequested = Signal()
-    _outputDirChanged = Signal(object)
+    _outputChanged = Signal(object)
     _warmUpRequested = Signal()
 
     def __init__(
@@ -121,9 +121,11 @@ class EngineThread(QObject):
         parent: QObject | None = None,
         describe_device: Callable[[Executor], str] | None = None,
         warm_up: Callable[[Executor], None] | None = None,
+        save_intermediates: bool = False,
     ) -> None:
         super().__init__(parent)
-        self.controller = AppController(PipelineRunner(executor, OutputSettings(output_dir)))
+        output = OutputSettings(output_dir, save_intermediates)
+        self.controller = AppController(PipelineRunner(executor, output))
         self.controller.subscribe(bridge.post)
         self.worker = EngineWorker(self.controller, describe_device, warm_up)
         self.qthread = QThread(self)
@@ -133,7 +135,7 @@ class EngineThread(QObject):
         self._submitRequested.connect(self.worker._on_submit_requested)
         self._executorReplaced.connect(self.worker._on_executor_replaced)
         self._recoverRequested.connect(self.worker._on_recover_requested)
-        self._outputDirChanged.connect(self.worker._on_output_dir_changed)
+        self._outputChanged.connect(self.worker._on_output_changed)
         self._warmUpRequested.connect(self.worker._on_warm_up_requested)
         self.qthread.start()
 
@@ -162,8 +164,9 @@ class EngineThread(QObject):
         """Use ``executor`` from the next run on (after a models folder or memory mode change)."""
         self._executorReplaced.emit(executor)
 
-    def set_output_dir(self, folder: Path) -> None:
-        self._outputDirChanged.emit(folder)
+    def set_output(self, folder: Path, save_intermediates: bool = False) -> None:
+        """Write the next runs to ``folder`` (keeping each stage's images with ``save_intermediates``)."""
+        self._outputChanged.emit(OutputSettings(folder, save_intermediates))
 
     def shutdown(self) -> None:
         """Cancel any run, stop the thread and wait for it. Safe to call twice."""

@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
             self,
             describe_device=services.describe_device,
             warm_up=services.warm_up,
+            save_intermediates=self.settings.save_intermediates,
         )
         self.choices = services.list_models(self.settings.models_dir)
         if not self.model.get("txt2img.model") and self.choices.checkpoints:
@@ -427,8 +428,13 @@ class MainWindow(QMainWindow):
 
     def set_output_dir(self, folder: Path) -> None:
         self.settings.output_dir = folder
-        self.engine.set_output_dir(folder)
+        self.engine.set_output(folder, self.settings.save_intermediates)
         self.results_panel.set_output_dir(folder)
+
+    def set_save_intermediates(self, on: bool) -> None:
+        """Keep each stage's images too, from the next run on (``intermediates/`` in its folder)."""
+        self.settings.save_intermediates = on
+        self.engine.set_output(self.settings.output_dir, on)
 
     # -- restoring settings --------------------------------------------------------------------
     def apply_config(self, config: RunConfig) -> None:

@@ -41,6 +41,14 @@ class ModelsMenu(QMenu):
         self.addSeparator()
         self.addAction("Open output folder").triggered.connect(self._on_open_output_triggered)
         self.addAction("Set output folder…").triggered.connect(self._on_set_output_triggered)
+        self.intermediates_action = self.addAction("Save intermediate images")
+        self.intermediates_action.setToolTip(
+            "Also keep the images each stage hands to the next (e.g. txt2img's before ADetailer "
+            "repaints them), in the run folder's intermediates/"
+        )
+        self.intermediates_action.setCheckable(True)
+        self.intermediates_action.setChecked(window.settings.save_intermediates)
+        self.intermediates_action.toggled.connect(self._on_intermediates_action_toggled)
 
     def _idle(self) -> bool:
         if self.window_.engine_busy:
@@ -78,6 +86,9 @@ class ModelsMenu(QMenu):
         folder = self.window_.settings.output_dir
         folder.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def _on_intermediates_action_toggled(self, on: bool) -> None:
+        self.window_.set_save_intermediates(on)
 
     def _on_set_output_triggered(self) -> None:
         folder = QFileDialog.getExistingDirectory(

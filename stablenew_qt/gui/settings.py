@@ -68,6 +68,16 @@ class AppSettings:
         return str(value).lower() in {"true", "1"} if value is not None else default
 
     @property
+    def save_intermediates(self) -> bool:
+        """Keep each stage's images too (``intermediates/`` in the run folder), like the CLI's
+        ``--save-intermediates``."""
+        return self._flag("paths/save_intermediates")
+
+    @save_intermediates.setter
+    def save_intermediates(self, on: bool) -> None:
+        self.qsettings.setValue("paths/save_intermediates", bool(on))
+
+    @property
     def auto_resume(self) -> bool:
         """Queue jobs interrupted by a crash or by closing the app again at start, and run them."""
         return self._flag("queue/auto_resume")

@@ -203,3 +203,25 @@ def test_img2img_picks_its_own_model_in_its_card(qtbot: QtBot, make_main_window:
     assert window.model.config.img2img.model == "demo-tiny-sdxl"
     box.setCurrentIndex(0)
     assert window.model.config.img2img.model is None
+
+
+def test_save_intermediate_images_keeps_each_stage_s_images(
+    qtbot: QtBot, make_main_window: MakeMainWindow
+) -> None:
+    window = make_main_window()
+    action = window.models_menu.intermediates_action
+    assert not action.isChecked()
+    action.trigger()
+    assert window.settings.save_intermediates
+    small_txt2img(qtbot, window, "two stages")
+    window.cards["upscale"].setChecked(True)
+    with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS) as done:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    run_folder = done.args[0].output_dir
+    kept = sorted(p.name for p in (run_folder / "intermediates").iterdir())
+    assert kept == ["00000-1234-txt2img.png"]  # what upscale started from
+    _wait_idle(qtbot, window)
+    action.trigger()  # off again: the next run keeps only its final images
+    with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS) as done:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    assert not (done.args[0].output_dir / "intermediates").exists()
