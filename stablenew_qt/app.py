@@ -18,8 +18,11 @@ from .core.queue import JobQueue, QueueError, default_queue_path
 from .gui.services import AppServices, ModelChoices, UntrustedDetector
 
 APP_NAME = "StableNewQt"
-#: The stylesheet of a source checkout (a wheel does not carry it; the app then runs without).
-STYLE_SHEET = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
+#: The stylesheet and icon of a source checkout (a wheel does not carry them; the app then runs
+#: without).
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+STYLE_SHEET = RESOURCES / "style.qss"
+APP_ICON = RESOURCES / "icons" / "stablenew.svg"
 
 #: The engine's UntrustedModelError text (engine/adetailer/detector.py), possibly after a
 #: "stage: " prefix: the file name, its SHA-256 and, in the CLI hint, the full path.
@@ -143,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--exit-after-show`` closes the window as soon as it has been shown (smoke tests, timing).
     """
     from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from .gui.main_window import MainWindow
@@ -157,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QSettings(APP_NAME, APP_NAME)
     apply_saved_theme(app, settings)  # before the stylesheet, which wraps the native style
     apply_stylesheet(app, STYLE_SHEET)
+    if APP_ICON.is_file():
+        app.setWindowIcon(QIcon(str(APP_ICON)))
     queue, queue_problem = open_default_queue()
     window = MainWindow(default_services(), settings, queue=queue)
     window.show()

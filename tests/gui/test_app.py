@@ -13,6 +13,9 @@ from stablenew_qt.app import main
 code = main(["--exit-after-show"])
 heavy = sorted(m for m in ("torch", "diffusers", "transformers", "ultralytics") if m in sys.modules)
 print("heavy:", ",".join(heavy))
+from PySide6.QtWidgets import QApplication
+app = QApplication.instance()
+print("icon:", not app.windowIcon().isNull(), "stylesheet:", "StageCard" in app.styleSheet())
 sys.exit(code)
 """
 
@@ -24,6 +27,7 @@ def test_app_opens_the_window_and_exits_without_importing_torch(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert "heavy: \n" in done.stdout
+    assert "icon: True stylesheet: True" in done.stdout  # from resources/ in a source checkout
     assert "QThread: Destroyed while thread is still running" not in done.stderr
 
 
