@@ -177,6 +177,10 @@ TORCH_LIBRARIES: tuple[str, ...] = (
 )
 
 
+#: Set to "0" to let torch's import load libtorch itself (holding the GIL) during the warm-up.
+PRELOAD_ENV = "STABLENEW_TORCH_PRELOAD"
+
+
 class TorchLibrariesFirst(importlib.abc.MetaPathFinder):
     """Loads libtorch with the GIL released, right before Python imports ``torch._C``.
 
@@ -199,8 +203,10 @@ class TorchLibrariesFirst(importlib.abc.MetaPathFinder):
     @classmethod
     @contextmanager
     def installed(cls) -> Iterator[None]:
-        """Install a finder at the front of ``sys.meta_path`` for the block (no-op once torch is in)."""
-        if "torch" in sys.modules:
+        """Install a finder at the front of ``sys.meta_path`` for the block (no-op once torch is in,
+        or with the environment variable ``STABLENEW_TORCH_PRELOAD=0``: the way out should a
+        torch build ever disagree with the preload)."""
+        if "torch" in sys.modules or os.environ.get(PRELOAD_ENV, "1") == "0":
             yield
             return
         finder = cls()

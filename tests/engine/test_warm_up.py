@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stablenew_qt.engine.executor import (
+    PRELOAD_ENV,
     DiffusersExecutor,
     EngineSettings,
     TorchLibrariesFirst,
@@ -40,6 +41,17 @@ def test_imports_frozen_restores_the_thresholds_after_an_error(unfreeze_after: N
     with pytest.raises(RuntimeError), imports_frozen():
         raise RuntimeError("an import failed")
     assert gc.get_threshold() == thresholds
+
+
+def test_the_torch_preload_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as before the first import
+    before = list(sys.meta_path)
+    with TorchLibrariesFirst.installed():
+        assert isinstance(sys.meta_path[0], TorchLibrariesFirst)
+    monkeypatch.setenv(PRELOAD_ENV, "0")
+    with TorchLibrariesFirst.installed():
+        assert sys.meta_path == before
+    assert sys.meta_path == before
 
 
 def test_the_torch_finder_finds_nothing_and_is_inert_once_torch_is_in(tmp_path: Path) -> None:
