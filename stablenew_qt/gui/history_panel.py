@@ -104,11 +104,15 @@ class HistoryListing:
 
 
 def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | QueueError:
-    """The finished jobs of ``queue`` passing ``filters``, newest first (any thread)."""
+    """The finished jobs of ``queue`` passing ``filters``, newest first (any thread). Never raises:
+    a failure comes back as a QueueError, so the panel always hears back and can list again."""
     try:
         finished = queue.list(status=FINISHED_STATUSES)
     except (QueueError, sqlite3.Error) as exc:
         return QueueError(f"cannot read the history: {exc}")
+    except Exception as exc:
+        log.exception("reading the history failed")
+        return QueueError(f"cannot read the history: {type(exc).__name__}: {exc} (details in the log)")
     jobs = filter_jobs(
         finished,
         None if filters.status is None else {filters.status},

@@ -315,3 +315,13 @@ def test_a_queue_problem_is_shown_without_blocking(qtbot: Any, make_main_window:
     with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
         click(qtbot, window.generate_button)  # the event loop ran on while the warning was open
     box.accept()
+
+
+def test_reading_a_history_that_cannot_be_read_reports_instead_of_raising(tmp_path: Path) -> None:
+    from stablenew_qt.core.queue import QueueError
+    from stablenew_qt.gui.history_panel import HistoryFilters, read_history
+
+    queue = JobQueue(tmp_path / "closed.sqlite3")
+    queue.close()
+    result = read_history(queue, HistoryFilters())
+    assert isinstance(result, QueueError) and "cannot read the history" in str(result)
