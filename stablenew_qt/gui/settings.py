@@ -23,6 +23,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class _Flag:
+    """An on/off QSettings key as an attribute of :class:`AppSettings` (off when never set)."""
+
+    def __init__(self, key: str, doc: str) -> None:
+        self.key = key
+        self.__doc__ = doc
+
+    def __get__(self, settings: AppSettings, _owner: type | None = None) -> bool:
+        value = settings.qsettings.value(self.key)
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in {"true", "1"}  # an INI file stores "true"
+
+    def __set__(self, settings: AppSettings, on: bool) -> None:
+        settings.qsettings.setValue(self.key, bool(on))
+
+
 class AppSettings:
     """Typed access to the window's QSettings keys."""
 
@@ -61,39 +78,15 @@ class AppSettings:
     def memory_mode(self, mode: str) -> None:
         self.qsettings.setValue("engine/memory_mode", mode)
 
-    def _flag(self, key: str, default: bool = False) -> bool:
-        value = self.qsettings.value(key)
-        if isinstance(value, bool):
-            return value
-        return str(value).lower() in {"true", "1"} if value is not None else default
-
-    @property
-    def save_intermediates(self) -> bool:
-        """Keep each stage's images too (``intermediates/`` in the run folder), like the CLI's
-        ``--save-intermediates``."""
-        return self._flag("paths/save_intermediates")
-
-    @save_intermediates.setter
-    def save_intermediates(self, on: bool) -> None:
-        self.qsettings.setValue("paths/save_intermediates", bool(on))
-
-    @property
-    def auto_resume(self) -> bool:
-        """Queue jobs interrupted by a crash or by closing the app again at start, and run them."""
-        return self._flag("queue/auto_resume")
-
-    @auto_resume.setter
-    def auto_resume(self, on: bool) -> None:
-        self.qsettings.setValue("queue/auto_resume", bool(on))
-
-    @property
-    def pause_on_failure(self) -> bool:
-        """Pause the queue when a job fails (otherwise the next job runs)."""
-        return self._flag("queue/pause_on_failure")
-
-    @pause_on_failure.setter
-    def pause_on_failure(self, on: bool) -> None:
-        self.qsettings.setValue("queue/pause_on_failure", bool(on))
+    save_intermediates = _Flag(
+        "paths/save_intermediates",
+        "Keep each stage's images too (``intermediates/`` in the run folder), like the CLI's "
+        "``--save-intermediates``.",
+    )
+    auto_resume = _Flag(
+        "queue/auto_resume", "Queue jobs interrupted by a crash or by closing the app again at start."
+    )
+    pause_on_failure = _Flag("queue/pause_on_failure", "Pause the queue when a job fails (else go on).")
 
     def last_config(self) -> RunConfig:
         """The config used last time, or the defaults (a stale or broken one is logged and dropped)."""
