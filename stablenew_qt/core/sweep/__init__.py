@@ -1,0 +1,61 @@
+"""Many images from one idea: X/Y/Z plots, prompt matrices, grids, styles, wildcards, prompt packs.
+
+Pure core (Python and Pillow; dynamicprompts imported on first use). The pieces:
+
+- :mod:`.values` and :mod:`.axes`: A1111's X/Y/Z axis types and value syntax (``1-10 (+2)``);
+- :mod:`.plan` and :mod:`.build`: a :class:`SweepSpec` built over a RunConfig into a stored
+  :class:`SweepPlan`, expanded into :class:`SweepCell` s in load-once order;
+- :mod:`.matrix`: A1111's prompt matrix on the same plan;
+- :mod:`.grid` and :mod:`.grid_output`: the labelled grid image, its infotext and its file;
+
+See ``docs/sweeps.md``.
+"""
+
+from __future__ import annotations
+
+from .appliers import SweepContext
+from .axes import AXIS_TYPES, AxisType, LabelStyle, axis_type, format_label
+from .build import MAX_GRID_MEGAPIXELS, SweepCell, build_prompt_matrix, build_sweep, sweep_cells
+from .grid import compose_grid, image_grid, placeholder
+from .grid_font import GridFont
+from .grid_output import SWEEP_PLAN_KEY, SweepGrids, assemble_grids, grid_parameters, write_grid
+from .legend import GridLabel, GridLegend
+from .matrix import PromptMatrix, PromptMatrixOptions
+from .plan import AxisSpec, PlannedAxis, SweepOptions, SweepPlan, SweepSpec
+from .values import AxisValue, ValueKind, parse_values, split_values
+
+__all__ = [
+    "AXIS_TYPES",
+    "MAX_GRID_MEGAPIXELS",
+    "SWEEP_PLAN_KEY",
+    "AxisSpec",
+    "AxisType",
+    "AxisValue",
+    "GridFont",
+    "GridLabel",
+    "GridLegend",
+    "LabelStyle",
+    "PlannedAxis",
+    "PromptMatrix",
+    "PromptMatrixOptions",
+    "SweepCell",
+    "SweepContext",
+    "SweepGrids",
+    "SweepOptions",
+    "SweepPlan",
+    "SweepSpec",
+    "ValueKind",
+    "assemble_grids",
+    "axis_type",
+    "build_prompt_matrix",
+    "build_sweep",
+    "compose_grid",
+    "format_label",
+    "grid_parameters",
+    "image_grid",
+    "parse_values",
+    "placeholder",
+    "split_values",
+    "sweep_cells",
+    "write_grid",
+]
