@@ -7,6 +7,7 @@ Pure core (Python and Pillow; dynamicprompts imported on first use). The pieces:
   :class:`SweepPlan`, expanded into :class:`SweepCell` s in load-once order;
 - :mod:`.matrix`: A1111's prompt matrix on the same plan;
 - :mod:`.grid` and :mod:`.grid_output`: the labelled grid image, its infotext and its file;
+- :mod:`.styles`: A1111's styles.csv.
 
 See ``docs/sweeps.md``.
 """
@@ -22,6 +23,7 @@ from .grid_output import SWEEP_PLAN_KEY, SweepGrids, assemble_grids, grid_parame
 from .legend import GridLabel, GridLegend
 from .matrix import PromptMatrix, PromptMatrixOptions
 from .plan import AxisSpec, PlannedAxis, SweepOptions, SweepPlan, SweepSpec
+from .styles import PromptStyle, StyleLibrary, apply_styles, extract_styles, merge_prompts, save_style
 from .values import AxisValue, ValueKind, parse_values, split_values
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "PlannedAxis",
     "PromptMatrix",
     "PromptMatrixOptions",
+    "PromptStyle",
+    "StyleLibrary",
     "SweepCell",
     "SweepContext",
     "SweepGrids",
@@ -45,16 +49,20 @@ __all__ = [
     "SweepPlan",
     "SweepSpec",
     "ValueKind",
+    "apply_styles",
     "assemble_grids",
     "axis_type",
     "build_prompt_matrix",
     "build_sweep",
     "compose_grid",
+    "extract_styles",
     "format_label",
     "grid_parameters",
     "image_grid",
+    "merge_prompts",
     "parse_values",
     "placeholder",
+    "save_style",
     "split_values",
     "sweep_cells",
     "write_grid",
