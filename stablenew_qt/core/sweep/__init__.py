@@ -7,7 +7,7 @@ Pure core (Python and Pillow; dynamicprompts imported on first use). The pieces:
   :class:`SweepPlan`, expanded into :class:`SweepCell` s in load-once order;
 - :mod:`.matrix`: A1111's prompt matrix on the same plan;
 - :mod:`.grid` and :mod:`.grid_output`: the labelled grid image, its infotext and its file;
-- :mod:`.styles`: A1111's styles.csv.
+- :mod:`.styles`, :mod:`.wildcards`: A1111's styles.csv, dynamic prompts.
 
 See ``docs/sweeps.md``.
 """
@@ -25,6 +25,7 @@ from .matrix import PromptMatrix, PromptMatrixOptions
 from .plan import AxisSpec, PlannedAxis, SweepOptions, SweepPlan, SweepSpec
 from .styles import PromptStyle, StyleLibrary, apply_styles, extract_styles, merge_prompts, save_style
 from .values import AxisValue, ValueKind, parse_values, split_values
+from .wildcards import ExpandedConfig, PromptExpander, expand_config, has_dynamic_syntax
 
 __all__ = [
     "AXIS_TYPES",
@@ -33,11 +34,13 @@ __all__ = [
     "AxisSpec",
     "AxisType",
     "AxisValue",
+    "ExpandedConfig",
     "GridFont",
     "GridLabel",
     "GridLegend",
     "LabelStyle",
     "PlannedAxis",
+    "PromptExpander",
     "PromptMatrix",
     "PromptMatrixOptions",
     "PromptStyle",
@@ -55,9 +58,11 @@ __all__ = [
     "build_prompt_matrix",
     "build_sweep",
     "compose_grid",
+    "expand_config",
     "extract_styles",
     "format_label",
     "grid_parameters",
+    "has_dynamic_syntax",
     "image_grid",
     "merge_prompts",
     "parse_values",
