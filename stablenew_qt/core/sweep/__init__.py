@@ -7,7 +7,7 @@ Pure core (Python and Pillow; dynamicprompts imported on first use). The pieces:
   :class:`SweepPlan`, expanded into :class:`SweepCell` s in load-once order;
 - :mod:`.matrix`: A1111's prompt matrix on the same plan;
 - :mod:`.grid` and :mod:`.grid_output`: the labelled grid image, its infotext and its file;
-- :mod:`.styles`, :mod:`.wildcards`: A1111's styles.csv, dynamic prompts.
+- :mod:`.styles`, :mod:`.wildcards`, :mod:`.packs`: styles.csv, dynamic prompts, prompt packs.
 
 See ``docs/sweeps.md``.
 """
@@ -22,6 +22,7 @@ from .grid_font import GridFont
 from .grid_output import SWEEP_PLAN_KEY, SweepGrids, assemble_grids, grid_parameters, write_grid
 from .legend import GridLabel, GridLegend
 from .matrix import PromptMatrix, PromptMatrixOptions
+from .packs import PackEntry, load_prompt_pack, pack_configs, parse_json_pack, parse_text_pack
 from .plan import AxisSpec, PlannedAxis, SweepOptions, SweepPlan, SweepSpec
 from .styles import PromptStyle, StyleLibrary, apply_styles, extract_styles, merge_prompts, save_style
 from .values import AxisValue, ValueKind, parse_values, split_values
@@ -39,6 +40,7 @@ __all__ = [
     "GridLabel",
     "GridLegend",
     "LabelStyle",
+    "PackEntry",
     "PlannedAxis",
     "PromptExpander",
     "PromptMatrix",
@@ -64,7 +66,11 @@ __all__ = [
     "grid_parameters",
     "has_dynamic_syntax",
     "image_grid",
+    "load_prompt_pack",
     "merge_prompts",
+    "pack_configs",
+    "parse_json_pack",
+    "parse_text_pack",
     "parse_values",
     "placeholder",
     "save_style",
