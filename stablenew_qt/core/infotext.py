@@ -104,14 +104,16 @@ def build_infotext(
     stage_infos: Mapping[StageName, StageInfo],
     version: str,
     source_parameters: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> str:
     """The A1111 ``parameters`` text for one final image whose seed is ``seed``.
 
     The base keys describe the first sampling stage (txt2img, else img2img); then come ADetailer,
     hires, refiner, img2img-after-txt2img and postprocess keys, then keys the stages reported in
-    ``stage_infos`` (plan order, first writer wins), then ``Version``. For a plan without a
-    sampling stage, ``source_parameters`` (the input image's own infotext) is kept and the new
-    keys are appended to its parameter line.
+    ``stage_infos`` (plan order, first writer wins), then ``extra`` (script keys such as a grid's
+    ``Script: X/Y/Z plot``, where A1111 puts its ``extra_generation_params``), then ``Version``.
+    For a plan without a sampling stage, ``source_parameters`` (the input image's own infotext)
+    is kept and the new keys are appended to its parameter line.
     """
     base = _base_pairs(config, seed, stage_infos)
     added: _Pairs = {}
@@ -123,6 +125,7 @@ def build_infotext(
     for stage in CANONICAL_ORDER:
         if stage in stage_infos:
             _add(added, {k: v for k, v in stage_infos[stage].params.items() if k not in _INTERNAL_KEYS})
+    _add(added, extra or {})
     if not base and source_parameters and source_parameters.strip():
         return _append_to_source(source_parameters, added, version)
     pairs: _Pairs = {}

@@ -196,6 +196,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def atomic_replace_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically, replacing the file if it exists, and return ``path``.
+
+    For user files that are rewritten in place (``styles.csv``); run outputs use
+    :func:`atomic_write_bytes`, which never replaces. A reader sees the old file or the new one,
+    never a mix, and on any error the old file is untouched and no temporary file is left.
+    """
+    path = Path(path)
+    tmp = _write_temp(path.parent, path.name, data)
+    try:
+        os.replace(tmp, path)
+    finally:
+        _remove_quietly(tmp)
+    _fsync_folder(path.parent)
+    return path
+
+
 def encode_png(image: Image.Image, pnginfo: PngInfo | None = None) -> bytes:
     """Encode ``image`` as PNG bytes in memory, with ``pnginfo`` text chunks if given."""
     buffer = BytesIO()

@@ -184,6 +184,20 @@ def test_atomic_write_bytes_failure_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_replace_bytes_replaces_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "styles.csv"
+    assert outputs.atomic_replace_bytes(target, b"first") == target
+    outputs.atomic_replace_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    monkeypatch.setattr(os, "replace", _failing(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space left"):
+        outputs.atomic_replace_bytes(target, b"third")
+    assert target.read_bytes() == b"second"
+    assert _all_files(tmp_path) == [target]
+
+
 def test_atomic_write_bytes_rename_publish_on_windows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
