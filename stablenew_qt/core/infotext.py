@@ -381,14 +381,28 @@ def _decode_utf16(body: bytes) -> str:
 
 def config_from_image(path: str | Path) -> RunConfig:
     """The RunConfig that made an image: the embedded one (lossless replay) when present, else
-    one rebuilt from its ``parameters`` infotext. Raises ConfigError when neither is usable."""
+    one rebuilt from its ``parameters`` infotext, else one read by
+    :func:`~stablenew_qt.core.metadata.read_generation_settings` (ComfyUI, InvokeAI, NovelAI,
+    Fooocus, SwarmUI, stealth metadata). Raises ConfigError when none is usable.
+
+    Use ``read_generation_settings`` directly to also get the generator's name and the notes
+    about settings that had no equivalent."""
     meta = read_image_metadata(path)
     if meta.run_config is not None:
         return meta.run_config
     if meta.run_config_error is not None:
         raise ConfigError(f"{str(path)!r}: {meta.run_config_error}")
-    if not meta.parameters:
-        raise ConfigError(f"{str(path)!r} carries no generation parameters")
+    if not meta.parameters or meta.parameters.lstrip().startswith("{"):
+        # Not A1111 text (nothing, or Fooocus/SwarmUI JSON): the other generators' readers.
+        # Imported here because the metadata package builds on this module.
+        from .metadata import NO_SETTINGS, read_generation_settings
+
+        try:
+            return read_generation_settings(path).config
+        except ConfigError as exc:
+            if meta.parameters or NO_SETTINGS not in str(exc):
+                raise
+            raise ConfigError(f"{str(path)!r} carries no generation parameters") from None
     try:
         return infotext_to_config(meta.parameters)
     except ConfigError as exc:

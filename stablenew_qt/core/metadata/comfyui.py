@@ -247,8 +247,17 @@ def _postprocess(draft: Draft, walk: Walk, last: Node) -> None:
             scale *= model_factor(model or "", walk)
         elif node.kind == "ImageScaleBy" and as_float(g.value(node, "scale_by")):
             scale *= as_float(g.value(node, "scale_by")) or 1.0
-        elif not node.kind.startswith("VAEDecode"):
+        elif node.kind.startswith("VAEDecode"):
+            _vae(draft, walk, node)
+        else:
             walk.ignored(node)
         ref = next((g.link(node, k) for k in ("image", "images", "samples") if g.link(node, k)), None)
     if model:
         draft.top["upscale"] = {"enabled": True, "upscale_model": model, "upscale_factor": round(scale, 4)}
+
+
+def _vae(draft: Draft, walk: Walk, decode: Node) -> None:
+    ref = walk.graph.link(decode, "vae")
+    name = walk.graph.value(ref.node, "vae_name") if ref else None
+    if isinstance(name, str):
+        draft.txt2img["vae"] = model_stem(name)

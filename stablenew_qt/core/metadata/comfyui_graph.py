@@ -11,12 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .draft import as_float
 from .names import model_stem
 
 MAX_NODES = 5000
 MAX_DEPTH = 64
 #: Inputs a primitive-like node keeps its value in (core Primitive*, rgthree, WAS, Impact...).
 _VALUE_KEYS = ("value", "seed", "noise_seed", "int", "float", "number", "string", "text", "Text")
+_NUMERIC_ID = re.compile(r"[0-9]{1,18}")
 _EMBEDDING = re.compile(r"embedding:([^\s,()\[\]<>]+)")
 
 
@@ -69,9 +71,7 @@ class Graph:
 
     def ordered(self) -> list[Node]:
         """Nodes by id, numerically where ids are numbers (ComfyUI's own numbering)."""
-        return sorted(
-            self.nodes.values(), key=lambda n: (not n.id.isdigit(), int(n.id) if n.id.isdigit() else 0, n.id)
-        )
+        return sorted(self.nodes.values(), key=_id_order)
 
     def link(self, node: Node, name: str) -> Ref | None:
         """Where input ``name`` of ``node`` comes from, if it is a link to a node in the graph."""
@@ -256,7 +256,11 @@ class Walk:
             ref = self.graph.link(node, "clip")
 
 
+def _id_order(node: Node) -> tuple[bool, int, str]:
+    numeric = _NUMERIC_ID.fullmatch(node.id) is not None
+    return (not numeric, int(node.id) if numeric else 0, node.id)
+
+
 def _number(value: object, default: float) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
-        return float(value)
-    return default
+    number = as_float(value)
+    return default if number is None else number

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from .comfyui_graph import MAX_DEPTH, Node, Ref, Walk
+from .draft import as_float, as_int
 from .names import model_stem
 
 SAMPLER_KINDS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"})
@@ -195,9 +196,9 @@ def _upscale_step(walk: Walk, node: Node, up: Upscale) -> bool:
     if node.kind in ("LatentUpscale", "LatentUpscaleBy", "ImageScale", "ImageScaleBy"):
         up.pixel |= node.kind.startswith("Image")
         up.method = str(g.value(node, "upscale_method"))
-        scale = g.value(node, "scale_by")
-        if isinstance(scale, int | float) and not isinstance(scale, bool):
-            up.scale *= float(scale)
+        scale = as_float(g.value(node, "scale_by"))
+        if scale is not None:
+            up.scale *= scale
         else:
             w, h = _int(g.value(node, "width")), _int(g.value(node, "height"))
             up.size = (w or 0, h or 0)
@@ -226,6 +227,4 @@ def model_factor(name: str, walk: Walk) -> float:
 
 
 def _int(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value) if float(value).is_integer() else None
+    return as_int(value) if isinstance(value, int | float) else None

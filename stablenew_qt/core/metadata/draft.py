@@ -158,6 +158,8 @@ def as_float(value: object) -> float | None:
     """A finite number from JSON-ish data (``7``, ``7.5``, ``"7.5"``); None otherwise."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, int) and value.bit_length() > 1000:
+        return None  # float() would overflow
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str) and len(value) <= 64:

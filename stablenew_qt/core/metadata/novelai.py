@@ -126,6 +126,11 @@ def _extras(draft: Draft, comment: dict[str, Any]) -> None:
             draft.note(f"NovelAI's {key.replace('_', ' ')} {show(value)} has no equivalent here")
     strength = as_float(comment.get("strength"))
     if strength is not None and "image" in str(comment.get("request_type", "")).lower():
+        moved = {
+            k: draft.txt2img.pop(k)
+            for k in ("steps", "cfg_scale", "sampler", "scheduler")
+            if k in draft.txt2img
+        }
         draft.txt2img["enabled"] = False
-        draft.img2img.update(enabled=True, denoise=strength)
+        draft.img2img.update(enabled=True, denoise=strength, **moved)
         draft.note("NovelAI img2img: choose the input image (its noise setting has no equivalent here)")
