@@ -369,6 +369,7 @@ def test_cyclic_graph_ends_with_a_result(tmp_path: Path) -> None:
     assert s.config.prompt == "a red fox in the snow"
     assert "ComfyUI node FreeU_V2 ignored (no equivalent here)" in s.notes
     assert s.config.txt2img.model == ""
+    assert (s.config.txt2img.width, s.config.txt2img.height) == (320, 240)  # the image's own size
 
 
 def workflow_of_default(seed_from_primitive: bool) -> dict[str, Any]:

@@ -28,8 +28,11 @@ _LATENT_UPSCALERS = {
 _PIXEL_UPSCALERS = {"lanczos": "Lanczos", "nearest-exact": "Nearest"}
 
 
-def read_comfyui(prompt: object, workflow: object, source: str) -> GenerationSettings:
-    """Settings from a ComfyUI image's parsed ``prompt`` (preferred) or ``workflow`` JSON."""
+def read_comfyui(
+    prompt: object, workflow: object, source: str, size: tuple[int, int] | None = None
+) -> GenerationSettings:
+    """Settings from a ComfyUI image's parsed ``prompt`` (preferred) or ``workflow`` JSON;
+    ``size`` (the image's) stands in when the graph's latent size cannot be found."""
     graph = Graph.from_prompt(prompt)
     draft = Draft("ComfyUI", source)
     if graph is None:
@@ -42,7 +45,7 @@ def read_comfyui(prompt: object, workflow: object, source: str) -> GenerationSet
         raise ConfigError("its prompt graph has no sampler node")
     chain = _chain(walk, samplers)
     passes = [read_pass(walk, node) for node in chain]
-    _first_pass(draft, walk, passes[0])
+    _first_pass(draft, walk, passes[0], size)
     for later in passes[1:]:
         _later_pass(draft, walk, passes[0], later)
     _stops_early(draft, passes[0])
@@ -128,7 +131,7 @@ def _sampling(draft: Draft, section: dict[str, Any], p: Pass) -> None:
     draft.set_sampler(section, sampler, schedule or ("Automatic" if sampler else None))
 
 
-def _first_pass(draft: Draft, walk: Walk, p: Pass) -> None:
+def _first_pass(draft: Draft, walk: Walk, p: Pass, size: tuple[int, int] | None) -> None:
     draft.set_seed(p.seed)
     draft.top["prompt"] = walk.prompt(p.positive) or ""
     draft.top["negative_prompt"] = walk.prompt(p.negative) or ""
@@ -144,6 +147,9 @@ def _first_pass(draft: Draft, walk: Walk, p: Pass) -> None:
         section = draft.txt2img
         if origin.kind == "empty":
             _size(draft, origin)
+        elif size and size[0] % 8 == 0 and size[1] % 8 == 0:
+            draft.txt2img.update(width=size[0], height=size[1])
+            draft.note("the first pass's size is not in the graph; the image's own size is used")
         denoise = as_float(p.denoise)
         if denoise is not None and denoise < 1.0 and origin.kind == "empty":
             draft.note(

@@ -83,7 +83,9 @@ def _read(sources: ImageSources) -> GenerationSettings | None:
         return _read_json_parameters(sources, data)
     if "prompt" in chunks or "workflow" in chunks:
         prompt, workflow = parse_json(chunks.get("prompt", "")), parse_json(chunks.get("workflow", ""))
-        return _guarded("ComfyUI", lambda: read_comfyui(prompt, workflow, _where(sources, "prompt")))
+        return _guarded(
+            "ComfyUI", lambda: read_comfyui(prompt, workflow, _where(sources, "prompt"), sources.size)
+        )
     key = next((k for k in _INVOKEAI_KEYS if k in chunks), None)
     if key is not None:
         return _guarded("InvokeAI", lambda: _read_invokeai(sources, key))

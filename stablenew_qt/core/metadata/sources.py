@@ -18,7 +18,7 @@ from PIL import Image, PngImagePlugin
 
 from ..errors import ConfigError
 from ..infotext import exif_user_comment
-from .stealth import read_stealth
+from .stealth import MAX_PIXELS, read_stealth
 
 #: Text chunks longer than this are not read (a ComfyUI workflow is rarely over 1 MB).
 MAX_CHUNK_CHARS = 8_000_000
@@ -94,7 +94,12 @@ def _text_items(image: Image.Image) -> list[tuple[str, str]]:
     when the file was opened; ``image.text`` also finds later ones, but only by decoding the pixels,
     so it is the fallback."""
     items = [(str(k), str(v)) for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)]
-    if isinstance(image, PngImagePlugin.PngImageFile) and not SETTINGS_KEYS & {k for k, _ in items}:
+    late_text_readable = image.width * image.height <= MAX_PIXELS  # reading it decodes every pixel
+    if (
+        isinstance(image, PngImagePlugin.PngImageFile)
+        and late_text_readable
+        and not SETTINGS_KEYS & {k for k, _ in items}
+    ):
         items += [(str(k), str(v)) for k, v in image.text.items()]
     return items
 
