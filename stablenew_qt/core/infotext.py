@@ -395,13 +395,11 @@ def config_from_image(path: str | Path) -> RunConfig:
     if not meta.parameters or meta.parameters.lstrip().startswith("{"):
         # Not A1111 text (nothing, or Fooocus/SwarmUI JSON): the other generators' readers.
         # Imported here because the metadata package builds on this module.
-        from .metadata import NO_SETTINGS, read_generation_settings
+        from .metadata import NoGenerationSettings, read_generation_settings
 
         try:
             return read_generation_settings(path).config
-        except ConfigError as exc:
-            if meta.parameters or NO_SETTINGS not in str(exc):
-                raise
+        except NoGenerationSettings:
             raise ConfigError(f"{str(path)!r} carries no generation parameters") from None
     try:
         return infotext_to_config(meta.parameters)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from stablenew_qt.core.errors import ConfigError
 from stablenew_qt.core.infotext import config_from_image, infotext_to_config, png_metadata
-from stablenew_qt.core.metadata import read_generation_settings
+from stablenew_qt.core.metadata import NoGenerationSettings, read_generation_settings
 from stablenew_qt.core.metadata.stealth import read_stealth
 
 A1111 = (
@@ -201,8 +201,12 @@ def test_stealth_with_a_lying_length_is_ignored(tmp_path: Path) -> None:
 def test_plain_png_says_no_generation_settings(tmp_path: Path) -> None:
     path = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(path)
-    with pytest.raises(ConfigError, match=r"^plain\.png: no generation settings in this image$"):
+    with pytest.raises(NoGenerationSettings, match=r"^plain\.png: no generation settings in this image$"):
         read_generation_settings(path)
+    broken = png(tmp_path / "broken.png", {"prompt": "{}"})
+    with pytest.raises(ConfigError, match="looks like a ComfyUI image") as info:
+        read_generation_settings(broken)
+    assert not isinstance(info.value, NoGenerationSettings)  # settings that failed: not an input image
 
 
 def test_edited_image_names_the_program_that_saved_it(tmp_path: Path) -> None:
@@ -216,3 +220,27 @@ def test_edited_image_names_the_program_that_saved_it(tmp_path: Path) -> None:
 def test_config_from_image_now_restores_other_generators(tmp_path: Path) -> None:
     data = {"sui_image_params": {"prompt": "a dog", "steps": 12, "seed": 5}}
     assert config_from_image(png(tmp_path / "sw.png", {"parameters": json.dumps(data)})).txt2img.steps == 12
+
+
+def test_text_chunks_over_the_cap_are_skipped_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stablenew_qt.core.metadata import sources
+
+    monkeypatch.setattr(sources, "MAX_CHUNK_CHARS", 1000)
+    path = png(tmp_path / "huge.png", {"workflow": "{" + " " * 2000 + "}"})
+    with pytest.raises(
+        ConfigError, match=r"no generation settings in this image could be read: the 'workflow' text"
+    ):
+        read_generation_settings(path)
+    ok = png(tmp_path / "ok.png", {"workflow": "{" + " " * 2000 + "}", "parameters": A1111})
+    assert any("too large to read" in note for note in read_generation_settings(ok).notes)
+
+
+def test_stealth_gzip_bomb_is_not_inflated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stablenew_qt.core.metadata import stealth
+
+    monkeypatch.setattr(stealth, "MAX_TEXT_BYTES", 1000)
+    path = stealth_png(tmp_path / "bomb.png", "a" * 100_000, size=(64, 64))
+    with Image.open(path) as image:
+        assert read_stealth(image) is None

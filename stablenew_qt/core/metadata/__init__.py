@@ -8,7 +8,7 @@ equivalent) or raises ConfigError with one line that says why not. Formats and m
 
 from __future__ import annotations
 
-from .detect import NO_SETTINGS, read_generation_settings, settings_from_sources
+from .detect import NO_SETTINGS, NoGenerationSettings, read_generation_settings, settings_from_sources
 from .draft import GenerationSettings
 from .sources import ImageSources, read_sources
 
@@ -16,6 +16,7 @@ __all__ = [
     "NO_SETTINGS",
     "GenerationSettings",
     "ImageSources",
+    "NoGenerationSettings",
     "read_generation_settings",
     "read_sources",
     "settings_from_sources",

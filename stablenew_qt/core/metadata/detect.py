@@ -28,6 +28,12 @@ from .swarmui import read_swarmui
 
 log = logging.getLogger(__name__)
 
+
+class NoGenerationSettings(ConfigError):
+    """The image carries no generation settings at all (a photo, an edited or stripped image),
+    as opposed to settings that could not be used: a caller may offer it as an input image."""
+
+
 NO_SETTINGS = "no generation settings in this image"
 RUN_CONFIG_KEY = "stablenew_run_config"
 _INVOKEAI_KEYS = ("invokeai_metadata", "invokeai", "sd-metadata", "Dream")
@@ -40,9 +46,9 @@ def read_generation_settings(path: str | Path) -> GenerationSettings:
 
     Reads A1111 (PNG text, JPEG/WebP EXIF, stealth metadata), Forge, SD.Next, Fooocus, ComfyUI,
     InvokeAI (all generations), NovelAI, SwarmUI and our own images. Raises ConfigError, with
-    the file's name, for a missing or unreadable file, for an image with no settings
-    ("no generation settings in this image") and for settings it recognises but cannot use
-    ("looks like a ComfyUI image, but its prompt graph has no sampler node").
+    the file's name, for a missing or unreadable file and for settings it recognises but cannot
+    use ("looks like a ComfyUI image, but its prompt graph has no sampler node"); its subclass
+    :class:`NoGenerationSettings` for an image with none ("no generation settings in this image").
     """
     name = Path(path).name
     sources = read_sources(path)
@@ -50,7 +56,8 @@ def read_generation_settings(path: str | Path) -> GenerationSettings:
         return settings_from_sources(sources)
     except ConfigError as exc:
         first, *rest = exc.problems or (ConfigProblem("", NO_SETTINGS),)
-        raise ConfigError([ConfigProblem("", f"{name}: {first}"), *rest]) from None
+        kind = NoGenerationSettings if isinstance(exc, NoGenerationSettings) else ConfigError
+        raise kind([ConfigProblem("", f"{name}: {first}"), *rest]) from None
 
 
 def settings_from_sources(sources: ImageSources) -> GenerationSettings:
@@ -65,7 +72,7 @@ def settings_from_sources(sources: ImageSources) -> GenerationSettings:
             extra.append(f"its embedded run config is unusable ({exc}); its parameters text is read instead")
     settings = _read(sources)
     if settings is None:
-        raise ConfigError(_nothing(sources))
+        raise NoGenerationSettings(_nothing(sources))
     if extra or sources.skipped:
         notes = (*extra, *sources.skipped, *settings.notes)
         settings = GenerationSettings(settings.config, settings.generator, notes, settings.source)
