@@ -244,3 +244,17 @@ def test_stealth_gzip_bomb_is_not_inflated(tmp_path: Path, monkeypatch: pytest.M
     path = stealth_png(tmp_path / "bomb.png", "a" * 100_000, size=(64, 64))
     with Image.open(path) as image:
         assert read_stealth(image) is None
+
+
+def test_png_settings_are_read_without_decoding_the_pixels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import PngImagePlugin
+
+    path = png(tmp_path / "early.png", {"parameters": A1111})
+
+    def no_decoding(_self: object) -> None:
+        raise AssertionError("the pixels were decoded to read the metadata")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+    assert read_generation_settings(path).config == infotext_to_config(A1111)

@@ -105,6 +105,8 @@ def _text_items(image: Image.Image) -> list[tuple[str, str]]:
 
 
 def _add_exif(image: Image.Image, chunks: dict[str, str]) -> None:
+    if isinstance(image, PngImagePlugin.PngImageFile) and "exif" not in image.info:
+        return  # Pillow would decode every pixel to look for an eXIf chunk after them
     try:
         exif = image.getexif()
     except (OSError, ValueError, SyntaxError, EOFError):
