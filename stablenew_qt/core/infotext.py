@@ -332,35 +332,78 @@ def _png_text(image: PngImagePlugin.PngImageFile) -> dict[str, str]:
 
 
 def _exif_parameters(image: Image.Image) -> dict[str, str]:
-    comment = image.getexif().get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.UserComment)
-    if not isinstance(comment, bytes) or len(comment) <= 8:
-        return {}
-    text = _decode_user_comment(comment[:8], comment[8:]).rstrip("\0")
+    text = exif_user_comment(image.getexif())
     return {PARAMETERS_KEY: text} if text else {}
 
 
-def _decode_user_comment(prefix: bytes, body: bytes) -> str:
-    """EXIF UserComment: an 8-byte charset prefix, then the text (UTF-16 for "UNICODE")."""
-    if prefix == b"UNICODE\0":
-        if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            return body.decode("utf-16", errors="replace")
-        # No byte-order mark: for mostly-ASCII text the zero bytes sit first in big-endian
-        # (A1111 writes big-endian), second in little-endian (common in other tools).
-        big_endian = body[0::2].count(0) >= body[1::2].count(0)
-        return body.decode("utf-16-be" if big_endian else "utf-16-le", errors="replace")
-    return body.decode("utf-8", errors="replace")
+def exif_user_comment(exif: Image.Exif) -> str | None:
+    """The EXIF UserComment as text: from the Exif IFD (A1111, SwarmUI) or, where some writers
+    put it (Fooocus), from IFD0. None when there is none."""
+    for comment in (exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.UserComment), exif.get(0x9286)):
+        if isinstance(comment, bytes | str):
+            text = decode_user_comment(comment)
+            if text.strip():
+                return text
+    return None
+
+
+# EXIF UserComment character-code prefixes (EXIF 2.3 table 9); "undefined" is eight zero bytes.
+_USER_COMMENT_CODES = {
+    b"UNICODE\0": "utf-16",
+    b"ASCII\0\0\0": "utf-8",
+    b"JIS\0\0\0\0\0": "shift_jis",
+    b"\0" * 8: "utf-8",
+}
+
+
+def decode_user_comment(comment: bytes | str) -> str:
+    """EXIF UserComment text: an 8-byte character-code prefix, then the text.
+
+    "UNICODE" is UTF-16 in the byte order its byte-order mark says or, without one, the order its
+    zero bytes suggest (A1111 writes big-endian, other tools little-endian); a "UNICODE" body with
+    no zero byte at all is UTF-8 mislabelled. "ASCII" and undefined bodies are read as UTF-8
+    (ASCII's superset, which writers put there in practice). A comment without a known prefix is
+    taken whole, as Pillow stores a plain string. Never raises: bad bytes become U+FFFD.
+    """
+    if isinstance(comment, str):
+        return comment.rstrip("\0")
+    code = _USER_COMMENT_CODES.get(comment[:8])
+    body = comment[8:] if code else comment
+    if code == "utf-16" and 0 in body:
+        return _decode_utf16(body).rstrip("\0")
+    return body.decode(code if code == "shift_jis" else "utf-8", errors="replace").rstrip("\0")
+
+
+def _decode_utf16(body: bytes) -> str:
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return body.decode("utf-16", errors="replace")
+    # For mostly-ASCII text the zero bytes sit first in big-endian, second in little-endian.
+    big_endian = body[0::2].count(0) >= body[1::2].count(0)
+    return body.decode("utf-16-be" if big_endian else "utf-16-le", errors="replace")
 
 
 def config_from_image(path: str | Path) -> RunConfig:
     """The RunConfig that made an image: the embedded one (lossless replay) when present, else
-    one rebuilt from its ``parameters`` infotext. Raises ConfigError when neither is usable."""
+    one rebuilt from its ``parameters`` infotext, else one read by
+    :func:`~stablenew_qt.core.metadata.read_generation_settings` (ComfyUI, InvokeAI, NovelAI,
+    Fooocus, SwarmUI, stealth metadata). Raises ConfigError when none is usable.
+
+    Use ``read_generation_settings`` directly to also get the generator's name and the notes
+    about settings that had no equivalent."""
     meta = read_image_metadata(path)
     if meta.run_config is not None:
         return meta.run_config
     if meta.run_config_error is not None:
         raise ConfigError(f"{str(path)!r}: {meta.run_config_error}")
-    if not meta.parameters:
-        raise ConfigError(f"{str(path)!r} carries no generation parameters")
+    if not meta.parameters or meta.parameters.lstrip().startswith("{"):
+        # Not A1111 text (nothing, or Fooocus/SwarmUI JSON): the other generators' readers.
+        # Imported here because the metadata package builds on this module.
+        from .metadata import NoGenerationSettings, read_generation_settings
+
+        try:
+            return read_generation_settings(path).config
+        except NoGenerationSettings:
+            raise ConfigError(f"{str(path)!r} carries no generation parameters") from None
     try:
         return infotext_to_config(meta.parameters)
     except ConfigError as exc:

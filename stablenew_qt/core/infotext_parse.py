@@ -358,6 +358,11 @@ def _img2img_section(params: Mapping[str, str], img2img_first: bool) -> dict[str
     return {"enabled": True, **fields, **_take(params, _IMG2IMG_PROMPTS)}
 
 
+def is_mapped_key(key: str) -> bool:
+    """True when :func:`infotext_to_config` maps this infotext key onto a RunConfig field."""
+    return key in _KNOWN_KEYS or _adetailer_key(key) is not None
+
+
 def _adetailer_key(key: str) -> tuple[AdKey, int] | None:
     """The ADetailer key and 0-based unit index that an infotext key names, if it names one."""
     match = _ADETAILER_KEY.fullmatch(key)
