@@ -153,7 +153,7 @@ def reference_forward(texts: list[str], model: Any, tokenizer: Any, role: str) -
             pooled = out.text_embeds
         mults = torch.tensor([b[1] for b in batch])
         original_mean = z.mean()
-        z = z * mults.reshape(mults.shape + (1,)).expand(z.shape)
+        z = z * mults.reshape((*mults.shape, 1)).expand(z.shape)
         z = z * (original_mean / z.mean())
         zs.append(z)
     return torch.hstack(zs), pooled
