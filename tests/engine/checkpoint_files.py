@@ -98,7 +98,9 @@ def gapped_zip(pickle_bytes: bytes) -> bytes:
     rest_local, rest_dir = _stored_parts(files[1:], len(first_local) + 1)
     body = first_local + b"\0" + rest_local
     directory = first_dir + rest_dir
-    return body + directory + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 3, 3, len(directory), len(body), 0)
+    return (
+        body + directory + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 3, 3, len(directory), len(body), 0)
+    )
 
 
 def _torch_files(pickle_bytes: bytes) -> list[tuple[str, bytes]]:
@@ -270,7 +272,9 @@ def state_snapshot() -> dict[str, dict[str, int]]:
     }
     snapshot = {name: {key: id(value) for key, value in vars(obj).items()} for name, obj in watched.items()}
     snapshot["sys.modules"] = {name: id(module) for name, module in sys.modules.items()}
-    snapshot["environment"] = {key: hash(value) for key, value in os.environ.items()}
+    snapshot["environment"] = {
+        key: hash(value) for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"
+    }
     return snapshot
 
 
@@ -293,7 +297,7 @@ def watching_calls() -> Iterator[list[str]]:
 
     def recorder(name: str) -> Any:
         def record(*args: object, **kwargs: object) -> None:
-            calls.append(f"{name}{args!r:.80}")
+            calls.append(f"{name}{args!r:.300}")
 
         return record
 
@@ -304,3 +308,15 @@ def watching_calls() -> Iterator[list[str]]:
     finally:
         for (owner, name), original in originals.items():
             setattr(owner, name, original)
+
+
+def snapshot_differences(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> list[str]:
+    """What changed between two ``state_snapshot``s, as readable lines."""
+    changes = []
+    for group in before.keys() | after.keys():
+        old, new = before.get(group, {}), after.get(group, {})
+        for key in sorted(old.keys() | new.keys()):
+            if old.get(key) != new.get(key):
+                state = "added" if key not in old else "removed" if key not in new else "changed"
+                changes.append(f"{group}: {key} {state}")
+    return changes

@@ -26,7 +26,7 @@ from checkpoint_files import (
     gapped_zip,
     glob,
     hostile_files,
-    repack,
+    snapshot_differences,
     state_snapshot,
     system_call,
     torch_zip,
@@ -72,7 +72,7 @@ def _refusal(tmp_path: Path, trust: DetectorTrust, data: bytes, name: str = "evi
     with watching_calls() as calls, pytest.raises(ModelError) as caught:
         load_detector(path, trust, cache=DetectorCache())
     assert calls == []
-    assert state_snapshot() == before
+    assert snapshot_differences(before, state_snapshot()) == []
     assert not isinstance(caught.value, UntrustedModelError)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"refusing to load detector {name}: ")
@@ -83,7 +83,7 @@ HOSTILE_REASONS = {
     "two central directories": "zip64 locator does not point to the record just before it",
     "BUILD append then APPEND": "stores the global ultralytics.nn.tasks.DetectionModel as data",
     "DUP global BUILD PosixPath": "modifies the global pathlib.PosixPath",
-    "DUP global BUILD IterableSimpleNamespace.__getattr__": "stores the global ultralytics.nn.tasks.DetectionModel",
+    "DUP global BUILD IterableSimpleNamespace.__getattr__": "stores the global ultralytics.nn.tasks.DetectionModel",  # noqa: E501
     "OrderedDict(instance)": "stores the global ultralytics.nn.tasks.DetectionModel as data",
 }
 
@@ -185,8 +185,8 @@ def test_issue_18_hostile_files_are_refused_and_change_nothing(
         ),
         ("tensor beyond its storage", None, "reaches past the end of its storage"),
         ("tensor repeating its storage", None, "more elements than the archive holds bytes"),
-    ],  # fmt: skip
-)
+    ],
+)  # fmt: skip
 def test_restricted_loader_rules(
     tmp_path: Path, trust: DetectorTrust, case: str, payload: bytes, reason: str
 ) -> None:
@@ -302,14 +302,15 @@ def test_decompression_bomb_is_refused_within_bounded_memory(tmp_path: Path, tru
 _RSS_SCRIPT = """
 import json, resource, sys, tempfile
 from pathlib import Path
-from stablenew_qt.engine.adetailer.detector import DetectorCache, DetectorTrust, configure_ultralytics, load_detector
+from stablenew_qt.engine.adetailer import detector
 from stablenew_qt.engine.errors import ModelError
 folder = Path(tempfile.mkdtemp())
-configure_ultralytics(folder)
-load_detector(Path(sys.argv[2]), DetectorTrust(folder / "t.json"), allow_untrusted=True, cache=DetectorCache())
+detector.configure_ultralytics(folder)
+trust = detector.DetectorTrust(folder / "t.json")
+detector.load_detector(Path(sys.argv[2]), trust, allow_untrusted=True, cache=detector.DetectorCache())
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
-    load_detector(Path(sys.argv[1]), DetectorTrust(folder / "t.json"), allow_untrusted=True, cache=DetectorCache())
+    detector.load_detector(Path(sys.argv[1]), trust, allow_untrusted=True, cache=detector.DetectorCache())
     message = ""
 except ModelError as exc:
     message = str(exc)

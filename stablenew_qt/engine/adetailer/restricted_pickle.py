@@ -23,6 +23,7 @@ A refusal raises ``PickleRefused`` with a one-line reason and the byte position.
 from __future__ import annotations
 
 import _compat_pickle
+import codecs
 import pickletools
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,6 +35,7 @@ MAX_WORK = 4_000_000
 
 _PLAIN_KEYS = (str, int, float, bool, bytes, type(None))
 _CONTAINERS = (tuple, list, dict, set, frozenset)
+_GENOPS_CODECS = ("raw-unicode-escape", "utf-8", "latin-1", "ascii")  # what pickletools decodes with
 _MAX_KEY_DEPTH = 8
 
 
@@ -88,6 +90,8 @@ class RestrictedUnpickler:
         self._protocol = 0
         self._holding: dict[int, tuple[Any, ...]] = {}  # tuples that contain a Global or MethodRef
         self._handlers = self._opcode_handlers()
+        for codec in _GENOPS_CODECS:  # imported now, not by a file's opcode halfway through reading it
+            codecs.lookup(codec)
 
     def load(self) -> object:
         position = 0

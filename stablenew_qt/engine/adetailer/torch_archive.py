@@ -116,7 +116,7 @@ class TorchArchive:
         try:  # what torch.serialization._load does with a record
             record = self._reader.get_storage_from_record(f"data/{key}", nbytes, torch.UntypedStorage)
             return record._typed_storage()._untyped_storage
-        except RuntimeError as exc:
+        except Exception as exc:  # RuntimeError, or UnicodeDecodeError for its message
             raise ArchiveRefused(f"torch cannot read tensor record data/{key} ({_first_line(exc)})") from None
 
     def _check_torch_agrees(self) -> None:
@@ -132,7 +132,9 @@ class TorchArchive:
                 )
                 if seen != (entry.header_offset, entry.data_offset, entry.size):
                     raise ArchiveRefused(f"torch's zip reader places record {name} elsewhere")
-        except RuntimeError as exc:
+        except ArchiveRefused:
+            raise
+        except Exception as exc:  # RuntimeError, or UnicodeDecodeError for its message
             raise ArchiveRefused(f"torch's zip reader refuses it ({_first_line(exc)})") from None
 
     def _torch_record(self, name: str) -> bytes:
@@ -142,7 +144,7 @@ class TorchArchive:
             raise ArchiveRefused(f"record {name} fails its CRC check")
         try:
             theirs = bytes(self._reader.get_record(name))
-        except RuntimeError as exc:
+        except Exception as exc:  # RuntimeError, or UnicodeDecodeError for its message
             raise ArchiveRefused(f"torch cannot read record {name} ({_first_line(exc)})") from None
         if theirs != ours:
             raise ArchiveRefused(f"torch's zip reader returns other bytes for {name}")
@@ -166,11 +168,13 @@ def _torch_reader(data: bytes) -> Any:
 
     try:
         return torch._C.PyTorchFileReader(io.BytesIO(data))
-    except RuntimeError as exc:
+    except Exception as exc:  # RuntimeError, or UnicodeDecodeError for its message
         raise ArchiveRefused(f"torch's zip reader refuses it ({_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):  # pybind could not decode torch's message
+        return "its message is not text"
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
 

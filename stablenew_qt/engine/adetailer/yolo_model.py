@@ -69,16 +69,17 @@ def _model_and_args(root: object, name: str) -> tuple[dict[str, Any], Any, dict[
 
 def _prepare(model: Any, train_args: dict[str, Any], path: Path) -> None:
     import torch
-    import ultralytics.nn.tasks
     from ultralytics.utils import DEFAULT_CFG_DICT
-
-    tasks: Any = ultralytics.nn.tasks  # partly untyped
 
     model.float()
     model.args = {**DEFAULT_CFG_DICT, **train_args}
     model.pt_path = str(path)
-    own_task = vars(model).get("task")
-    model.task = own_task if isinstance(own_task, str) else tasks.guess_model_task(model)
+    # ultralytics: getattr(model, "task", guess_model_task(model)), and with args set as above the
+    # guess is always args["task"] (it evals "model.args" first); done here without the eval.
+    try:
+        model.task = model.task
+    except AttributeError:
+        model.task = model.args["task"]
     if not hasattr(model, "stride"):
         model.stride = torch.tensor([32.0])
     model.eval()
