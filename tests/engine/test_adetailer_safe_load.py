@@ -253,7 +253,9 @@ def test_allow_list_is_the_documented_one() -> None:
     classes = ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath")
     paths = {f"pathlib{module}.{name}" for module in ("", "._local") for name in classes}
     kinds = ("Float", "Half", "BFloat16", "Double", "Long", "Int", "Short", "Char", "Byte", "Bool")
-    assert fixed == paths | {f"torch.{kind}Storage" for kind in kinds} | {
+    dtypes = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+    torch_values = {f"torch.{kind}Storage" for kind in kinds} | {f"torch.{dtype}" for dtype in dtypes}
+    assert fixed == paths | torch_values | {
         "_codecs.encode", "builtins.frozenset", "builtins.getattr", "builtins.set", "collections.OrderedDict",
         "dill._dill._load_type", "numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar",
         "numpy.dtype", "torch.Size", "torch.device", "torch._utils._rebuild_parameter",

@@ -123,7 +123,7 @@ def read_checkpoint(data: bytes) -> object:
 def allowed_globals() -> list[str]:
     """The fixed part of the allow-list (ultralytics' own model classes are added by rule)."""
     fixed = set(_fixed_globals()) | set(_PATHS) | set(_NAMESPACES) | set(_RENAMED_GLOBALS)
-    return sorted(fixed | {f"torch.{name}" for name in _STORAGE_DTYPES})
+    return sorted(fixed | {f"torch.{name}" for name in (*_STORAGE_DTYPES, *_DTYPES)})
 
 
 @cache
