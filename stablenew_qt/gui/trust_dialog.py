@@ -1,7 +1,8 @@
 """The ADetailer trust dialog: a run failed because a detector file is not trusted yet.
 
-YOLO ``.pt`` detectors are Python pickles, which can run code when loaded, so the engine refuses a
-detector until the user has trusted its exact bytes once. :class:`TrustOffer` listens for such a
+YOLO ``.pt`` detectors are Python pickles. The engine never unpickles them with Python (its restricted
+loader builds only known layer objects and runs nothing from the file), and as a second gate it
+refuses a detector until the user has trusted its exact bytes once. :class:`TrustOffer` listens for such a
 failure, asks the user (file name and SHA-256), trusts the file through
 :attr:`AppServices.trust_detector` and, when asked to, runs the failed run again.
 """
@@ -37,10 +38,11 @@ AskTrust = Callable[[QWidget, UntrustedDetector], TrustChoice]
 def trust_question(detector: UntrustedDetector) -> str:
     """The dialog's text: what the risk is, which file, which bytes."""
     return (
-        "This detector is a Python pickle, which can run code when loaded.\n\n"
+        "This detector is a Python pickle. StableNew Qt loads it without running code from it, "
+        "but check that it is the detector you meant to use.\n\n"
         f"Trust {detector.path.name} (sha256 {detector.sha256})?\n\n"
         f"File: {detector.path}\n"
-        "Trust only files from sources you trust. A changed file must be trusted again."
+        "A changed file must be trusted again."
     )
 
 

@@ -1,4 +1,4 @@
-"""ADetailer detectors: ultralytics offline, the trust list, the static pickle scan, real detections.
+"""ADetailer detectors: ultralytics offline, the trust list, real detections, files that are no detectors.
 
 Detection tests use the committed output of ``tests/tools/make_tiny_face_detector.py``:
 ``tests/data/face_tiny.pt``, a yolov8n-shaped detector at width 0.125 trained from scratch on
@@ -39,7 +39,6 @@ from stablenew_qt.engine.adetailer.detector import (
     configure_ultralytics,
     load_detector,
 )
-from stablenew_qt.engine.adetailer.pickle_scan import ALLOWED_GLOBALS, scan_checkpoint
 from stablenew_qt.engine.errors import ModelError
 
 FACE_MODEL = Path(__file__).parents[1] / "data" / "face_tiny.pt"
@@ -233,7 +232,7 @@ def test_missing_file_is_a_model_error(tmp_path: Path, trust: DetectorTrust) -> 
         load_detector(tmp_path / "nope.pt", trust, cache=DetectorCache())
 
 
-# -- static scan: refuses before anything is unpickled -------------------------------------------
+# -- the restricted loader: the hostile files are in test_adetailer_hostile_files.py ---------------
 
 
 class _ReduceTo:
@@ -276,83 +275,6 @@ def test_torch_saved_checkpoint_with_a_system_call_is_refused(tmp_path: Path, tr
     with pytest.raises(ModelError, match=rf"global {os.system.__module__}\.system"):  # posix.system on Linux
         load_detector(evil, trust, cache=DetectorCache())
     assert not marker.exists()
-
-
-def _crafted_payloads() -> dict[str, tuple[bytes, str]]:
-    """Pickles each broken in one way, and the reason the scan must give."""
-    from ultralytics.nn.modules.head import Detect
-    from ultralytics.nn.tasks import DetectionModel
-
-    return {
-        "eval": (pickle.dumps(_ReduceTo(eval, "1"), protocol=2), r"global builtins\.eval"),
-        "getattr of a dunder": (
-            pickle.dumps(_ReduceTo(getattr, Detect, "__init__"), protocol=2),
-            r"getattr with \(ultralytics\.nn\.modules\.head\.Detect, '__init__'\)",
-        ),
-        "model class called": (
-            pickle.dumps(_ReduceTo(DetectionModel, {"activation": "print(1)"}), protocol=2),
-            r"calls ultralytics\.nn\.tasks\.DetectionModel \(",
-        ),
-        # STACK_GLOBAL("os", _codecs.encode("system", "latin1")): a name that is no constant
-        "computed global name": (
-            b"\x80\x04\x8c\x02osc_codecs\nencode\n(\x8c\x06system\x8c\x06latin1tR\x93.",
-            "computes the name of a global",
-        ),
-        # setattr(Conv, "default_act", None) through BUILD's state
-        "global modified": (
-            b"\x80\x02cultralytics.nn.modules.conv\nConv\n}" + _unicode("default_act") + b"Nsb.",
-            r"modifies the global ultralytics\.nn\.modules\.conv\.Conv",
-        ),
-        "INST opcode": (b"(" + _unicode("true") + b"ios\nsystem\n.", "INST opcode"),
-        "a method changed": (
-            b"\x80\x02c__builtin__\ngetattr\ncultralytics.nn.modules.head\nDetect\n"
-            + _unicode("forward")
-            + b"\x86RN}"  # BUILD state (None, {"__defaults__": ()}): setattr on Detect.forward
-            + _unicode("__defaults__")
-            + b")s\x86b.",
-            r"modifies the global ultralytics\.nn\.modules\.head\.Detect\.forward",
-        ),
-        "a class extended": (
-            b"\x80\x02ctorch.nn.modules.container\nModuleList\n" + _unicode("x") + b"a.",
-            r"modifies the global torch\.nn\.modules\.container\.ModuleList",
-        ),
-    }
-
-
-CRAFTED = (
-    "eval",
-    "getattr of a dunder",
-    "model class called",
-    "computed global name",
-    "global modified",
-    "INST opcode",
-    "a method changed",
-    "a class extended",
-)
-
-
-@pytest.mark.parametrize("case", CRAFTED)  # built in the test: collection must not import ultralytics
-def test_scan_refuses_crafted_pickles(case: str) -> None:
-    payload, reason = _crafted_payloads()[case]
-    with pytest.raises(ModelError, match=r"refusing to load detector crafted\.pt") as caught:
-        scan_checkpoint(_torch_zip(payload), "crafted.pt")
-    caught.match(reason)
-
-
-def test_scan_refuses_a_clean_checkpoint_behind_a_pickle() -> None:
-    # torch.load unpickles a file that does not start with a zip header; zipfile finds the zip anyway
-    data = b"\x80\x02cos\nsystem\n" + _unicode("true") + b"\x85R." + FACE_MODEL.read_bytes()
-    assert zipfile.is_zipfile(io.BytesIO(data))
-    with pytest.raises(ModelError, match="not a torch zip checkpoint"):
-        scan_checkpoint(data, "crafted.pt")
-
-
-def test_scan_of_the_committed_detector_lists_its_globals() -> None:
-    found = scan_checkpoint(FACE_MODEL.read_bytes(), FACE_MODEL.name)
-    assert "ultralytics.nn.tasks.DetectionModel" in found
-    assert {name for name in found if not name.startswith(("ultralytics.nn.", "torch.nn.modules."))} <= (
-        ALLOWED_GLOBALS
-    )
 
 
 # -- files that are not detectors ----------------------------------------------------------------

@@ -6,6 +6,8 @@ not produced by the code under test.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -312,6 +314,24 @@ def test_top_k_by_confidence_keeps_the_most_confident_in_descending_order() -> N
     assert top_k([b, c, a], 1, "Confidence") == [a]
 
 
+def test_top_k_equal_areas_keep_the_later_detection_as_the_extension_does() -> None:
+    """The extension: ``np.argsort(areas)[-k:][::-1]``; numpy sorts these few stably, so of two
+    equal boxes the second is the last in ascending order and the one top-k 1 keeps."""
+    first, second = (
+        replace(_det((0.0, 0.0, 10.0, 10.0), conf), label=name) for name, conf in (("1", 0.9), ("2", 0.8))
+    )
+    small = replace(_det((0.0, 0.0, 5.0, 5.0), 0.95), label="3")
+    assert top_k([first, second], 1, "Area") == [second]
+    assert top_k([first, second, small], 2, "Area") == [second, first]
+    assert top_k([small, first, second], 3, "Area") == [second, first, small]
+
+
+def test_top_k_equal_confidences_keep_the_later_detection() -> None:
+    first, second = (replace(_det((0.0, 0.0, size, size), 0.5), label=str(size)) for size in (10.0, 20.0))
+    assert top_k([first, second], 1, "Confidence") == [second]
+    assert top_k([second, first], 1, "Confidence") == [first]
+
+
 def test_top_k_zero_keeps_everything_in_order_and_negative_is_an_error() -> None:
     dets = [_det((0.0, 0.0, 10.0, 10.0)), _det((0.0, 0.0, 20.0, 20.0))]
     assert top_k(dets, 0, "Area") == dets
@@ -355,23 +375,59 @@ def _noise(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.I
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8))
 
 
-def test_resize_fill_pads_a_wide_image_with_its_edge_rows() -> None:
-    src = _noise(8, 4)
-    out = np.asarray(resize_fill(src, 8, 8))
-    assert out.shape == (8, 8, 3)
-    assert np.array_equal(out[2:6], np.asarray(src))
-    assert all(np.array_equal(out[r], out[2]) for r in (0, 1))
-    assert all(np.array_equal(out[r], out[5]) for r in (6, 7))
+def _a1111_resize_and_fill(im: Image.Image, width: int, height: int) -> Image.Image:
+    """A1111 ``images.resize_image`` mode 2 without an upscaler, step by step from its source.
+
+    Fit (LANCZOS) and paste centred on a black RGB canvas; then each bar is Pillow's default
+    resize of a zero-height (zero-width) box on the fitted image's edge, pasted above and below
+    (left and right) the image, the second bar starting right after it.
+    """
+    ratio, src_ratio = width / height, im.width / im.height
+    src_w = width if ratio < src_ratio else im.width * height // im.height
+    src_h = height if ratio >= src_ratio else im.height * width // im.width
+    resized = im.resize((src_w, src_h), resample=Image.Resampling.LANCZOS)
+    res = Image.new("RGB", (width, height))
+    res.paste(resized, box=(width // 2 - src_w // 2, height // 2 - src_h // 2))
+    if ratio < src_ratio:
+        fill = height // 2 - src_h // 2
+        res.paste(resized.resize((width, fill), box=(0, 0, width, 0)), box=(0, 0))
+        res.paste(
+            resized.resize((width, fill), box=(0, resized.height, width, resized.height)),
+            box=(0, fill + src_h),
+        )
+    elif ratio > src_ratio:
+        fill = width // 2 - src_w // 2
+        res.paste(resized.resize((fill, height), box=(0, 0, 0, height)), box=(0, 0))
+        res.paste(
+            resized.resize((fill, height), box=(resized.width, 0, resized.width, height)),
+            box=(fill + src_w, 0),
+        )
+    return res
 
 
-def test_resize_fill_pads_a_tall_image_with_its_edge_columns() -> None:
+@pytest.mark.parametrize(
+    ("crop", "size"), [((4, 2), (4, 4)), ((4, 2), (4, 5)), ((2, 4), (4, 4)), ((2, 4), (5, 4))]
+)
+def test_resize_fill_is_a1111s_pixel_for_pixel(crop: tuple[int, int], size: tuple[int, int]) -> None:
+    src = _noise(*crop, seed=7)
+    ours = np.asarray(resize_fill(src, *size))
+    assert np.array_equal(ours, np.asarray(_a1111_resize_and_fill(src, *size)))
+    tall = crop[0] < crop[1]
+    bars = ours if not tall else ours.transpose(1, 0, 2)  # bars above and below
+    image = np.asarray(src) if not tall else np.asarray(src).transpose(1, 0, 2)
+    assert np.array_equal(bars[1:3], image)  # the crop, unscaled (same width)
+    assert not np.array_equal(bars[0], image[0])  # Pillow's bar blends the two edge rows
+    if max(size) == 5:
+        assert not bars[4].any()  # the odd row A1111 never paints: black
+    else:
+        assert bars[3].any()
+
+
+def test_resize_fill_of_a_mask_keeps_its_mode_and_a1111s_values() -> None:
     src = _noise(3, 8, mode="L")
     out = resize_fill(src, 8, 8)
-    arr = np.asarray(out)
     assert out.mode == "L" and out.size == (8, 8)
-    assert np.array_equal(arr[:, 3:6], np.asarray(src))
-    assert all(np.array_equal(arr[:, c], arr[:, 3]) for c in (0, 1, 2))
-    assert all(np.array_equal(arr[:, c], arr[:, 5]) for c in (6, 7))
+    assert np.array_equal(np.asarray(out.convert("RGB")), np.asarray(_a1111_resize_and_fill(src, 8, 8)))
 
 
 def test_resize_fill_scales_then_fills() -> None:
@@ -379,7 +435,7 @@ def test_resize_fill_scales_then_fills() -> None:
     scaled = np.asarray(_noise(20, 10).resize((16, 8), Image.Resampling.LANCZOS))
     assert out.shape == (16, 16, 3)
     assert np.array_equal(out[4:12], scaled)
-    assert (out[:4] == out[4]).all() and (out[12:] == out[11]).all()
+    assert np.array_equal(out, np.asarray(_a1111_resize_and_fill(_noise(20, 10), 16, 16)))
 
 
 def test_resize_crop_covers_then_crops_the_centre() -> None:
@@ -393,22 +449,73 @@ def test_resize_crop_covers_then_crops_the_centre() -> None:
 # --- paste back -------------------------------------------------------------------------------------
 
 
+def _div255(values: np.ndarray) -> np.ndarray:
+    rounded = values + 128
+    return ((rounded >> 8) + rounded) >> 8  # type: ignore[no-any-return]
+
+
+def _a1111_paste_back(original: np.ndarray, placed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A1111 ``apply_overlay`` in Pillow's integer arithmetic, written out in numpy.
+
+    ``placed`` is the generated crop already on its full-size canvas (alpha 255 everywhere in the
+    region). The overlay is the original pasted into premultiplied "RGBa" through the inverted
+    mask (``DIV255(c * k)``), converted to "RGBA" (``255 * c // a``, untouched at a = 0 or 255),
+    then ``alpha_composite`` over the canvas (Pillow's 7-bit fixed-point coefficients).
+    """
+    keep = 255 - mask.astype(np.int64)[..., None]
+    alpha = _div255(255 * keep)
+    premultiplied = _div255(original.astype(np.int64) * keep)
+    opaque_or_clear = (alpha == 255) | (alpha == 0)
+    colour = np.where(
+        opaque_or_clear, premultiplied, np.clip(255 * premultiplied // np.maximum(alpha, 1), 0, 255)
+    )
+    blend = 255 * (255 - alpha)
+    coef1 = alpha * 255 * 255 * 128 // (alpha * 255 + blend)
+    coef2 = 255 * 128 - coef1
+    total = colour * coef1 + placed.astype(np.int64) * coef2 + (0x80 << 7)
+    out = (((total >> 8) + total) >> 8) >> 7
+    return np.where(alpha == 0, placed, out).astype(np.uint8)
+
+
+def test_paste_back_composites_as_a1111_where_the_mask_is_partial() -> None:
+    original = _noise(6, 4, seed=11)
+    generated = _noise(6, 4, seed=12)
+    mask = np.zeros((4, 6), np.uint8)
+    mask[0, 0] = 1  # the faintest blurred edge
+    mask[1, :] = (2, 64, 127, 128, 200, 254)
+    mask[2, :] = 255
+    out = np.asarray(paste_back(original, generated, Image.fromarray(mask), (0, 0, 6, 4)))
+    assert np.array_equal(out, _a1111_paste_back(np.asarray(original), np.asarray(generated), mask))
+    assert np.array_equal(out[3], np.asarray(original)[3]) and np.array_equal(
+        out[2], np.asarray(generated)[2]
+    )
+    exact = (
+        mask[..., None].astype(int) * np.asarray(generated)
+        + (255 - mask[..., None].astype(int)) * np.asarray(original)
+        + 127
+    ) // 255
+    assert np.abs(out.astype(int) - exact).max() == 1  # the rounded linear blend is a level off somewhere
+
+
 def test_paste_back_blends_by_the_mask() -> None:
     original = Image.new("RGB", (8, 8), (100, 100, 100))
     generated = Image.new("RGB", (4, 4), (200, 0, 255))
     mask = np.zeros((8, 8), np.uint8)
     mask[2:4, 2:6] = 255
-    mask[4:6, 2:6] = 128
+    mask[4:6, 2:6] = 127
     out = np.asarray(paste_back(original, generated, Image.fromarray(mask), (2, 2, 6, 6)))
     assert (out[2:4, 2:6] == (200, 0, 255)).all()
-    # round((128 * g + 127 * 100) / 255) per channel
-    assert (out[4:6, 2:6] == (150, 50, 178)).all()
+    # mask 127: alpha 128, the original premultiplied to 50 and back to 255 * 50 // 128 = 99,
+    # composited with coefficients 16384/16256 (of 32640): red 149 where the linear blend says 150
+    assert (out[4:6, 2:6] == (149, 50, 177)).all()
     assert (out[mask == 0] == 100).all()
 
 
-def test_paste_back_ignores_mask_outside_the_region() -> None:
+def test_paste_back_keeps_the_original_outside_the_region() -> None:
     original = _noise(8, 8, seed=3)
-    out = paste_back(original, _noise(2, 2, seed=4), Image.new("L", (8, 8), 255), (0, 0, 2, 2))
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:2, :2] = 255  # the region always covers the mask: it is the mask's box plus padding
+    out = paste_back(original, _noise(2, 2, seed=4), Image.fromarray(mask), (0, 0, 2, 2))
     assert np.array_equal(np.asarray(out)[2:], np.asarray(original)[2:])
     assert np.array_equal(np.asarray(out)[:2, 2:], np.asarray(original)[:2, 2:])
 
@@ -427,7 +534,8 @@ def _paste_cases(draw: st.DrawFn) -> tuple[Image.Image, Image.Image, Image.Image
     x2, y2 = draw(st.integers(x1 + 1, width)), draw(st.integers(y1 + 1, height))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    levels = rng.choice(np.array([0, 255, 1, 128, 254], np.uint8), size=(height, width))
+    levels = np.zeros((height, width), np.uint8)  # as crop_region makes it: no mask outside the region
+    levels[y1:y2, x1:x2] = rng.choice(np.array([0, 255, 1, 128, 254], np.uint8), size=(y2 - y1, x2 - x1))
     original = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     gen_w, gen_h = draw(st.integers(1, 32)), draw(st.integers(1, 32))
     generated = Image.fromarray(rng.integers(0, 256, (gen_h, gen_w, 3), dtype=np.uint8))
@@ -443,17 +551,14 @@ def test_paste_back_keeps_unmasked_pixels_and_takes_fully_masked_ones(
     x1, y1, x2, y2 = region
     out = np.asarray(paste_back(original, generated, mask, region))
     orig, m = np.asarray(original), np.asarray(mask).copy()
-    inside = np.zeros(m.shape, bool)
-    inside[y1:y2, x1:x2] = True
-    keep = (m == 0) | ~inside
     assert out.shape == orig.shape
-    assert np.array_equal(out[keep], orig[keep])
+    assert np.array_equal(out[m == 0], orig[m == 0])
     placed = np.zeros_like(orig)
     placed[y1:y2, x1:x2] = np.asarray(resize_crop(generated, x2 - x1, y2 - y1))
-    take = (m == 255) & inside
-    assert np.array_equal(out[take], placed[take])
-    low, high = np.minimum(orig, placed), np.maximum(orig, placed)
-    assert ((out >= low) & (out <= high))[inside].all()
+    assert np.array_equal(out[m == 255], placed[m == 255])
+    assert np.array_equal(out, _a1111_paste_back(orig, placed, m))
+    linear = (m[..., None].astype(int) * placed + (255 - m[..., None].astype(int)) * orig + 127) // 255
+    assert np.abs(out.astype(int) - linear).max() <= 1
 
 
 # --- prompts ----------------------------------------------------------------------------------------
@@ -523,7 +628,7 @@ def test_unit_prompt_rejects_a_negative_index() -> None:
         (0.25, 1.0, 0.3),
         (0.25, 2.0, 0.225),
         (0.5, -1.0, 0.8),
-        (0.75, -1.0, 1.0),  # 1.6, clamped
+        (0.75, -1.0, 1.6),  # unclamped, as the extension leaves it; A1111 then runs 0.999's steps
         (1.0, 2.0, 0.0),
         (1.0, -2.0, 1.0),
         (0.0, 3.0, 0.4),

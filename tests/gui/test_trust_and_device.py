@@ -126,7 +126,7 @@ def test_describe_device_is_empty_until_the_engine_is_loaded(tmp_path: Path) -> 
 
 def test_trust_question_names_the_file_and_hash(detector: Path) -> None:
     text = trust_question(UntrustedDetector(detector, "f" * 64))
-    assert "Python pickle, which can run code when loaded" in text
+    assert "Python pickle. StableNew Qt loads it without running code from it" in text
     assert f"Trust face_yolov8n.pt (sha256 {'f' * 64})?" in text
 
 

@@ -5,8 +5,8 @@ For one blurred mask the inner inpaint does:
 1. ``region = crop_region(blurred, padding)``; None means an empty mask.
 2. ``region = expand_to_aspect(region, width, height, image.size)``.
 3. ``resize_fill(image.crop(region), width, height)`` (and the same for the mask) is what gets inpainted.
-4. ``paste_back(image, result, blurred, region)`` puts the result back through the blurred mask, so
-   every pixel where the blurred mask is 0 keeps its original bytes.
+4. ``paste_back(image, result, blurred, region)`` puts the result back through the blurred mask with
+   A1111's Pillow compositing, so every pixel where the blurred mask is 0 keeps its original bytes.
 
 Regions are integer (x1, y1, x2, y2) boxes with exclusive x2/y2, like PIL's ``getbbox``. Images are
 8-bit "L", "RGB" or "RGBA"; resizing uses LANCZOS, as A1111 does without an img2img upscaler.
@@ -14,8 +14,7 @@ Regions are integer (x1, y1, x2, y2) boxes with exclusive x2/y2, like PIL's ``ge
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 #: (x1, y1, x2, y2) in whole pixels, x2/y2 exclusive.
 Region = tuple[int, int, int, int]
@@ -70,16 +69,43 @@ def _lanczos(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def resize_fill(image: Image.Image, width: int, height: int) -> Image.Image:
-    """A1111 resize mode 2, "Resize and fill": fit inside ``width x height`` keeping the aspect ratio,
-    centre it, and fill the bars by repeating the nearest edge row or column."""
-    if width / height < image.width / image.height:
-        fit_w, fit_h = width, max(image.height * width // image.width, 1)
-    else:
-        fit_w, fit_h = max(image.width * height // image.height, 1), height
-    arr = np.asarray(_lanczos(image, fit_w, fit_h))
-    top, left = height // 2 - fit_h // 2, width // 2 - fit_w // 2
-    pad = [(top, height - fit_h - top), (left, width - fit_w - left)] + [(0, 0)] * (arr.ndim - 2)
-    return Image.fromarray(np.pad(arr, pad, mode="edge"))
+    """A1111 resize mode 2, "Resize and fill" (``images.resize_image``), pixel for pixel.
+
+    The image is fitted inside ``width x height`` keeping its aspect ratio (LANCZOS) and pasted on
+    a black canvas at ``(width // 2 - fit_w // 2, height // 2 - fit_h // 2)``. Each bar of
+    ``height // 2 - fit_h // 2`` rows (or columns) is then filled by resizing a zero-height box at
+    the fitted image's top or bottom edge (zero-width: left or right) with Pillow's default filter,
+    which spreads a bicubic blend of the rows nearest the edge; the second bar starts right after
+    the image, so when the free space is odd the last row (column) stays black. Where A1111 would
+    fail on a bar of zero rows (Pillow refuses a zero-size resize), the bar is left out.
+    """
+    ratio, source_ratio = width / height, image.width / image.height
+    fit_w = width if ratio < source_ratio else max(image.width * height // image.height, 1)
+    fit_h = height if ratio >= source_ratio else max(image.height * width // image.width, 1)
+    fitted = _lanczos(image, fit_w, fit_h)
+    canvas = Image.new(image.mode, (width, height))
+    canvas.paste(fitted, (width // 2 - fit_w // 2, height // 2 - fit_h // 2))
+    if ratio < source_ratio:
+        bar = height // 2 - fit_h // 2
+        _paste_bars(canvas, fitted, (width, bar), [((0, 0, width, 0), (0, 0)),
+                    ((0, fit_h, width, fit_h), (0, bar + fit_h))])  # fmt: skip
+    elif ratio > source_ratio:
+        bar = width // 2 - fit_w // 2
+        _paste_bars(canvas, fitted, (bar, height), [((0, 0, 0, height), (0, 0)),
+                    ((fit_w, 0, fit_w, height), (bar + fit_w, 0))])  # fmt: skip
+    return canvas
+
+
+def _paste_bars(
+    canvas: Image.Image,
+    fitted: Image.Image,
+    size: tuple[int, int],
+    edges: list[tuple[tuple[int, int, int, int], tuple[int, int]]],
+) -> None:
+    if min(size) <= 0:
+        return
+    for edge, at in edges:  # a zero-size source box: Pillow samples around the edge line
+        canvas.paste(fitted.resize(size, Image.Resampling.BICUBIC, box=edge), at)
 
 
 def resize_crop(image: Image.Image, width: int, height: int) -> Image.Image:
@@ -96,24 +122,25 @@ def resize_crop(image: Image.Image, width: int, height: int) -> Image.Image:
 def paste_back(
     original: Image.Image, generated_crop: Image.Image, blurred_mask: Image.Image, region: Region
 ) -> Image.Image:
-    """Composite an inpainted crop back into the full image through the blurred mask.
+    """Composite an inpainted crop back into the full image through the blurred mask, as A1111 does.
 
-    ``generated_crop`` is resized to the region's size with :func:`resize_crop` and placed at the
-    region's top-left; then ``out = m * generated + (1 - m) * original`` with ``m = blurred_mask / 255``
-    inside the region and ``m = 0`` outside it, rounded to the nearest integer. Pixels where ``m`` is 0
-    are byte-identical to ``original``; where the mask is 255 they equal the generated pixel.
+    A1111's ``apply_overlay``: ``generated_crop`` is resized to the region with :func:`resize_crop`
+    and pasted at the region's top-left on a transparent canvas; over it goes the original image
+    whose alpha is ``255 - mask``, built through Pillow's premultiplied "RGBa" mode (paste with the
+    inverted mask, convert back to "RGBA") and laid on with ``Image.alpha_composite``. Each of those
+    Pillow steps rounds in integers, so where ``0 < mask < 255`` the result differs by up to one
+    level from an exact ``m * generated + (1 - m) * original``; where the mask is 0 it is the
+    original byte for byte, where it is 255 the generated pixel. Returns an image of
+    ``original``'s mode (A1111 works in RGB).
     """
     x1, y1, x2, y2 = region
     if blurred_mask.size != original.size:
         raise ValueError(f"mask size {blurred_mask.size} differs from the image size {original.size}")
     if not (0 <= x1 < x2 <= original.width and 0 <= y1 < y2 <= original.height):
         raise ValueError(f"paste region {region} is empty or outside the {original.size} image")
-    generated = resize_crop(generated_crop.convert(original.mode), x2 - x1, y2 - y1)
-    out = np.array(original)
-    before = out[y1:y2, x1:x2].astype(np.uint32)
-    weight = np.asarray(blurred_mask.convert("L"))[y1:y2, x1:x2].astype(np.uint32)
-    if before.ndim == 3:
-        weight = weight[:, :, None]
-    blended = (weight * np.asarray(generated, dtype=np.uint32) + (255 - weight) * before + 127) // 255
-    out[y1:y2, x1:x2] = blended.astype(np.uint8)
-    return Image.fromarray(out)
+    kept = Image.new("RGBa", original.size)
+    kept.paste(original.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(blurred_mask.convert("L")))
+    canvas = Image.new("RGBA", original.size)
+    canvas.paste(resize_crop(generated_crop.convert("RGB"), x2 - x1, y2 - y1), (x1, y1))
+    canvas.alpha_composite(kept.convert("RGBA"))
+    return canvas.convert("RGB").convert(original.mode)

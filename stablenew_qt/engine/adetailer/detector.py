@@ -1,17 +1,19 @@
-"""ADetailer detectors: ultralytics YOLO models run offline, loaded only from trusted, clean pickles.
+"""ADetailer detectors: ultralytics YOLO models run offline, loaded without running code from the file.
 
 Detection follows spec stage-semantics §1.3 step 2 (ADetailer's ``adetailer/ultralytics.py``):
 ``YOLO(path)``, ``set_classes`` for ``-world`` models only, predict on the RGB image with
 ``conf=confidence`` at the ``imgsz`` stored in the checkpoint, boxes in image pixels, segmentation
 masks resized to the image with PIL's default filter, and a white rectangle per box otherwise.
 
-Why a trust list: an ultralytics ``.pt`` file is a pickle of whole ``nn.Module`` objects, and
-ultralytics loads it with ``torch.load(weights_only=False)``, which runs any callable the file
-names. So a detector loads only when (1) the user has trusted its exact bytes once (SHA-256 in
-``DetectorTrust``; GUI: a confirmation dialog, CLI: ``--trust-model FILE``) and (2) a static scan
-of the archive's pickle, done without unpickling, passes ``pickle_scan.scan_checkpoint`` (what it
-allows and refuses is described there). The scan is a second fence, not a sandbox: the trust
-decision is the user's.
+An ultralytics ``.pt`` file is a pickle of whole ``nn.Module`` objects, which ultralytics loads with
+``torch.load(weights_only=False)``: that runs any callable the file names. We never do that. The
+file is read by ``yolo_model.yolo_from_checkpoint``: its zip archive is accepted only in the one
+layout ``torch.save`` writes and read with torch's own reader (``torch_archive``), and its pickle
+is interpreted by a restricted unpickler that builds plain data and allow-listed classes without
+calling their constructors, ``__setstate__`` or anything else the file names (``restricted_pickle``,
+``checkpoint_policy``). Two gates remain: the user trusts each file's exact bytes once (SHA-256 in
+``DetectorTrust``; GUI: a confirmation dialog, CLI: ``--trust-model FILE``), and the loader refuses
+whatever is outside the allow-list, trusted or not. The bytes hashed are the bytes loaded.
 
 ``configure_ultralytics`` must run before ultralytics is first imported: it switches ultralytics
 offline (no DNS probe, no auto-install, no settings sync, no experiment trackers) and seeds the
@@ -38,7 +40,8 @@ from PIL import Image
 
 from ..errors import ModelError
 from .masks import Detection, bbox_mask
-from .pickle_scan import scan_checkpoint
+from .torch_archive import MAX_DETECTOR_BYTES
+from .yolo_model import yolo_from_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +59,9 @@ class UntrustedModelError(ModelError):
         self.path = path
         self.sha256 = sha256
         super().__init__(
-            f"detector {path.name} is not trusted yet (SHA-256 {sha256}). YOLO .pt files are pickles "
-            f"that can run code when loaded, so each file must be trusted once: confirm it in the "
-            f"dialog (GUI) or pass --trust-model {path} (CLI). Trust only files from sources you trust."
+            f"detector {path.name} is not trusted yet (SHA-256 {sha256}). YOLO .pt files are pickles; "
+            f"they are loaded through a restricted unpickler, and each file must also be trusted once: "
+            f"confirm it in the dialog (GUI) or pass --trust-model {path} (CLI)."
         )
 
 
@@ -188,10 +191,21 @@ def file_sha256(file: Path) -> str:
 
 
 def _read_bytes(file: Path) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
     try:
-        return file.read_bytes()
+        with file.open("rb") as stream:  # in chunks: read(n) would allocate all n bytes at once
+            while size <= MAX_DETECTOR_BYTES and (chunk := stream.read(2**22)):
+                chunks.append(chunk)
+                size += len(chunk)
     except OSError as exc:
         raise ModelError(f"cannot read detector {file}: {exc.strerror or exc}") from exc
+    if size > MAX_DETECTOR_BYTES:
+        raise ModelError(
+            f"detector {file.name} is larger than {MAX_DETECTOR_BYTES // 2**20} MiB; YOLO detectors are far "
+            "smaller: check that it is the right file"
+        )
+    return b"".join(chunks)
 
 
 def _write_json_atomic(path: Path, data: object) -> None:
@@ -296,7 +310,7 @@ class DetectorCache:
     """Loaded detectors, least recently used first out, keyed by (file, modification time, size).
 
     A cached detector is still only returned when its file is trusted (or untrusted files are
-    allowed); an edited file (new mtime or size) is hashed, scanned and loaded afresh.
+    allowed); an edited file (new mtime or size) is hashed and loaded afresh.
     """
 
     def __init__(self, max_entries: int = 2) -> None:
@@ -336,12 +350,13 @@ _DEFAULT_CACHE = DetectorCache()
 def load_detector(
     path: Path, trust: DetectorTrust, allow_untrusted: bool = False, *, cache: DetectorCache | None = None
 ) -> Detector:
-    """Load the ultralytics detector in ``path`` if it is trusted and its pickle is clean.
+    """Load the ultralytics detector in ``path`` if it is trusted, without running code from it.
 
     Raises ``UntrustedModelError`` (with the file's SHA-256) when ``trust`` does not list the file
-    and ``allow_untrusted`` is off, and ``ModelError`` when the file is missing, its pickle
-    references a forbidden global (even if trusted), or it is not a detection or segmentation
-    model. Detectors come from ``cache`` (the module's two-entry cache by default).
+    and ``allow_untrusted`` is off, and ``ModelError`` (one line) when the file is missing or too
+    large, the restricted loader refuses it (even if trusted: an ambiguous archive, a global outside
+    the allow-list, a call or state change the loader does not make), or it is not a detection or
+    segmentation model. Detectors come from ``cache`` (the module's two-entry cache by default).
     Call ``configure_ultralytics`` first.
     """
     return (cache if cache is not None else _DEFAULT_CACHE).load(path, trust, allow_untrusted)
@@ -361,22 +376,15 @@ def _check_trust(path: Path, digest: str, trust: DetectorTrust, allow_untrusted:
 
 
 def _load_checked(path: Path, trust: DetectorTrust, allow_untrusted: bool) -> tuple[str, Detector]:
-    # Hash and scan the same bytes; ultralytics then reads the file again (a swap in between needs
-    # write access to the models folder, which already means full control).
+    # The bytes hashed are the bytes loaded: the file is read once.
     data = _read_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
     _check_trust(path, digest, trust, allow_untrusted)
-    scan_checkpoint(data, path.name)
-    return digest, Detector(_load_yolo(path), path)
+    return digest, Detector(_load_yolo(data, path), path)
 
 
-def _load_yolo(path: Path) -> Any:
-    from ultralytics.models import YOLO
-
-    try:
-        model = YOLO(str(path))
-    except Exception as exc:  # ultralytics raises many kinds for files it cannot use
-        raise ModelError(f"cannot load detector {path.name}: {exc}") from exc
+def _load_yolo(data: bytes, path: Path) -> Any:
+    model = yolo_from_checkpoint(data, path)
     if model.task not in DETECTION_TASKS:
         raise ModelError(
             f"{path.name} is not a detection or segmentation model (ultralytics task {model.task!r}); "

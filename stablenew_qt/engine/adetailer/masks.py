@@ -83,11 +83,17 @@ def filter_by_ratio(
 def top_k(dets: Sequence[Detection], k: int, method: TopKMethod) -> list[Detection]:
     """Keep the ``k`` largest boxes ("Area") or most confident ones ("Confidence"); 0 keeps all.
 
-    The kept detections are ordered descending by that key; ties keep the detector's order.
+    As the extension does it (``filter_k_largest``/``filter_k_most_confident``): numpy's argsort
+    of the keys (ascending), the last ``k`` indices, reversed. The kept detections are therefore
+    descending by the key, and among equal keys the LATER detection comes first and wins a place:
+    two equal boxes with k = 1 keep the second one. numpy's default sort is stable for the few
+    detections ADetailer sees (insertion sort below 17 items); with more, or with numpy's AVX-512
+    sort, equal keys can come out in another order, in the extension and here alike, because the
+    same numpy call decides.
     """
     if k < 0:
         raise ValueError(f"top-k must be 0 (off) or positive, got {k}")
-    if k == 0:
+    if k == 0 or not dets:
         return list(dets)
     keys: dict[str, Callable[[Detection], float]] = {
         "Area": lambda d: bbox_area(d.bbox),
@@ -95,7 +101,8 @@ def top_k(dets: Sequence[Detection], k: int, method: TopKMethod) -> list[Detecti
     }
     if method not in keys:
         raise ValueError(f"unknown top-k method {method!r}; use 'Area' or 'Confidence'")
-    return sorted(dets, key=keys[method], reverse=True)[:k]
+    order = np.argsort([keys[method](d) for d in dets])[-k:][::-1]
+    return [dets[int(i)] for i in order]
 
 
 def sort_detections(
@@ -246,10 +253,14 @@ def unit_negative_prompt(unit_negative: str, main_negative: str, index: int) -> 
 
 
 def dynamic_denoise(strength: float, bbox_area_ratio: float, power: float) -> float:
-    """ADetailer's dynamic denoise: ``strength * (1 - bbox area / image area) ** power``.
+    """ADetailer's dynamic denoise: ``strength * (1 - bbox area / image area) ** power``, unclamped.
 
     ``power`` 0 turns it off. Positive powers lower the strength for large boxes, negative ones
-    raise it; the result is clamped to 0..1 (a ratio of 1 with a negative power gives 1.0).
+    raise it, above 1 if need be: the extension passes the product on unclamped, and A1111's
+    img2img then runs ``int(min(strength, 0.999) * steps) + 1`` steps, so anything from 0.999 up
+    denoises fully (``sampling.img2img_schedule`` does the same). A box covering the whole image
+    with a negative power is ``0 ** power``, a ZeroDivisionError in the extension (A1111 logs it
+    and ADetailer stops for that image); here it is the strongest denoise, 1.0.
     """
     if abs(power) <= 1e-8:  # ADetailer's np.isclose(power, 0)
         return strength
@@ -257,7 +268,7 @@ def dynamic_denoise(strength: float, bbox_area_ratio: float, power: float) -> fl
     if remaining == 0.0:
         return 1.0 if power < 0 else 0.0
     modifier: float = remaining**power
-    return min(max(strength * modifier, 0.0), 1.0)
+    return strength * modifier
 
 
 def _free_size(bbox_w: float, bbox_h: float, inpaint_size: tuple[int, int]) -> tuple[int, int]:

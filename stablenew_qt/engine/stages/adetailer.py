@@ -217,6 +217,7 @@ def _inpaint(
             ad.match_inpaint_bbox_size, prepared.bbox, (width, height), loaded.is_sdxl
         )
     ratio = bbox_area(prepared.bbox) / (image.width * image.height)
+    # unclamped, as the extension passes it on: img2img_schedule caps it at 0.999 as A1111 does
     strength = dynamic_denoise(unit.adetailer_strength, ratio, ad.dynamic_denoise_power)
     blurred = blur_mask(prepared.mask, unit.adetailer_mask_blur)
     region = (
@@ -229,9 +230,9 @@ def _inpaint(
         crop_image = resize_fill(image.crop(region), width, height)
         crop_mask = resize_fill(blurred.crop(region), width, height)
     else:
-        crop_image, crop_mask = (
+        crop_image, crop_mask = (  # A1111 resize mode 0: LANCZOS for the image and the "L" mask
             image.resize((width, height), Image.Resampling.LANCZOS),
-            blurred.resize((width, height)),
+            blurred.resize((width, height), Image.Resampling.LANCZOS),
         )
     generated = _call_inpaint(
         pipe, job, crop_image, crop_mask, prompt, negative, seed, strength, reporter, label
