@@ -135,8 +135,7 @@ class MaskCanvas(QWidget):
             self._paint_outpaint_area(painter, exposed)
             self._paint_image(painter, exposed)
             if self.outpaint.any:  # where the image ends and the new area begins
-                painter.setPen(QPen(QColor(255, 255, 255), 0, Qt.PenStyle.DashLine))  # 0: one device px
-                painter.drawRect(QRectF(0, 0, self.document.width, self.document.height))
+                self._paint_image_border(painter)
             painter.resetTransform()
         self._paint_brush_outline(painter)
         painter.end()
@@ -153,6 +152,15 @@ class MaskCanvas(QWidget):
         painter.drawImage(QRectF(source), document.image, QRectF(source))
         if self.overlay_visible:
             painter.drawImage(QRectF(source), document.overlay, QRectF(source))
+
+    def _paint_image_border(self, painter: QPainter) -> None:
+        # Black dashes over white, one device pixel wide (width 0): visible on any picture.
+        border = QRectF(0, 0, self.document.width, self.document.height)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(QPen(QColor(255, 255, 255), 0))
+        painter.drawRect(border)
+        painter.setPen(QPen(QColor(0, 0, 0), 0, Qt.PenStyle.DashLine))
+        painter.drawRect(border)
 
     def _paint_outpaint_area(self, painter: QPainter, exposed: QRectF) -> None:
         masked = QColor(OVERLAY_COLOR)

@@ -28,7 +28,7 @@ from .mask_io import (
     write_mask_snapshot,
 )
 from .outpaint import OutpaintFields, OutpaintSides
-from .strokes import Brush
+from .strokes import Brush, Mask
 from .undo import DEFAULT_BUDGET_BYTES
 
 #: mask_changed fires at most this often while painting (ms), and once after the last change.
@@ -188,9 +188,9 @@ class MaskEditor(QWidget):
         size = (self.document.width, self.document.height)
         self.io.submit(partial(read_mask_file, path, size), partial(self._on_mask_read, ticket), self._report)
 
-    def _on_mask_read(self, ticket: int, mask: object) -> None:
+    def _on_mask_read(self, ticket: int, mask: Mask) -> None:
         if ticket == self._image_ticket:
-            self.document.replace_mask(mask, "load mask")  # type: ignore[arg-type]
+            self.document.replace_mask(mask, "load mask")
 
     def mask_from_alpha(self) -> bool:
         """Mask every pixel of the image that is not fully opaque (one undo step); False if none."""

@@ -150,9 +150,12 @@ class TileUndoStack:
             raise ValueError(f"mask shapes differ: {before.shape} and {after.shape}")
         height, width = before.shape
         rows, columns = -(-height // TILE), -(-width // TILE)
-        padded = np.zeros((rows * TILE, columns * TILE), dtype=bool)
-        padded[:height, :width] = before != after
-        touched = padded.reshape(rows, TILE, columns, TILE).any(axis=(1, 3))
+        differs = before != after
+        if differs.shape != (rows * TILE, columns * TILE):  # pad partial edge tiles
+            padded = np.zeros((rows * TILE, columns * TILE), dtype=bool)
+            padded[:height, :width] = differs
+            differs = padded
+        touched = differs.reshape(rows, TILE, columns, TILE).any(axis=(1, 3))
         changed = {
             (int(r), int(c)): before[_tile_slices((int(r), int(c)))].copy() for r, c in np.argwhere(touched)
         }
