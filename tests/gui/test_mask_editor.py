@@ -348,3 +348,34 @@ def test_the_dialog_holds_a_working_editor(qtbot: Any) -> None:
     dialog.hide()
     assert (mask_of(dialog.editor) == 255).all(), "hiding the dialog keeps the editor's state"
     dialog.editor.shutdown()
+
+
+def test_what_panning_leaves_on_screen_is_what_a_full_repaint_draws(
+    make_editor: MakeEditor, qtbot: Any
+) -> None:
+    # Panning scrolls the pixels already drawn and paints only the strips that come into view;
+    # the window's backing store must then hold the same picture as a fresh render.
+    editor = make_editor()
+    image = grey_image(300, 200)
+    for x in range(0, 300, 30):  # stripes, so a misplaced strip would show
+        for y in range(200):
+            image.setPixelColor(x, y, QColor(250, 250, 0))
+    editor.set_image(image)
+    editor.set_brush(size=25, hardness=0.5)
+    canvas, document = editor.canvas, editor.document
+    for dx, dy in [(7, 3), (-20, 11), (33, -40), (5, 5)] * 2:
+        canvas.pan_by(dx, dy)
+        qtbot.wait(5)
+        document.begin_stroke((50.0, 50.0))
+        document.stroke_to((250.0, 150.0))
+        document.end_stroke()
+        qtbot.wait(5)
+    window = QApplication.primaryScreen().grabWindow(editor.winId()).toImage()
+    top_left = canvas.mapTo(editor, QPoint(0, 0))
+    on_screen = window.copy(top_left.x(), top_left.y(), canvas.width(), canvas.height())
+    on_screen = on_screen.convertToFormat(QImage.Format.Format_RGB32)  # held: views do not keep them
+    fresh = canvas.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    shown = qimage_view(on_screen, writable=False)
+    rendered = qimage_view(fresh, writable=False)
+    channels = [(shown >> s & 0xFF).astype(int) - (rendered >> s & 0xFF).astype(int) for s in (0, 8, 16)]
+    assert max(int(np.abs(c).max()) for c in channels) <= 1  # bilinear rounding at strip edges

@@ -91,7 +91,11 @@ class MaskCanvas(QWidget):
     def pan_by(self, dx: float, dy: float) -> None:
         self.fitted = False
         self.view.pan(dx, dy)
-        self._view_moved()
+        if dx == int(dx) and dy == int(dy) and abs(dx) < self.width() and abs(dy) < self.height():
+            # Move what is already drawn and paint only the strips that come into view.
+            self.scroll(int(dx), int(dy))
+        else:
+            self.update()
 
     def _view_moved(self) -> None:
         self.update()
@@ -142,16 +146,19 @@ class MaskCanvas(QWidget):
 
     def _paint_image(self, painter: QPainter, exposed: QRectF) -> None:
         document = self.document
-        source = exposed.intersected(QRectF(0, 0, document.width, document.height)).toAlignedRect()
-        if source.isEmpty():
+        whole = QRectF(0, 0, document.width, document.height)
+        if not exposed.intersects(whole):
             return
-        # Bilinear when shrinking (readable), nearest when enlarging (the pixels one paints).
+        # Always the whole image, clipped by the painter to the exposed region (the raster engine
+        # then samples only the clipped pixels: no slower). Drawing just the exposed sub-rect
+        # would sample a zoomed image with that sub-rect's rounding and leave seams where
+        # partial repaints meet. Bilinear when shrinking (readable), nearest when enlarging.
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.view.zoom < 1.0)
         if document.image.hasAlphaChannel():
-            painter.fillRect(QRectF(source), NEW_AREA_COLOR)
-        painter.drawImage(QRectF(source), document.image, QRectF(source))
+            painter.fillRect(whole.intersected(exposed), NEW_AREA_COLOR)
+        painter.drawImage(whole, document.image, whole)
         if self.overlay_visible:
-            painter.drawImage(QRectF(source), document.overlay, QRectF(source))
+            painter.drawImage(whole, document.overlay, whole)
 
     def _paint_image_border(self, painter: QPainter) -> None:
         # Black dashes over white, one device pixel wide (width 0): visible on any picture.
