@@ -147,14 +147,10 @@ def _under_heartbeat(app: Any, start: Callable[[], object], done: Callable[[], b
     return heartbeat.summary(seconds)
 
 
-def run(seconds: float, hz: float, speed: float) -> dict[str, object]:
-    from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QApplication
-
-    from stablenew_qt.gui.mask_editor import MaskEditor
+def _time_paint_events() -> list[float]:
+    """Make every MaskCanvas.paintEvent append its duration (s) to the list returned."""
     from stablenew_qt.gui.mask_editor import canvas as canvas_module
 
-    app = QApplication.instance() or QApplication([])
     paint_s: list[float] = []
     original_paint = canvas_module.MaskCanvas.paintEvent
 
@@ -164,6 +160,44 @@ def run(seconds: float, hz: float, speed: float) -> dict[str, object]:
         paint_s.append(time.perf_counter() - t0)
 
     canvas_module.MaskCanvas.paintEvent = timed_paint  # type: ignore[method-assign]
+    return paint_s
+
+
+def _painting(
+    app: Any, editor: Any, paint_s: list[float], seconds: float, hz: float, speed: float
+) -> dict[str, Any]:
+    """The three painting set-ups, then a middle-button pan."""
+    from PySide6.QtCore import Qt
+
+    canvas = editor.canvas
+    setups: list[tuple[str, Callable[[], None], dict[str, float]]] = [
+        ("paint_fit_soft128", canvas.fit, {"size": 128, "hardness": 0.5}),
+        ("paint_100pct_hard32", canvas.actual_size, {"size": 32, "hardness": 1.0}),
+        ("paint_fit_soft512", canvas.fit, {"size": 512, "hardness": 0.0}),
+        ("pan_middle_button", canvas.fit, {}),
+    ]
+    results: dict[str, Any] = {}
+    for label, place, brush in setups:
+        place()
+        editor.set_brush(**brush)
+        _spin(app, 0.2)
+        paint_s.clear()
+        if brush:
+            results[label] = _drag(app, canvas, seconds, hz, speed)
+        else:
+            results[label] = _drag(app, canvas, seconds / 2, 60.0, 6.0, Qt.MouseButton.MiddleButton)
+        results[label]["zoom"] = round(canvas.view.zoom, 3)
+        results[label]["paint_event"] = _percentiles(paint_s)
+    return results
+
+
+def run(seconds: float, hz: float, speed: float) -> dict[str, object]:
+    from PySide6.QtWidgets import QApplication
+
+    from stablenew_qt.gui.mask_editor import MaskEditor
+
+    app = QApplication.instance() or QApplication([])
+    paint_s = _time_paint_events()
     editor = MaskEditor()
     editor.resize(1400, 1000)
     editor.show()
@@ -172,37 +206,12 @@ def run(seconds: float, hz: float, speed: float) -> dict[str, object]:
     _test_image().save(str(png))
     results: dict[str, object] = {}
     results["load_2048_png"] = _under_heartbeat(app, lambda: editor.set_image(png), lambda: editor.has_image)
-    canvas = editor.canvas
-    setups: list[tuple[str, Callable[[], None], dict[str, float]]] = [
-        ("paint_fit_soft128", canvas.fit, {"size": 128, "hardness": 0.5}),
-        ("paint_100pct_hard32", canvas.actual_size, {"size": 32, "hardness": 1.0}),
-        ("paint_fit_soft512", canvas.fit, {"size": 512, "hardness": 0.0}),
-    ]
-    for label, place, brush in setups:
-        place()
-        editor.set_brush(**brush)  # type: ignore[arg-type]
-        _spin(app, 0.2)
-        paint_s.clear()
-        results[label] = _drag(app, canvas, seconds, hz, speed)
-        results[label]["zoom"] = round(canvas.view.zoom, 3)  # type: ignore[index]
-        results[label]["paint_event"] = _percentiles(paint_s)  # type: ignore[index]
-    canvas.fit()
-    _spin(app, 0.2)
-    paint_s.clear()
-    results["pan_middle_button"] = _drag(app, canvas, seconds / 2, 60.0, 6.0, Qt.MouseButton.MiddleButton)
-    results["pan_middle_button"]["paint_event"] = _percentiles(paint_s)  # type: ignore[index]
+    results.update(_painting(app, editor, paint_s, seconds, hz, speed))
     stack = editor.document.undo_stack
     results["undo_stack"] = {"steps": len(stack), "bytes": stack.nbytes}
-    results["one_shot_ms"] = {
-        name: _timed(app, action)
-        for name, action in (
-            ("undo", editor.undo),
-            ("redo", editor.redo),
-            ("invert", editor.invert),
-            ("clear", editor.clear),
-            ("undo_clear", editor.undo),
-        )
-    }
+    one_shots = (("undo", editor.undo), ("redo", editor.redo), ("invert", editor.invert))
+    one_shots += (("clear", editor.clear), ("undo_clear", editor.undo))
+    results["one_shot_ms"] = {name: _timed(app, action) for name, action in one_shots}
     saved: list[Path] = []
     results["save_mask"] = _under_heartbeat(
         app, lambda: editor.write_mask(folder / "mask.png", saved.append), lambda: bool(saved)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QRect, Signal
+from PySide6.QtCore import QObject, QRect, QSize, Signal
 from PySide6.QtGui import QColor, QImage
 
-from .mask_io import qimage_view
+from .mask_io import blank_buffers, qimage_view
 from .strokes import Bounds, Brush, Mask, paint_segment, segment_bounds
 from .undo import DEFAULT_BUDGET_BYTES, TileUndoStack
 
@@ -63,14 +63,13 @@ class MaskDocument(QObject):
         self._last_point: tuple[float, float] | None = None
         self._allocate(0, 0)
 
-    def _allocate(self, width: int, height: int) -> None:
-        self._mask_image = QImage(width, height, QImage.Format.Format_Grayscale8)
-        self._overlay_image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
+    def _allocate(self, width: int, height: int, buffers: tuple[QImage, QImage] | None = None) -> None:
+        if buffers is None or buffers[0].size() != QSize(width, height):
+            buffers = blank_buffers(width, height)
+        self._mask_image, self._overlay_image = buffers
         if width and height:
             self._mask = qimage_view(self._mask_image)
             self._overlay = qimage_view(self._overlay_image)
-            self._mask[:, :] = 0
-            self._overlay[:, :] = 0
         else:
             self._mask = np.zeros((0, 0), dtype=np.uint8)
             self._overlay = np.zeros((0, 0), dtype=np.uint32)
@@ -118,15 +117,23 @@ class MaskDocument(QObject):
 
     # -- replacing ----------------------------------------------------------------------------
 
-    def set_image(self, image: QImage, alpha_mask: Mask | None = None, *, keep_mask: bool = False) -> None:
+    def set_image(
+        self,
+        image: QImage,
+        alpha_mask: Mask | None = None,
+        *,
+        keep_mask: bool = False,
+        buffers: tuple[QImage, QImage] | None = None,
+    ) -> None:
         """Show ``image`` (RGB32 or ARGB32 premultiplied); a fresh empty mask unless ``keep_mask``
-        and the size is unchanged. Undo history is cleared when the mask is replaced."""
+        and the size is unchanged. Undo history is cleared when the mask is replaced.
+        ``buffers``: :func:`~.mask_io.blank_buffers` of the image's size, made ahead (on a worker)."""
         self.cancel_stroke()
         same_size = image.width() == self.width and image.height() == self.height
         self._image = image
         self._alpha_mask = alpha_mask
         if not (keep_mask and same_size):
-            self._allocate(image.width(), image.height())
+            self._allocate(image.width(), image.height(), buffers)
             self.undo_stack.clear()
             self.undo_changed.emit()
         self.replaced.emit()

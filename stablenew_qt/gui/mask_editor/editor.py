@@ -139,7 +139,7 @@ class MaskEditor(QWidget):
         if ticket != self._image_ticket:
             return
         self._image_path = path if not loaded.image.isNull() else None
-        self.document.set_image(loaded.image, loaded.alpha_mask, keep_mask=keep_mask)
+        self.document.set_image(loaded.image, loaded.alpha_mask, keep_mask=keep_mask, buffers=loaded.buffers)
         self._say("")
         self.image_changed.emit()
 
