@@ -370,6 +370,10 @@ def test_what_panning_leaves_on_screen_is_what_a_full_repaint_draws(
         document.stroke_to((250.0, 150.0))
         document.end_stroke()
         qtbot.wait(5)
+    mouse(canvas, QEvent.Type.MouseMove, QPointF(120, 90), NONE, NONE)  # the brush circle shows
+    qtbot.wait(5)
+    drag(canvas, [QPointF(120, 90), QPointF(131, 97), QPointF(140, 90)], MIDDLE)  # and goes with the pan
+    qtbot.wait(5)
     window = QApplication.primaryScreen().grabWindow(editor.winId()).toImage()
     top_left = canvas.mapTo(editor, QPoint(0, 0))
     on_screen = window.copy(top_left.x(), top_left.y(), canvas.width(), canvas.height())

@@ -4,7 +4,7 @@ Left button paints (or erases) with the document's brush; the middle button, or 
 while Space is held, pans; the wheel zooms around the cursor. A circle of the brush's size follows
 the cursor (drawn, not a cursor bitmap, so it has no size limit). The outpaint area is drawn
 around the image as masked. Repaints cover only what changed: a stroke segment's box, the old and
-new place of the brush circle; and only the part of the image under the exposed region is drawn.
+new place of the brush circle, the strips a pan brings into view (the rest is scrolled).
 """
 
 from __future__ import annotations
@@ -228,7 +228,10 @@ class MaskCanvas(QWidget):
         if self._wants_pan(event):
             self._pan_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
-            self._move_outline(None)
+            if self._hover is not None:  # erase the circle now: a pan scrolls what is drawn
+                old = self._outline_rect(self._hover)
+                self._hover = None
+                self.repaint(old)
         elif event.button() == Qt.MouseButton.LeftButton:
             self.document.begin_stroke(self.view.to_image(event.position()))
         event.accept()
