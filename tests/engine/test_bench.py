@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from stablenew_qt.bench import run_bench
+from stablenew_qt.cli.bench import run_bench
 from stablenew_qt.cli import build_parser
 
 SIDES = {"runner", "hand"}

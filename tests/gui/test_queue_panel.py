@@ -1,6 +1,6 @@
 """QueuePanel and HistoryPanel over a real JobQueue (a file in tmp_path) and the window's engine with
-a FakeExecutor: Generate through the queue, progress of the running job, interrupted jobs offered for
-resume after the window closed mid-job, and the history's filters and operations."""
+a FakeExecutor: adding, reordering, cancelling, retrying, pausing and running jobs. Every panel
+operation runs on the queue thread, so the tests wait for the queue to show it."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def queue(tmp_path: Path) -> Iterator[JobQueue]:
 @pytest.fixture
 def make_window(make_main_window: MakeMainWindow, queue: JobQueue) -> MakeWindow:
     """``make_main_window`` with the window given ``queue``."""
-    return lambda executor=None: make_main_window(executor, queue=queue, recover_delay_ms=50)
+    return lambda executor=None: make_main_window(executor, queue=queue, idle_delay_ms=50)
 
 
 def panel_of(window: MainWindow) -> QueuePanel:
@@ -100,14 +100,18 @@ def test_dragging_a_row_moves_the_job(qtbot: Any, make_window: MakeWindow, queue
     assert [job.id for job in queue.list()] == [b.id, c.id, a.id]
 
 
+def wait_status(qtbot: Any, queue: JobQueue, job_id: int, status: JobStatus) -> None:
+    qtbot.waitUntil(lambda: queue.get(job_id).status is status, timeout=RUN_TIMEOUT_MS)
+
+
 def test_cancel_remove_retry_and_load(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
     window = make_window()
     panel = panel_of(window)
     a, b = (queue.add(small_config(p))[0] for p in ("first", "second"))
     panel.cancel(a.id)
-    assert queue.get(a.id).status is JobStatus.CANCELLED
+    wait_status(qtbot, queue, a.id, JobStatus.CANCELLED)
     panel.retry(a.id)
-    assert queue.get(a.id).status is JobStatus.QUEUED
+    wait_status(qtbot, queue, a.id, JobStatus.QUEUED)
     panel.remove(b.id)
     wait_listed(qtbot, panel, queue)
     assert shown_ids(panel) == [a.id]
@@ -134,24 +138,25 @@ def test_run_queue_completes_jobs_in_order(qtbot: Any, make_window: MakeWindow, 
     executor = FakeExecutor().fail_at("txt2img", "scripted failure")
     window = make_window(executor)
     panel = panel_of(window)
-    worker = window.queue_worker
-    assert worker is not None
+    bridge = window.bridge
     ids = [queue.add(small_config(p))[0].id for p in ("one", "two")]
     started: list[int] = []
-    worker.jobStarted.connect(lambda job: started.append(job.id))
-    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS) as finished:
+    bridge.jobStarted.connect(lambda event: started.append(event.job.id))
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS) as finished:
         qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
-    assert finished.args == [2]
+    assert finished.args[0].jobs_run == 2
     assert started == ids
     # The failing first job did not stop the second (FakeExecutor fails every txt2img here).
     assert [queue.get(i).status for i in ids] == [JobStatus.FAILED, JobStatus.FAILED]
 
     executor2 = FakeExecutor()
-    window.engine.set_executor(executor2)
+    window.host.replace_engine(executor2)
     for job_id in ids:
         panel.retry(job_id)
-    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS):
-        worker.request_run()
+    for job_id in ids:
+        wait_status(qtbot, queue, job_id, JobStatus.QUEUED)
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS):
+        window.host.run_queue()
     assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED, JobStatus.COMPLETED]
     wait_listed(qtbot, panel, queue)
     assert panel.count_label.text() == "Queued: 0"
@@ -164,25 +169,24 @@ def test_run_queue_completes_jobs_in_order(qtbot: Any, make_window: MakeWindow, 
 def test_pause_stops_after_the_current_job(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
     window = make_window(FakeExecutor(step_delay=0.1))
     panel = panel_of(window)
-    worker = window.queue_worker
-    assert worker is not None
+    bridge = window.bridge
     # 30 steps of 0.1 s: the first job is still running when Pause is clicked, even on a busy machine.
     ids = [queue.add(small_config(p, steps=30))[0].id for p in ("one", "two", "three")]
-    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS) as finished:
-        with qtbot.waitSignal(worker.jobStarted, timeout=RUN_TIMEOUT_MS):
-            worker.request_run()
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        with qtbot.waitSignal(bridge.jobStarted, timeout=RUN_TIMEOUT_MS):
+            window.host.run_queue()
         wait_listed(qtbot, panel, queue)
         assert panel.jobs[0].status is JobStatus.RUNNING
         assert panel.list.item(0).font().bold()  # the running job is highlighted
         qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
-        assert queue.paused
-    assert finished.args == [1]
+        qtbot.waitUntil(lambda: queue.paused, timeout=RUN_TIMEOUT_MS)
+    assert finished.args[0].jobs_run == 1
     assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED, JobStatus.QUEUED, JobStatus.QUEUED]
     wait_listed(qtbot, panel, queue)
     assert panel.pause_button.text() == "Resume"
     assert panel.count_label.text() == "Queued: 2 (paused)"
     qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
-    assert not queue.paused
+    qtbot.waitUntil(lambda: not queue.paused, timeout=RUN_TIMEOUT_MS)
 
 
 def test_clear_finished_and_cancel_the_running_job(
@@ -190,12 +194,11 @@ def test_clear_finished_and_cancel_the_running_job(
 ) -> None:
     window = make_window(FakeExecutor(step_delay=0.2))
     panel = panel_of(window)
-    worker = window.queue_worker
-    assert worker is not None
+    bridge = window.bridge
     first = queue.add(small_config("long"))[0]
-    with qtbot.waitSignal(worker.jobStarted, timeout=RUN_TIMEOUT_MS):
-        worker.request_run()
-    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(bridge.jobStarted, timeout=RUN_TIMEOUT_MS):
+        window.host.run_queue()
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS):
         panel.cancel(first.id)
     assert queue.get(first.id).status is JobStatus.CANCELLED
     history = history_of(window)
@@ -205,7 +208,9 @@ def test_clear_finished_and_cancel_the_running_job(
     assert queue.list() == []
 
 
-def test_window_without_a_queue_has_no_queue_controls(qtbot: Any, make_main_window: Any) -> None:
+def test_every_window_has_the_queue_the_app_ships(qtbot: Any, make_main_window: Any) -> None:
+    """No second road: a window always runs its jobs through a queue (a file, or a temporary one)."""
     window = make_main_window()
-    assert window.queue_panel is None and window.queue_worker is None
-    assert not window.add_to_queue_button.isVisible()
+    assert window.session.queue.path.name == "queue-0.sqlite3" and not window.session.temporary_queue
+    assert window.tabs.indexOf(window.queue_panel) >= 0 and window.tabs.indexOf(window.history_panel) >= 0
+    assert window.add_to_queue_button.isVisible()

@@ -330,7 +330,7 @@ def test_a_queue_from_a_newer_version_is_refused_and_backed_up(queue_path: Path,
     conn.close()
     original = queue_path.read_bytes()
     with pytest.raises(
-        QueueError, match=r"newer StableNew Qt \(queue schema 7; this version reads schema 1\)"
+        QueueError, match=r"newer StableNew Qt \(queue schema 7; this version reads schema 2\)"
     ):
         JobQueue(queue_path)
     assert queue_path.read_bytes() == original
@@ -352,7 +352,7 @@ def test_a_new_queue_file_is_wal_with_a_schema_version(queue_path: Path) -> None
     JobQueue(queue_path).close()
     with sqlite3.connect(queue_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
 
