@@ -164,6 +164,7 @@ class EngineHost(QObject):
 
     def retry_now(self, job_id: int) -> None:
         """Queue the failed job ``job_id`` again, first, and run it (after trusting its detector)."""
+
         def retry_then_run() -> Job:
             job = self.session.queue.retry(job_id, front=True)
             self.run_job(job.id)

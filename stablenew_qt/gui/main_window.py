@@ -17,7 +17,6 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QPushButton,
@@ -30,21 +29,12 @@ from PySide6.QtWidgets import (
 
 from ..core.config import RunConfig
 from ..core.errors import ConfigError
-from ..core.events import (
-    EngineReported,
-    InterruptedJobsFound,
-    JobFinished,
-    LifecycleChanged,
-    RunCompleted,
-    RunFailed,
-    RunStarted,
-    SessionRefused,
-)
+from ..core.events import InterruptedJobsFound, LifecycleChanged, RunStarted
 from ..core.executor import Engine
 from ..core.infotext import config_from_image
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
 from ..core.outputs import OutputSettings
-from ..core.queue import Job, JobQueue, JobStatus
+from ..core.queue import Job, JobQueue
 from ..core.session import SessionOptions, open_session
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
@@ -60,6 +50,7 @@ from .queue_panel import QueuePanel
 from .results_panel import ResultsPanel
 from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
+from .status_bar import SessionStatus
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
 
@@ -200,20 +191,15 @@ class MainWindow(QMainWindow):
             ("Esc", self._on_cancel_clicked),
         ):
             QShortcut(QKeySequence(keys), self).activated.connect(slot)
-        self.lifecycle_label = _status_label("status.lifecycle", "Run state", LifecycleState.IDLE.value)
-        self.error_label = _status_label("status.config_error", "", "")
-        self.error_label.setProperty("role", "error")
-        self.device_label = _status_label(
-            "status.device", "Device, precision and GPU memory in use (after each run)", ""
-        )
-        self.statusBar().addWidget(self.error_label, 1)
-        for label in (self.queue_panel.count_label, self.device_label, self.lifecycle_label):
-            self.statusBar().addPermanentWidget(label)
+        self.status = SessionStatus(self.statusBar(), self.bridge, (self.queue_panel.count_label,))
+        self.lifecycle_label = self.status.lifecycle_label
+        self.error_label = self.status.error_label
+        self.device_label = self.status.device_label
 
     def _build_menus(self) -> None:
         self.models_menu = ModelsMenu(self.prefs, self)
         self.models_menu.refreshRequested.connect(self.refresh_models)
-        self.models_menu.statusRequested.connect(self.show_status)
+        self.models_menu.statusRequested.connect(self.status.show)
         self.queue_menu = QueueMenu(self.prefs, self)
         for menu in (self.models_menu, ViewMenu(self.prefs, self), self.queue_menu):
             self.menuBar().addMenu(menu)
@@ -223,19 +209,14 @@ class MainWindow(QMainWindow):
         self.model.validityChanged.connect(self._on_validity_changed)
         bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
         bridge.runStarted.connect(self._on_run_started)
-        bridge.runCompleted.connect(self._on_run_completed)
-        bridge.runFailed.connect(self._on_run_failed)
-        bridge.jobFinished.connect(self._on_job_finished)
         bridge.interruptedJobsFound.connect(self._on_interrupted_jobs_found)
-        bridge.engineReported.connect(self._on_engine_reported)
-        bridge.sessionRefused.connect(self._on_session_refused)
-        self.host.queue.errorOccurred.connect(self._on_queue_error_occurred)
+        self.host.queue.errorOccurred.connect(self.status.show_queue_error)
         self.queue_panel.runRequested.connect(self.host.run_queue)
         self.queue_panel.runJobRequested.connect(self.host.run_job)
         for panel in (self.queue_panel, self.history_panel):
             panel.loadRequested.connect(self.apply_config)
-            panel.errorOccurred.connect(self._on_queue_error_occurred)
-        self.history_panel.requeued.connect(self._on_history_requeued)
+            panel.errorOccurred.connect(self.status.show_queue_error)
+        self.history_panel.requeued.connect(self.status.show_requeued)
 
     def _follow_preferences(self) -> None:
         prefs = self.prefs
@@ -248,10 +229,8 @@ class MainWindow(QMainWindow):
         prefs.themeChanged.connect(_apply_theme)
 
     def show_status(self, text: str, timeout_ms: int) -> None:
-        """A status bar message for ``timeout_ms``; dropped once the window is closing (queued
-        signals from the engine's threads can still arrive then)."""
-        if not self._closed:
-            self.statusBar().showMessage(text, timeout_ms)
+        """A status bar message for ``timeout_ms`` (none once the window is closing)."""
+        self.status.show(text, timeout_ms)
 
     # -- run controls ----------------------------------------------------------------------
     def _update_buttons(self) -> None:
@@ -280,7 +259,7 @@ class MainWindow(QMainWindow):
             self.host.enqueue(
                 self.model.config,
                 lambda job: self.show_status(f"Added to the queue as job #{job.id}", 3000),
-                self._on_queue_error_occurred,
+                self.status.show_queue_error,
             )
 
     def _on_cancel_clicked(self) -> None:
@@ -306,20 +285,6 @@ class MainWindow(QMainWindow):
         return box
 
     # -- what the session reports ------------------------------------------------------------
-    def _on_queue_error_occurred(self, message: str) -> None:
-        self.show_status(f"Queue: {message}", 15000)
-
-    def _on_session_refused(self, event: SessionRefused) -> None:
-        self._on_queue_error_occurred(event.message)
-
-    def _on_history_requeued(self, job: Job) -> None:
-        self.show_status(f"Queued again as job #{job.id} (Run queue starts it)", 5000)
-
-    def _on_job_finished(self, event: JobFinished) -> None:
-        job = event.job
-        if job.status is JobStatus.FAILED and job.error:
-            self.show_status(f"Job #{job.id} failed: {job.error}", 15000)
-
     def _on_interrupted_jobs_found(self, event: InterruptedJobsFound) -> None:
         jobs = list(event.jobs)
         if not jobs or self._closed:
@@ -337,14 +302,7 @@ class MainWindow(QMainWindow):
         if event.seeds:
             self.prompt_panel.remember_seed(event.seeds[0])
 
-    def _on_run_completed(self, event: RunCompleted) -> None:
-        self.show_status(f"Saved {len(event.image_paths)} image(s) to {event.output_dir}", 10000)
-
-    def _on_run_failed(self, event: RunFailed) -> None:
-        self.show_status(f"Error: {event.message}", 15000)
-
     def _on_lifecycle_changed(self, event: LifecycleChanged) -> None:
-        self.lifecycle_label.setText(event.new.value)
         if event.new is LifecycleState.RUNNING:
             self._busy = True
         elif event.new in TERMINAL_STATES:
@@ -353,9 +311,6 @@ class MainWindow(QMainWindow):
                 self.idle_timer.start()
         self.models_menu.set_engine_busy(self._busy)
         self._update_buttons()
-
-    def _on_engine_reported(self, event: EngineReported) -> None:
-        self.device_label.setText(event.summary)
 
     # -- validation --------------------------------------------------------------------------
     def _on_validity_changed(self, error: ConfigError | None) -> None:
@@ -368,10 +323,7 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def _show_config_error(self, message: str) -> None:
-        text = f"Config Error: {message.splitlines()[0]}" if message else ""
-        self.error_label.setText(text)
-        self.error_label.setToolTip(message)
-        self.configErrorChanged.emit(text)
+        self.configErrorChanged.emit(self.status.show_config_error(message))
 
     # -- preferences -------------------------------------------------------------------------
     @property
@@ -453,17 +405,9 @@ class MainWindow(QMainWindow):
         self.session.close()
         self.results_panel.shutdown()
         self.progress_panel.shutdown()
-        self.statusBar().clearMessage()  # stops the message's timeout timer
+        self.status.close()
         self.log_panel.detach()
         super().closeEvent(event)
-
-
-def _status_label(name: str, tooltip: str, text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName(name)
-    if tooltip:
-        label.setToolTip(tooltip)
-    return label
 
 
 def _apply_theme(theme: str) -> None:

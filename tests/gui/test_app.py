@@ -43,7 +43,9 @@ def test_qt_void_calls_do_not_leak_none_references() -> None:
     assert sys.getrefcount(None) >= before - 10
 
 
-def test_a_damaged_queue_file_is_reported_backed_up_and_left_alone_for_a_temporary_queue(tmp_path: Path) -> None:
+def test_a_damaged_queue_file_is_reported_backed_up_and_left_alone_for_a_temporary_queue(
+    tmp_path: Path,
+) -> None:
     from stablenew_qt.core.queue import default_queue_path
 
     queue_file = default_queue_path()  # inside this test session's sandboxed data folder

@@ -357,6 +357,35 @@ def test_a_new_queue_file_is_wal_with_a_schema_version(queue_path: Path) -> None
     conn.close()
 
 
+def test_a_schema_1_queue_file_is_migrated_and_keeps_its_jobs(queue_path: Path, make_config) -> None:
+    """A queue written before failures carried causes opens as it was, and records causes from then on."""
+    from stablenew_qt.core.errors import FailureCause, FailureKind
+    from stablenew_qt.core.queue_db import _MIGRATIONS, APPLICATION_ID
+
+    with sqlite3.connect(queue_path) as conn:
+        for statement in _MIGRATIONS[1].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO jobs (config, status, position, created, error) VALUES (?, 'failed', 1, ?, 'boom')",
+            (make_config().to_json(indent=None), "2026-11-25T10:00:00+00:00"),
+        )
+    conn.close()
+    with JobQueue(queue_path) as queue:
+        [old] = queue.list()
+        assert (old.status, old.error, old.cause) == (S.FAILED, "boom", None)
+        retried = queue.retry(old.id)
+        claimed = queue.claim(retried.id)
+        assert claimed is not None
+        cause = FailureCause(FailureKind.OUT_OF_MEMORY, "txt2img: out of memory", "txt2img")
+        assert queue.mark_failed(claimed.id, cause).cause == cause
+    with sqlite3.connect(queue_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+
+
 # -- history: filters and re-queueing ---------------------------------------------------------------
 def test_history_filters_by_model_and_date(job_queue: JobQueue, make_config) -> None:
     from datetime import datetime, timedelta

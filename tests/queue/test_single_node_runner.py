@@ -11,8 +11,8 @@ import pytest
 
 from stablenew_qt.core import events as ev
 from stablenew_qt.core.controller import RunInProgress
-from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.events import JobEvent, JobFinished, JobInterrupted, JobStarted, QueuePaused
+from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.job_runner import SingleNodeJobRunner
 from stablenew_qt.core.queue import JobQueue, JobStatus
 
