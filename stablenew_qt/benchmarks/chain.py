@@ -27,6 +27,7 @@ from PIL import Image
 
 from ..core.config import RunConfig
 from ..core.errors import ConfigError
+from ..core.options import ExitCode
 from .common import (
     NEGATIVE,
     SEED,
@@ -79,7 +80,7 @@ def run_chain_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -
             raise  # the CLI prints it and exits 2
         except (ModelError, RuntimeError, ValueError) as exc:  # ValueError: --device cuda without CUDA
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
     return finish(report, format_report(report), args.json)
 
 

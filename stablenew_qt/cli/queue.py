@@ -31,7 +31,6 @@ from ..core.sequencer import StageSequencer
 from .engine_options import add_engine_options, add_output_options, learning_log, make_engine, output_settings
 from .terminal import TextProgress, app_logging, ctrl_c_cancels
 
-EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = ExitCode.OK, ExitCode.FAILED, ExitCode.CANCELLED
 _PROMPT_WIDTH = 48
 
 Command = Callable[[argparse.Namespace], int]
@@ -96,7 +95,7 @@ def _reporting_queue_errors(func: Command) -> Command:
             return func(args)
         except QueueError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            return ExitCode.FAILED
 
     return wrapper
 
@@ -116,7 +115,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             jobs = queue.add(config, args.count, priority=args.priority)
     for job in jobs:
         print(job.id)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -130,13 +129,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             "jobs": [job.to_dict() for job in jobs],
         }
         print(json.dumps(data, indent=2, ensure_ascii=False))
-        return EXIT_OK
+        return ExitCode.OK
     print(f"{'ID':>5}  {'STATUS':<11}  {'TRIES':>5}  {'CREATED':<16}  {'MODEL':<20}  PROMPT")
     for job in jobs:
         print(_row(job))
     summary = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n) or "empty"
     print(f"queue {summary}" + ("; paused" if paused else ""), file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _row(job: Job) -> str:
@@ -156,7 +155,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         queue.retry(args.id)
     print(f"job {args.id} queued again", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -167,14 +166,14 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         print(f"job {args.id} is running: it stops at its next step", file=sys.stderr)
     else:
         print(f"job {args.id} is {status.value}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         queue.remove(args.id)
     print(f"job {args.id} removed", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_move(args: argparse.Namespace) -> int:
@@ -182,28 +181,28 @@ def cmd_move(args: argparse.Namespace) -> int:
         move = {"up": queue.move_up, "down": queue.move_down, "top": queue.move_to_top}[args.where]
         moved = move(args.id)
     print(f"job {args.id} {'moved' if moved else 'is there already'}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         count = queue.clear_finished()
     print(f"removed {count} finished job(s)", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         queue.pause()
     print("queue paused: no further job starts until `stablenew-qt queue resume`", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         queue.resume()
     print("queue resumed", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- queue run ---------------------------------------------------------------------------------
@@ -236,11 +235,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif left:
         print(f"{left} job(s) left queued", file=sys.stderr)
     if stop.is_set():
-        return EXIT_CANCELLED
+        return ExitCode.CANCELLED
     if any(job.status is JobStatus.FAILED for job in finished):
         print(f"some jobs failed (details in {log_path})", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def _report(event: SessionEvent) -> None:
