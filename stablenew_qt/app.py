@@ -1,21 +1,23 @@
-"""Composition root: wires the diffusers engine and the Qt window to the core's AppController.
+"""Composition root: the diffusers engine, the Qt window and the core's EngineSession, wired.
 
 This is the one module that may import both ``gui`` and ``engine``. Nothing here imports torch:
-the DiffusersExecutor is only constructed, and loads torch on its first run, on the engine thread.
-The model combos list names only (demo model names without building them).
+the DiffusersExecutor is only constructed, and loads torch on its first job (or its warm-up), on the
+engine thread. The window opens its session with core's ``open_session`` over the queue file in the
+user data folder (a temporary queue, and a warning, when that file cannot be used). The model
+combos list names only (demo model names without building them).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core.executor import Executor
-from .core.queue import JobQueue, QueueError, default_queue_path
-from .gui.services import AppServices, ModelChoices, UntrustedDetector
+from .core.executor import Engine
+from .core.options import MemoryMode
+from .core.queue import default_queue_path
+from .gui.services import AppServices, ModelChoices
 
 APP_NAME = "StableNewQt"
 #: The stylesheet and icon of a source checkout (a wheel does not carry them; the app then runs
@@ -24,78 +26,31 @@ RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 STYLE_SHEET = RESOURCES / "style.qss"
 APP_ICON = RESOURCES / "icons" / "stablenew.svg"
 
-#: The engine's UntrustedModelError text (engine/adetailer/detector.py), possibly after a
-#: "stage: " prefix: the file name, its SHA-256 and, in the CLI hint, the full path.
-_UNTRUSTED = re.compile(
-    r"detector (?P<name>.+?) is not trusted yet \(SHA-256 (?P<sha256>[0-9a-f]{64})\)\."
-    r".*?--trust-model (?P<path>.+) \(CLI\)\.",
-    re.DOTALL,
-)
 
+def make_engine(models_dir: Path, memory_mode: MemoryMode) -> Engine:
+    """A DiffusersExecutor for ``models_dir`` (cheap: no torch import until its first job)."""
+    from .engine.executor import DiffusersExecutor, EngineSettings, default_trust_file
 
-def trust_file() -> Path:
-    """Where the GUI's engine keeps the detector trust list (the app data folder)."""
-    from .core.outputs import app_data_dir
-
-    return app_data_dir() / "trusted-detectors.json"
-
-
-def make_executor(models_dir: Path, memory_mode: str) -> Executor:
-    """A DiffusersExecutor for ``models_dir`` (cheap: no torch import until its first run)."""
-    from .engine.executor import DiffusersExecutor, EngineSettings
-
-    mode = memory_mode if memory_mode in ("gpu", "model_offload", "sequential_offload") else "gpu"
-    settings = EngineSettings(models_dir=models_dir, memory_mode=mode, trust_file=trust_file())  # type: ignore[arg-type]
+    settings = EngineSettings(models_dir=models_dir, memory_mode=memory_mode, trust_file=default_trust_file())
     return DiffusersExecutor(settings)
 
 
-def untrusted_detector(message: str) -> UntrustedDetector | None:
-    """The detector file and SHA-256 named by a run error about an untrusted detector, else None.
-
-    The runner keeps only the error's text, so this parses the engine's UntrustedModelError message.
-    """
-    match = _UNTRUSTED.search(message)
-    if match is None:
-        return None
-    path = Path(match["path"])
-    return UntrustedDetector(path, match["sha256"]) if path.name == match["name"] else None
-
-
 def trust_detector(path: Path, sha256: str, trust_list: Path | None = None) -> None:
-    """Trust ``path`` in the engine's trust list (default :func:`trust_file`), but only if its bytes
-    still have the SHA-256 the user was shown. Raises OSError when they do not, when the file cannot
-    be read or when the list cannot be written.
+    """Trust ``path`` in the engine's trust list (default: the app data folder's), but only if its
+    bytes still have the SHA-256 the user was shown. Raises OSError when they do not, when the file
+    cannot be read or when the list cannot be written.
     """
     from .engine.adetailer.detector import DetectorTrust, file_sha256
     from .engine.errors import ModelError
+    from .engine.executor import default_trust_file
 
     try:
         current = file_sha256(path)
         if current != sha256:
             raise OSError(f"{path.name} changed since it was checked (SHA-256 now {current}); run again")
-        DetectorTrust(trust_list or trust_file()).trust(path)
+        DetectorTrust(trust_list or default_trust_file()).trust(path)
     except ModelError as exc:
         raise OSError(str(exc)) from exc
-
-
-def describe_device(executor: Executor) -> str:
-    """The device readout, e.g. "NVIDIA H100 (float16), 12.3 GiB in use" or "CPU (float32)".
-
-    "" while the engine is not loaded.
-
-    Call it on the engine thread: it never builds the engine context (no torch import of its own).
-    """
-    from .engine.executor import DiffusersExecutor
-
-    return executor.device_summary() if isinstance(executor, DiffusersExecutor) else ""
-
-
-def warm_up(executor: Executor) -> None:
-    """Prepare a DiffusersExecutor on the engine thread (torch import, catalog); others need none."""
-    from .engine.executor import DiffusersExecutor
-
-    if isinstance(executor, DiffusersExecutor):
-        executor.warm_up()
 
 
 def list_models(models_dir: Path) -> ModelChoices:
@@ -119,25 +74,8 @@ def default_services() -> AppServices:
     from .core.paths import default_models_dir
 
     return AppServices(
-        make_executor,
-        list_models,
-        default_models_dir(),
-        default_output_dir(),
-        untrusted_detector=untrusted_detector,
-        trust_detector=trust_detector,
-        describe_device=describe_device,
-        warm_up=warm_up,
+        make_engine, list_models, default_models_dir(), default_output_dir(), trust_detector=trust_detector
     )
-
-
-def open_default_queue() -> tuple[JobQueue | None, str | None]:
-    """The JobQueue in its default file, or None and the reason (logged) when that file cannot be
-    used (damaged, newer, locked...: the QueueError says what to do; a backup was made)."""
-    try:
-        return JobQueue(default_queue_path()), None
-    except QueueError as exc:
-        logging.getLogger(__name__).error("the job queue is unavailable; running without it: %s", exc)
-        return None, str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,19 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_stylesheet(app, STYLE_SHEET)
     if APP_ICON.is_file():
         app.setWindowIcon(QIcon(str(APP_ICON)))
-    queue, queue_problem = open_default_queue()
-    window = MainWindow(default_services(), settings, queue=queue)
+    window = MainWindow(default_services(), settings, queue_path=default_queue_path())
     window.show()
-    if queue_problem is not None:
-        window.report_queue_problem(queue_problem)
-    if "--exit-after-show" not in args:
-        # Import torch and list models on the engine thread now, while the user reads the
-        # window, so the first Generate does not stall the GUI with those imports.
-        QTimer.singleShot(0, window.engine.warm_up)
+    if window.session.queue_problem is not None:
+        window.report_queue_problem(window.session.queue_problem)
     if "--exit-after-show" in args:
         QTimer.singleShot(0, window.close)
-    try:
-        return int(app.exec())
-    finally:
-        if queue is not None:
-            queue.close()
+    else:
+        # Import torch and list models on the engine thread now, while the user reads the
+        # window, so the first Generate does not stall the GUI with those imports.
+        QTimer.singleShot(0, window.host.warm_up)
+    return int(app.exec())

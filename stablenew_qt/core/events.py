@@ -1,5 +1,15 @@
-"""Typed events the PipelineRunner and AppController emit. Plain frozen dataclasses, no Qt:
-the GUI's bridge turns them into signals; the CLI prints them."""
+"""Every event the core announces, as plain frozen dataclasses: no Qt, no live objects.
+
+Three sources, one vocabulary:
+
+- a run (PipelineRunner, AppController): :data:`RunEvent`;
+- a job (the JobRunner, working through the JobQueue): :data:`JobEvent`;
+- the queue file changing, and the session itself: :class:`QueueChanged`, :data:`SessionNotice`.
+
+:data:`SessionEvent` is their union: what ``EngineSession.subscribe`` delivers, what the GUI's one
+bridge turns into signals and what the CLI prints. Every event pickles (a process boundary, such as
+a worker on another GPU, can carry it); a preview image travels as a PIL image.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +20,13 @@ from typing import Any
 
 from PIL import Image
 
+from .errors import FailureCause
+from .job import Job
 from .lifecycle import LifecycleState
 from .sequencer import StageExecutionPlan, StageName
 
 
+# -- a run ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunStarted:
     run_id: str
@@ -65,11 +78,13 @@ class RunCompleted:
 
 @dataclass(frozen=True)
 class RunFailed:
-    """The run ended in ERROR. ``message`` is for the user; details went to the log."""
+    """The run ended FAILED. ``message`` is for the user (details went to the log); ``cause``
+    says why, for code that branches on it."""
 
     run_id: str
     stage: StageName | None
     message: str
+    cause: FailureCause | None = None
 
 
 @dataclass(frozen=True)
@@ -95,3 +110,86 @@ RunEvent = (
     | LifecycleChanged
 )
 EventSink = Callable[[RunEvent], None]
+
+
+# -- a job ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobStarted:
+    """``job`` was claimed (status running) and its run is about to start."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """``job`` ended: its status is completed, failed or cancelled (or interrupted when the app
+    is closing); a failed job's ``job.cause`` says why."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class JobInterrupted:
+    """Found when the runner took over the queue: ``job`` was running when its process died.
+    ``resumed`` when it was queued again (auto-resume); ``removed_files`` are the temporary files
+    its run had left half-written, now deleted."""
+
+    job: Job
+    resumed: bool
+    removed_files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class QueuePaused:
+    """The runner paused the queue because ``job`` failed (``pause_on_failure``)."""
+
+    job: Job
+
+
+JobEvent = JobStarted | JobFinished | JobInterrupted | QueuePaused
+JobListener = Callable[[JobEvent], None]
+
+
+# -- the queue and the session -------------------------------------------------------------------
+@dataclass(frozen=True)
+class QueueChanged:
+    """Jobs were added, changed or removed through this JobQueue (``job_ids`` empty: the pause
+    state changed)."""
+
+    job_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class InterruptedJobsFound:
+    """After the session took over the queue: every job that is interrupted now (a crash, or the
+    app was closed while it ran), oldest first; empty when there is none."""
+
+    jobs: tuple[Job, ...]
+
+
+@dataclass(frozen=True)
+class QueueRunFinished:
+    """Working through the queue stopped (empty, paused, or stopped) after ``jobs_run`` jobs."""
+
+    jobs_run: int
+
+
+@dataclass(frozen=True)
+class EngineReported:
+    """The engine's one-line device and memory readout ("" while it is not loaded), sent after
+    the warm-up and after every job."""
+
+    summary: str
+
+
+@dataclass(frozen=True)
+class SessionRefused:
+    """A request could not start (another process runs this queue, a run is in progress, the
+    queue file failed): ``message`` says what to do."""
+
+    message: str
+
+
+SessionNotice = QueueChanged | InterruptedJobsFound | QueueRunFinished | EngineReported | SessionRefused
+SessionEvent = RunEvent | JobEvent | SessionNotice
+SessionListener = Callable[[SessionEvent], None]

@@ -1,7 +1,8 @@
 """The Executor protocol: the one seam between the core and whatever makes pixels.
 
 The engine (diffusers) and the FakeExecutor both implement ``generate_images``, so tests replace a
-single method for every stage.
+single method for every stage. :class:`Engine` adds what the session needs besides running stages
+(preparing itself, saying where it runs), so nothing has to ask which executor it has.
 """
 
 from __future__ import annotations
@@ -102,3 +103,23 @@ class Executor(Protocol):
         progress: ProgressCallback,
         cancel_token: CancelToken,
     ) -> StageResult: ...
+
+
+@runtime_checkable
+class EngineInfo(Protocol):
+    """What an engine says about itself, besides running stages."""
+
+    def warm_up(self) -> None:
+        """Prepare now (imports, device, model list) so the first run does not; loads no model.
+        Called on the thread that runs the stages."""
+        ...
+
+    def device_summary(self) -> str:
+        """One line such as "NVIDIA H100 (float16), 12.3 GiB in use" or "CPU (float32)"; "" while
+        the engine has not loaded (this never loads it)."""
+        ...
+
+
+@runtime_checkable
+class Engine(Executor, EngineInfo, Protocol):
+    """An executor that is also an :class:`EngineInfo`: what an EngineSession runs jobs with."""

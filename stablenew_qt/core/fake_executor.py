@@ -58,6 +58,8 @@ class FakeExecutor:
         self._scripts: dict[StageName, _Script] = {}
         self._lock = threading.Lock()
         self.blocked = threading.Event()  # set when a scripted block is reached
+        self.warm_ups = 0
+        self.device = ""
 
     # -- scripting -----------------------------------------------------------------------
     def fail_at(
@@ -85,6 +87,15 @@ class FakeExecutor:
     @property
     def stages_called(self) -> list[StageName]:
         return [c.stage for c in self.calls]
+
+    # -- EngineInfo ----------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Nothing to prepare (counted in :attr:`warm_ups`)."""
+        self.warm_ups += 1
+
+    def device_summary(self) -> str:
+        """:attr:`device` (a test sets it to see the readout; "" by default, like an unloaded engine)."""
+        return self.device
 
     # -- Executor ------------------------------------------------------------------------
     def generate_images(

@@ -47,7 +47,7 @@ class StageRecord:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One finished run. ``status`` is COMPLETED, ERROR or CANCELLED; ``config`` is the RunConfig's
+    """One finished run. ``status`` is COMPLETED, FAILED or CANCELLED; ``config`` is the RunConfig's
     JSON dict as run; ``outputs`` are the written file paths; ``seconds`` is the run's wall time;
     ``error`` is the user-facing message when the run failed."""
 

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .config import MAX_SEED, RunConfig
+from .errors import FailureCause
+from .lifecycle import LifecycleState
 
 #: The ``jobs`` columns :func:`job_from_row` reads.
 JOB_COLUMNS = (
     "id, config, status, position, priority, created, started, finished, attempts, error, outputs, "
-    "run_id, output_root, cancel_requested"
+    "run_id, output_root, cancel_requested, cause"
 )
 
 
@@ -38,6 +40,12 @@ class JobStatus(StrEnum):
     INTERRUPTED = "interrupted"
 
 
+#: The job status a run's end records (the same words: a run and its job always agree).
+STATUS_OF_RUN: dict[LifecycleState, JobStatus] = {
+    LifecycleState.COMPLETED: JobStatus.COMPLETED,
+    LifecycleState.FAILED: JobStatus.FAILED,
+    LifecycleState.CANCELLED: JobStatus.CANCELLED,
+}
 #: Statuses of jobs that ended (``clear_finished`` removes these).
 FINISHED_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 #: Statuses ``retry`` queues again.
@@ -48,7 +56,8 @@ RETRYABLE_STATUSES = frozenset({JobStatus.FAILED, JobStatus.CANCELLED, JobStatus
 class Job:
     """One job as stored. ``outputs`` are final images already on disk (set when completed);
     ``run_id``/``output_root`` name the run folder of the latest attempt (``<root>/<date>/<run_id>``);
-    ``attempts`` counts how often it was started. Timestamps are timezone-aware."""
+    ``attempts`` counts how often it was started; ``cause`` says why a failed, cancelled or
+    interrupted job did not complete (``error`` is its message). Timestamps are timezone-aware."""
 
     id: int
     config_json: str = field(repr=False)
@@ -64,6 +73,7 @@ class Job:
     run_id: str | None
     output_root: Path | None
     cancel_requested: bool
+    cause: FailureCause | None = None
 
     @cached_property
     def config(self) -> RunConfig:
@@ -114,6 +124,7 @@ class Job:
             "finished": iso(self.finished),
             "attempts": self.attempts,
             "error": self.error,
+            "cause": self.cause.to_dict() if self.cause else None,
             "outputs": [str(p) for p in self.outputs],
             "run_id": self.run_id,
             "config": self.config_data,
@@ -197,4 +208,15 @@ def job_from_row(row: sqlite3.Row) -> Job:
         run_id=row["run_id"],
         output_root=Path(row["output_root"]) if row["output_root"] else None,
         cancel_requested=bool(row["cancel_requested"]),
+        cause=_cause(row["cause"]),
     )
+
+
+def _cause(text: str | None) -> FailureCause | None:
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return FailureCause.from_dict(data) if isinstance(data, dict) else None

@@ -1,17 +1,22 @@
-"""SingleNodeJobRunner: runs the JobQueue's jobs one at a time through the AppController.
+"""JobRunner: what takes jobs from the JobQueue and runs them. SingleNodeJobRunner is the one that
+runs them one at a time, in this process, through the AppController.
+
+:class:`JobRunner` is the seam an EngineSession runs jobs through: a dispatcher that hands jobs to
+workers on several GPUs (each with its own engine, streaming typed events back) can replace the
+single-node runner without the window or the CLI noticing.
 
 One GPU, one job: :meth:`SingleNodeJobRunner.run_next` claims the next queued job, runs it on the
 caller's thread (the GUI's engine thread, the CLI's main thread) and records how it ended:
 
     RunResult COMPLETED -> job completed, with its run id and image paths (already on disk)
-    RunResult ERROR     -> job failed, with the run's message
+    RunResult FAILED    -> job failed, with the run's message and typed cause
     RunResult CANCELLED -> job cancelled (interrupted when the app is closing, see interrupt_current)
     ConfigError         -> job failed with the config problem (e.g. its input image is gone)
 
 A failing job never stops the runner; with ``pause_on_failure`` the queue pauses instead. The
-runner emits plain typed events (:class:`JobStarted`, :class:`JobFinished`, ...) to listeners on
-its own thread; the GUI bridges them to Qt. It never touches Qt, and it only reads the queue while
-a run is in progress, so the queue stays usable from every other thread.
+runner emits plain typed events (:class:`~.events.JobStarted`, :class:`~.events.JobFinished`, ...)
+to listeners on its own thread. It never touches Qt, and it only reads the queue while a run is in
+progress, so the queue stays usable from every other thread.
 """
 
 from __future__ import annotations
@@ -21,14 +26,26 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .controller import AppController, RunInProgress
-from .errors import ConfigError
-from .events import RunEvent, RunStarted, StageStarted, StepProgress
+from .errors import ConfigError, FailureCause, FailureKind
+from .events import (
+    JobEvent,
+    JobFinished,
+    JobInterrupted,
+    JobListener,
+    JobStarted,
+    QueuePaused,
+    RunEvent,
+    RunStarted,
+    StageStarted,
+    StepProgress,
+)
 from .job import Job, JobStatus
 from .lifecycle import LifecycleState
+from .listeners import Listeners, Unsubscribe
 from .queue import JobQueue
 from .runner import RunResult
 
@@ -37,40 +54,34 @@ log = logging.getLogger(__name__)
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]+")
 
 
-@dataclass(frozen=True)
-class JobStarted:
-    """``job`` was claimed (status running) and its run is about to start."""
+class JobRunner(Protocol):
+    """Runs the queue's jobs and records how each ended. The blocking calls run on the caller's
+    thread; ``cancel_current``/``interrupt_current`` are safe from any thread (and from a signal
+    handler). Job events go to :meth:`subscribe`'s listeners."""
 
-    job: Job
+    pause_on_failure: bool
 
+    @property
+    def current(self) -> Job | None: ...
 
-@dataclass(frozen=True)
-class JobFinished:
-    """``job`` ended: its status is completed, failed or cancelled."""
+    def subscribe(self, listener: JobListener) -> Unsubscribe: ...
 
-    job: Job
+    def take_over_queue(self) -> list[Job]: ...
 
+    def run_next(self) -> Job | None: ...
 
-@dataclass(frozen=True)
-class JobInterrupted:
-    """Found when the runner started: ``job`` was running when its process died. ``resumed``
-    when it was queued again (auto-resume); ``removed_files`` are the temporary files its run had
-    left half-written, now deleted."""
+    def run_job(self, job_id: int) -> Job | None: ...
 
-    job: Job
-    resumed: bool
-    removed_files: tuple[Path, ...]
+    def run_until_empty(self, stop: threading.Event | None = None) -> list[Job]: ...
 
+    def cancel_current(self) -> bool: ...
 
-@dataclass(frozen=True)
-class QueuePaused:
-    """The runner paused the queue because ``job`` failed (``pause_on_failure``)."""
-
-    job: Job
+    def interrupt_current(self) -> bool: ...
 
 
-JobEvent = JobStarted | JobFinished | JobInterrupted | QueuePaused
-JobListener = Callable[[JobEvent], None]
+#: Builds the JobRunner of a session from its queue and controller (the default:
+#: :class:`SingleNodeJobRunner`).
+JobRunnerFactory = Callable[[JobQueue, AppController], JobRunner]
 
 
 class SingleNodeJobRunner:
@@ -92,31 +103,30 @@ class SingleNodeJobRunner:
         self.controller = controller
         self.pause_on_failure = pause_on_failure
         self.auto_resume = auto_resume
-        self._listeners: list[JobListener] = []
+        self._listeners: Listeners[JobEvent] = Listeners("job runner")
         # Plain attributes, no lock: cancel_current() must be safe inside a signal handler.
         self._current: Job | None = None
         self._cancel_current = False
         self._interrupt_current = False
-        self._recovered = False
+        self._took_over = False
 
     @property
     def current(self) -> Job | None:
         """The job running now, as it was claimed (None between jobs)."""
         return self._current
 
-    def subscribe(self, listener: JobListener) -> Callable[[], None]:
+    def subscribe(self, listener: JobListener) -> Unsubscribe:
         """Call ``listener`` with every JobEvent (on the runner's thread); returns an unsubscriber."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self._listeners.subscribe(listener)
 
-    def recover(self) -> list[Job]:
+    def take_over_queue(self) -> list[Job]:
         """Take over the queue: jobs a dead process left running become interrupted (queued
         again with ``auto_resume``) and their runs' temporary files are deleted. Runs once, on the
         first call or the first :meth:`run_next`; later calls return []."""
-        if self._recovered:
+        if self._took_over:
             return []
         jobs = self.queue.recover_interrupted(auto_resume=self.auto_resume)
-        self._recovered = True
+        self._took_over = True
         for job in jobs:
             removed = remove_stale_temp_files(job)
             self._emit(JobInterrupted(job, job.status is JobStatus.QUEUED, removed))
@@ -135,7 +145,7 @@ class SingleNodeJobRunner:
         return self._run_claimed(lambda: self.queue.claim(job_id))
 
     def _run_claimed(self, claim: Callable[[], Job | None]) -> Job | None:
-        self.recover()
+        self.take_over_queue()
         if self.controller.state is LifecycleState.RUNNING:
             raise RunInProgress("a run is already in progress; the queue waits until it ends")
         job = claim()
@@ -206,14 +216,14 @@ class SingleNodeJobRunner:
             result = self.controller.run_pipeline(job.config)
         except ConfigError as exc:
             log.warning("job %s cannot run: %s", job.id, exc)
-            return self.queue.mark_failed(job.id, str(exc))
+            return self.queue.mark_failed(job.id, exc.cause)
         except RunInProgress:
             self.queue.release(job.id)
             raise
         except Exception as exc:
             log.exception("job %s: unexpected error", job.id)
             message = f"unexpected error: {type(exc).__name__}: {exc} (details in the log)"
-            return self.queue.mark_failed(job.id, message)
+            return self.queue.mark_failed(job.id, FailureCause(FailureKind.UNEXPECTED, message))
         except BaseException:
             # KeyboardInterrupt or SystemExit: the user stopped the process during this job.
             self.queue.mark_cancelled(job.id)
@@ -229,12 +239,13 @@ class SingleNodeJobRunner:
             if self._interrupt_current and not self._cancel_wanted(job):
                 return self.queue.mark_interrupted(job.id, result.run_id or None)
             return self.queue.mark_cancelled(job.id, result.run_id or None)
-        return self.queue.mark_failed(job.id, result.error or "the run failed", result.run_id or None)
+        cause = result.cause or FailureCause(FailureKind.UNEXPECTED, result.error or "the run failed")
+        return self.queue.mark_failed(job.id, cause, result.run_id or None)
 
     def _on_run_event(self, job: Job, event: RunEvent) -> None:
         if isinstance(event, RunStarted):
-            # Before anything is written, so a crash can be cleaned up after (see recover()).
-            self.queue.record_run(job.id, event.run_id, self.controller.runner.output.output_dir)
+            # Before anything is written, so a crash can be cleaned up after (see take_over_queue()).
+            self.queue.record_run(job.id, event.run_id, self.controller.output.output_dir)
         if isinstance(event, RunStarted | StageStarted | StepProgress) and self._stop_wanted(job):
             self.controller.cancel()
 
@@ -246,11 +257,7 @@ class SingleNodeJobRunner:
         return self._interrupt_current or self._cancel_wanted(job)
 
     def _emit(self, event: JobEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("job listener %r failed on %s", listener, type(event).__name__)
+        self._listeners.emit(event)
 
 
 def remove_stale_temp_files(job: Job) -> tuple[Path, ...]:

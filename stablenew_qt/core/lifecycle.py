@@ -1,4 +1,8 @@
-"""The run lifecycle: IDLE -> RUNNING -> COMPLETED | ERROR | CANCELLED -> IDLE."""
+"""The run lifecycle: IDLE -> RUNNING -> COMPLETED | FAILED | CANCELLED -> IDLE.
+
+The ends use the same words as a queued job's status (``JobStatus.COMPLETED``, ``FAILED``,
+``CANCELLED``): a run's lifecycle ending and its job's record always agree.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,24 @@ import threading
 from collections.abc import Callable
 from enum import StrEnum
 
+from .listeners import Listeners, Unsubscribe
+
 
 class LifecycleState(StrEnum):
     IDLE = "IDLE"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
-    ERROR = "ERROR"
+    FAILED = "FAILED"
     CANCELLED = "CANCELLED"
 
 
-TERMINAL_STATES = frozenset({LifecycleState.COMPLETED, LifecycleState.ERROR, LifecycleState.CANCELLED})
+TERMINAL_STATES = frozenset({LifecycleState.COMPLETED, LifecycleState.FAILED, LifecycleState.CANCELLED})
 
 ALLOWED_TRANSITIONS: dict[LifecycleState, frozenset[LifecycleState]] = {
     LifecycleState.IDLE: frozenset({LifecycleState.RUNNING}),
     LifecycleState.RUNNING: TERMINAL_STATES,
     LifecycleState.COMPLETED: frozenset({LifecycleState.IDLE}),
-    LifecycleState.ERROR: frozenset({LifecycleState.IDLE}),
+    LifecycleState.FAILED: frozenset({LifecycleState.IDLE}),
     LifecycleState.CANCELLED: frozenset({LifecycleState.IDLE}),
 }
 
@@ -38,16 +44,15 @@ class Lifecycle:
     def __init__(self) -> None:
         self._state = LifecycleState.IDLE
         self._lock = threading.Lock()
-        self._observers: list[LifecycleObserver] = []
+        self._observers: Listeners[tuple[LifecycleState, LifecycleState]] = Listeners("lifecycle")
 
     @property
     def state(self) -> LifecycleState:
         return self._state
 
-    def subscribe(self, observer: LifecycleObserver) -> Callable[[], None]:
+    def subscribe(self, observer: LifecycleObserver) -> Unsubscribe:
         """Register ``observer``; returns a function that unregisters it."""
-        self._observers.append(observer)
-        return lambda: self._observers.remove(observer) if observer in self._observers else None
+        return self._observers.subscribe(lambda change: observer(*change))
 
     def transition(self, new: LifecycleState) -> None:
         with self._lock:
@@ -55,5 +60,4 @@ class Lifecycle:
             if new not in ALLOWED_TRANSITIONS[old]:
                 raise IllegalTransition(f"cannot go from {old} to {new}")
             self._state = new
-        for observer in list(self._observers):
-            observer(old, new)
+        self._observers.emit((old, new))

@@ -39,7 +39,7 @@ APP_NAME = "StableNew Qt"
 APP_DIR_NAME = "StableNewQt"
 MANIFEST_NAME = "manifest.json"
 INTERMEDIATES_DIR = "intermediates"
-RUN_STATUSES = ("COMPLETED", "ERROR", "CANCELLED")
+RUN_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
 
 # On Windows os.rename fails with FileExistsError when the target exists; elsewhere it overwrites,
 # so POSIX publishes with os.link instead.
@@ -383,7 +383,7 @@ def build_manifest(
 ) -> dict[str, Any]:
     """Assemble the ``manifest.json`` content of one run from plain values.
 
-    ``status`` is COMPLETED, ERROR or CANCELLED; ``started``/``finished`` must be timezone-aware
+    ``status`` is COMPLETED, FAILED or CANCELLED; ``started``/``finished`` must be timezone-aware
     and are written as ISO 8601. ``config`` is the RunConfig as run (a RunConfig or its JSON dict).
     Each ``stages`` item needs ``stage``, ``seconds`` and ``image_count`` and may carry
     ``model_name``, ``model_hash``, ``vae_name``, ``vae_hash`` (default None) and ``params``.

@@ -23,13 +23,14 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
 from . import queue_sql as sql
 from .config import RunConfig
+from .errors import FailureCause, FailureKind
+from .events import QueueChanged
 from .job import (
     FINISHED_STATUSES,
     RETRYABLE_STATUSES,
@@ -40,6 +41,7 @@ from .job import (
     stepped_copies,
     with_new_seed,
 )
+from .listeners import Listeners, Unsubscribe
 from .outputs import app_data_dir
 from .queue_db import QueueError, QueueLocked, open_queue_database
 from .queue_lock import RunnerLock
@@ -69,14 +71,6 @@ def default_queue_path() -> Path:
     return app_data_dir() / QUEUE_FILE_NAME
 
 
-@dataclass(frozen=True)
-class QueueChanged:
-    """Jobs were added, changed or removed through this JobQueue (``job_ids`` empty: the pause
-    state changed)."""
-
-    job_ids: tuple[int, ...]
-
-
 QueueListener = Callable[[QueueChanged], None]
 
 
@@ -95,7 +89,7 @@ class JobQueue:
         self._lock = threading.RLock()
         self._runner_lock = RunnerLock(self.path)
         self._found_interrupted: builtins.list[int] = []
-        self._listeners: builtins.list[QueueListener] = []
+        self._listeners: Listeners[QueueChanged] = Listeners("queue")
 
     def close(self) -> None:
         with self._lock:
@@ -110,11 +104,10 @@ class JobQueue:
     ) -> None:
         self.close()
 
-    def subscribe(self, listener: QueueListener) -> Callable[[], None]:
+    def subscribe(self, listener: QueueListener) -> Unsubscribe:
         """Call ``listener`` after every change committed through this JobQueue, on the thread
         that made it. Returns a function that unsubscribes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self._listeners.subscribe(listener)
 
     # -- adding and running ----------------------------------------------------------------
     def add(self, config: RunConfig, count: int = 1, *, priority: int = 0) -> builtins.list[Job]:
@@ -194,20 +187,25 @@ class JobQueue:
     def mark_completed(self, job_id: int, run_id: str, outputs: Iterable[Path]) -> Job:
         """The job's run finished; ``outputs`` are its final images, already on disk. The record
         is committed with a full sync before this returns."""
-        return self._finish(job_id, JobStatus.COMPLETED, None, run_id, outputs)
+        return self._finish(job_id, JobStatus.COMPLETED, None, None, run_id, outputs)
 
-    def mark_failed(self, job_id: int, error: str, run_id: str | None = None) -> Job:
-        """The job's run failed (or could not start) with the user-facing ``error``."""
-        return self._finish(job_id, JobStatus.FAILED, error, run_id, None)
+    def mark_failed(self, job_id: int, cause: FailureCause | str, run_id: str | None = None) -> Job:
+        """The job's run failed (or could not start) because of ``cause``; its message becomes
+        the job's ``error``. A bare message is recorded as a STAGE failure."""
+        if isinstance(cause, str):
+            cause = FailureCause(FailureKind.STAGE, cause)
+        return self._finish(job_id, JobStatus.FAILED, cause.message, cause, run_id, None)
 
     def mark_cancelled(self, job_id: int, run_id: str | None = None) -> Job:
         """The job's run was cancelled; nothing of it was kept."""
-        return self._finish(job_id, JobStatus.CANCELLED, None, run_id, None)
+        cause = FailureCause(FailureKind.CANCELLED, "cancelled by the user")
+        return self._finish(job_id, JobStatus.CANCELLED, None, cause, run_id, None)
 
     def mark_interrupted(self, job_id: int, run_id: str | None = None) -> Job:
         """The app was closed while the job ran: it becomes interrupted, offered for resume on
         the next start like a job a crash interrupted (the run's partial work was discarded)."""
-        return self._finish(job_id, JobStatus.INTERRUPTED, sql.CLOSED_MESSAGE, run_id, None)
+        cause = FailureCause(FailureKind.INTERRUPTED, sql.CLOSED_MESSAGE)
+        return self._finish(job_id, JobStatus.INTERRUPTED, sql.CLOSED_MESSAGE, cause, run_id, None)
 
     # -- changing the queue ----------------------------------------------------------------
     def cancel(self, job_id: int) -> bool:
@@ -359,11 +357,12 @@ class JobQueue:
         job_id: int,
         status: JobStatus,
         error: str | None,
+        cause: FailureCause | None,
         run_id: str | None,
         outputs: Iterable[Path] | None,
     ) -> Job:
         with self._write() as db:
-            sql.finish(db, job_id, status, error, run_id, outputs)
+            sql.finish(db, job_id, status, error, cause, run_id, outputs)
         return self._changed([job_id])[0]
 
     def _move(self, job_id: int, target: Callable[[int], int]) -> bool:
@@ -387,12 +386,7 @@ class JobQueue:
             return sql.select_jobs(self._conn, ids) if ids else []
 
     def _notify(self, ids: tuple[int, ...]) -> None:
-        event = QueueChanged(ids)
-        for listener in builtins.list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("queue listener %r failed", listener)
+        self._listeners.emit(QueueChanged(ids))
 
 
 def _statuses(status: JobStatus | str | Iterable[JobStatus | str]) -> frozenset[JobStatus]:

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 #: The schema this version writes and reads (stored in ``PRAGMA user_version``).
-QUEUE_SCHEMA_VERSION = 1
+QUEUE_SCHEMA_VERSION = 2
 #: ``PRAGMA application_id``: "SNQu", marks the file as a StableNew Qt queue.
 APPLICATION_ID = 0x534E5175
 BUSY_TIMEOUT_S = 10.0
@@ -52,6 +52,8 @@ _MIGRATIONS: dict[int, str] = {
         CREATE INDEX jobs_by_status ON jobs (status, priority DESC, position);
         CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # Why a job did not complete, as FailureCause JSON (the window branches on it).
+    2: "ALTER TABLE jobs ADD COLUMN cause TEXT",
 }
 
 

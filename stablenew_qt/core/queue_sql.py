@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import RunConfig
+from .errors import FailureCause, FailureKind
 from .job import JOB_COLUMNS, Job, JobStatus, job_from_row
 from .queue_db import QueueError
 
@@ -25,6 +26,8 @@ DISPLAY_ORDER = (
 )
 INTERRUPTED_MESSAGE = "the app stopped while this job was running (crash, power loss or kill)"
 CLOSED_MESSAGE = "the app was closed while this job was running"
+INTERRUPTED_CAUSE = json.dumps(FailureCause(FailureKind.INTERRUPTED, INTERRUPTED_MESSAGE).to_dict())
+CANCELLED_CAUSE = json.dumps(FailureCause(FailureKind.CANCELLED, "cancelled by the user").to_dict())
 FINISHED_VALUES = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 
 
@@ -70,7 +73,7 @@ def requeue(db: sqlite3.Connection, ids: Sequence[int], *, front: bool) -> None:
     for offset, job_id in enumerate(ids):
         db.execute(
             "UPDATE jobs SET status = 'queued', priority = ?, position = ?, started = NULL, "
-            "finished = NULL, error = NULL, cancel_requested = 0 WHERE id = ?",
+            "finished = NULL, error = NULL, cause = NULL, cancel_requested = 0 WHERE id = ?",
             (priority, first + offset, job_id),
         )
 
@@ -90,7 +93,8 @@ def claim(db: sqlite3.Connection, job_id: int) -> int | None:
         return None
     cursor = db.execute(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, finished = NULL, "
-        "error = NULL, outputs = '[]', run_id = NULL, output_root = NULL, cancel_requested = 0 "
+        "error = NULL, cause = NULL, outputs = '[]', run_id = NULL, output_root = NULL, "
+        "cancel_requested = 0 "
         "WHERE id = ? AND status = 'queued'",
         (now_iso(), job_id),
     )
@@ -101,7 +105,8 @@ def mark_running_interrupted(db: sqlite3.Connection) -> list[int]:
     """Every ``running`` job becomes ``interrupted``; returns their ids in start order."""
     ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE status = 'running' ORDER BY started, id")]
     db.execute(
-        "UPDATE jobs SET status = 'interrupted', error = ? WHERE status = 'running'", (INTERRUPTED_MESSAGE,)
+        "UPDATE jobs SET status = 'interrupted', error = ?, cause = ? WHERE status = 'running'",
+        (INTERRUPTED_MESSAGE, INTERRUPTED_CAUSE),
     )
     return ids
 
@@ -111,16 +116,19 @@ def finish(
     job_id: int,
     status: JobStatus,
     error: str | None,
+    cause: FailureCause | None,
     run_id: str | None,
     outputs: Iterable[Path] | None,
 ) -> None:
-    """Record how a job ended; ``run_id``/``outputs`` left as they are when None."""
+    """Record how a job ended: ``error`` for the user, ``cause`` (None: it completed) to branch
+    on; ``run_id``/``outputs`` left as they are when None."""
     require(db, job_id)
     paths = None if outputs is None else json.dumps([str(p) for p in outputs], ensure_ascii=False)
+    cause_json = json.dumps(cause.to_dict(), ensure_ascii=False) if cause is not None else None
     db.execute(
-        "UPDATE jobs SET status = ?, finished = ?, error = ?, run_id = COALESCE(?, run_id), "
+        "UPDATE jobs SET status = ?, finished = ?, error = ?, cause = ?, run_id = COALESCE(?, run_id), "
         "outputs = COALESCE(?, outputs), cancel_requested = 0 WHERE id = ?",
-        (status.value, now_iso(), error, run_id, paths, job_id),
+        (status.value, now_iso(), error, cause_json, run_id, paths, job_id),
     )
 
 
@@ -130,7 +138,10 @@ def cancel(db: sqlite3.Connection, job_id: int) -> JobStatus:
     if status is JobStatus.RUNNING:
         db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
     elif status in (JobStatus.QUEUED, JobStatus.INTERRUPTED):
-        db.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE id = ?", (now_iso(), job_id))
+        db.execute(
+            "UPDATE jobs SET status = 'cancelled', finished = ?, cause = ? WHERE id = ?",
+            (now_iso(), CANCELLED_CAUSE, job_id),
+        )
     return status
 
 

@@ -2,7 +2,8 @@
 
 It knows nothing of Qt or torch. It resolves seeds, hands each stage's images to the next, reports
 typed events, writes outputs only once the last stage has finished, and turns every failure into
-a RunResult in ERROR or CANCELLED with a message for the user (the traceback goes to the log).
+a RunResult in FAILED or CANCELLED with a message for the user and a typed cause (the traceback
+goes to the log).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PIL import Image
 
 from .. import __version__
 from .config import MAX_SEED, RunConfig
-from .errors import CancelRequested, ConfigError, StageError
+from .errors import CancelRequested, ConfigError, FailureCause, FailureKind, StageError
 from .events import (
     EventSink,
     RunCancelled,
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunResult:
-    """How a run ended. ``images`` are the final images in memory (empty unless COMPLETED)."""
+    """How a run ended. ``images`` are the final images in memory (empty unless COMPLETED);
+    ``error`` and ``cause`` say why a FAILED run failed."""
 
     run_id: str
     status: LifecycleState
@@ -53,6 +55,7 @@ class RunResult:
     manifest_path: Path | None = None
     error: str | None = None
     failed_stage: StageName | None = None
+    cause: FailureCause | None = None
     images: tuple[Image.Image, ...] = field(default=(), repr=False, compare=False)
 
 
@@ -111,11 +114,19 @@ class PipelineRunner:
     def add_hook(self, hook: LearningHook) -> None:
         self.hooks.append(hook)
 
-    def run(self, config: RunConfig, cancel_token: CancelToken, emit: EventSink | None = None) -> RunResult:
+    def run(
+        self,
+        config: RunConfig,
+        cancel_token: CancelToken,
+        emit: EventSink | None = None,
+        *,
+        plan: StageExecutionPlan | None = None,
+    ) -> RunResult:
         """Run ``config`` to the end. Raises ConfigError (before anything is written) for a config
-        that cannot run; every later failure is returned as a RunResult in ERROR or CANCELLED."""
+        that cannot run; every later failure is returned as a RunResult in FAILED or CANCELLED.
+        ``plan`` is ``config``'s plan when the caller has just built it (it is not built again)."""
         emit = emit or (lambda _event: None)
-        plan = self.sequencer.build_execution_plan(config)
+        plan = plan or self.sequencer.build_execution_plan(config)
         count = 1 if plan.first.stage is StageName.UPSCALE else config.batch_size
         config = resolve_seeds(config, self._random_seed)
         started = datetime.now().astimezone()
@@ -144,12 +155,13 @@ class PipelineRunner:
             return self._end(state, LifecycleState.CANCELLED, stage, None, emit)
         except (StageError, ConfigError) as exc:
             log.error("%s: %s", run_id, exc)
-            return self._end(state, LifecycleState.ERROR, stage, str(exc), emit)
+            return self._end(state, LifecycleState.FAILED, stage, exc.cause, emit)
         except Exception as exc:
             where = f" in {stage.stage}" if stage else ""
             log.exception("%s: unexpected error%s", run_id, where)
             message = f"unexpected error{where}: {type(exc).__name__}: {exc} (details in the log)"
-            return self._end(state, LifecycleState.ERROR, stage, message, emit)
+            cause = FailureCause(FailureKind.UNEXPECTED, message, stage.stage.value if stage else None)
+            return self._end(state, LifecycleState.FAILED, stage, cause, emit)
 
     # -- stages --------------------------------------------------------------------------
     def _input_images(self, state: _RunState) -> tuple[Image.Image, ...]:
@@ -253,19 +265,20 @@ class PipelineRunner:
         state: _RunState,
         status: LifecycleState,
         stage: StageExecution | None,
-        error: str | None,
+        cause: FailureCause | None,
         emit: EventSink,
     ) -> RunResult:
+        error = cause.message if cause is not None else None
         # Only runs that saved intermediates have a folder; the manifest then says how they ended.
         manifest = self._write_manifest(state, status, error) if state.outputs.written else None
         name = stage.stage if stage else None
         emit(
             RunCancelled(state.run_id, name)
             if status is LifecycleState.CANCELLED
-            else RunFailed(state.run_id, name, error or "")
+            else RunFailed(state.run_id, name, error or "", cause)
         )
         self._finish_hooks(state, status, [], error)
-        return RunResult(state.run_id, status, state.config, state.seeds, (), manifest, error, name)
+        return RunResult(state.run_id, status, state.config, state.seeds, (), manifest, error, name, cause)
 
     def _write_manifest(self, state: _RunState, status: LifecycleState, error: str | None) -> Path | None:
         stages = [

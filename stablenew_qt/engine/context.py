@@ -1,4 +1,5 @@
-"""What every stage needs from the engine: the model cache, the device, preview settings."""
+"""What every stage needs from the engine: the device, the model catalog, the caches of loaded
+pipelines, upscalers and detectors (all under one memory budget), and preview settings."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any
 from PIL import Image
 
 from ..core.executor import CancelToken, ProgressCallback
-from .adetailer.detector import Detector, DetectorTrust
+from .adetailer.detector import Detector, DetectorCache, DetectorTrust
 from .device import DeviceChoice
+from .memory import MemoryBudget
 from .models import ModelCatalog
 from .pipelines import PipelineCache
 from .progress import StepReporter
+from .upscalers import Upscaler, UpscalerCache
 
 # Above this many output pixels the VAE decodes and encodes in tiles (about 2.4 MP: bigger than
 # 1536x1536), keeping VRAM flat for hires and large img2img at a small speed cost.
@@ -23,19 +26,37 @@ VAE_TILING_PIXELS = 1536 * 1536
 
 @dataclass
 class EngineContext:
+    """One engine's state. ``cache``, ``upscalers`` and ``detectors`` are the pools of ``budget``:
+    whatever was used least recently, of any kind, is evicted first to make room."""
+
     cache: PipelineCache
     catalog: ModelCatalog
     device: DeviceChoice
     models_dir: Path
     trust: DetectorTrust
+    upscalers: UpscalerCache
+    detectors: DetectorCache
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
     _taesd: dict[Path, Any] = field(default_factory=dict)
     _ultralytics_ready: bool = False
 
     @property
+    def budget(self) -> MemoryBudget:
+        return self.cache.budget
+
+    @property
     def esrgan_dir(self) -> Path:
         return self.models_dir / "ESRGAN"
+
+    def upscaler(self, name: str) -> Upscaler:
+        """The pixel upscaler ``name``: a built-in or a model from models/ESRGAN (loaded once)."""
+        from .upscalers import resolve_upscaler
+
+        device = self.device
+        return resolve_upscaler(
+            name, self.esrgan_dir, str(device.device), device.is_cuda, cache=self.upscalers
+        )
 
     def reporter(self, progress: ProgressCallback, token: CancelToken, total: int) -> StepReporter:
         """A step reporter for one stage; the stage adds previews once it knows the model family."""
@@ -65,7 +86,7 @@ class EngineContext:
             self._ultralytics_ready = True
         entry = self.catalog.resolve_detector(name)
         assert entry.path is not None
-        return load_detector(entry.path, self.trust)
+        return load_detector(entry.path, self.trust, cache=self.detectors)
 
     def tile_vae_for(self, pipe: Any, width: int, height: int) -> None:
         """Switch VAE tiling on for big images and off again for small ones."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from ..core.options import DevicePreference
 
 if TYPE_CHECKING:
     import torch
 
-DevicePreference = Literal["auto", "cuda", "cpu"]
+__all__ = ["DeviceChoice", "DevicePreference", "choose_device", "memory_in_use"]
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,18 @@ class DeviceChoice:
         return f"CPU ({str(self.dtype).removeprefix('torch.')})"
 
 
-def choose_device(preference: DevicePreference = "auto") -> DeviceChoice:
+def choose_device(preference: DevicePreference | str = DevicePreference.AUTO) -> DeviceChoice:
     """Resolve ``auto``/``cuda``/``cpu``. Asking for CUDA where there is none raises ValueError."""
     import torch
 
-    if preference not in ("auto", "cuda", "cpu"):
-        raise ValueError(f"unknown device {preference!r}; use auto, cuda or cpu")
-    if preference == "cuda" and not torch.cuda.is_available():
+    try:
+        preference = DevicePreference(preference)
+    except ValueError:
+        names = ", ".join(p.value for p in DevicePreference)
+        raise ValueError(f"unknown device {preference!r}; use one of {names}") from None
+    if preference is DevicePreference.CUDA and not torch.cuda.is_available():
         raise ValueError("no CUDA GPU is available here; use --device cpu (slow) or auto")
-    if preference != "cpu" and torch.cuda.is_available():
+    if preference is not DevicePreference.CPU and torch.cuda.is_available():
         return DeviceChoice(torch.device("cuda"), torch.float16)
     return DeviceChoice(torch.device("cpu"), torch.float32)
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ModelError(Exception):
     """A model cannot be used: missing, of the wrong family, or in an unsafe format.
 
     The message is for the user and says what was found and what to do. The executor wraps it in
-    core's ``StageError`` together with the stage name.
+    core's ``StageError`` together with the stage name and the failure's kind.
     """
+
+
+class MissingModelError(ModelError):
+    """A model the config names is not there (not installed, not chosen, not downloadable now).
+    ``path`` is the file or folder looked for, when the config named one."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        self.path = path
+        super().__init__(message)

@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import CancelRequested, OutOfMemoryError, StageError
+from ..core.errors import CancelRequested, FailureKind, OutOfMemoryError, StageError
 from ..core.executor import CancelToken, ProgressCallback, StagePayload, StageResult
+from ..core.options import DevicePreference, MemoryMode
 from ..core.sequencer import StageExecution, StageName
-from .device import DevicePreference
-from .errors import ModelError
+from .errors import MissingModelError, ModelError
 from .upscalers import UpscalerError
 
 if TYPE_CHECKING:
     from .context import EngineContext
     from .models import ModelCatalog
-    from .pipelines import MemoryMode
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,8 @@ class EngineSettings:
     """How the engine runs. ``models_dir`` has A1111's layout (an A1111/Forge folder works)."""
 
     models_dir: Path
-    device: DevicePreference = "auto"
-    memory_mode: MemoryMode = "gpu"
+    device: DevicePreference = DevicePreference.AUTO
+    memory_mode: MemoryMode = MemoryMode.GPU
     preview_every: int = 5
     demo_dir: Path | None = None
     include_demo_models: bool = True
@@ -51,7 +50,8 @@ class EngineSettings:
 
 
 class DiffusersExecutor:
-    """Runs txt2img (with refiner and hires), img2img and upscale with diffusers."""
+    """Runs txt2img (with refiner and hires), img2img, upscale and ADetailer with diffusers; core's
+    Engine protocol (it also warms up and describes its device)."""
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
@@ -103,7 +103,7 @@ class DiffusersExecutor:
         except (CancelRequested, StageError):
             raise
         except (ModelError, UpscalerError) as exc:
-            raise StageError(name.value, str(exc)) from exc
+            raise stage_error(name.value, exc) from exc
         except Exception as exc:
             if _is_out_of_memory(exc):
                 raise OutOfMemoryError(
@@ -128,6 +128,18 @@ class DiffusersExecutor:
         }
         run, total = runners[name]
         return run(ctx, payload, ctx.reporter(progress, token, total))
+
+
+def stage_error(stage: str, exc: ModelError | UpscalerError) -> StageError:
+    """Core's StageError for an engine error, with the failure's kind (and the file it concerns)."""
+    from .adetailer.detector import UntrustedModelError  # numpy: not at import (window start-up)
+
+    if isinstance(exc, UntrustedModelError):
+        kind = FailureKind.UNTRUSTED_DETECTOR
+        return StageError(stage, str(exc), kind=kind, path=exc.path, sha256=exc.sha256)
+    if isinstance(exc, MissingModelError):
+        return StageError(stage, str(exc), kind=FailureKind.MISSING_MODEL, path=exc.path)
+    return StageError(stage, str(exc))
 
 
 def _import_run_modules() -> None:
@@ -254,20 +266,38 @@ def build_catalog(settings: EngineSettings) -> ModelCatalog:
     return ModelCatalog(settings.models_dir, extra_checkpoints=extra)
 
 
-def _build_context(settings: EngineSettings) -> EngineContext:
+def default_trust_file() -> Path:
+    """Where the detector trust list lives unless the settings name another file."""
     from ..core.outputs import app_data_dir
-    from .adetailer.detector import DetectorTrust
+
+    return app_data_dir() / "trusted-detectors.json"
+
+
+def _build_context(settings: EngineSettings) -> EngineContext:
+    from .adetailer.detector import DetectorCache, DetectorTrust
     from .context import EngineContext
     from .device import choose_device
+    from .memory import device_budget
     from .pipelines import PipelineCache
+    from .upscalers import UpscalerCache
 
     device = choose_device(settings.device)
     catalog = build_catalog(settings)
+    budget = device_budget(device)  # one budget: pipelines, upscalers and detectors
     cache = PipelineCache(
-        catalog, device, memory_mode=settings.memory_mode, compile_unet=settings.compile_unet
+        catalog, device, memory_mode=settings.memory_mode, budget=budget, compile_unet=settings.compile_unet
     )
-    trust = DetectorTrust(settings.trust_file or app_data_dir() / "trusted-detectors.json")
+    trust = DetectorTrust(settings.trust_file or default_trust_file())
     for file in settings.trusted_detectors:
         trust.trust(file)
     log.info("engine on %s; models from %s", device.describe(), settings.models_dir)
-    return EngineContext(cache, catalog, device, settings.models_dir, trust, settings.preview_every)
+    return EngineContext(
+        cache,
+        catalog,
+        device,
+        settings.models_dir,
+        trust,
+        UpscalerCache(budget=budget),
+        DetectorCache(budget=budget),
+        settings.preview_every,
+    )

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from .errors import MissingModelError, ModelError
 from .safety import PICKLE_SUFFIXES, pickle_refusal
 
 # A real header is at most a few MiB; anything far larger is a corrupt or foreign file.
@@ -100,7 +100,7 @@ def detect_family(path: Path) -> ModelFamily:
     if path.is_dir():
         return _family_of_folder(path)
     if not path.is_file():
-        raise ModelError(f"model not found: {path}")
+        raise MissingModelError(f"model not found: {path}", path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         return _family_of_shapes(path.name, safetensors_shapes(path))

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from .errors import ModelError
+from .errors import MissingModelError, ModelError
 from .safety import PICKLE_SUFFIXES, check_loadable_checkpoint
 
 ModelKind = Literal["checkpoint", "vae", "upscaler", "detector"]
@@ -145,13 +145,13 @@ class ModelCatalog:
         spec = _SPECS[kind]
         query = _clean(name)
         if not query:
-            raise ModelError(f"no {spec.label} was chosen")
+            raise MissingModelError(f"no {spec.label} was chosen")
         listed = self.checkpoints() if kind == "checkpoint" else self.entries(kind)
         entry = _match(listed, query, spec.label) or self._from_path(kind, query, listed)
         if entry is None and spec.hub and self._is_hub_id(kind, query):
             entry = ModelEntry(query, None, kind, "hub")
         if entry is None:
-            raise ModelError(self._not_found(kind, query, listed))
+            raise MissingModelError(self._not_found(kind, query, listed))
         if spec.checked and entry.source in ("file", "folder") and entry.path is not None:
             check_loadable_checkpoint(entry.path)
         return entry
@@ -174,7 +174,7 @@ class ModelCatalog:
         if not path.is_absolute():
             return None
         if not path.exists():
-            raise ModelError(f"{_SPECS[kind].label} not found: {path}")
+            raise MissingModelError(f"{_SPECS[kind].label} not found: {path}", path)
         resolved = path.resolve()
         for entry in listed:
             if entry.path is not None and entry.path.resolve() == resolved:

@@ -3,7 +3,8 @@
 * A second job with the same model loads nothing (``loads`` counts real loads).
 * img2img and inpaint pipelines share every module with the txt2img pipeline (``from_pipe``).
 * The SDXL refiner shares ``text_encoder_2`` and the VAE with its base.
-* Least-recently-used models are evicted when a new one would exceed the memory budget.
+* Least-recently-used models are evicted when a new one would exceed the memory budget, which the
+  cache shares with the engine's upscalers and detectors (``engine/memory.py``).
 * Memory modes: everything on the device (default), model CPU offload, sequential offload.
 """
 
@@ -15,19 +16,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from ..core.options import MemoryMode
 from .device import DeviceChoice
-from .errors import ModelError
+from .errors import MissingModelError, ModelError
 from .family import ModelFamily, describe, detect_family
 from .hashing import model_hash
+from .memory import MemoryBudget, device_budget, free_device_memory, module_bytes
 from .models import ModelCatalog, ModelEntry
 from .safety import check_loadable_checkpoint
 
 log = logging.getLogger(__name__)
 
-MemoryMode = Literal["gpu", "model_offload", "sequential_offload"]
-MEMORY_MODES: tuple[MemoryMode, ...] = ("gpu", "model_offload", "sequential_offload")
+__all__ = ["LoadedModel", "MemoryMode", "PipelineCache", "diffusers_class_names", "infotext_name"]
 
 _TXT2IMG_CLASS = {
     ModelFamily.SD15: "StableDiffusionPipeline",
@@ -94,28 +96,46 @@ class LoadedModel:
 
 
 class PipelineCache:
-    """Resident pipelines keyed by model, VAE, device, precision and memory mode."""
+    """Resident pipelines keyed by model, VAE, device, precision and memory mode.
+
+    ``budget`` is the engine's shared memory budget (one of its pools); without one the cache has
+    its own of ``budget_bytes`` (default: :func:`~.memory.default_budget_bytes`).
+    """
 
     def __init__(
         self,
         catalog: ModelCatalog,
         device: DeviceChoice,
         *,
-        memory_mode: MemoryMode = "gpu",
+        memory_mode: MemoryMode | str = MemoryMode.GPU,
         budget_bytes: int | None = None,
+        budget: MemoryBudget | None = None,
         hasher: Callable[[Path], str | None] = model_hash,
         compile_unet: bool = False,
     ) -> None:
-        if memory_mode not in MEMORY_MODES:
-            raise ValueError(f"unknown memory mode {memory_mode!r}; use one of {', '.join(MEMORY_MODES)}")
+        try:
+            self.memory_mode = MemoryMode(memory_mode)
+        except ValueError:
+            names = ", ".join(mode.value for mode in MemoryMode)
+            raise ValueError(f"unknown memory mode {memory_mode!r}; use one of {names}") from None
         self.catalog = catalog
         self.device = device
-        self.memory_mode = memory_mode
-        self.budget_bytes = budget_bytes if budget_bytes is not None else _default_budget(device)
+        self.budget = budget if budget is not None else device_budget(device, budget_bytes)
+        self.budget.register(self)
         self._hasher = hasher
         self.compile_unet = compile_unet
         self._models: OrderedDict[tuple[str, ...], LoadedModel] = OrderedDict()
+        self._used: dict[tuple[str, ...], int] = {}
         self.loads = 0
+
+    @property
+    def budget_bytes(self) -> int:
+        """The memory budget's size (shared with the engine's upscalers and detectors)."""
+        return self.budget.total_bytes
+
+    @budget_bytes.setter
+    def budget_bytes(self, total: int) -> None:
+        self.budget.total_bytes = total
 
     # -- public ----------------------------------------------------------------------------
     def base(self, model: str, vae: str | None = None) -> LoadedModel:
@@ -161,14 +181,32 @@ class PipelineCache:
 
     def clear(self) -> None:
         self._models.clear()
-        self._free_device_memory()
+        self._used.clear()
+        free_device_memory(self.device)
+
+    # -- ResidentPool (the memory budget) --------------------------------------------------
+    def resident_bytes(self) -> int:
+        return sum(m.size_bytes for m in self._models.values())
+
+    def oldest_use(self) -> int | None:
+        return self._used[next(iter(self._models))] if self._models else None
+
+    def evict_oldest(self) -> None:
+        """Drop the least recently used model; a base takes its refiners with it."""
+        key, old = self._models.popitem(last=False)
+        self._used.pop(key, None)
+        log.info("evicting %s to make room (budget %.1f GiB)", old.name, self.budget_bytes / 2**30)
+        if key and key[0] != "refiner":
+            for other in [k for k in self._models if k[0] == "refiner" and k[2:] == key]:
+                del self._models[other]
+                self._used.pop(other, None)
 
     # -- loading ---------------------------------------------------------------------------
     def _resolve_checkpoint(self, name: str) -> ModelEntry:
         if not name.strip():
             checkpoints = self.catalog.checkpoints()
             if not checkpoints:
-                raise ModelError("no checkpoint is installed: put one in models/Stable-diffusion")
+                raise MissingModelError("no checkpoint is installed: put one in models/Stable-diffusion")
             return checkpoints[0]
         return self.catalog.resolve_checkpoint(name)
 
@@ -183,6 +221,7 @@ class PipelineCache:
             loaded = load()
             self._models[key] = loaded
         self._models.move_to_end(key)
+        self._used[key] = self.budget.stamp()
         return loaded
 
     def _load(
@@ -199,7 +238,7 @@ class PipelineCache:
             raise ModelError(f"'{infotext_name(entry)}' is {describe(family)}, which is not supported yet")
         if entry.path is not None and entry.path.is_file():
             check_loadable_checkpoint(entry.path)
-        self._evict_for(_estimate_bytes(entry.path))
+        self.budget.make_room(_estimate_bytes(entry.path))
         extra: dict[str, Any] = dict(shared or {})
         if vae_entry is not None:
             extra["vae"] = self._load_vae(vae_entry, family, entry)
@@ -218,7 +257,7 @@ class PipelineCache:
             model_hash=self._hasher(model_file) if model_file else None,
             vae_entry=vae_entry,
             vae_hash=self._hasher(vae_file) if vae_file else None,
-            size_bytes=_module_bytes(pipe),
+            size_bytes=_pipeline_bytes(pipe),
             scheduler_config=dict(pipe.scheduler.config),
         )
 
@@ -275,9 +314,9 @@ class PipelineCache:
         return loaded.derived[kind]
 
     def _place(self, pipe: Any) -> None:
-        if not self.device.is_cuda or self.memory_mode == "gpu":
+        if not self.device.is_cuda or self.memory_mode is MemoryMode.GPU:
             pipe.to(self.device.device)
-        elif self.memory_mode == "model_offload":
+        elif self.memory_mode is MemoryMode.MODEL_OFFLOAD:
             pipe.enable_model_cpu_offload(device=self.device.device)
         else:
             pipe.enable_sequential_cpu_offload(device=self.device.device)
@@ -285,30 +324,6 @@ class PipelineCache:
             # Regional compilation: the repeated transformer blocks compile once and are reused,
             # which takes seconds instead of minutes for the whole UNet. Attention is SDPA already.
             pipe.unet.compile_repeated_blocks(fullgraph=True)
-
-    # -- memory ----------------------------------------------------------------------------
-    def _evict_for(self, incoming: int) -> None:
-        evicted = False
-        while (
-            self._models and sum(m.size_bytes for m in self._models.values()) + incoming > self.budget_bytes
-        ):
-            key, old = self._models.popitem(last=False)
-            log.info("evicting %s to make room (budget %.1f GiB)", old.name, self.budget_bytes / 2**30)
-            if key and key[0] != "refiner":  # refiners of an evicted base go too
-                for other in [k for k in self._models if k[0] == "refiner" and k[2:] == key]:
-                    del self._models[other]
-            evicted = True
-        if evicted:  # a full collection costs ~0.2 s: only when something was let go
-            self._free_device_memory()
-
-    def _free_device_memory(self) -> None:
-        import gc
-
-        gc.collect()
-        if self.device.is_cuda:
-            import torch
-
-            torch.cuda.empty_cache()
 
 
 _VAE_KEYS = ("latent_channels", "block_out_channels", "scaling_factor")
@@ -357,7 +372,7 @@ def _from_hub(cls: Any, repo_id: str, dtype: Any, extra: dict[str, Any]) -> Any:
     except OSError:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
-        raise ModelError(
+        raise MissingModelError(
             f"'{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; download it once "
             "with network access, or put a checkpoint in models/Stable-diffusion"
         )
@@ -379,22 +394,5 @@ def _estimate_bytes(path: Path | None) -> int:
     return sum(p.stat().st_size for p in path.rglob("*.safetensors"))
 
 
-def _module_bytes(pipe: Any) -> int:
-    total = 0
-    for component in pipe.components.values():
-        parameters = getattr(component, "parameters", None)
-        if callable(parameters):
-            total += sum(p.numel() * p.element_size() for p in parameters())
-    return total
-
-
-def _default_budget(device: DeviceChoice) -> int:
-    if device.is_cuda:
-        import torch
-
-        return int(torch.cuda.get_device_properties(device.device).total_memory * 0.85)
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        ram = 16 * 2**30
-    return int(ram * 0.5)
+def _pipeline_bytes(pipe: Any) -> int:
+    return sum(module_bytes(component) for component in pipe.components.values())

@@ -20,7 +20,6 @@ import math
 import pickle
 import threading
 import zipfile
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from PIL import Image
 
 from ..core.samplers import BUILTIN_PIXEL_UPSCALERS
 from ..core.sizes import upscaled_size
+from .memory import MemoryBudget, ResidentLru, module_bytes
 from .tiling import run_tiled
 
 if TYPE_CHECKING:
@@ -346,40 +346,41 @@ def available_upscalers(esrgan_dir: Path) -> tuple[str, ...]:
 
 
 class UpscalerCache:
-    """A small LRU of loaded models keyed by (file, modification time, device, half).
+    """Loaded models keyed by (file, modification time, device, half), least recently used first
+    out, at most ``max_entries`` of them, inside the engine's memory ``budget``.
 
     A second job with the same model loads nothing; an edited file (new mtime) loads afresh.
     """
 
-    def __init__(self, max_entries: int = 2) -> None:
+    def __init__(self, max_entries: int = 2, *, budget: MemoryBudget | None = None) -> None:
         """Keep at most ``max_entries`` models loaded (each may hold device memory)."""
-        self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, int, str, bool], SpandrelUpscaler] = OrderedDict()
+        self._pool: ResidentLru[tuple[str, int, str, bool], SpandrelUpscaler] = ResidentLru(
+            budget, max_entries
+        )
         self._lock = threading.Lock()
 
     def get(self, path: Path, device: str, half: bool) -> SpandrelUpscaler:
         """The loaded model for ``path``, loading it (and evicting the least recent) if needed."""
         key = (str(path.resolve()), path.stat().st_mtime_ns, device, half)
         with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
-            upscaler = SpandrelUpscaler.load(path, device, half)
-            self._entries[key] = upscaler
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            upscaler = self._pool.get(key)
+            if upscaler is None:
+                self._pool.reserve(path.stat().st_size)
+                upscaler = SpandrelUpscaler.load(path, device, half)
+                self._pool.put(key, upscaler, module_bytes(upscaler.descriptor.model))
             return upscaler
+
+    @property
+    def budget(self) -> MemoryBudget:
+        """The memory budget this cache's entries count against."""
+        return self._pool.budget
 
     def clear(self) -> None:
         """Drop every loaded model (e.g. to free device memory before a large pipeline)."""
-        with self._lock:
-            self._entries.clear()
+        self._pool.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
-
-
-_DEFAULT_CACHE = UpscalerCache()
+        return len(self._pool)
 
 
 def resolve_upscaler(
@@ -390,11 +391,11 @@ def resolve_upscaler(
     *,
     tile: int = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP,
-    cache: UpscalerCache | None = None,
+    cache: UpscalerCache,
 ) -> Upscaler:
     """The upscaler called ``name``: a built-in, or the model file under ``esrgan_dir`` with that stem.
 
-    Models come from ``cache`` (the module's shared two-entry cache by default), so resolving the
+    Models come from ``cache`` (the engine context's, under its memory budget), so resolving the
     same model again loads nothing. Raises ``UpscalerError`` naming every available upscaler when
     ``name`` is unknown.
     """
@@ -406,7 +407,7 @@ def resolve_upscaler(
             f"unknown upscaler {name!r}; available: {', '.join(available_upscalers(esrgan_dir))} "
             f"(models are {'/'.join(MODEL_SUFFIXES)} files in {esrgan_dir}, named by file stem)"
         )
-    upscaler = (cache if cache is not None else _DEFAULT_CACHE).get(path, device, half)
+    upscaler = cache.get(path, device, half)
     if (upscaler.tile, upscaler.overlap) != (tile, overlap):
         return upscaler.with_tiling(tile, overlap)
     return upscaler

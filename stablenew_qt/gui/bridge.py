@@ -1,10 +1,12 @@
-"""EventBridge: the one place core RunEvents become Qt signals.
+"""EventBridge: the one place core events become Qt signals.
 
-The AppController calls :meth:`EventBridge.post` on the engine thread. ``post`` only appends to a
-locked queue and, when the queue was empty, wakes the GUI thread through a queued connection; the
+The EngineSession calls :meth:`EventBridge.post` with every event (runs, jobs, queue changes, engine
+reports) on whichever thread caused it: the engine thread, the queue thread. ``post`` only appends to
+a locked queue and, when the queue was empty, wakes the GUI thread through a queued connection; the
 GUI thread then drains the queue in order and emits one typed signal per event. Consecutive
 :class:`StepProgress` events are coalesced (latest wins), so a slow GUI never falls behind the
-engine and previews stay throttled to what the event loop can show.
+engine and previews stay throttled to what the event loop can show; consecutive
+:class:`QueueChanged` events are merged the same way (one refresh for a burst of changes).
 """
 
 from __future__ import annotations
@@ -12,27 +14,18 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal, SignalInstance
 
-from ..core.events import (
-    LifecycleChanged,
-    RunCancelled,
-    RunCompleted,
-    RunEvent,
-    RunFailed,
-    RunStarted,
-    StageFinished,
-    StageStarted,
-    StepProgress,
-)
+from ..core import events as ev
 
 
 class EventBridge(QObject):
     """Turns core events (posted from any thread) into signals emitted on the GUI thread, in order.
 
-    Never touch widgets from :meth:`post`: it runs on the engine thread.
+    Never touch widgets from :meth:`post`: it runs on the engine's threads.
     """
 
+    # a run
     runStarted = Signal(object)  # RunStarted
     stageStarted = Signal(object)  # StageStarted
     stepProgress = Signal(object)  # StepProgress
@@ -41,24 +34,55 @@ class EventBridge(QObject):
     runFailed = Signal(object)  # RunFailed
     runCancelled = Signal(object)  # RunCancelled
     lifecycleChanged = Signal(object)  # LifecycleChanged
+    # a job
+    jobStarted = Signal(object)  # JobStarted
+    jobFinished = Signal(object)  # JobFinished
+    jobInterrupted = Signal(object)  # JobInterrupted
+    queuePaused = Signal(object)  # QueuePaused
+    # the queue and the session
+    queueChanged = Signal(object)  # QueueChanged
+    interruptedJobsFound = Signal(object)  # InterruptedJobsFound
+    queueRunFinished = Signal(object)  # QueueRunFinished
+    engineReported = Signal(object)  # EngineReported
+    sessionRefused = Signal(object)  # SessionRefused
 
     _wake = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
-        self._pending: deque[RunEvent] = deque()
+        self._pending: deque[ev.SessionEvent] = deque()
+        self._signals: dict[type, SignalInstance] = {
+            ev.RunStarted: self.runStarted,
+            ev.StageStarted: self.stageStarted,
+            ev.StepProgress: self.stepProgress,
+            ev.StageFinished: self.stageFinished,
+            ev.RunCompleted: self.runCompleted,
+            ev.RunFailed: self.runFailed,
+            ev.RunCancelled: self.runCancelled,
+            ev.LifecycleChanged: self.lifecycleChanged,
+            ev.JobStarted: self.jobStarted,
+            ev.JobFinished: self.jobFinished,
+            ev.JobInterrupted: self.jobInterrupted,
+            ev.QueuePaused: self.queuePaused,
+            ev.QueueChanged: self.queueChanged,
+            ev.InterruptedJobsFound: self.interruptedJobsFound,
+            ev.QueueRunFinished: self.queueRunFinished,
+            ev.EngineReported: self.engineReported,
+            ev.SessionRefused: self.sessionRefused,
+        }
         self._wake.connect(self._on_wake, Qt.ConnectionType.QueuedConnection)
 
-    def post(self, event: RunEvent) -> None:
+    def post(self, event: ev.SessionEvent) -> None:
         """Queue ``event`` for the GUI thread. Safe from any thread; never blocks on the GUI."""
         with self._lock:
-            if (
-                isinstance(event, StepProgress)
-                and self._pending
-                and isinstance(self._pending[-1], StepProgress)
-            ):
+            last = self._pending[-1] if self._pending else None
+            if isinstance(event, ev.StepProgress) and isinstance(last, ev.StepProgress):
                 self._pending[-1] = event  # latest wins
+                return
+            if isinstance(event, ev.QueueChanged) and isinstance(last, ev.QueueChanged):
+                merged = tuple(dict.fromkeys((*last.job_ids, *event.job_ids)))
+                self._pending[-1] = ev.QueueChanged(merged)
                 return
             was_empty = not self._pending
             self._pending.append(event)
@@ -70,23 +94,4 @@ class EventBridge(QObject):
             events = list(self._pending)
             self._pending.clear()
         for event in events:
-            self._dispatch(event)
-
-    def _dispatch(self, event: RunEvent) -> None:
-        match event:
-            case RunStarted():
-                self.runStarted.emit(event)
-            case StageStarted():
-                self.stageStarted.emit(event)
-            case StepProgress():
-                self.stepProgress.emit(event)
-            case StageFinished():
-                self.stageFinished.emit(event)
-            case RunCompleted():
-                self.runCompleted.emit(event)
-            case RunFailed():
-                self.runFailed.emit(event)
-            case RunCancelled():
-                self.runCancelled.emit(event)
-            case LifecycleChanged():
-                self.lifecycleChanged.emit(event)
+            self._signals[type(event)].emit(event)

@@ -7,8 +7,9 @@ the buttons or the context menu: open its folder, re-queue it as it was or with 
 it into the editor, remove it, and clear the whole history. Removing a job never deletes its
 images.
 
-It follows the :class:`~stablenew_qt.core.queue.JobQueue` like the QueuePanel does: the queue's
-listener only emits a queued signal, and the list is rebuilt on the GUI thread.
+It follows the queue like the QueuePanel does: ``bridge.queueChanged`` asks for a new listing,
+which is read and filtered on the :class:`~stablenew_qt.gui.queue_client.QueueClient`'s thread
+and shown when it arrives. Every operation runs there too.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import ConfigError
-from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueChanged, QueueError, filter_jobs
-from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_config, job_menu, job_text
+from ..core.events import QueueChanged
+from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueError, filter_jobs
+from .bridge import EventBridge
+from .queue_client import QueueClient
+from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, job_text, load_config
 from .thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
@@ -136,11 +139,10 @@ class HistoryPanel(QWidget):
     #: The list now shows the history as it was when read (after :meth:`refresh`).
     listed = Signal()
 
-    _queueChanged = Signal()
-
-    def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
+    def __init__(self, client: QueueClient, bridge: EventBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.queue = queue
+        self.client = client
+        self._bridge = bridge
         self.jobs: list[Job] = []
         self.thumbnails = ThumbnailLoader(self)
         self.thumbnails.thumbnailReady.connect(self._on_thumbnail_ready)
@@ -154,8 +156,7 @@ class HistoryPanel(QWidget):
         self.search.textChanged.connect(self._search_timer.start)
         for combo in (self.status_filter, self.model_filter, self.period_filter):
             combo.currentIndexChanged.connect(self.refresh)
-        self._queueChanged.connect(self.refresh, Qt.ConnectionType.QueuedConnection)
-        self._unsubscribe = queue.subscribe(self._on_queue_event)
+        bridge.queueChanged.connect(self._on_queue_changed)
         self.refresh()
 
     def _build(self) -> None:
@@ -227,14 +228,14 @@ class HistoryPanel(QWidget):
 
     # -- following the queue ---------------------------------------------------------------
     def detach(self) -> None:
-        """Stop listening to the queue and stop decoding thumbnails (the window is closing)."""
+        """Stop following the queue and stop decoding thumbnails (the window is closing)."""
         self._closed = True
-        self._unsubscribe()
+        self._bridge.queueChanged.disconnect(self._on_queue_changed)
         self._search_timer.stop()
         self.thumbnails.shutdown()
 
-    def _on_queue_event(self, _event: QueueChanged) -> None:
-        self._queueChanged.emit()  # any thread: only hand over to the GUI thread
+    def _on_queue_changed(self, _event: QueueChanged) -> None:
+        self.refresh()
 
     def filters(self) -> HistoryFilters:
         """The filters as the widgets show them now."""
@@ -248,7 +249,7 @@ class HistoryPanel(QWidget):
 
     def refresh(self) -> None:
         """List the finished jobs that pass the filters, newest first. Reading and filtering run
-        on the loader's thread (a long history takes tens of ms); the list follows when done, and
+        on the queue thread (a long history takes tens of ms); the list follows when done, and
         :attr:`listed` is emitted. Refreshes asked for meanwhile are folded into one more."""
         if self._closed:
             return
@@ -256,10 +257,12 @@ class HistoryPanel(QWidget):
             self._stale = True
             return
         self._listing = True
-        self.thumbnails.submit(partial(read_history, self.queue, self.filters()), self._on_history_read)
+        self.client.call(partial(read_history, self.client.queue, self.filters()), self._on_history_read)
 
     def _on_history_read(self, listing: HistoryListing | QueueError) -> None:
         self._listing = False
+        if self._closed:
+            return
         if self._stale:
             self._stale = False
             self.refresh()
@@ -336,7 +339,7 @@ class HistoryPanel(QWidget):
 
     def open_folder(self, job_id: int) -> Path | None:
         """Open the job's run folder in the file manager; returns it (None if it is gone)."""
-        job = self._job(job_id)
+        job = next((listed for listed in self.jobs if listed.id == job_id), None)
         folder = job_folder(job) if job else None
         if folder is None:
             self.errorOccurred.emit(f"job {job_id} has no image folder on disk")
@@ -344,44 +347,32 @@ class HistoryPanel(QWidget):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
         return folder
 
-    def requeue(self, job_id: int) -> Job | None:
-        """Queue the job again as it was (same seed: the same images)."""
-        return self._requeue(job_id, new_seed=False)
+    def requeue(self, job_id: int) -> None:
+        """Queue the job again as it was (same seed: the same images); :attr:`requeued` follows."""
+        self._requeue(job_id, new_seed=False)
 
-    def requeue_new_seed(self, job_id: int) -> Job | None:
+    def requeue_new_seed(self, job_id: int) -> None:
         """Queue the job again with a fresh random seed (recorded in the new job)."""
-        return self._requeue(job_id, new_seed=True)
+        self._requeue(job_id, new_seed=True)
 
-    def _requeue(self, job_id: int, *, new_seed: bool) -> Job | None:
-        try:
-            job = self.queue.requeue(job_id, new_seed=new_seed)
-        except (ConfigError, QueueError) as exc:
-            self.errorOccurred.emit(f"Cannot queue job {job_id} again: {exc}")
-            return None
-        self.requeued.emit(job)
-        return job
+    def _requeue(self, job_id: int, *, new_seed: bool) -> None:
+        self.client.requeue(
+            job_id,
+            new_seed=new_seed,
+            on_done=self.requeued.emit,
+            on_error=lambda message: self.errorOccurred.emit(f"Cannot queue job {job_id} again: {message}"),
+        )
 
     def load(self, job_id: int) -> None:
         """Emit :attr:`loadRequested` with the job's RunConfig (a message if it no longer validates)."""
-        config = job_config(self.queue, job_id, self.errorOccurred.emit)
-        if config is not None:
-            self.loadRequested.emit(config)
+        load_config(self.client, job_id, self.loadRequested.emit, self.errorOccurred.emit)
 
     def remove(self, job_id: int) -> None:
         """Forget the job (its images stay on disk)."""
-        try:
-            self.queue.remove(job_id)
-        except QueueError as exc:
-            self.errorOccurred.emit(str(exc))
+        self.client.call(lambda: self.client.queue.remove(job_id), on_error=self.errorOccurred.emit)
 
     def _on_clear_button_clicked(self) -> None:
-        self.queue.clear_finished()
-
-    def _job(self, job_id: int) -> Job | None:
-        try:
-            return self.queue.get(job_id)
-        except QueueError:
-            return None
+        self.client.clear_finished()
 
     def _on_list_custom_context_menu_requested(self, pos: QPoint) -> None:
         row = self.list.indexAt(pos).row()

@@ -1,8 +1,10 @@
-"""MainWindow: prompt, stage cards, run controls, progress, results, log, status bar.
+"""MainWindow: prompt, stage cards, run controls, progress, results, queue, history, log, status bar.
 
-The window owns one ConfigModel (what the widgets edit), one EventBridge (core events as signals)
-and one EngineThread (the QThread that owns the AppController and the executor). It never waits
-on the engine, except when closing, after cancelling the run.
+The window owns one ConfigModel (what the widgets edit), one Preferences (what it keeps between
+sessions), the EngineSession it opens with core's one factory, one EventBridge (every core event as
+a signal) and one EngineHost (the threads that serve the session). Generate and Add to queue both
+make queue jobs; the window never waits on the engine or the disk, except when closing, after
+interrupting the running job.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QPushButton,
     QScrollArea,
@@ -28,35 +29,41 @@ from PySide6.QtWidgets import (
 
 from ..core.config import RunConfig
 from ..core.errors import ConfigError
-from ..core.events import LifecycleChanged, RunCompleted, RunFailed, RunStarted
+from ..core.events import InterruptedJobsFound, LifecycleChanged, RunStarted
+from ..core.executor import Engine
 from ..core.infotext import config_from_image
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
-from ..core.queue import Job, JobQueue, JobStatus, QueueError
+from ..core.outputs import OutputSettings
+from ..core.queue import Job, JobQueue
+from ..core.session import SessionOptions, open_session
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
 from .config_model import ConfigModel, section_of
-from .engine_thread import EngineThread
+from .engine_host import EngineHost
 from .history_panel import HistoryPanel
 from .log_panel import LogPanel
-from .menus import ModelsMenu, ViewMenu
+from .menus import ModelsMenu, QueueMenu, ViewMenu
+from .preferences import Preferences, WindowLayout
 from .progress_panel import ProgressPanel
 from .prompt_panel import InputImagePanel, PromptPanel
 from .queue_panel import QueuePanel
-from .queue_worker import QueueWorker
 from .results_panel import ResultsPanel
 from .services import AppServices
-from .settings import AppSettings
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
+from .status_bar import SessionStatus
+from .theme import theme_manager
 from .trust_dialog import TrustOffer
 
 log = logging.getLogger(__name__)
 
-#: How long a finished run's state (COMPLETED, ERROR, CANCELLED) shows before returning to IDLE.
-RECOVER_DELAY_MS = 1500
+#: How long a finished run's state (COMPLETED, FAILED, CANCELLED) shows before returning to IDLE.
+IDLE_DELAY_MS = 1500
 
 
 class MainWindow(QMainWindow):
-    """The StableNew Qt main window. ``services`` supplies the engine; ``settings`` persists state."""
+    """The StableNew Qt main window. ``services`` supplies the engine; ``settings`` persists the
+    preferences. Jobs live in ``queue`` (the caller's, kept open) or in the file ``queue_path``
+    (None: a temporary queue)."""
 
     #: The status bar's config-error text changed ("" when the config is valid).
     configErrorChanged = Signal(str)
@@ -68,52 +75,51 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
         *,
         queue: JobQueue | None = None,
+        queue_path: Path | None = None,
     ) -> None:
         super().__init__(parent)
-        self.queue = queue  # None: no queue panel (the caller owns and closes the queue)
         self.setWindowTitle("StableNew Qt")
         self.setAcceptDrops(True)
         self.services = services
-        self.settings = AppSettings(settings, services)
-        self.model = ConfigModel(self.settings.last_config(), self)
-        self.bridge = EventBridge(self)
-        self.engine = EngineThread(
-            services.make_executor(self.settings.models_dir, self.settings.memory_mode),
-            self.settings.output_dir,
-            self.bridge,
-            self,
-            describe_device=services.describe_device,
-            warm_up=services.warm_up,
-            save_intermediates=self.settings.save_intermediates,
+        self.prefs = Preferences(
+            settings, models_dir=services.models_dir, output_dir=services.output_dir, parent=self
         )
-        self.choices = services.list_models(self.settings.models_dir)
+        self.model = ConfigModel(self.prefs.last_config(), self)
+        self.session = open_session(self._make_engine(), self._session_options(queue_path), queue=queue)
+        self.bridge = EventBridge(self)
+        self.host = EngineHost(self.session, self.bridge, self)
+        self.choices = services.list_models(self.prefs.models_dir)
         if not self.model.get("txt2img.model") and self.choices.checkpoints:
             self.model.set("txt2img.model", self.choices.checkpoints[0])
         self._busy = False
         self._closed = False
         self._build_widgets()
         self._build_controls()
-        self.models_menu = ModelsMenu(self)
-        self.menuBar().addMenu(self.models_menu)
-        self.menuBar().addMenu(ViewMenu(self))
-        if self.queue_worker is not None:
-            self.menuBar().addMenu(self._queue_menu(self.queue_worker))
-        self.recover_timer = QTimer(self)
-        self.recover_timer.setSingleShot(True)
-        self.recover_timer.setInterval(RECOVER_DELAY_MS)
-        self.recover_timer.timeout.connect(self._on_recover_timer_timeout)
-        self.model.validityChanged.connect(self._on_validity_changed)
-        self.bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
-        self.bridge.runStarted.connect(self._on_run_started)
-        self.bridge.runCompleted.connect(self._on_run_completed)
-        self.bridge.runFailed.connect(self._on_run_failed)
-        self.engine.worker.submitRejected.connect(self._on_submit_rejected)
-        self.engine.worker.deviceDescribed.connect(self._on_device_described)
-        self.trust_offer = TrustOffer(
-            services, self.bridge, self, self._run_again_after_trust, self.generate_button.isEnabled
-        )
+        self._build_menus()
+        self.idle_timer = QTimer(self)
+        self.idle_timer.setSingleShot(True)
+        self.idle_timer.setInterval(IDLE_DELAY_MS)
+        self.idle_timer.timeout.connect(self.host.return_to_idle)
+        self._connect_session()
+        self._follow_preferences()
+        self.trust_offer = TrustOffer(services, self.bridge, self, self.host.retry_now)
         self._on_validity_changed(self.model.error)
-        self.settings.restore_window(self)
+        self._restore_layout(self.prefs.window_layout())
+        self.host.take_over_queue()  # before the warm-up: quick, and the banner shows at once
+
+    def _make_engine(self) -> Engine:
+        return self.services.make_engine(self.prefs.models_dir, self.prefs.memory_mode)
+
+    def _output(self) -> OutputSettings:
+        return OutputSettings(self.prefs.output_dir, self.prefs.save_intermediates)
+
+    def _session_options(self, queue_path: Path | None) -> SessionOptions:
+        return SessionOptions(
+            self._output(),
+            queue_path=queue_path,
+            pause_on_failure=self.prefs.pause_on_failure,
+            learning_log=self.prefs.learning_log_file,
+        )
 
     # -- layout ----------------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -143,81 +149,39 @@ class MainWindow(QMainWindow):
         self._left_layout.setContentsMargins(0, 0, 0, 0)
         self._left_layout.addWidget(editors, 1)
         self.progress_panel = ProgressPanel(self.bridge)
-        self.results_panel = ResultsPanel(self.bridge, self.settings.output_dir)
+        self.results_panel = ResultsPanel(self.bridge, self.prefs.output_dir)
         self.results_panel.useSettingsRequested.connect(self._on_use_settings_requested)
         self.log_panel = LogPanel()
+        self.queue_panel = QueuePanel(self.host.queue, self.bridge)
+        self.history_panel = HistoryPanel(self.host.queue, self.bridge)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.progress_panel, "Progress")
-        self.tabs.addTab(self.results_panel, "Results")
-        self.tabs.addTab(self.log_panel, "Log")
-        self.queue_panel: QueuePanel | None = None
-        self.history_panel: HistoryPanel | None = None
-        self.queue_worker: QueueWorker | None = None
-        if self.queue is not None:
-            self._build_queue(self.queue)
+        for panel, title in (
+            (self.progress_panel, "Progress"),
+            (self.results_panel, "Results"),
+            (self.log_panel, "Log"),
+            (self.queue_panel, "Queue"),
+            (self.history_panel, "History"),
+        ):
+            self.tabs.addTab(panel, title)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)
 
-    def _build_queue(self, queue: JobQueue) -> None:
-        self.queue_panel = QueuePanel(queue, self.bridge)
-        self.history_panel = HistoryPanel(queue)
-        self.queue_worker = worker = QueueWorker(queue, self.engine)
-        worker.runner.pause_on_failure = self.settings.pause_on_failure
-        self.queue_panel.runRequested.connect(worker.request_run)
-        self.queue_panel.runJobRequested.connect(worker.request_job)
-        for panel in (self.queue_panel, self.history_panel):
-            panel.loadRequested.connect(self.apply_config)
-            panel.errorOccurred.connect(self._on_queue_error_occurred)
-        self.history_panel.requeued.connect(self._on_history_requeued)
-        worker.queueRejected.connect(self._on_queue_error_occurred)
-        worker.interruptedFound.connect(self._on_interrupted_found)
-        worker.jobFinished.connect(self._on_job_finished)
-        self.tabs.addTab(self.queue_panel, "Queue")
-        self.tabs.addTab(self.history_panel, "History")
-        worker.request_recover()  # before the warm-up: quick, and the banner shows at once
-
-    def _queue_menu(self, worker: QueueWorker) -> QMenu:
-        menu = QMenu("&Queue", self)
-        menu.setObjectName("menu.queue")
-        self.auto_resume_action = menu.addAction("Resume interrupted jobs at start")
-        self.auto_resume_action.setToolTip(
-            "Jobs a crash or closing the app interrupted run again first when the app starts"
-        )
-        self.auto_resume_action.setCheckable(True)
-        self.auto_resume_action.setChecked(self.settings.auto_resume)
-        self.auto_resume_action.toggled.connect(self._on_auto_resume_action_toggled)
-        self.pause_on_failure_action = menu.addAction("Pause the queue when a job fails")
-        self.pause_on_failure_action.setToolTip("Otherwise the next job runs after a failed one")
-        self.pause_on_failure_action.setCheckable(True)
-        self.pause_on_failure_action.setChecked(worker.runner.pause_on_failure)
-        self.pause_on_failure_action.toggled.connect(self._on_pause_on_failure_action_toggled)
-        return menu
-
-    def _on_auto_resume_action_toggled(self, on: bool) -> None:
-        self.settings.auto_resume = on
-
-    def _on_pause_on_failure_action_toggled(self, on: bool) -> None:
-        self.settings.pause_on_failure = on
-        if self.queue_worker is not None:
-            self.queue_worker.runner.pause_on_failure = on  # read between jobs, on the engine thread
-
     def _build_controls(self) -> None:
         self.generate_button = QPushButton("Generate")
         self.generate_button.setToolTip("Run the enabled stages (Ctrl+Enter)")
         self.generate_button.clicked.connect(self._on_generate_clicked)
+        self.add_to_queue_button = QPushButton("Add to queue")
+        self.add_to_queue_button.setToolTip("Append the current settings to the job queue")
+        self.add_to_queue_button.clicked.connect(self._on_add_to_queue_clicked)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the run after the current step (Esc)")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         row = QHBoxLayout()
         row.addWidget(self.generate_button, 1)
-        self.add_to_queue_button = QPushButton("Add to queue")
-        self.add_to_queue_button.setToolTip("Append the current settings to the job queue")
-        self.add_to_queue_button.setVisible(self.queue is not None)
-        self.add_to_queue_button.clicked.connect(self._on_add_to_queue_clicked)
         row.addWidget(self.add_to_queue_button)
         row.addWidget(self.cancel_button)
         self._left_layout.addLayout(row)  # always visible under the editors
@@ -227,98 +191,90 @@ class MainWindow(QMainWindow):
             ("Esc", self._on_cancel_clicked),
         ):
             QShortcut(QKeySequence(keys), self).activated.connect(slot)
-        self.lifecycle_label = QLabel(LifecycleState.IDLE.value)
-        self.lifecycle_label.setObjectName("status.lifecycle")
-        self.lifecycle_label.setToolTip("Run state")
-        self.error_label = QLabel("")
-        self.error_label.setObjectName("status.config_error")
-        self.error_label.setProperty("role", "error")
-        self.statusBar().addWidget(self.error_label, 1)
-        if self.queue_panel is not None:
-            self.statusBar().addPermanentWidget(self.queue_panel.count_label)
-        self.device_label = QLabel("")
-        self.device_label.setObjectName("status.device")
-        self.device_label.setToolTip("Device, precision and GPU memory in use (after each run)")
-        self.statusBar().addPermanentWidget(self.device_label)
-        self.statusBar().addPermanentWidget(self.lifecycle_label)
+        self.status = SessionStatus(self.statusBar(), self.bridge, (self.queue_panel.count_label,))
+        self.lifecycle_label = self.status.lifecycle_label
+        self.error_label = self.status.error_label
+        self.device_label = self.status.device_label
+
+    def _build_menus(self) -> None:
+        self.models_menu = ModelsMenu(self.prefs, self)
+        self.models_menu.refreshRequested.connect(self.refresh_models)
+        self.models_menu.statusRequested.connect(self.status.show)
+        self.queue_menu = QueueMenu(self.prefs, self)
+        for menu in (self.models_menu, ViewMenu(self.prefs, self), self.queue_menu):
+            self.menuBar().addMenu(menu)
+
+    def _connect_session(self) -> None:
+        bridge = self.bridge
+        self.model.validityChanged.connect(self._on_validity_changed)
+        bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
+        bridge.runStarted.connect(self._on_run_started)
+        bridge.interruptedJobsFound.connect(self._on_interrupted_jobs_found)
+        self.host.queue.errorOccurred.connect(self.status.show_queue_error)
+        self.queue_panel.runRequested.connect(self.host.run_queue)
+        self.queue_panel.runJobRequested.connect(self.host.run_job)
+        for panel in (self.queue_panel, self.history_panel):
+            panel.loadRequested.connect(self.apply_config)
+            panel.errorOccurred.connect(self.status.show_queue_error)
+        self.history_panel.requeued.connect(self.status.show_requeued)
+
+    def _follow_preferences(self) -> None:
+        prefs = self.prefs
+        prefs.modelsDirChanged.connect(self._on_prefs_models_dir_changed)
+        prefs.memoryModeChanged.connect(self._on_prefs_memory_mode_changed)
+        prefs.outputDirChanged.connect(self._on_prefs_output_dir_changed)
+        prefs.saveIntermediatesChanged.connect(lambda _on: self.host.set_output(self._output()))
+        prefs.pauseOnFailureChanged.connect(self.host.set_pause_on_failure)
+        prefs.learningLogChanged.connect(lambda _on: self.host.set_learning_log(prefs.learning_log_file))
+        prefs.themeChanged.connect(_apply_theme)
 
     def show_status(self, text: str, timeout_ms: int) -> None:
-        """A status bar message for ``timeout_ms``; dropped once the window is closing (queued
-        signals from the engine thread can still arrive then)."""
-        if not self._closed:
-            self.statusBar().showMessage(text, timeout_ms)
+        """A status bar message for ``timeout_ms`` (none once the window is closing)."""
+        self.status.show(text, timeout_ms)
 
     # -- run controls ----------------------------------------------------------------------
     def _update_buttons(self) -> None:
-        # With a queue, Generate while a job runs puts the new job first in line.
-        can_wait = self.queue_worker is not None
-        self.generate_button.setEnabled(self.model.error is None and (can_wait or not self._busy))
+        # Generate while a job runs puts the new job first in line, so it stays enabled.
+        valid = self.model.error is None
+        self.generate_button.setEnabled(valid)
+        self.add_to_queue_button.setEnabled(valid)
         self.cancel_button.setEnabled(self._busy)
-        self.add_to_queue_button.setEnabled(self.model.error is None)
 
     def _on_generate_clicked(self) -> None:
         if self.model.error is not None:
             return
-        if self.queue is not None and self.queue_worker is not None:
-            self._generate_through_queue(self.queue, self.queue_worker)
-            return
-        if self._busy:
-            return
-        self.recover_timer.stop()
-        self._busy = True
-        self._update_buttons()
-        self.tabs.setCurrentWidget(self.progress_panel)
-        self.engine.submit(self.model.config)
+        busy = self._busy
+        if not busy:
+            self.idle_timer.stop()
+            self.tabs.setCurrentWidget(self.progress_panel)
 
-    def _generate_through_queue(self, queue: JobQueue, worker: QueueWorker) -> None:
-        """Generate with a queue: the job goes first in line and runs as soon as the engine is
-        free, even while the queue is paused, so it is in the history like every other job."""
-        try:
-            job = queue.add_front(self.model.config)[0]
-        except QueueError as exc:
-            self._on_queue_error_occurred(str(exc))
-            return
-        worker.request_job(job.id)
-        if self._busy:
-            self.show_status(f"Job #{job.id} runs next, after the running one", 5000)
-            return
-        self.recover_timer.stop()
-        self.tabs.setCurrentWidget(self.progress_panel)
+        def queued(job: Job) -> None:
+            if busy:
+                self.show_status(f"Job #{job.id} runs next, after the running one", 5000)
 
-    def _run_again_after_trust(self, run_id: str) -> None:
-        """The user trusted the detector a run failed on: run it again. A queued job (Run queue,
-        or Generate) is retried, first in line, with the settings it was queued with; a direct
-        run is generated again from the editor."""
-        if self.queue is not None and self.queue_worker is not None and run_id:
-            failed = [job for job in self.queue.list(status=JobStatus.FAILED) if job.run_id == run_id]
-            if failed:
-                try:
-                    self.queue.retry(failed[0].id, front=True)
-                except QueueError as exc:  # removed or retried meanwhile
-                    self._on_queue_error_occurred(str(exc))
-                    return
-                self.queue_worker.request_job(failed[0].id)
-                return
-        self._on_generate_clicked()
+        self.host.generate(self.model.config, queued, self._show_config_error)
 
     def _on_add_to_queue_clicked(self) -> None:
-        if self.queue is None or self.model.error is not None:
-            return
-        try:
-            job = self.queue.add(self.model.config)[0]
-        except QueueError as exc:
-            self._on_queue_error_occurred(str(exc))
-            return
-        self.show_status(f"Added to the queue as job #{job.id}", 3000)
+        if self.model.error is None:
+            self.host.enqueue(
+                self.model.config,
+                lambda job: self.show_status(f"Added to the queue as job #{job.id}", 3000),
+                self.status.show_queue_error,
+            )
+
+    def _on_cancel_clicked(self) -> None:
+        if self._busy and self.host.cancel():
+            self.show_status("Cancelling…", 3000)
 
     def report_queue_problem(self, message: str) -> QMessageBox:
-        """Tell the user the queue file could not be opened (the window runs without a queue):
-        a warning that does not block (the event loop and the engine go on)."""
+        """Tell the user the queue file could not be opened (this session runs on a temporary
+        queue): a warning that does not block (the event loop and the engine go on)."""
         box = QMessageBox(
             QMessageBox.Icon.Warning,
             "Job queue unavailable",
-            f"The job queue could not be opened, so this session runs without it "
-            f"(Generate still works; the Queue and History tabs are off).\n\n{message}",
+            "The job queue could not be opened, so this session uses a temporary queue: Generate and "
+            "the Queue and History tabs work, but their jobs are gone when you close the app."
+            f"\n\n{message}",
             QMessageBox.StandardButton.Ok,
             self,
         )
@@ -328,60 +284,33 @@ class MainWindow(QMainWindow):
         self.show_status("Job queue unavailable: see the message", 30000)
         return box
 
-    def _on_queue_error_occurred(self, message: str) -> None:
-        self.show_status(f"Queue: {message}", 15000)
-
-    def _on_history_requeued(self, job: Job) -> None:
-        self.show_status(f"Queued again as job #{job.id} (Run queue starts it)", 5000)
-
-    def _on_job_finished(self, job: Job) -> None:
-        if job.status is JobStatus.FAILED and job.error:
-            self.show_status(f"Job #{job.id} failed: {job.error}", 15000)
-
-    def _on_interrupted_found(self, jobs: list[Job]) -> None:
-        if not jobs or self.queue_panel is None or self._closed:
+    # -- what the session reports ------------------------------------------------------------
+    def _on_interrupted_jobs_found(self, event: InterruptedJobsFound) -> None:
+        jobs = list(event.jobs)
+        if not jobs or self._closed:
             return
-        if self.settings.auto_resume:
-            count = self.queue_panel.resume_interrupted([job.id for job in jobs])
-            self.show_status(f"Resuming {count} interrupted job(s)", 10000)
+        if self.prefs.auto_resume:
+            self.queue_panel.resume_interrupted(
+                [job.id for job in jobs],
+                lambda count: self.show_status(f"Resuming {count} interrupted job(s)", 10000),
+            )
             return
         self.queue_panel.offer_resume(jobs)
         self.show_status(f"{len(jobs)} job(s) were interrupted: see the Queue tab", 15000)
-
-    def _on_cancel_clicked(self) -> None:
-        if self._busy and self.engine.cancel():
-            self.show_status("Cancelling…", 3000)
-
-    def _on_submit_rejected(self, message: str) -> None:
-        self._busy = False
-        self._update_buttons()
-        self._show_config_error(message)
 
     def _on_run_started(self, event: RunStarted) -> None:
         if event.seeds:
             self.prompt_panel.remember_seed(event.seeds[0])
 
-    def _on_run_completed(self, event: RunCompleted) -> None:
-        self.show_status(f"Saved {len(event.image_paths)} image(s) to {event.output_dir}", 10000)
-
-    def _on_run_failed(self, event: RunFailed) -> None:
-        self.show_status(f"Error: {event.message}", 15000)
-
     def _on_lifecycle_changed(self, event: LifecycleChanged) -> None:
-        self.lifecycle_label.setText(event.new.value)
         if event.new is LifecycleState.RUNNING:
             self._busy = True
         elif event.new in TERMINAL_STATES:
             self._busy = False
             if not self._closed:
-                self.recover_timer.start()
+                self.idle_timer.start()
+        self.models_menu.set_engine_busy(self._busy)
         self._update_buttons()
-
-    def _on_device_described(self, text: str) -> None:
-        self.device_label.setText(text)
-
-    def _on_recover_timer_timeout(self) -> None:
-        self.engine.recover()
 
     # -- validation --------------------------------------------------------------------------
     def _on_validity_changed(self, error: ConfigError | None) -> None:
@@ -394,47 +323,32 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def _show_config_error(self, message: str) -> None:
-        text = f"Config Error: {message.splitlines()[0]}" if message else ""
-        self.error_label.setText(text)
-        self.error_label.setToolTip(message)
-        self.configErrorChanged.emit(text)
+        self.configErrorChanged.emit(self.status.show_config_error(message))
 
-    # -- models and folders ----------------------------------------------------------------------
+    # -- preferences -------------------------------------------------------------------------
     @property
     def engine_busy(self) -> bool:
-        """True while a run is submitted or running (engine settings must not change then)."""
+        """True while a job runs (engine settings must not change then)."""
         return self._busy
 
     def refresh_models(self) -> None:
         """List the models folder again and offer the names in every card."""
-        self.choices = self.services.list_models(self.settings.models_dir)
+        self.choices = self.services.list_models(self.prefs.models_dir)
         for card in self.cards.values():
             card.set_choices(self.choices)
         self.show_status(f"{len(self.choices.checkpoints)} checkpoint(s) found", 5000)
 
-    def _replace_executor(self) -> None:
-        executor = self.services.make_executor(self.settings.models_dir, self.settings.memory_mode)
-        self.engine.set_executor(executor)
-
-    def set_models_dir(self, folder: Path) -> None:
-        self.settings.models_dir = folder
-        self._replace_executor()
+    def _on_prefs_models_dir_changed(self, _folder: Path) -> None:
+        self.host.replace_engine(self._make_engine())
         self.refresh_models()
 
-    def set_memory_mode(self, mode: str) -> None:
-        self.settings.memory_mode = mode
-        self._replace_executor()
+    def _on_prefs_memory_mode_changed(self, mode: object) -> None:
+        self.host.replace_engine(self._make_engine())
         self.show_status(f"Memory mode: {mode} (from the next run)", 5000)
 
-    def set_output_dir(self, folder: Path) -> None:
-        self.settings.output_dir = folder
-        self.engine.set_output(folder, self.settings.save_intermediates)
+    def _on_prefs_output_dir_changed(self, folder: Path) -> None:
+        self.host.set_output(self._output())
         self.results_panel.set_output_dir(folder)
-
-    def set_save_intermediates(self, on: bool) -> None:
-        """Keep each stage's images too, from the next run on (``intermediates/`` in its folder)."""
-        self.settings.save_intermediates = on
-        self.engine.set_output(self.settings.output_dir, on)
 
     # -- restoring settings --------------------------------------------------------------------
     def apply_config(self, config: RunConfig) -> None:
@@ -465,19 +379,38 @@ class MainWindow(QMainWindow):
                 event.acceptProposedAction()
                 return
 
+    def _restore_layout(self, layout: WindowLayout) -> None:
+        for value, restore in (
+            (layout.geometry, self.restoreGeometry),
+            (layout.state, self.restoreState),
+            (layout.splitter, self.splitter.restoreState),
+        ):
+            if value is not None:
+                restore(value)
+        if layout.tab is not None:
+            self.tabs.setCurrentIndex(layout.tab)
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
-        self.recover_timer.stop()
-        self.settings.save_window(self)
-        self.settings.save_config(self.model.config)
-        if self.queue_worker is not None:
-            self.queue_worker.interrupt_current()  # offered for resume at the next start
+        self.idle_timer.stop()
+        self.prefs.save_window_layout(
+            WindowLayout(
+                self.saveGeometry(), self.saveState(), self.splitter.saveState(), self.tabs.currentIndex()
+            )
+        )
+        self.prefs.save_config(self.model.config)
         for panel in (self.queue_panel, self.history_panel):
-            if panel is not None:
-                panel.detach()
-        self.engine.shutdown()
+            panel.detach()
+        self.host.shutdown()  # the running job is interrupted: offered for resume at the next start
+        self.session.close()
         self.results_panel.shutdown()
         self.progress_panel.shutdown()
-        self.statusBar().clearMessage()  # stops the message's timeout timer
+        self.status.close()
         self.log_panel.detach()
         super().closeEvent(event)
+
+
+def _apply_theme(theme: str) -> None:
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        theme_manager(app).set_theme(theme)

@@ -2,11 +2,11 @@
 cancels, retries and runs, with the running job's progress. Finished jobs are in the
 :class:`~stablenew_qt.gui.history_panel.HistoryPanel`.
 
-Like napari's widgets it takes its model, :class:`~stablenew_qt.core.queue.JobQueue`, and listens
-to its events: ``JobQueue.subscribe`` calls back on whichever thread changed the queue (the engine
-thread while a job runs), so the callback only emits a queued signal and the list is rebuilt on the
-GUI thread. User actions write straight to the queue (quick SQLite transactions); running jobs is
-the :class:`~stablenew_qt.gui.queue_worker.QueueWorker`'s work, on the engine thread.
+Like napari's widgets it takes its model and listens to its events: the queue's changes arrive as
+``bridge.queueChanged`` (from whichever thread changed it), and the list is read again. Every read
+and write goes through the :class:`~stablenew_qt.gui.queue_client.QueueClient`, on its thread, so
+the GUI thread never waits for SQLite; running jobs is the engine thread's work (the window asks
+the :class:`~stablenew_qt.gui.engine_host.EngineHost`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.config import RunConfig
-from ..core.errors import ConfigError
-from ..core.events import RunCancelled, RunCompleted, RunFailed, StageStarted, StepProgress
-from ..core.queue import RETRYABLE_STATUSES, Job, JobQueue, JobStatus, QueueChanged, QueueError
+from ..core.events import QueueChanged, RunCancelled, RunCompleted, RunFailed, StageStarted, StepProgress
+from ..core.queue import RETRYABLE_STATUSES, Job, JobQueue, JobStatus, QueueError
 from .bridge import EventBridge
+from .queue_client import QueueClient
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,6 @@ def job_text(job: Job) -> str:
     return f"{text}  — {job.error}" if job.error else text
 
 
-def job_config(queue: JobQueue, job_id: int, report: Callable[[str], object]) -> RunConfig | None:
-    """Job ``job_id``'s RunConfig, or None after passing ``report`` a message (the job is gone, or
-    its config no longer validates)."""
-    try:
-        return queue.get(job_id).config
-    except (ConfigError, QueueError) as exc:
-        report(f"Cannot load job {job_id}: {exc}")
-        return None
-
-
 MenuEntry = tuple[str, bool, Callable[[int], object]]
 
 
@@ -88,8 +78,9 @@ def job_menu(parent: QWidget, job_id: int, entries: Iterable[MenuEntry]) -> QMen
 
 
 class QueuePanel(QWidget):
-    """Lists the jobs of ``queue`` still to run: the running one, the queued ones in run order,
-    then the interrupted ones. ``bridge`` (optional) feeds the running job's progress bar.
+    """Lists the jobs of ``client``'s queue still to run: the running one, the queued ones in run
+    order, then the interrupted ones. ``bridge`` brings the queue's changes and feeds the running
+    job's progress bar.
 
     Queued jobs can be dragged into a new order; the context menu offers every queue operation.
     Interrupted jobs found at start are offered for resume in a banner (:meth:`offer_resume`).
@@ -97,33 +88,31 @@ class QueuePanel(QWidget):
 
     #: "Load into the editor" was chosen for a job (its RunConfig).
     loadRequested = Signal(object)
-    #: "Run queue" was pressed: the window hands this to the QueueWorker.
+    #: "Run queue" was pressed: the window hands this to the EngineHost.
     runRequested = Signal()
-    #: "Run now" was chosen for a queued job (its id): the window hands this to the QueueWorker.
+    #: "Run now" was chosen for a queued job (its id): the window hands this to the EngineHost.
     runJobRequested = Signal(int)
     #: How many jobs are queued changed (for the status bar).
     queuedCountChanged = Signal(int)
     #: A queue operation was refused (message for the user).
     errorOccurred = Signal(str)
+    #: The list now shows the queue as it was when read (after :meth:`refresh`).
+    listed = Signal()
 
-    _queueChanged = Signal()
-
-    def __init__(
-        self, queue: JobQueue, bridge: EventBridge | None = None, parent: QWidget | None = None
-    ) -> None:
+    def __init__(self, client: QueueClient, bridge: EventBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.queue = queue
+        self.client = client
         self.jobs: list[Job] = []
+        self.paused = False
         self._offered: list[int] = []
-        self._detached = False
+        self._detached = self._listing = self._stale = False
         self._build()
-        self._queueChanged.connect(self._on_queue_changed, Qt.ConnectionType.QueuedConnection)
-        self._unsubscribe = queue.subscribe(self._on_queue_event)
-        if bridge is not None:
-            bridge.stageStarted.connect(self._on_stage_started)
-            bridge.stepProgress.connect(self._on_step_progress)
-            for ended in (bridge.runCompleted, bridge.runFailed, bridge.runCancelled):
-                ended.connect(self._on_run_ended)
+        self._bridge = bridge
+        bridge.queueChanged.connect(self._on_queue_changed)
+        bridge.stageStarted.connect(self._on_stage_started)
+        bridge.stepProgress.connect(self._on_step_progress)
+        for ended in (bridge.runCompleted, bridge.runFailed, bridge.runCancelled):
+            ended.connect(self._on_run_ended)
         self.refresh()
 
     def _build(self) -> None:
@@ -180,28 +169,45 @@ class QueuePanel(QWidget):
 
     # -- following the queue ---------------------------------------------------------------
     def detach(self) -> None:
-        """Stop listening to the queue (the window is closing; the queue outlives it, or is closed
-        right after: a change notified before this is then ignored)."""
+        """Stop following the queue (the window is closing)."""
         self._detached = True
-        self._unsubscribe()
+        self._bridge.queueChanged.disconnect(self._on_queue_changed)
 
-    def _on_queue_event(self, _event: QueueChanged) -> None:
-        # Any thread: only hand over to the GUI thread.
-        self._queueChanged.emit()
-
-    def _on_queue_changed(self) -> None:
-        if not self._detached:
-            self.refresh()
+    def _on_queue_changed(self, _event: QueueChanged) -> None:
+        self.refresh()
 
     def refresh(self) -> None:
-        """Show the queue as it is now."""
-        self.jobs = self.queue.list(status=ACTIVE_STATUSES)
+        """Read the queue (on the queue thread) and show it as it is then; :attr:`listed` follows.
+        Refreshes asked for meanwhile are folded into one more."""
+        if self._detached:
+            return
+        if self._listing:
+            self._stale = True
+            return
+        self._listing = True
+        self.client.call(lambda: _read_active(self.client.queue), self._on_active_read, self._on_read_failed)
+
+    def _on_read_failed(self, message: str) -> None:
+        self._listing = False
+        self.errorOccurred.emit(message)
+
+    def _on_active_read(self, listing: tuple[list[Job], bool]) -> None:
+        self._listing = False
+        if self._stale:
+            self._stale = False
+            self.refresh()
+            return
+        if not self._detached:
+            self._show(*listing)
+            self.listed.emit()
+
+    def _show(self, jobs: list[Job], paused: bool) -> None:
+        self.jobs, self.paused = jobs, paused
         self.list.blockSignals(True)
         self.list.clear()
         for job in self.jobs:
             self.list.addItem(self._item(job))
         self.list.blockSignals(False)
-        paused = self.queue.paused
         self.pause_button.setChecked(paused)
         self.pause_button.setText("Resume" if paused else "Pause")
         queued = sum(job.status is JobStatus.QUEUED for job in self.jobs)
@@ -255,20 +261,18 @@ class QueuePanel(QWidget):
         )
         self.banner.setVisible(True)
 
-    def resume_interrupted(self, job_ids: list[int]) -> int:
-        """Queue the interrupted jobs ``job_ids`` again at the front (in that order) and ask for
-        the queue to run. Returns how many were queued."""
-        resumed = 0
-        for job_id in reversed(job_ids):  # each goes before every queued job: keep their order
-            try:
-                self.queue.retry(job_id, front=True)
-                resumed += 1
-            except QueueError as exc:  # cancelled or removed meanwhile
-                log.info("not resuming job %s: %s", job_id, exc)
+    def resume_interrupted(self, job_ids: list[int], on_done: Callable[[int], object] | None = None) -> None:
+        """Queue the interrupted jobs ``job_ids`` again at the front (in that order), then ask for
+        the queue to run; ``on_done`` gets how many were queued."""
         self.banner.setVisible(False)
-        if resumed:
-            self.runRequested.emit()
-        return resumed
+
+        def resumed(count: int) -> None:
+            if count:
+                self.runRequested.emit()
+            if on_done is not None:
+                on_done(count)
+
+        self.client.call(lambda: _retry_first(self.client.queue, job_ids), resumed)
 
     def _on_resume_button_clicked(self) -> None:
         self.resume_interrupted(self._offered)
@@ -295,49 +299,39 @@ class QueuePanel(QWidget):
         return self.jobs[row] if 0 <= row < len(self.jobs) else None
 
     # -- operations (the context menu's actions) ----------------------------------------------
+    # Each runs on the queue thread; a refusal comes back as :attr:`errorOccurred`.
     def cancel(self, job_id: int) -> None:
         """Cancel a queued or interrupted job, or ask the running one to stop at its next step."""
-        self._do(lambda: self.queue.cancel(job_id))
+        self.client.call(lambda: self.client.session.cancel(job_id), on_error=self.errorOccurred.emit)
 
     def remove(self, job_id: int) -> None:
         """Delete a job that is not running (its images stay on disk)."""
-        self._do(lambda: self.queue.remove(job_id))
+        self.client.call(lambda: self.client.queue.remove(job_id), on_error=self.errorOccurred.emit)
 
     def retry(self, job_id: int) -> None:
         """Queue a failed, cancelled or interrupted job again, at the end."""
-        self._do(lambda: self.queue.retry(job_id))
+        self.client.call(lambda: self.client.queue.retry(job_id), on_error=self.errorOccurred.emit)
 
     def move_up(self, job_id: int) -> None:
-        self._do(lambda: self.queue.move_up(job_id))
+        self.client.call(lambda: self.client.queue.move_up(job_id), on_error=self.errorOccurred.emit)
 
     def move_down(self, job_id: int) -> None:
-        self._do(lambda: self.queue.move_down(job_id))
+        self.client.call(lambda: self.client.queue.move_down(job_id), on_error=self.errorOccurred.emit)
 
     def move_to_top(self, job_id: int) -> None:
-        self._do(lambda: self.queue.move_to_top(job_id))
+        self.client.call(lambda: self.client.queue.move_to_top(job_id), on_error=self.errorOccurred.emit)
 
     def load(self, job_id: int) -> None:
-        """Emit :attr:`loadRequested` with the job's RunConfig (an error message if it no longer
-        validates)."""
-        config = job_config(self.queue, job_id, self.errorOccurred.emit)
-        if config is not None:
-            self.loadRequested.emit(config)
-
-    def _do(self, operation: Callable[[], object]) -> None:
-        try:
-            operation()
-        except QueueError as exc:
-            self.errorOccurred.emit(str(exc))
+        """Emit :attr:`loadRequested` with the job's RunConfig (an error message if it is gone or
+        no longer validates)."""
+        load_config(self.client, job_id, self.loadRequested.emit, self.errorOccurred.emit)
 
     # -- slots ---------------------------------------------------------------------------------
     def _on_run_button_clicked(self) -> None:
         self.runRequested.emit()
 
     def _on_pause_button_clicked(self, checked: bool) -> None:
-        if checked:
-            self.queue.pause()
-        else:
-            self.queue.resume()
+        self.client.set_paused(checked)
 
     def _on_rows_moved(
         self, _parent: QModelIndex, start: int, _end: int, _dest: QModelIndex, row: int
@@ -349,8 +343,7 @@ class QueuePanel(QWidget):
         target = row - 1 if row > start else row  # the row it lands on, once it has left ``start``
         others = [other for other in self.jobs if other.id != job.id]
         index = sum(other.status is JobStatus.QUEUED for other in others[:target])
-        if not self.queue.move_to(job.id, index):
-            self.refresh()
+        self.client.move_to(job.id, index, on_done=lambda moved: None if moved else self.refresh())
 
     def _on_list_custom_context_menu_requested(self, pos: QPoint) -> None:
         job = self.job_at(self.list.indexAt(pos).row())
@@ -372,3 +365,26 @@ class QueuePanel(QWidget):
             ("Load into the editor", True, self.load),
         )
         return job_menu(self, job.id, entries)
+
+
+def load_config(
+    client: QueueClient, job_id: int, loaded: Callable[[RunConfig], None], report: Callable[[str], None]
+) -> None:
+    """Read job ``job_id``'s RunConfig on the queue thread and pass it to ``loaded``, or pass
+    ``report`` a message (the job is gone, or its config no longer validates)."""
+    client.config_of(job_id, loaded, lambda message: report(f"Cannot load job {job_id}: {message}"))
+
+
+def _read_active(queue: JobQueue) -> tuple[list[Job], bool]:
+    return queue.list(status=ACTIVE_STATUSES), queue.paused
+
+
+def _retry_first(queue: JobQueue, job_ids: list[int]) -> int:
+    resumed = 0
+    for job_id in reversed(job_ids):  # each goes before every queued job: keep their order
+        try:
+            queue.retry(job_id, front=True)
+            resumed += 1
+        except QueueError as exc:  # cancelled or removed meanwhile
+            log.info("not resuming job %s: %s", job_id, exc)
+    return resumed

@@ -1,8 +1,8 @@
 """What the window is given by the composition root (``stablenew_qt.app``) or by a test.
 
-The GUI may not import the engine, so the engine arrives here as core's Executor protocol and
-plain callables. Building an executor must be cheap (no torch import): the engine loads itself on
-its first run, on the engine thread.
+The GUI may not import the engine, so the engine arrives as core's Engine protocol, built by
+``make_engine``; everything else the window needs from outside is a plain callable. Building an
+engine must be cheap (no torch import): it loads itself on its first job, on the engine thread.
 """
 
 from __future__ import annotations
@@ -11,14 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.executor import Executor
+from ..core.errors import FailureCause, FailureKind
+from ..core.executor import Engine
+from ..core.options import MemoryMode
 from ..core.samplers import BUILTIN_PIXEL_UPSCALERS, LATENT_UPSCALERS
-
-MEMORY_MODES: tuple[tuple[str, str], ...] = (
-    ("gpu", "Everything on the GPU (fastest)"),
-    ("model_offload", "Model CPU offload (less VRAM)"),
-    ("sequential_offload", "Sequential CPU offload (least VRAM, slow)"),
-)
 
 
 @dataclass(frozen=True)
@@ -52,46 +48,32 @@ class UntrustedDetector:
     path: Path
     sha256: str
 
-
-def _no_warm_up(_executor: Executor) -> None:
-    """Executors that need no preparation (the FakeExecutor)."""
-
-
-def _no_untrusted_detector(_message: str) -> UntrustedDetector | None:
-    return None
+    @classmethod
+    def of(cls, cause: FailureCause | None) -> UntrustedDetector | None:
+        """The detector a failure's cause names, when it is an untrusted detector (else None)."""
+        if cause is None or cause.kind is not FailureKind.UNTRUSTED_DETECTOR:
+            return None
+        if cause.path is None or cause.sha256 is None:
+            return None
+        return cls(cause.path, cause.sha256)
 
 
 def _cannot_trust(path: Path, _sha256: str) -> None:
     raise OSError(f"this engine keeps no detector trust list, so {path.name} cannot be trusted here")
 
 
-def _no_device(_executor: Executor) -> str:
-    return ""
-
-
 @dataclass(frozen=True)
 class AppServices:
     """The engine side of the window.
 
-    ``make_executor(models_dir, memory_mode)`` builds an executor cheaply; ``list_models(models_dir)``
-    lists names without loading anything; ``models_dir``/``output_dir``/``memory_mode`` are the
-    defaults used when the settings file has none.
-
-    ``untrusted_detector(message)`` recognises a run error caused by an untrusted detector;
-    ``trust_detector(path, sha256)`` trusts that file if its bytes still have that SHA-256 (raises
-    OSError otherwise, or when the trust list cannot be written);
-    ``describe_device(executor)`` is a one-line device and memory readout ("" while the engine is
-    not loaded) and is only ever called on the engine thread.
-    ``warm_up(executor)`` prepares the engine (imports torch, lists models) on the engine thread as
-    soon as the window shows, so the first Generate does not stall the GUI with those imports.
+    ``make_engine(models_dir, memory_mode)`` builds an engine cheaply; ``list_models(models_dir)``
+    lists names without loading anything; ``models_dir``/``output_dir`` are the defaults used when
+    the preferences have none. ``trust_detector(path, sha256)`` trusts that file if its bytes still
+    have that SHA-256 (raises OSError otherwise, or when the trust list cannot be written).
     """
 
-    make_executor: Callable[[Path, str], Executor]
+    make_engine: Callable[[Path, MemoryMode], Engine]
     list_models: Callable[[Path], ModelChoices]
     models_dir: Path
     output_dir: Path
-    memory_mode: str = "gpu"
-    untrusted_detector: Callable[[str], UntrustedDetector | None] = _no_untrusted_detector
     trust_detector: Callable[[Path, str], None] = _cannot_trust
-    describe_device: Callable[[Executor], str] = _no_device
-    warm_up: Callable[[Executor], None] = _no_warm_up

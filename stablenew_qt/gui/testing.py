@@ -25,9 +25,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.config import RunConfig
-from ..core.executor import Executor
+from ..core.executor import Engine
 from ..core.fake_executor import FakeExecutor
 from ..core.lifecycle import LifecycleState
+from ..core.options import MemoryMode
 from ..core.queue import JobQueue
 from .main_window import MainWindow
 from .services import AppServices, ModelChoices
@@ -45,11 +46,11 @@ DEMO_CHOICES = ModelChoices(
 class MakeMainWindow(Protocol):
     def __call__(
         self,
-        executor: Executor | None = ...,
+        executor: Engine | None = ...,
         *,
         config: RunConfig | None = ...,
         choices: ModelChoices = ...,
-        recover_delay_ms: int = ...,
+        idle_delay_ms: int = ...,
         queue: JobQueue | None = ...,
         **services: Any,
     ) -> MainWindow: ...
@@ -72,30 +73,34 @@ def leftovers(window: MainWindow) -> list[str]:
 
 @pytest.fixture
 def make_main_window(qtbot: Any, tmp_path: Path) -> Iterator[MakeMainWindow]:
-    """Factory for fresh MainWindows over a FakeExecutor (or the executor given), each with its own
-    settings file, models folder and output folder under ``tmp_path``; ``queue`` gives the window a
-    queue panel, and keyword ``services`` replace AppServices fields (e.g. ``trust_detector=``).
-    At teardown every window is closed (cancelling its run) and the test fails if a QThread or
-    QTimer of it is still running."""
+    """Factory for fresh MainWindows over a FakeExecutor (or the engine given), built as the app
+    builds them: each with its own settings file, queue file, models folder and output folder under
+    ``tmp_path`` (``queue`` shares a JobQueue the test opened instead), and keyword ``services``
+    replacing AppServices fields (e.g. ``trust_detector=``). At teardown every window is closed
+    (interrupting its job) and the test fails if a QThread or QTimer of it is still running."""
     windows: list[MainWindow] = []
 
     def make(
-        executor: Executor | None = None,
+        executor: Engine | None = None,
         *,
         config: RunConfig | None = None,
         choices: ModelChoices = DEMO_CHOICES,
-        recover_delay_ms: int = 100,
+        idle_delay_ms: int = 100,
         queue: JobQueue | None = None,
         **services: Any,
     ) -> MainWindow:
         engine = executor if executor is not None else FakeExecutor()
-        make_executor: Callable[[Path, str], Executor] = lambda _models, _mode: engine  # noqa: E731
-        base = AppServices(make_executor, lambda _models: choices, tmp_path / "models", tmp_path / "runs")
-        settings = QSettings(str(tmp_path / f"settings-{len(windows)}.ini"), QSettings.Format.IniFormat)
+        make_engine: Callable[[Path, MemoryMode], Engine] = lambda _models, _mode: engine  # noqa: E731
+        base = AppServices(make_engine, lambda _models: choices, tmp_path / "models", tmp_path / "runs")
+        number = len(windows)
+        settings = QSettings(str(tmp_path / f"settings-{number}.ini"), QSettings.Format.IniFormat)
         if config is not None:
             settings.setValue("config/last", config.to_json(indent=None))
-        window = MainWindow(dataclasses.replace(base, **services), settings, queue=queue)
-        window.recover_timer.setInterval(recover_delay_ms)
+        queue_path = None if queue is not None else tmp_path / f"queue-{number}.sqlite3"
+        window = MainWindow(
+            dataclasses.replace(base, **services), settings, queue=queue, queue_path=queue_path
+        )
+        window.idle_timer.setInterval(idle_delay_ms)
         windows.append(window)
         window.show()
         window.windowHandle().requestActivate()  # window shortcuts (Ctrl+Enter, Esc) need an active window
@@ -168,7 +173,7 @@ def generate_and_wait(qtbot: Any, window: MainWindow, end: str = "runCompleted")
     assert window.generate_button.isEnabled(), window.error_label.text()
     with qtbot.waitSignal(getattr(window.bridge, end), timeout=RUN_TIMEOUT_MS):
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.engine.state is not LifecycleState.RUNNING, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.host.state is not LifecycleState.RUNNING, timeout=RUN_TIMEOUT_MS)
 
 
 def drop_files(onto: QWidget, *paths: Path) -> QWidget:

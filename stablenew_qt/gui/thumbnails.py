@@ -86,7 +86,7 @@ class _Relay(QObject):
     finished = Signal(object, object, object)
 
 
-class _Job(QRunnable):
+class _LoaderTask(QRunnable):
     def __init__(
         self, work: Callable[[], Any], done: Callable[[Any], None], generation: _Generation, relay: _Relay
     ) -> None:
@@ -228,7 +228,7 @@ class ThumbnailLoader(QObject):
 
     def _start(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
         self._outstanding += 1
-        self._pool.start(_Job(work, done, self._generation, self._relay))
+        self._pool.start(_LoaderTask(work, done, self._generation, self._relay))
 
     def _on_relay_finished(self, generation: _Generation, done: Callable[[Any], None], result: Any) -> None:
         if generation is not self._generation or self._stopped.is_set():

@@ -4,7 +4,7 @@ YOLO ``.pt`` detectors are Python pickles. The engine never unpickles them with 
 loader builds only known layer objects and runs nothing from the file), and as a second gate it
 refuses a detector until the user has trusted its exact bytes once. :class:`TrustOffer` listens for such a
 failure, asks the user (file name and SHA-256), trusts the file through
-:attr:`AppServices.trust_detector` and, when asked to, runs the failed run again.
+:attr:`AppServices.trust_detector` and, when asked to, runs the failed job again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from ..core.events import LifecycleChanged, RunFailed
+from ..core.events import JobFinished
+from ..core.job import JobStatus
 from .bridge import EventBridge
 from .services import AppServices, UntrustedDetector
 
@@ -68,12 +69,12 @@ def ask_trust(parent: QWidget, detector: UntrustedDetector) -> TrustChoice:
 
 
 class TrustOffer(QObject):
-    """Offers the trust dialog after a run fails on an untrusted detector.
+    """Offers the trust dialog after a job fails on an untrusted detector.
 
-    ``rerun(run_id)`` starts the failed run ``run_id`` again (the window retries its queued job,
-    or generates again); ``can_run`` says whether it may now (no run in flight). The dialog opens
-    from the event loop, not inside the bridge's dispatch, so the rest of the failed run's events
-    (the ERROR state) are handled first.
+    The failure's typed cause names the file and its SHA-256 (no message is parsed). ``rerun(job_id)``
+    runs the failed job again, first in line, with the settings it was queued with. The dialog
+    opens from the event loop, not inside the bridge's dispatch, so the rest of the failed job's
+    events are handled first.
     """
 
     def __init__(
@@ -81,26 +82,23 @@ class TrustOffer(QObject):
         services: AppServices,
         bridge: EventBridge,
         parent: QWidget,
-        rerun: Callable[[str], None],
-        can_run: Callable[[], bool],
+        rerun: Callable[[int], None],
     ) -> None:
         super().__init__(parent)
         self.services = services
         self.ask: AskTrust = ask_trust
         self._parent = parent
         self._rerun = rerun
-        self._can_run = can_run
-        self._rerun_pending: str | None = None  # the failed run to start again
-        bridge.runFailed.connect(self._on_run_failed)
-        bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
+        bridge.jobFinished.connect(self._on_job_finished)
 
-    def _on_run_failed(self, event: RunFailed) -> None:
-        detector = self.services.untrusted_detector(event.message)
+    def _on_job_finished(self, event: JobFinished) -> None:
+        job = event.job
+        detector = UntrustedDetector.of(job.cause) if job.status is JobStatus.FAILED else None
         if detector is not None:
-            QTimer.singleShot(0, self, lambda: self.offer(detector, event.run_id))
+            QTimer.singleShot(0, self, lambda: self.offer(detector, job.id))
 
-    def offer(self, detector: UntrustedDetector, run_id: str = "") -> TrustChoice:
-        """Ask about ``detector``; trust it and, when asked, run ``run_id`` again. Returns the answer."""
+    def offer(self, detector: UntrustedDetector, job_id: int | None = None) -> TrustChoice:
+        """Ask about ``detector``; trust it and, when asked, run job ``job_id`` again. Returns the answer."""
         choice = self.ask(self._parent, detector)
         if choice is TrustChoice.CANCEL:
             return choice
@@ -111,15 +109,6 @@ class TrustOffer(QObject):
             QMessageBox.warning(self._parent, "Could not trust the detector", str(exc))
             return TrustChoice.CANCEL
         log.info("trusted detector %s (SHA-256 %s)", detector.path, detector.sha256)
-        if choice is TrustChoice.TRUST_AND_RUN:
-            self._rerun_pending = run_id
-            self._rerun_if_ready()
+        if choice is TrustChoice.TRUST_AND_RUN and job_id is not None:
+            self._rerun(job_id)
         return choice
-
-    def _on_lifecycle_changed(self, _event: LifecycleChanged) -> None:
-        self._rerun_if_ready()
-
-    def _rerun_if_ready(self) -> None:
-        if self._rerun_pending is not None and self._can_run():
-            run_id, self._rerun_pending = self._rerun_pending, None
-            self._rerun(run_id)

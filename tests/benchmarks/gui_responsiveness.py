@@ -57,15 +57,13 @@ def run_window(
     from PySide6.QtWidgets import QApplication
 
     from stablenew_qt.app import default_services
-    from stablenew_qt.core.queue import JobQueue
     from stablenew_qt.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     folder = Path(tempfile.mkdtemp())
-    # As in the app: with a queue, so Generate runs as a queued job (first in line).
-    queue = JobQueue(folder / "queue.sqlite3")
+    # As in the app: a queue file, so Generate runs as a queued job (first in line).
     settings = QSettings(str(folder / "bench.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(default_services(), settings, queue=queue)
+    window = MainWindow(default_services(), settings, queue_path=folder / "queue.sqlite3")
     window.resize(1400, 900)
     window.show()
     model = window.model  # the widgets follow the model, so the screenshot shows these settings
@@ -87,10 +85,10 @@ def run_window(
     results: dict[str, object] = {}
     # Startup: app.main warms the engine (torch import, model list) right after showing the window.
     warmed = {"flag": False}
-    window.engine.worker.deviceDescribed.connect(lambda *_: warmed.update(flag=True))
+    window.bridge.engineReported.connect(lambda *_: warmed.update(flag=True))
     t0 = time.perf_counter()
     heartbeat.start()
-    window.engine.warm_up()
+    window.host.warm_up()
     while not warmed["flag"]:
         app.processEvents()
         time.sleep(0.001)
@@ -123,7 +121,6 @@ def run_window(
         results[label] = heartbeat.summary(seconds)
     window.close()
     app.processEvents()
-    queue.close()
     return results
 
 

@@ -1,4 +1,4 @@
-"""AppController lifecycle: IDLE/RUNNING/COMPLETED/ERROR/CANCELLED, recovery, and a second run after each."""
+"""AppController lifecycle: IDLE/RUNNING/COMPLETED/FAILED/CANCELLED, recovery, and a second run after each."""
 
 from __future__ import annotations
 
@@ -51,21 +51,21 @@ def test_completed_then_second_run(make_config, tmp_path: Path) -> None:
     ]
 
 
-def test_error_then_recover_then_second_run(make_config, tmp_path: Path) -> None:
+def test_error_then_idle_then_second_run(make_config, tmp_path: Path) -> None:
     executor = FakeExecutor().fail_at("txt2img", "model missing")
     controller, seen = _controller(tmp_path, executor)
     result = controller.run_pipeline(make_config())
-    assert result.status is S.ERROR and controller.state is S.ERROR
+    assert result.status is S.FAILED and controller.state is S.FAILED
     failed = [e for e in seen if isinstance(e, ev.RunFailed)]
     assert failed[0].message == "txt2img: model missing"
-    controller.recover()
+    controller.return_to_idle()
     assert controller.state is S.IDLE
     controller.runner.executor = FakeExecutor()
     assert controller.run_pipeline(make_config()).status is S.COMPLETED
     assert _changes(seen) == [
         ("IDLE", "RUNNING"),
-        ("RUNNING", "ERROR"),
-        ("ERROR", "IDLE"),
+        ("RUNNING", "FAILED"),
+        ("FAILED", "IDLE"),
         ("IDLE", "RUNNING"),
         ("RUNNING", "COMPLETED"),
     ]
@@ -163,11 +163,11 @@ def test_unsubscribe_stops_events(make_config, tmp_path: Path) -> None:
         ([S.RUNNING], True),
         ([S.COMPLETED], False),
         ([S.RUNNING, S.COMPLETED, S.IDLE], True),
-        ([S.RUNNING, S.ERROR, S.IDLE], True),
+        ([S.RUNNING, S.FAILED, S.IDLE], True),
         ([S.RUNNING, S.CANCELLED, S.IDLE], True),
         ([S.RUNNING, S.IDLE], False),
         ([S.RUNNING, S.RUNNING], False),
-        ([S.RUNNING, S.ERROR, S.RUNNING], False),
+        ([S.RUNNING, S.FAILED, S.RUNNING], False),
         ([S.RUNNING, S.COMPLETED, S.CANCELLED], False),
     ],
 )

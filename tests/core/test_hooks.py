@@ -57,7 +57,7 @@ def test_default_learning_log_path() -> None:
 def test_records_are_frozen() -> None:
     record = _run()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        record.status = "ERROR"  # type: ignore[misc]
+        record.status = "FAILED"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.stages[0].seconds = 1.0  # type: ignore[misc]
 
@@ -107,12 +107,12 @@ def test_appends_across_runs_and_instances(tmp_path: Path) -> None:
     path = tmp_path / "runs.jsonl"
     JsonlLearningHook(path).on_run_finished(_run("000001-aaaaaa"))
     second = JsonlLearningHook(path)
-    second.on_run_finished(_run("000002-bbbbbb", status="ERROR", error="img2img: out of memory"))
+    second.on_run_finished(_run("000002-bbbbbb", status="FAILED", error="img2img: out of memory"))
     second.on_run_finished(_run("000003-cccccc", status="CANCELLED", stages=(), outputs=()))
     lines = _lines(path)
     assert [(line["run_id"], line["status"]) for line in lines] == [
         ("000001-aaaaaa", "COMPLETED"),
-        ("000002-bbbbbb", "ERROR"),
+        ("000002-bbbbbb", "FAILED"),
         ("000003-cccccc", "CANCELLED"),
     ]
     assert lines[1]["error"] == "img2img: out of memory"

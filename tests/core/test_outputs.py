@@ -403,14 +403,14 @@ def test_manifest_accepts_lifecycle_state_and_config_dict(run: RunOutputs) -> No
     tz = timezone(timedelta(hours=2))
     data = _manifest(
         run,
-        status=LifecycleState.ERROR,
+        status=LifecycleState.FAILED,
         error="txt2img: out of memory",
         config={"prompt": "x"},
         started=STARTED.astimezone(tz),
         images=["intermediates/00000-1-txt2img.png"],
     )
-    assert data["status"] == "ERROR"
-    assert json.dumps(data["status"]) == '"ERROR"'
+    assert data["status"] == "FAILED"
+    assert json.dumps(data["status"]) == '"FAILED"'
     assert data["error"] == "txt2img: out of memory"
     assert data["config"] == {"prompt": "x"}
     assert data["started"].endswith("+02:00")
@@ -420,7 +420,7 @@ def test_manifest_accepts_lifecycle_state_and_config_dict(run: RunOutputs) -> No
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"status": "RUNNING"}, "not one of COMPLETED, ERROR, CANCELLED"),
+        ({"status": "RUNNING"}, "not one of COMPLETED, FAILED, CANCELLED"),
         ({"started": datetime(2024, 5, 6, 17, 30)}, "started must be timezone-aware"),
         ({"finished": datetime(2024, 5, 6, 17, 31)}, "finished must be timezone-aware"),
         ({"stages": [{"stage": "upscale"}]}, "lacks seconds, image_count"),

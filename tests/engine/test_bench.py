@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from stablenew_qt.bench import run_bench
 from stablenew_qt.cli import build_parser
+from stablenew_qt.cli.bench import run_bench
 
 SIDES = {"runner", "hand"}
 STAGES = {"txt2img", "img2img", "upscale", "save", "total"}

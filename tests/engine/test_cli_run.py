@@ -41,7 +41,7 @@ def _config(tmp_path: Path, **txt2img: object) -> Path:
 
 
 def test_run_writes_images_and_exits_0(demo_env: Path, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "out"
+    out, learning_log = tmp_path / "out", tmp_path / "learning.jsonl"
     code = main(
         [
             "run",
@@ -52,6 +52,8 @@ def test_run_writes_images_and_exits_0(demo_env: Path, tmp_path: Path, capsys) -
             str(demo_env),
             "--device",
             "cpu",
+            "--learning-log",
+            str(learning_log),
         ]
     )
     captured = capsys.readouterr()
@@ -61,6 +63,8 @@ def test_run_writes_images_and_exits_0(demo_env: Path, tmp_path: Path, capsys) -
         assert im.size == (64, 64) and "Seed: 11" in im.text["parameters"]
     assert Path(printed).is_relative_to(out)
     assert "stage 1/1 txt2img" in captured.err and "done in" in captured.err
+    [line] = learning_log.read_text(encoding="utf-8").splitlines()  # the learning hook's switch
+    assert json.loads(line)["outputs"] == [printed]
 
 
 def test_run_error_is_one_readable_line_and_exit_1(demo_env: Path, tmp_path: Path, capsys) -> None:

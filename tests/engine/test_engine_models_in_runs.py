@@ -57,7 +57,7 @@ def test_external_vae_folder_is_used_and_named(models_dir: Path, demo_models, tm
 def test_vae_of_another_family_is_a_clear_error(models_dir: Path, demo_models, tmp_path: Path) -> None:
     shutil.copytree(demo_models["demo-tiny-sdxl"] / "vae", models_dir / "VAE" / "sdxl-vae")
     result, _ = _run(_executor(models_dir, demo_models), tmp_path, txt2img={"vae": "sdxl-vae"})
-    assert result.status == "ERROR"
+    assert result.status == "FAILED"
     assert result.error is not None
     assert result.error.startswith(
         "txt2img: VAE 'sdxl-vae' does not fit this SD 1.5 model: its scaling_factor"
@@ -115,13 +115,13 @@ def test_unknown_upscaler_is_a_clear_error(models_dir: Path, demo_models, tmp_pa
     result, _ = _run(
         _executor(models_dir, demo_models), tmp_path, upscale={"enabled": True, "upscale_model": "4x-Missing"}
     )
-    assert result.status == "ERROR" and result.error is not None
+    assert result.status == "FAILED" and result.error is not None
     assert result.error.startswith("upscale: ") and "4x-Missing" in result.error
 
 
 def test_hub_id_offline_is_a_clear_error(models_dir: Path, demo_models, tmp_path: Path) -> None:
     result, _ = _run(_executor(models_dir, demo_models), tmp_path, txt2img={"model": "someorg/some-model"})
-    assert result.status == "ERROR" and result.error is not None
+    assert result.status == "FAILED" and result.error is not None
     assert "not in the local Hugging Face cache" in result.error and "HF_HUB_OFFLINE" in result.error
 
 

@@ -124,7 +124,7 @@ def test_sdxl_refiner_hand_off_shares_modules(executor, tmp_path: Path) -> None:
 def test_refiner_of_another_family_is_a_clear_error(executor, tmp_path: Path) -> None:
     config = _config(txt2img={"model": SDXL, "refiner_enabled": True, "refiner_model_name": SD15})
     result, _ = _run(executor, config, tmp_path)
-    assert result.status == "ERROR"
+    assert result.status == "FAILED"
     assert result.error is not None and result.error.startswith("txt2img: refiner 'demo-tiny-sd15' is SD")
     assert "SDXL" in result.error
 
@@ -295,7 +295,7 @@ def test_parity_with_hand_written_diffusers(executor, tmp_path: Path, demo_model
 
 def test_missing_model_is_a_clear_error(executor, tmp_path: Path) -> None:
     result, _ = _run(executor, _config(txt2img={"model": "no-such-model.safetensors"}), tmp_path)
-    assert result.status == "ERROR"
+    assert result.status == "FAILED"
     assert (
         result.error is not None and result.error.startswith("txt2img: ") and "no-such-model" in result.error
     )

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from stablenew_qt.core.sizes import upscaled_size
+from stablenew_qt.engine.memory import MemoryBudget
 from stablenew_qt.engine.upscalers import (
     BUILTIN_UPSCALERS,
     BuiltinUpscaler,
@@ -305,7 +306,15 @@ def test_edited_file_is_loaded_afresh(models: dict[str, Path], tmp_path: Path) -
     assert resolve_upscaler("4x-Edit", tmp_path, "cpu", False, cache=cache) is not first
 
 
-def test_default_cache_is_shared_between_calls(models: dict[str, Path]) -> None:
+def test_the_cache_counts_its_models_in_the_shared_memory_budget(models: dict[str, Path]) -> None:
+    """No module-global cache: the engine context's cache holds the models, inside its budget."""
     folder = models["x4"].parent
-    first = resolve_upscaler("4x-Tiny", folder, "cpu", False)
-    assert resolve_upscaler("4x-Tiny", folder, "cpu", False) is first
+    budget = MemoryBudget.unlimited()
+    cache = UpscalerCache(budget=budget)
+    first = resolve_upscaler("4x-Tiny", folder, "cpu", False, cache=cache)
+    assert isinstance(first, SpandrelUpscaler)
+    weights = sum(p.numel() * p.element_size() for p in first.descriptor.model.parameters())
+    assert budget.used_bytes() == weights > 0
+    budget.total_bytes = weights  # full: the next model makes room by evicting the first
+    resolve_upscaler("2x-Tiny", folder, "cpu", False, cache=cache)
+    assert len(cache) == 1 and resolve_upscaler("4x-Tiny", folder, "cpu", False, cache=cache) is not first

@@ -43,7 +43,9 @@ def test_qt_void_calls_do_not_leak_none_references() -> None:
     assert sys.getrefcount(None) >= before - 10
 
 
-def test_a_damaged_queue_file_is_reported_backed_up_and_left_alone(tmp_path: Path) -> None:
+def test_a_damaged_queue_file_is_reported_backed_up_and_left_alone_for_a_temporary_queue(
+    tmp_path: Path,
+) -> None:
     from stablenew_qt.core.queue import default_queue_path
 
     queue_file = default_queue_path()  # inside this test session's sandboxed data folder
@@ -56,7 +58,7 @@ def test_a_damaged_queue_file_is_reported_backed_up_and_left_alone(tmp_path: Pat
             [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60, check=False
         )
         assert done.returncode == 0, done.stderr
-        assert "the job queue is unavailable; running without it" in done.stderr
+        assert "the job queue is unavailable; this session uses a temporary queue" in done.stderr
         assert queue_file.read_bytes() == damaged, "the damaged file is never changed"
         backups = list(queue_file.parent.glob(f"{queue_file.name}.backup-*"))
         assert [b.read_bytes() for b in backups] == [damaged]

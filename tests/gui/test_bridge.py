@@ -62,3 +62,23 @@ def test_consecutive_progress_is_coalesced_latest_wins(qtbot: QtBot) -> None:
     with qtbot.waitSignal(bridge.stageFinished, timeout=2000):
         bridge.post(ev.StageFinished("r", StageName.TXT2IMG, 0, 0.1, 1))
     assert seen == [5]
+
+
+def test_every_event_kind_has_its_signal_and_queue_changes_merge(qtbot: QtBot) -> None:
+    bridge = EventBridge()
+    heard: list[object] = []
+    bridge.queueChanged.connect(heard.append)
+    bridge.engineReported.connect(heard.append)
+    bridge.sessionRefused.connect(heard.append)
+    for event in (ev.QueueChanged((1,)), ev.QueueChanged((2, 1)), ev.QueueChanged(())):
+        bridge.post(event)
+    bridge.post(ev.EngineReported("CPU (float32)"))
+    with qtbot.waitSignal(bridge.sessionRefused, timeout=2000):
+        bridge.post(ev.SessionRefused("another process runs this queue"))
+    assert heard == [
+        ev.QueueChanged((1, 2)),  # one refresh for a burst of changes
+        ev.EngineReported("CPU (float32)"),
+        ev.SessionRefused("another process runs this queue"),
+    ]
+    kinds = set(ev.RunEvent.__args__) | set(ev.JobEvent.__args__) | set(ev.SessionNotice.__args__)  # type: ignore[attr-defined]
+    assert kinds == set(bridge._signals), "a signal for every event the session announces"

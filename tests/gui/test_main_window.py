@@ -11,6 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.core.queue import JobQueue, JobStatus
 from stablenew_qt.core.sequencer import StageName
 from stablenew_qt.gui.testing import (
     RUN_TIMEOUT_MS,
@@ -64,7 +65,8 @@ def test_no_stage_enabled_is_shown_and_keeps_idle(qtbot: QtBot, make_main_window
     )
     assert not window.generate_button.isEnabled()
     window.generate_button.click()  # ignored while the error stands
-    assert window.engine.state is LifecycleState.IDLE
+    qtbot.wait(50)
+    assert window.host.state is LifecycleState.IDLE and window.queue_panel.jobs == []
 
 
 def test_error_mid_run_shows_error_then_recovers_and_a_second_run_works(
@@ -74,12 +76,12 @@ def test_error_mid_run_shows_error_then_recovers_and_a_second_run_works(
     window = make_main_window(fake)
     small_txt2img(qtbot, window)
     generate_and_wait(qtbot, window, "runFailed")
-    assert window.lifecycle_label.text() == "ERROR"
+    assert window.lifecycle_label.text() == "FAILED"
     assert "the scripted failure" in window.progress_panel.label.text()
     _wait_idle(qtbot, window)
     fake._scripts.clear()
     generate_and_wait(qtbot, window)
-    assert window.engine.state is LifecycleState.COMPLETED
+    assert window.host.state is LifecycleState.COMPLETED
 
 
 def test_cancel_mid_run_shows_cancelled_then_idle_and_the_window_stays_responsive(
@@ -91,8 +93,9 @@ def test_cancel_mid_run_shows_cancelled_then_idle_and_the_window_stays_responsiv
     with qtbot.waitSignal(window.bridge.stepProgress, timeout=RUN_TIMEOUT_MS):
         window.generate_button.click()
     assert fake.blocked.wait(5)
-    # The engine is blocked inside a step; the GUI thread still answers.
-    assert window.cancel_button.isEnabled() and not window.generate_button.isEnabled()
+    # The engine is blocked inside a step; the GUI thread still answers (and Generate would queue
+    # the next job, first in line).
+    assert window.cancel_button.isEnabled() and window.generate_button.isEnabled()
     set_spin(qtbot, window, "txt2img.steps", 4)
     with qtbot.waitSignals(
         [window.bridge.runCancelled, window.bridge.lifecycleChanged], order="strict", timeout=RUN_TIMEOUT_MS
@@ -102,7 +105,7 @@ def test_cancel_mid_run_shows_cancelled_then_idle_and_the_window_stays_responsiv
     _wait_idle(qtbot, window)
     fake._scripts.clear()
     generate_and_wait(qtbot, window)
-    assert window.engine.state is LifecycleState.COMPLETED
+    assert window.host.state is LifecycleState.COMPLETED
 
 
 def test_ctrl_enter_generates(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
@@ -114,7 +117,7 @@ def test_ctrl_enter_generates(qtbot: QtBot, make_main_window: MakeMainWindow) ->
     assert fake.stages_called == [StageName.TXT2IMG]
 
 
-def test_closing_during_a_run_cancels_it_and_stops_the_thread(
+def test_closing_during_a_run_cancels_it_and_stops_the_threads(
     qtbot: QtBot, make_main_window: MakeMainWindow, caplog: object
 ) -> None:
     fake = FakeExecutor(block_timeout=20).block_at(StageName.TXT2IMG, step=1)
@@ -122,9 +125,13 @@ def test_closing_during_a_run_cancels_it_and_stops_the_thread(
     small_txt2img(qtbot, window)
     window.generate_button.click()
     assert fake.blocked.wait(5)
+    queue_file = window.session.queue.path
     window.close()
-    assert not window.engine.qthread.isRunning()
-    assert window.engine.state is LifecycleState.CANCELLED
+    assert not window.host.engine_thread.isRunning() and not window.host.queue.thread_.isRunning()
+    assert window.host.state is LifecycleState.CANCELLED
+    with JobQueue(queue_file) as queue:
+        [job] = queue.list()
+    assert job.status is JobStatus.INTERRUPTED, "offered for resume at the next start"
 
 
 def test_hires_final_size_follows_the_knobs(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
@@ -212,7 +219,7 @@ def test_save_intermediate_images_keeps_each_stage_s_images(
     action = window.models_menu.intermediates_action
     assert not action.isChecked()
     action.trigger()
-    assert window.settings.save_intermediates
+    assert window.prefs.save_intermediates
     small_txt2img(qtbot, window, "two stages")
     window.cards["upscale"].setChecked(True)
     with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS) as done:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
+from stablenew_qt.core.errors import FailureCause, FailureKind
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.lifecycle import LifecycleState
 from stablenew_qt.core.queue import JobQueue, JobStatus
@@ -32,7 +33,6 @@ def queue(tmp_path: Path) -> Iterator[JobQueue]:
 
 
 def panels(window: MainWindow) -> tuple[QueuePanel, HistoryPanel]:
-    assert window.queue_panel is not None and window.history_panel is not None
     return window.queue_panel, window.history_panel
 
 
@@ -53,7 +53,7 @@ def click(qtbot: Any, button: Any) -> None:
 def test_generate_runs_the_job_first_and_records_it_in_the_history(
     qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
 ) -> None:
-    window = make_main_window(queue=queue, recover_delay_ms=50)
+    window = make_main_window(queue=queue, idle_delay_ms=50)
     waiting = queue.add(queue_config(window, "queued earlier"))[0]
     queue.pause()  # Generate runs now even while the queue is paused
     small_txt2img(qtbot, window, "a lighthouse")
@@ -72,19 +72,17 @@ def test_generate_runs_the_job_first_and_records_it_in_the_history(
 def test_generate_while_a_job_runs_puts_the_new_job_next(
     qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
 ) -> None:
-    window = make_main_window(FakeExecutor(step_delay=0.05), queue=queue, recover_delay_ms=50)
-    worker = window.queue_worker
-    assert worker is not None
+    window = make_main_window(FakeExecutor(step_delay=0.05), queue=queue, idle_delay_ms=50)
     first = queue.add(queue_config(window, "first", steps=10))[0]
     later = queue.add(queue_config(window, "later"))[0]
     queue.pause()
     with qtbot.waitSignal(window.bridge.runStarted, timeout=RUN_TIMEOUT_MS):
-        worker.request_job(first.id)
+        window.host.run_job(first.id)
     qtbot.waitUntil(lambda: window.engine_busy, timeout=RUN_TIMEOUT_MS)
-    assert window.generate_button.isEnabled(), "with a queue, Generate while busy queues the job first"
+    assert window.generate_button.isEnabled(), "Generate while busy queues the job first"
     small_txt2img(qtbot, window, "right after")
     click(qtbot, window.generate_button)
-    assert "runs next" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "runs next" in window.statusBar().currentMessage(), timeout=RUN_TIMEOUT_MS)
     generated = max(job.id for job in queue.list())
     qtbot.waitUntil(lambda: queue.get(generated).status is S.COMPLETED, timeout=RUN_TIMEOUT_MS)
     assert queue.get(first.id).status is S.COMPLETED
@@ -95,7 +93,7 @@ def test_generate_while_a_job_runs_puts_the_new_job_next(
 def test_the_running_job_shows_its_progress_in_the_queue_tab(
     qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
 ) -> None:
-    window = make_main_window(FakeExecutor(step_delay=0.1), queue=queue, recover_delay_ms=50)
+    window = make_main_window(FakeExecutor(step_delay=0.1), queue=queue, idle_delay_ms=50)
     panel, _history = panels(window)
     job = queue.add(queue_config(window, "slow", steps=8))[0]
     assert not panel.progress.isVisible()
@@ -111,11 +109,10 @@ def test_the_running_job_shows_its_progress_in_the_queue_tab(
 # -- closing mid-job, and resuming -----------------------------------------------------------------
 def close_mid_job(qtbot: Any, window: MainWindow, queue: JobQueue) -> int:
     job = queue.add(queue_config(window, "interrupted by closing", steps=50))[0]
-    assert window.queue_worker is not None
     with qtbot.waitSignal(window.bridge.stepProgress, timeout=RUN_TIMEOUT_MS):
-        window.queue_worker.request_run()
+        window.host.run_queue()
     window.close()
-    assert not window.engine.qthread.isRunning()
+    assert not window.host.engine_thread.isRunning()
     return job.id
 
 
@@ -130,13 +127,14 @@ def test_closing_the_window_mid_job_leaves_it_interrupted_and_offered_for_resume
         "the app was closed while this job was running",
         (),
     )
+    assert job.cause is not None and job.cause.kind is FailureKind.INTERRUPTED
 
-    window = make_main_window(queue=queue, recover_delay_ms=50)
+    window = make_main_window(queue=queue, idle_delay_ms=50)
     panel, _history = panels(window)
     qtbot.waitUntil(lambda: not panel.banner.isHidden(), timeout=RUN_TIMEOUT_MS)
     assert f"#{job_id}" in panel.banner_label.text()
     assert queue.get(job_id).status is S.INTERRUPTED, "nothing resumes without the user's say"
-    assert "interrupted" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "interrupted" in window.statusBar().currentMessage(), timeout=RUN_TIMEOUT_MS)
     click(qtbot, panel.resume_button)
     qtbot.waitUntil(lambda: queue.get(job_id).status is S.COMPLETED, timeout=RUN_TIMEOUT_MS)
     assert queue.get(job_id).attempts == 2 and panel.banner.isHidden()
@@ -149,8 +147,8 @@ def test_with_auto_resume_the_interrupted_job_runs_at_start(
     job_id = close_mid_job(qtbot, first, queue)
     # The next window's settings file (make_main_window numbers them) has auto-resume on.
     (tmp_path / "settings-1.ini").write_text("[queue]\nauto_resume=true\n", encoding="utf-8")
-    window = make_main_window(queue=queue, recover_delay_ms=50)
-    assert window.auto_resume_action.isChecked()
+    window = make_main_window(queue=queue, idle_delay_ms=50)
+    assert window.queue_menu.auto_resume_action.isChecked()
     qtbot.waitUntil(lambda: queue.get(job_id).status is S.COMPLETED, timeout=RUN_TIMEOUT_MS)
     panel, _history = panels(window)
     assert panel.banner.isHidden()
@@ -160,13 +158,12 @@ def test_the_queue_menu_settings_persist_and_reach_the_runner(
     qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
 ) -> None:
     window = make_main_window(FakeExecutor().fail_at("txt2img", "scripted failure"), queue=queue)
-    assert window.queue_worker is not None
-    window.pause_on_failure_action.trigger()
-    window.auto_resume_action.trigger()
-    assert window.settings.pause_on_failure and window.settings.auto_resume
+    window.queue_menu.pause_on_failure_action.trigger()
+    window.queue_menu.auto_resume_action.trigger()
+    assert window.prefs.pause_on_failure and window.prefs.auto_resume
     failing, waiting = queue.add(queue_config(window, "fails"), 2)
-    with qtbot.waitSignal(window.queue_worker.queueFinished, timeout=RUN_TIMEOUT_MS):
-        window.queue_worker.request_run()
+    with qtbot.waitSignal(window.bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS):
+        window.host.run_queue()
     assert queue.get(failing.id).status is S.FAILED and queue.paused
     assert queue.get(waiting.id).status is S.QUEUED
     qtbot.waitUntil(
@@ -188,7 +185,7 @@ def finish_jobs(queue: JobQueue, window: MainWindow, *specs: tuple[str, str, Job
         if status is S.COMPLETED:
             queue.mark_completed(job.id, f"run{job.id}", [])
         elif status is S.FAILED:
-            queue.mark_failed(job.id, "out of memory")
+            queue.mark_failed(job.id, FailureCause(FailureKind.OUT_OF_MEMORY, "out of memory"))
         else:
             queue.mark_cancelled(job.id)
         ids.append(job.id)
@@ -238,7 +235,7 @@ def test_period_start_is_local_midnight_n_days_back() -> None:
 def test_history_requeues_loads_opens_and_removes(
     qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    window = make_main_window(queue=queue, recover_delay_ms=50)
+    window = make_main_window(queue=queue, idle_delay_ms=50)
     _panel, history = panels(window)
     small_txt2img(qtbot, window, "a quiet harbour")
     with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
@@ -271,13 +268,15 @@ def test_history_requeues_loads_opens_and_removes(
     menu.deleteLater()
     click(qtbot, history.requeue_button)
     click(qtbot, history.new_seed_button)
+    qtbot.waitUntil(lambda: len(queue.list(status=S.QUEUED)) == 2, timeout=RUN_TIMEOUT_MS)
     same, fresh = (job for job in queue.list(status=S.QUEUED))
     assert same.config == done.config
     assert fresh.config.seed != done.config.seed and fresh.config.prompt == "a quiet harbour"
-    assert "Queued again" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "Queued again" in window.statusBar().currentMessage(), timeout=RUN_TIMEOUT_MS)
 
     small_txt2img(qtbot, window, "something else")
-    click(qtbot, history.load_button)
+    with qtbot.waitSignal(history.loadRequested, timeout=RUN_TIMEOUT_MS):
+        click(qtbot, history.load_button)
     assert window.model.config == done.config
 
     click(qtbot, history.remove_button)
@@ -295,25 +294,32 @@ def queue_config(window: MainWindow, prompt: str, steps: int = 2) -> Any:
 def test_window_state_returns_to_idle_after_a_queued_generate(
     qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
 ) -> None:
-    window = make_main_window(queue=queue, recover_delay_ms=50)
+    window = make_main_window(queue=queue, idle_delay_ms=50)
     small_txt2img(qtbot, window, "twice")
     for _ in range(2):
         with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
             click(qtbot, window.generate_button)
-        qtbot.waitUntil(lambda: window.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: window.host.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
         qtbot.waitUntil(lambda: window.lifecycle_label.text() == "IDLE", timeout=RUN_TIMEOUT_MS)
     assert [job.status for job in queue.list()] == [S.COMPLETED, S.COMPLETED]
 
 
-def test_a_queue_problem_is_shown_without_blocking(qtbot: Any, make_main_window: MakeMainWindow) -> None:
-    window = make_main_window()  # no queue: what the app does when the file cannot be used
-    box = window.report_queue_problem("the queue file is damaged; a copy was saved as queue.sqlite3.backup-1")
+def test_a_queue_file_that_cannot_be_used_gives_a_temporary_queue_and_a_warning(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    (tmp_path / "queue-0.sqlite3").write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)  # the window's file
+    window = make_main_window()
+    problem = window.session.queue_problem
+    assert window.session.temporary_queue and problem is not None and "backup" in problem
+    box = window.report_queue_problem(problem)  # what app.main does when the window shows
     qtbot.waitUntil(box.isVisible, timeout=RUN_TIMEOUT_MS)
-    assert "a copy was saved as queue.sqlite3.backup-1" in box.text()
-    assert window.queue_panel is None and not window.add_to_queue_button.isVisible()
+    assert "uses a temporary queue" in box.text() and "A copy was saved as" in box.text()
     small_txt2img(qtbot, window, "still works")
     with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
         click(qtbot, window.generate_button)  # the event loop ran on while the warning was open
+    qtbot.waitUntil(
+        lambda: [job.status for job in window.history_panel.jobs] == [S.COMPLETED], timeout=RUN_TIMEOUT_MS
+    )
     box.accept()
 
 

@@ -1,9 +1,10 @@
 """QueuePanel and HistoryPanel over a real JobQueue (a file in tmp_path) and the window's engine with
-a FakeExecutor: Generate through the queue, progress of the running job, interrupted jobs offered for
-resume after the window closed mid-job, and the history's filters and operations."""
+a FakeExecutor: adding, reordering, cancelling, retrying, pausing and running jobs. Every panel
+operation runs on the queue thread, so the tests wait for the queue to show it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def queue(tmp_path: Path) -> Iterator[JobQueue]:
 @pytest.fixture
 def make_window(make_main_window: MakeMainWindow, queue: JobQueue) -> MakeWindow:
     """``make_main_window`` with the window given ``queue``."""
-    return lambda executor=None: make_main_window(executor, queue=queue, recover_delay_ms=50)
+    return lambda executor=None: make_main_window(executor, queue=queue, idle_delay_ms=50)
 
 
 def panel_of(window: MainWindow) -> QueuePanel:
@@ -56,10 +57,15 @@ def shown_ids(panel: QueuePanel) -> list[int]:
     return [panel.list.item(row).data(Qt.ItemDataRole.UserRole) for row in range(panel.list.count())]
 
 
-def wait_listed(qtbot: Any, panel: QueuePanel, queue: JobQueue) -> None:
-    """Wait until the panel shows the queue's active jobs as they are now (refreshes arrive as
-    queued signals)."""
-    qtbot.waitUntil(lambda: panel.jobs == queue.list(status=ACTIVE_STATUSES), timeout=RUN_TIMEOUT_MS)
+def wait_listed(qtbot: Any, panel: QueuePanel, queue: JobQueue, ids: list[int] | None = None) -> None:
+    """Wait until the panel shows the queue's active jobs as they are now (the panel's operations
+    and refreshes run on the queue thread), and, with ``ids``, until those are the jobs shown."""
+
+    def shown() -> bool:
+        current = panel.jobs == queue.list(status=ACTIVE_STATUSES)
+        return current and (ids is None or shown_ids(panel) == ids)
+
+    qtbot.waitUntil(shown, timeout=RUN_TIMEOUT_MS)
 
 
 def test_add_to_queue_button_lists_the_job_and_counts_it(
@@ -69,8 +75,9 @@ def test_add_to_queue_button_lists_the_job_and_counts_it(
     small_txt2img(qtbot, window, "a red barn")
     qtbot.mouseClick(window.add_to_queue_button, Qt.MouseButton.LeftButton)
     panel = panel_of(window)
-    wait_listed(qtbot, panel, queue)
+    qtbot.waitUntil(lambda: len(queue.list()) == 1, timeout=RUN_TIMEOUT_MS)
     [job] = queue.list()
+    wait_listed(qtbot, panel, queue, [job.id])
     assert job.status is JobStatus.QUEUED and job.config.prompt == "a red barn"
     assert shown_ids(panel) == [job.id]
     assert "a red barn" in panel.list.item(0).text()
@@ -82,22 +89,24 @@ def test_reorder_through_the_queue_is_reflected(qtbot: Any, make_window: MakeWin
     panel = panel_of(make_window())
     a, b, c = (queue.add(small_config(p))[0] for p in ("a", "b", "c"))
     queue.move_to(c.id, 0)
-    wait_listed(qtbot, panel, queue)
-    assert shown_ids(panel) == [c.id, a.id, b.id]
+    wait_listed(qtbot, panel, queue, [c.id, a.id, b.id])
     panel.move_down(c.id)
     panel.move_to_top(b.id)
-    wait_listed(qtbot, panel, queue)
-    assert shown_ids(panel) == [b.id, a.id, c.id]
+    wait_listed(qtbot, panel, queue, [b.id, a.id, c.id])
 
 
 def test_dragging_a_row_moves_the_job(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
     panel = panel_of(make_window())
     a, b, c = (queue.add(small_config(p))[0] for p in ("a", "b", "c"))
-    wait_listed(qtbot, panel, queue)
+    wait_listed(qtbot, panel, queue, [a.id, b.id, c.id])
     # What an internal drag does to the list's model: move row 0 below row 2.
     panel.list.model().moveRow(panel.list.rootIndex(), 0, panel.list.rootIndex(), 3)
-    wait_listed(qtbot, panel, queue)
-    assert [job.id for job in queue.list()] == [b.id, c.id, a.id]
+    qtbot.waitUntil(lambda: [job.id for job in queue.list()] == [b.id, c.id, a.id], timeout=RUN_TIMEOUT_MS)
+    wait_listed(qtbot, panel, queue, [b.id, c.id, a.id])
+
+
+def wait_status(qtbot: Any, queue: JobQueue, job_id: int, status: JobStatus) -> None:
+    qtbot.waitUntil(lambda: queue.get(job_id).status is status, timeout=RUN_TIMEOUT_MS)
 
 
 def test_cancel_remove_retry_and_load(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
@@ -105,12 +114,11 @@ def test_cancel_remove_retry_and_load(qtbot: Any, make_window: MakeWindow, queue
     panel = panel_of(window)
     a, b = (queue.add(small_config(p))[0] for p in ("first", "second"))
     panel.cancel(a.id)
-    assert queue.get(a.id).status is JobStatus.CANCELLED
+    wait_status(qtbot, queue, a.id, JobStatus.CANCELLED)
     panel.retry(a.id)
-    assert queue.get(a.id).status is JobStatus.QUEUED
+    wait_status(qtbot, queue, a.id, JobStatus.QUEUED)
     panel.remove(b.id)
-    wait_listed(qtbot, panel, queue)
-    assert shown_ids(panel) == [a.id]
+    wait_listed(qtbot, panel, queue, [a.id])
     with qtbot.waitSignal(panel.errorOccurred):
         panel.retry(a.id)  # a queued job cannot be retried: a message, not an exception
     with qtbot.waitSignal(panel.loadRequested):
@@ -134,55 +142,68 @@ def test_run_queue_completes_jobs_in_order(qtbot: Any, make_window: MakeWindow, 
     executor = FakeExecutor().fail_at("txt2img", "scripted failure")
     window = make_window(executor)
     panel = panel_of(window)
-    worker = window.queue_worker
-    assert worker is not None
+    bridge = window.bridge
     ids = [queue.add(small_config(p))[0].id for p in ("one", "two")]
     started: list[int] = []
-    worker.jobStarted.connect(lambda job: started.append(job.id))
-    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS) as finished:
+    bridge.jobStarted.connect(lambda event: started.append(event.job.id))
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS) as finished:
         qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
-    assert finished.args == [2]
+    assert finished.args[0].jobs_run == 2
     assert started == ids
     # The failing first job did not stop the second (FakeExecutor fails every txt2img here).
     assert [queue.get(i).status for i in ids] == [JobStatus.FAILED, JobStatus.FAILED]
 
     executor2 = FakeExecutor()
-    window.engine.set_executor(executor2)
+    window.host.replace_engine(executor2)
     for job_id in ids:
         panel.retry(job_id)
-    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS):
-        worker.request_run()
+    for job_id in ids:
+        wait_status(qtbot, queue, job_id, JobStatus.QUEUED)
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS):
+        window.host.run_queue()
     assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED, JobStatus.COMPLETED]
-    wait_listed(qtbot, panel, queue)
-    assert panel.count_label.text() == "Queued: 0"
+    wait_listed(qtbot, panel, queue, [])
+    qtbot.waitUntil(lambda: panel.count_label.text() == "Queued: 0", timeout=RUN_TIMEOUT_MS)
     assert panel.jobs == [], "finished jobs move to the history"
     history = history_of(window)
     qtbot.waitUntil(lambda: [job.id for job in history.jobs] == ids[::-1], timeout=RUN_TIMEOUT_MS)
     assert "completed" in history.list.item(0).text()
 
 
+class HeldFake(FakeExecutor):
+    """Holds each stage until :attr:`release` is set, so a job is surely running meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def generate_images(self, stage, payload, progress, cancel_token):  # type: ignore[no-untyped-def, override]
+        self.release.wait(RUN_TIMEOUT_MS / 1000)
+        return super().generate_images(stage, payload, progress, cancel_token)
+
+
 def test_pause_stops_after_the_current_job(qtbot: Any, make_window: MakeWindow, queue: JobQueue) -> None:
-    window = make_window(FakeExecutor(step_delay=0.1))
+    engine = HeldFake()
+    window = make_window(engine)
     panel = panel_of(window)
-    worker = window.queue_worker
-    assert worker is not None
-    # 30 steps of 0.1 s: the first job is still running when Pause is clicked, even on a busy machine.
-    ids = [queue.add(small_config(p, steps=30))[0].id for p in ("one", "two", "three")]
-    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS) as finished:
-        with qtbot.waitSignal(worker.jobStarted, timeout=RUN_TIMEOUT_MS):
-            worker.request_run()
-        wait_listed(qtbot, panel, queue)
+    bridge = window.bridge
+    ids = [queue.add(small_config(p))[0].id for p in ("one", "two", "three")]
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        with qtbot.waitSignal(bridge.jobStarted, timeout=RUN_TIMEOUT_MS):
+            window.host.run_queue()
+        qtbot.waitUntil(lambda: panel.running_job() is not None, timeout=RUN_TIMEOUT_MS)
         assert panel.jobs[0].status is JobStatus.RUNNING
         assert panel.list.item(0).font().bold()  # the running job is highlighted
         qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
-        assert queue.paused
-    assert finished.args == [1]
+        qtbot.waitUntil(lambda: queue.paused, timeout=RUN_TIMEOUT_MS)
+        engine.release.set()  # the running job finishes; no other starts
+    assert finished.args[0].jobs_run == 1
     assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED, JobStatus.QUEUED, JobStatus.QUEUED]
-    wait_listed(qtbot, panel, queue)
+    wait_listed(qtbot, panel, queue, ids[1:])
+    qtbot.waitUntil(lambda: panel.count_label.text() == "Queued: 2 (paused)", timeout=RUN_TIMEOUT_MS)
     assert panel.pause_button.text() == "Resume"
-    assert panel.count_label.text() == "Queued: 2 (paused)"
     qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
-    assert not queue.paused
+    qtbot.waitUntil(lambda: not queue.paused, timeout=RUN_TIMEOUT_MS)
 
 
 def test_clear_finished_and_cancel_the_running_job(
@@ -190,12 +211,11 @@ def test_clear_finished_and_cancel_the_running_job(
 ) -> None:
     window = make_window(FakeExecutor(step_delay=0.2))
     panel = panel_of(window)
-    worker = window.queue_worker
-    assert worker is not None
+    bridge = window.bridge
     first = queue.add(small_config("long"))[0]
-    with qtbot.waitSignal(worker.jobStarted, timeout=RUN_TIMEOUT_MS):
-        worker.request_run()
-    with qtbot.waitSignal(worker.queueFinished, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(bridge.jobStarted, timeout=RUN_TIMEOUT_MS):
+        window.host.run_queue()
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS):
         panel.cancel(first.id)
     assert queue.get(first.id).status is JobStatus.CANCELLED
     history = history_of(window)
@@ -205,7 +225,9 @@ def test_clear_finished_and_cancel_the_running_job(
     assert queue.list() == []
 
 
-def test_window_without_a_queue_has_no_queue_controls(qtbot: Any, make_main_window: Any) -> None:
+def test_every_window_has_the_queue_the_app_ships(qtbot: Any, make_main_window: Any) -> None:
+    """No second road: a window always runs its jobs through a queue (a file, or a temporary one)."""
     window = make_main_window()
-    assert window.queue_panel is None and window.queue_worker is None
-    assert not window.add_to_queue_button.isVisible()
+    assert window.session.queue.path.name == "queue-0.sqlite3" and not window.session.temporary_queue
+    assert window.tabs.indexOf(window.queue_panel) >= 0 and window.tabs.indexOf(window.history_panel) >= 0
+    assert window.add_to_queue_button.isVisible()

@@ -85,8 +85,8 @@ def test_the_chosen_theme_is_saved_and_restored_in_a_new_window(
 ) -> None:
     first = make_main_window()
     choose_theme(first, "dark")
-    settings_file = first.settings.qsettings.fileName()
-    assert load_theme(first.settings.qsettings) == "dark"
+    settings_file = first.prefs.qsettings.fileName()
+    assert load_theme(first.prefs.qsettings) == "dark"
     manager.set_theme("system")  # as after a restart, before the saved theme is applied
     wait_dark(qtbot, first, False)
 

@@ -1,5 +1,6 @@
 """The ADetailer trust dialog and the status bar's device readout, through the real window
-(FakeExecutor behind the real engine thread) and through the composition root's services."""
+(FakeExecutor behind the real engine thread) and through the composition root's services. The
+window recognises an untrusted detector by the failure's typed cause, never by its message."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from pytestqt.qtbot import QtBot
 
 from stablenew_qt import app
 from stablenew_qt.core.config import RunConfig
-from stablenew_qt.core.errors import StageError
-from stablenew_qt.core.executor import CancelToken, Executor, ProgressCallback, StagePayload, StageResult
+from stablenew_qt.core.errors import FailureCause, FailureKind, StageError
+from stablenew_qt.core.executor import CancelToken, Engine, ProgressCallback, StagePayload, StageResult
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.core.options import MemoryMode
 from stablenew_qt.core.queue import JobQueue, JobStatus
 from stablenew_qt.core.sequencer import StageExecution, StageName
 from stablenew_qt.engine.adetailer.detector import DetectorTrust, UntrustedModelError, file_sha256
+from stablenew_qt.engine.errors import MissingModelError, ModelError
+from stablenew_qt.engine.executor import stage_error
 from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.services import UntrustedDetector
 from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow, generate_and_wait
@@ -44,16 +48,16 @@ def detector(tmp_path: Path) -> Path:
     return file
 
 
-def untrusted_message(file: Path) -> str:
-    """The run error's text exactly as the engine's failure reaches the window."""
-    return str(StageError("adetailer", str(UntrustedModelError(file, file_sha256(file)))))
+def untrusted(file: Path) -> StageError:
+    """The stage error exactly as the engine raises it for an untrusted detector."""
+    return stage_error("adetailer", UntrustedModelError(file, file_sha256(file)))
 
 
 @pytest.fixture
 def make_window(make_main_window: MakeMainWindow) -> MakeWindow:
     """``make_main_window`` over ``executor`` with an ADetailer config and AppServices fields replaced."""
     return lambda executor, **services: make_main_window(
-        executor, config=ADETAILER_CONFIG, recover_delay_ms=50, **services
+        executor, config=ADETAILER_CONFIG, idle_delay_ms=50, **services
     )
 
 
@@ -81,31 +85,35 @@ class UntrustingFake(FakeExecutor):
         self, stage: StageExecution, payload: StagePayload, progress: ProgressCallback, token: CancelToken
     ) -> StageResult:
         if stage.stage is StageName.ADETAILER and self.detector not in self.trusted:
-            raise StageError("adetailer", str(UntrustedModelError(self.detector, file_sha256(self.detector))))
+            raise untrusted(self.detector)
         return super().generate_images(stage, payload, progress, token)
 
 
 # -- the composition root's services (no Qt) ------------------------------------------------
 
 
-def test_untrusted_detector_parses_the_engines_message(detector: Path) -> None:
-    found = app.untrusted_detector(untrusted_message(detector))
-    assert found == UntrustedDetector(detector, file_sha256(detector))
-    assert app.untrusted_detector(str(UntrustedModelError(detector, "ab" * 32))) == UntrustedDetector(
-        detector, "ab" * 32
+def test_the_engine_s_errors_carry_their_kind_and_file(detector: Path) -> None:
+    error = untrusted(detector)
+    assert error.cause == FailureCause(
+        FailureKind.UNTRUSTED_DETECTOR, str(error), "adetailer", detector, file_sha256(detector)
     )
+    assert UntrustedDetector.of(error.cause) == UntrustedDetector(detector, file_sha256(detector))
+    missing = stage_error("txt2img", MissingModelError("checkpoint 'x' not found", detector))
+    assert (missing.kind, missing.path) == (FailureKind.MISSING_MODEL, detector)
+    assert stage_error("txt2img", ModelError("VAE 'v' does not fit")).kind is FailureKind.STAGE
 
 
 @pytest.mark.parametrize(
-    "message",
+    "cause",
     [
-        "adetailer: cannot read detector /x/face.pt: No such file",
-        "adetailer: detector face.pt is not trusted yet (SHA-256 123)",
-        "txt2img: the GPU ran out of memory",
+        None,
+        FailureCause(FailureKind.STAGE, "adetailer: detector face.pt is not trusted yet (SHA-256 123)"),
+        FailureCause(FailureKind.OUT_OF_MEMORY, "txt2img: the GPU ran out of memory"),
+        FailureCause(FailureKind.UNTRUSTED_DETECTOR, "no file named", "adetailer"),
     ],
 )
-def test_untrusted_detector_ignores_other_errors(message: str) -> None:
-    assert app.untrusted_detector(message) is None
+def test_only_an_untrusted_detector_cause_names_a_detector(cause: FailureCause | None) -> None:
+    assert UntrustedDetector.of(cause) is None
 
 
 def test_trust_detector_trusts_only_the_bytes_the_user_saw(detector: Path, tmp_path: Path) -> None:
@@ -119,9 +127,10 @@ def test_trust_detector_trusts_only_the_bytes_the_user_saw(detector: Path, tmp_p
         app.trust_detector(tmp_path / "missing.pt", "0" * 64, trust_list)
 
 
-def test_describe_device_is_empty_until_the_engine_is_loaded(tmp_path: Path) -> None:
-    assert app.describe_device(FakeExecutor()) == ""
-    assert app.describe_device(app.make_executor(tmp_path, "gpu")) == ""
+def test_the_device_summary_is_empty_until_the_engine_is_loaded(tmp_path: Path) -> None:
+    engine = app.make_engine(tmp_path, MemoryMode.GPU)
+    assert isinstance(engine, Engine), "the engine-info protocol: no isinstance check on the executor"
+    assert engine.device_summary() == "" and FakeExecutor().device_summary() == ""
 
 
 def test_trust_question_names_the_file_and_hash(detector: Path) -> None:
@@ -136,15 +145,9 @@ def test_trust_question_names_the_file_and_hash(detector: Path) -> None:
 def test_untrusted_detector_failure_offers_the_dialog_and_trusts(
     qtbot: QtBot, make_window: MakeWindow, detector: Path
 ) -> None:
-    fake = FakeExecutor().raise_at(
-        "adetailer", StageError("adetailer", str(UntrustedModelError(detector, file_sha256(detector))))
-    )
+    fake = FakeExecutor().raise_at("adetailer", untrusted(detector))
     trusted: list[tuple[Path, str]] = []
-    window = make_window(
-        fake,
-        untrusted_detector=app.untrusted_detector,
-        trust_detector=lambda path, sha: trusted.append((path, sha)),
-    )
+    window = make_window(fake, trust_detector=lambda path, sha: trusted.append((path, sha)))
     ask = Asker(TrustChoice.TRUST)
     window.trust_offer.ask = ask
 
@@ -153,7 +156,7 @@ def test_untrusted_detector_failure_offers_the_dialog_and_trusts(
 
     assert ask.asked == [UntrustedDetector(detector, file_sha256(detector))]
     assert trusted == [(detector, file_sha256(detector))]
-    qtbot.waitUntil(lambda: window.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.host.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
     assert fake.stages_called == [StageName.TXT2IMG, StageName.ADETAILER]  # no run again unasked
 
 
@@ -161,17 +164,15 @@ def test_trust_and_run_again_completes_the_second_run(
     qtbot: QtBot, make_window: MakeWindow, detector: Path
 ) -> None:
     fake = UntrustingFake(detector)
-    window = make_window(
-        fake,
-        untrusted_detector=app.untrusted_detector,
-        trust_detector=lambda path, _sha: fake.trusted.add(path),
-    )
+    window = make_window(fake, trust_detector=lambda path, _sha: fake.trusted.add(path))
     window.trust_offer.ask = Asker(TrustChoice.TRUST_AND_RUN)
 
     with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
         generate_and_wait(qtbot, window, end="runFailed")
 
     assert fake.trusted == {detector}
+    [job] = window.session.queue.list()
+    assert (job.status, job.attempts) == (JobStatus.COMPLETED, 2), "the failed job ran again"
     # the refused ADetailer call raised before FakeExecutor recorded it
     assert fake.stages_called == [StageName.TXT2IMG, StageName.TXT2IMG, StageName.ADETAILER]
 
@@ -181,49 +182,44 @@ def test_declining_trusts_nothing_and_other_errors_ask_nothing(
 ) -> None:
     fake = UntrustingFake(detector)
     trusted: list[Path] = []
-    window = make_window(
-        fake,
-        untrusted_detector=app.untrusted_detector,
-        trust_detector=lambda path, _sha: trusted.append(path),
-    )
+    window = make_window(fake, trust_detector=lambda path, _sha: trusted.append(path))
     ask = Asker(TrustChoice.CANCEL)
     window.trust_offer.ask = ask
     generate_and_wait(qtbot, window, end="runFailed")
     qtbot.waitUntil(lambda: bool(ask.asked), timeout=RUN_TIMEOUT_MS)
     assert trusted == []
 
-    other = make_window(
-        FakeExecutor().fail_at("adetailer", "the detector file is corrupt"),
-        untrusted_detector=app.untrusted_detector,
-    )
+    other = make_window(FakeExecutor().fail_at("adetailer", "the detector file is corrupt"))
     other.trust_offer.ask = Asker()  # any question would fail: no answers
     generate_and_wait(qtbot, other, end="runFailed")
     qtbot.wait(50)
-    qtbot.waitUntil(lambda: other.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: other.host.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
+
+
+class DescribedFake(FakeExecutor):
+    """Says how much memory it holds, one GiB more after every job, and on which thread it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked_on: list[str] = []
+
+    def device_summary(self) -> str:
+        self.asked_on.append(threading_name())
+        return f"Fake GPU (float16), {len(self.calls)}.0 GiB in use"
 
 
 def test_status_bar_shows_the_device_after_each_run(qtbot: QtBot, make_window: MakeWindow) -> None:
-    runs = iter(range(1, 100))
-    seen: list[str] = []
-
-    def describe(executor: Executor) -> str:
-        assert isinstance(executor, FakeExecutor)
-        seen.append(threading_name())
-        return f"Fake GPU (float16), {next(runs)}.0 GiB in use"
-
-    window = make_window(FakeExecutor(), describe_device=describe)
+    fake = DescribedFake()
+    window = make_window(fake)
     label = window.device_label
     assert window.statusBar().findChild(type(label), "status.device") is label
 
-    with qtbot.waitSignal(window.engine.worker.deviceDescribed, timeout=RUN_TIMEOUT_MS):
-        generate_and_wait(qtbot, window)
-    # The label's slot is queued on the GUI thread: wait for it rather than racing it.
-    qtbot.waitUntil(lambda: label.text() == "Fake GPU (float16), 1.0 GiB in use", timeout=RUN_TIMEOUT_MS)
-    qtbot.waitUntil(lambda: window.engine.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
-    with qtbot.waitSignal(window.engine.worker.deviceDescribed, timeout=RUN_TIMEOUT_MS):
-        generate_and_wait(qtbot, window)
+    generate_and_wait(qtbot, window)
     qtbot.waitUntil(lambda: label.text() == "Fake GPU (float16), 2.0 GiB in use", timeout=RUN_TIMEOUT_MS)
-    assert seen == ["engine", "engine"]  # only ever asked on the engine thread
+    qtbot.waitUntil(lambda: window.host.state is LifecycleState.IDLE, timeout=RUN_TIMEOUT_MS)
+    generate_and_wait(qtbot, window)
+    qtbot.waitUntil(lambda: label.text() == "Fake GPU (float16), 4.0 GiB in use", timeout=RUN_TIMEOUT_MS)
+    assert fake.asked_on == ["engine", "engine"]  # only ever asked on the engine thread
 
 
 def threading_name() -> str:
@@ -268,16 +264,14 @@ def test_trust_and_run_again_retries_the_queued_job_that_failed(
         window = make_main_window(
             fake,
             config=ADETAILER_CONFIG,
-            recover_delay_ms=50,
+            idle_delay_ms=50,
             queue=queue,
-            untrusted_detector=app.untrusted_detector,
             trust_detector=lambda path, _sha: fake.trusted.add(path),
         )
         window.trust_offer.ask = Asker(TrustChoice.TRUST_AND_RUN)
         job = queue.add(ADETAILER_CONFIG.model_copy(update={"prompt": "the queued job's own prompt"}))[0]
         window.model.set("prompt", "what the editor shows now")
-        assert window.queue_worker is not None
-        window.queue_worker.request_run()
+        window.host.run_queue()
         qtbot.waitUntil(lambda: queue.get(job.id).status is JobStatus.COMPLETED, timeout=RUN_TIMEOUT_MS)
         done = queue.get(job.id)
         assert done.attempts == 2 and fake.trusted == {detector}

@@ -164,7 +164,7 @@ REAL_ENGINE_KEYS = {
     "ADetailer steps": "4",
 }
 COMPLETED_RUN = [LifecycleState.RUNNING, LifecycleState.COMPLETED, LifecycleState.IDLE]
-FAILED_RUN = [LifecycleState.RUNNING, LifecycleState.ERROR, LifecycleState.IDLE]
+FAILED_RUN = [LifecycleState.RUNNING, LifecycleState.FAILED, LifecycleState.IDLE]
 
 
 def _record_lifecycle(window: MainWindow) -> list[LifecycleState]:
@@ -330,11 +330,10 @@ def test_jt04_window_real_engine_repaints_only_the_detected_faces(
             trust_file=trust_list,
         )
     )
-    # The app's own services: model listing, and the trust dialog's parsing and trusting.
+    # The app's own services: model listing, and the trust dialog's trusting.
     window = make_main_window(
         engine,
         list_models=app.list_models,
-        untrusted_detector=app.untrusted_detector,
         trust_detector=lambda path, sha256: app.trust_detector(path, sha256, trust_list),
     )
     states = _record_lifecycle(window)

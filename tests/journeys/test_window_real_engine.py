@@ -1,5 +1,6 @@
 """The real window over the REAL DiffusersExecutor on a demo model: prompt to PNG, on the CPU,
-with the GUI's event loop kept responsive while the engine thread works."""
+through the queue the app ships (a queue file), with the GUI's event loop kept responsive while
+the engine thread works."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
-from stablenew_qt.app import describe_device
 from stablenew_qt.core.infotext import read_image_metadata
 from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.core.queue import JobStatus
 from stablenew_qt.engine.demo import DEMO_MODELS
 from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
 from stablenew_qt.gui import testing
@@ -75,7 +76,7 @@ def test_window_runs_the_real_engine_on_a_demo_model(
             window.generate_button.click()
     finally:
         heartbeat.stop()
-    qtbot.waitUntil(lambda: window.engine.state is not LifecycleState.RUNNING, timeout=10_000)
+    qtbot.waitUntil(lambda: window.host.state is not LifecycleState.RUNNING, timeout=10_000)
 
     paths = done.args[0].image_paths
     assert len(paths) == 1 and paths[0].is_file()
@@ -85,4 +86,7 @@ def test_window_runs_the_real_engine_on_a_demo_model(
     assert meta.run_config is not None and meta.run_config.txt2img.model == model
     assert heartbeat.ticks > 10
     assert heartbeat.max_gap < MAX_HEARTBEAT_GAP_S, f"GUI froze for {heartbeat.max_gap * 1000:.0f} ms"
-    assert describe_device(engine) == "CPU (float32)"  # the engine is loaded now, so it says where
+    [job] = window.session.queue.list()
+    assert job.status is JobStatus.COMPLETED and job.outputs == tuple(paths), "it ran as a queued job"
+    assert engine.device_summary() == "CPU (float32)"  # the engine is loaded now, so it says where
+    qtbot.waitUntil(lambda: window.device_label.text() == "CPU (float32)", timeout=10_000)

@@ -58,7 +58,7 @@ def test_hooks_see_failed_runs_too(make_config, tmp_path: Path) -> None:
     _runner(tmp_path, executor, rec).run(make_config(img2img={"enabled": True}), CancelToken())
     assert [s.stage for s in rec.stages] == ["txt2img"]
     assert (
-        rec.runs[0].status == "ERROR" and rec.runs[0].error == "img2img: boom" and rec.runs[0].outputs == ()
+        rec.runs[0].status == "FAILED" and rec.runs[0].error == "img2img: boom" and rec.runs[0].outputs == ()
     )
 
 

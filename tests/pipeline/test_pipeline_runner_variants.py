@@ -209,7 +209,7 @@ def test_error_in_each_stage_ends_in_error_and_writes_nothing(
 ) -> None:
     executor = FakeExecutor().fail_at(stage, "model file vanished", step=1)
     result, _, events = _run(make_config(**FULL), tmp_path, executor)
-    assert result.status == "ERROR"
+    assert result.status == "FAILED"
     assert result.error == f"{stage}: model file vanished"
     assert result.failed_stage == StageName(stage)
     assert executor.stages_called == list(StageName)[: STAGES.index(stage) + 1]
@@ -219,14 +219,14 @@ def test_error_in_each_stage_ends_in_error_and_writes_nothing(
 
 def test_out_of_memory_message_says_what_to_lower(make_config, tmp_path: Path) -> None:
     result, _, _ = _run(make_config(**FULL), tmp_path, FakeExecutor().oom_at("upscale"))
-    assert result.status == "ERROR"
+    assert result.status == "FAILED"
     assert result.error is not None and "out of memory" in result.error and "lower" in result.error
 
 
 def test_unexpected_exception_is_contained(make_config, tmp_path: Path, caplog) -> None:
     executor = FakeExecutor().raise_at("img2img", ZeroDivisionError("division by zero"))
     result, _, _ = _run(make_config(**FULL), tmp_path, executor)
-    assert result.status == "ERROR"
+    assert result.status == "FAILED"
     assert (
         result.error
         == "unexpected error in img2img: ZeroDivisionError: division by zero (details in the log)"
@@ -237,9 +237,9 @@ def test_unexpected_exception_is_contained(make_config, tmp_path: Path, caplog) 
 def test_error_after_intermediates_keeps_them_with_a_manifest(make_config, tmp_path: Path) -> None:
     executor = FakeExecutor().fail_at("upscale", "no such upscaler 'R-ESRGAN 4x+'")
     result, _, _ = _run(make_config(**FULL), tmp_path, executor, save_intermediates=True)
-    assert result.status == "ERROR" and result.manifest_path is not None
+    assert result.status == "FAILED" and result.manifest_path is not None
     manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
-    assert manifest["status"] == "ERROR" and manifest["error"] == "upscale: no such upscaler 'R-ESRGAN 4x+'"
+    assert manifest["status"] == "FAILED" and manifest["error"] == "upscale: no such upscaler 'R-ESRGAN 4x+'"
     assert manifest["images"] == [
         "intermediates/00000-1234-txt2img.png",
         "intermediates/00001-1234-img2img.png",
@@ -254,7 +254,7 @@ class _WrongCount(FakeExecutor):
 
 def test_executor_returning_wrong_image_count_is_an_error(make_config, tmp_path: Path) -> None:
     result, _, _ = _run(make_config(batch_size=2), tmp_path, _WrongCount())
-    assert result.status == "ERROR" and result.error == "txt2img: returned 1 image(s), expected 2"
+    assert result.status == "FAILED" and result.error == "txt2img: returned 1 image(s), expected 2"
 
 
 def test_config_error_raises_before_anything_runs(make_config, tmp_path: Path) -> None:

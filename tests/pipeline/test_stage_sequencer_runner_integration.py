@@ -180,7 +180,7 @@ def test_rule_every_problem_reported_at_once(make_config) -> None:
 
 def test_rule_model_knowledge_conflicts_end_in_error_not_config_error(make_config, tmp_path: Path) -> None:
     """A conflict only the engine can see (e.g. a refiner of another family) is a StageError at run
-    time: the plan is valid, the run ends in ERROR with the engine's message, and nothing is written."""
+    time: the plan is valid, the run ends FAILED with the engine's message, and nothing is written."""
     from stablenew_qt.core.errors import StageError
 
     config = make_config(txt2img={"refiner_enabled": True, "refiner_model_name": "sd15-as-refiner"})
@@ -189,7 +189,7 @@ def test_rule_model_knowledge_conflicts_end_in_error_not_config_error(make_confi
         "txt2img", StageError("txt2img", "refiner 'sd15-as-refiner' is SD1.x but the base model is SDXL")
     )
     result = PipelineRunner(executor, OutputSettings(tmp_path / "runs")).run(config, CancelToken())
-    assert result.status == "ERROR"
+    assert result.status == "FAILED"
     assert result.error == "txt2img: refiner 'sd15-as-refiner' is SD1.x but the base model is SDXL"
     assert not (tmp_path / "runs").exists()
 
@@ -223,7 +223,7 @@ def test_rule_upscaler_not_installed_ends_in_error(make_config, tmp_path: Path) 
         upscale={"enabled": True, "upscale_model": "4x-NotInstalled"},
     )
     assert (result.status, result.failed_stage, result.error) == (
-        "ERROR",
+        "FAILED",
         StageName.UPSCALE,
         f"upscale: {message}",
     )
@@ -236,5 +236,5 @@ def test_rule_missing_model_ends_in_error(make_config, tmp_path: Path) -> None:
     result, _ = _engine_refuses(
         make_config, tmp_path, "txt2img", message, txt2img={"model": "missing.safetensors"}
     )
-    assert (result.status, result.error) == ("ERROR", f"txt2img: {message}")
+    assert (result.status, result.error) == ("FAILED", f"txt2img: {message}")
     assert not (tmp_path / "runs").exists()

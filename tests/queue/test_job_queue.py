@@ -330,7 +330,7 @@ def test_a_queue_from_a_newer_version_is_refused_and_backed_up(queue_path: Path,
     conn.close()
     original = queue_path.read_bytes()
     with pytest.raises(
-        QueueError, match=r"newer StableNew Qt \(queue schema 7; this version reads schema 1\)"
+        QueueError, match=r"newer StableNew Qt \(queue schema 7; this version reads schema 2\)"
     ):
         JobQueue(queue_path)
     assert queue_path.read_bytes() == original
@@ -352,8 +352,37 @@ def test_a_new_queue_file_is_wal_with_a_schema_version(queue_path: Path) -> None
     JobQueue(queue_path).close()
     with sqlite3.connect(queue_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def test_a_schema_1_queue_file_is_migrated_and_keeps_its_jobs(queue_path: Path, make_config) -> None:
+    """A queue written before failures carried causes opens as it was, and records causes from then on."""
+    from stablenew_qt.core.errors import FailureCause, FailureKind
+    from stablenew_qt.core.queue_db import _MIGRATIONS, APPLICATION_ID
+
+    with sqlite3.connect(queue_path) as conn:
+        for statement in _MIGRATIONS[1].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO jobs (config, status, position, created, error) VALUES (?, 'failed', 1, ?, 'boom')",
+            (make_config().to_json(indent=None), "2026-11-25T10:00:00+00:00"),
+        )
+    conn.close()
+    with JobQueue(queue_path) as queue:
+        [old] = queue.list()
+        assert (old.status, old.error, old.cause) == (S.FAILED, "boom", None)
+        retried = queue.retry(old.id)
+        claimed = queue.claim(retried.id)
+        assert claimed is not None
+        cause = FailureCause(FailureKind.OUT_OF_MEMORY, "txt2img: out of memory", "txt2img")
+        assert queue.mark_failed(claimed.id, cause).cause == cause
+    with sqlite3.connect(queue_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     conn.close()
 
 

@@ -11,15 +11,9 @@ import pytest
 
 from stablenew_qt.core import events as ev
 from stablenew_qt.core.controller import RunInProgress
+from stablenew_qt.core.events import JobEvent, JobFinished, JobInterrupted, JobStarted, QueuePaused
 from stablenew_qt.core.fake_executor import FakeExecutor
-from stablenew_qt.core.job_runner import (
-    JobEvent,
-    JobFinished,
-    JobInterrupted,
-    JobStarted,
-    QueuePaused,
-    SingleNodeJobRunner,
-)
+from stablenew_qt.core.job_runner import SingleNodeJobRunner
 from stablenew_qt.core.queue import JobQueue, JobStatus
 
 S = JobStatus
@@ -186,7 +180,7 @@ def test_recovery_cleans_up_and_auto_resume_reruns_the_job_once(
     job_id, whole, partial = _crash_mid_write(queue_path, make_config, tmp_path / "runs")
     with JobQueue(queue_path) as queue:
         runner, seen = _runner(queue, make_controller(), auto_resume=True)
-        (resumed,) = runner.recover()
+        (resumed,) = runner.take_over_queue()
         assert resumed.id == job_id and resumed.status is S.QUEUED
         assert seen == [JobInterrupted(resumed, True, (partial,))]
         assert not partial.exists() and whole.exists(), "complete files are never deleted"
@@ -218,7 +212,7 @@ def test_an_emptied_run_folder_is_removed(
     _job_id, whole, _partial = _crash_mid_write(queue_path, make_config, tmp_path / "runs")
     whole.unlink()
     with JobQueue(queue_path) as queue:
-        SingleNodeJobRunner(queue, make_controller()).recover()
+        SingleNodeJobRunner(queue, make_controller()).take_over_queue()
     assert not whole.parent.exists() and whole.parent.parent.exists()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image, PngImagePlugin
 
 from ..errors import ConfigError
-from ..infotext import exif_user_comment
+from ..exif_comment import exif_user_comment
 from .stealth import MAX_PIXELS, read_stealth
 
 #: Text chunks longer than this are not read (a ComfyUI workflow is rarely over 1 MB).

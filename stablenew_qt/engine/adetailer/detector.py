@@ -29,7 +29,6 @@ import os
 import shutil
 import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import ModelError
+from ..memory import MemoryBudget, ResidentLru
 from .masks import Detection, bbox_mask
 from .torch_archive import MAX_DETECTOR_BYTES
 from .yolo_model import yolo_from_checkpoint
@@ -307,48 +307,47 @@ def _mask_image(mask: Any, size: tuple[int, int]) -> Image.Image:
 
 
 class DetectorCache:
-    """Loaded detectors, least recently used first out, keyed by (file, modification time, size).
+    """Loaded detectors, least recently used first out, keyed by (file, modification time, size),
+    at most ``max_entries`` of them, inside the engine's memory ``budget`` (on the engine context).
 
     A cached detector is still only returned when its file is trusted (or untrusted files are
     allowed); an edited file (new mtime or size) is hashed and loaded afresh.
     """
 
-    def __init__(self, max_entries: int = 2) -> None:
+    def __init__(self, max_entries: int = 2, *, budget: MemoryBudget | None = None) -> None:
         """Keep at most ``max_entries`` detectors loaded (each may hold device memory)."""
-        self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, int, int], tuple[str, Detector]] = OrderedDict()
+        self._pool: ResidentLru[tuple[str, int, int], tuple[str, Detector]] = ResidentLru(budget, max_entries)
         self._lock = threading.Lock()
 
     def load(self, path: Path, trust: DetectorTrust, allow_untrusted: bool = False) -> Detector:
         """The detector in ``path``, from the cache or loaded as ``load_detector`` describes."""
         key = _file_key(path)
         with self._lock:
-            cached = self._entries.get(key)
+            cached = self._pool.get(key)
             if cached is not None:
                 digest, detector = cached
                 _check_trust(path, digest, trust, allow_untrusted)
-                self._entries.move_to_end(key)
                 return detector
+            self._pool.reserve(key[2])  # the file's size: about what its weights take loaded
             digest, detector = _load_checked(path, trust, allow_untrusted)
-            self._entries[key] = (digest, detector)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            self._pool.put(key, (digest, detector), key[2])
             return detector
+
+    @property
+    def budget(self) -> MemoryBudget:
+        """The memory budget this cache's entries count against."""
+        return self._pool.budget
 
     def clear(self) -> None:
         """Drop every loaded detector (e.g. to free device memory)."""
-        with self._lock:
-            self._entries.clear()
+        self._pool.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
-
-
-_DEFAULT_CACHE = DetectorCache()
+        return len(self._pool)
 
 
 def load_detector(
-    path: Path, trust: DetectorTrust, allow_untrusted: bool = False, *, cache: DetectorCache | None = None
+    path: Path, trust: DetectorTrust, allow_untrusted: bool = False, *, cache: DetectorCache
 ) -> Detector:
     """Load the ultralytics detector in ``path`` if it is trusted, without running code from it.
 
@@ -356,10 +355,10 @@ def load_detector(
     and ``allow_untrusted`` is off, and ``ModelError`` (one line) when the file is missing or too
     large, the restricted loader refuses it (even if trusted: an ambiguous archive, a global outside
     the allow-list, a call or state change the loader does not make), or it is not a detection or
-    segmentation model. Detectors come from ``cache`` (the module's two-entry cache by default).
+    segmentation model. Detectors come from ``cache`` (the engine context's, under its memory budget).
     Call ``configure_ultralytics`` first.
     """
-    return (cache if cache is not None else _DEFAULT_CACHE).load(path, trust, allow_untrusted)
+    return cache.load(path, trust, allow_untrusted)
 
 
 def _file_key(path: Path) -> tuple[str, int, int]:

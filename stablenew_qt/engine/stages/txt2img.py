@@ -245,9 +245,7 @@ def _pixel_upscale(
 ) -> Image.Image:
     """Upscale to the covering size (A1111 ``resize_image`` mode 0), then centre-crop to the
     target the way A1111 crops the latents (whole latent pixels, extra on the bottom/right)."""
-    from ..upscalers import resolve_upscaler
-
-    upscaler = resolve_upscaler(name, ctx.esrgan_dir, str(ctx.device.device), ctx.device.is_cuda)
+    upscaler = ctx.upscaler(name)
     scale = max(cover[0] / image.width, cover[1] / image.height)
     upscaled = upscaler.upscale(image, scale, reporter.check)
     if upscaled.size != cover:

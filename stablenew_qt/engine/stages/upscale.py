@@ -13,11 +13,9 @@ from ..progress import StepReporter
 
 
 def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> StageResult:
-    from ..upscalers import resolve_upscaler
-
     cfg = payload.config.upscale
     # 1. upscaler
-    upscaler = resolve_upscaler(cfg.upscale_model, ctx.esrgan_dir, str(ctx.device.device), ctx.device.is_cuda)
+    upscaler = ctx.upscaler(cfg.upscale_model)
     # 2. upscale
     out = []
     for image in payload.images:

@@ -1,11 +1,11 @@
 """``stablenew-qt queue ...``: the durable job queue from the command line.
 
 ``add`` queues RunConfig files, ``list`` shows the queue, ``run`` works through it headless with
-the real engine until nothing is left to run; ``retry``, ``cancel``, ``remove``, ``move``,
-``clear``, ``pause`` and ``resume`` change it, also while another process runs it (the GUI or a
-``queue run``). Every action takes ``--queue FILE`` (default: ``queue.sqlite3`` in the user data
-folder). Exit codes: 0 done, 1 a job failed or the queue file cannot be used, 2 config error,
-130 Ctrl-C.
+the real engine (the same EngineSession the window drives) until nothing is left to run;
+``retry``, ``cancel``, ``remove``, ``move``, ``clear``, ``pause`` and ``resume`` change it, also
+while another process runs it (the GUI or a ``queue run``). Every action takes ``--queue FILE``
+(default: ``queue.sqlite3`` in the user data folder). Exit codes: 0 done, 1 a job failed or the
+queue file cannot be used, 2 config error, 130 Ctrl-C.
 
 ``queue run`` leaves jobs that a crash interrupted as ``interrupted`` (listed, and retried with
 ``queue retry ID``) unless ``--resume-interrupted`` is given: then they run first, once more.
@@ -16,28 +16,27 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from .cli import _add_engine_options, _engine_settings
-from .core.config import load_run_config
-from .core.job import Job, JobStatus
-from .core.job_runner import JobEvent, JobFinished, JobInterrupted, JobStarted, QueuePaused
-from .core.queue import JobQueue, QueueError, default_queue_path
-from .core.sequencer import StageSequencer
+from ..core.config import load_run_config
+from ..core.events import JobFinished, JobInterrupted, JobStarted, QueuePaused, SessionEvent
+from ..core.job import Job, JobStatus
+from ..core.options import ExitCode
+from ..core.queue import JobQueue, QueueError, default_queue_path
+from ..core.sequencer import StageSequencer
+from .engine_options import add_engine_options, add_output_options, learning_log, make_engine, output_settings
+from .terminal import TextProgress, app_logging, ctrl_c_cancels
 
-EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 _PROMPT_WIDTH = 48
 
 Command = Callable[[argparse.Namespace], int]
 
 
-def add_queue_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     """Register ``queue`` and its actions on the CLI's subparsers (``build_parser``'s ``sub``)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--queue", metavar="FILE", help=f"the queue file (default: {default_queue_path()})")
@@ -63,14 +62,12 @@ def add_queue_parser(subparsers: Any) -> None:
     listing.add_argument("--status", choices=[s.value for s in JobStatus], action="append")
     listing.add_argument("--text", help="only jobs whose prompt, model or error contains this")
     run = action("run", cmd_run, "run the queued jobs headless until none is left (Ctrl-C cancels)")
-    run.add_argument("--output", metavar="DIR", help="output folder (default: runs/ in the user data folder)")
-    run.add_argument("--save-intermediates", action="store_true", help="also keep each stage's images")
+    add_output_options(run)
     run.add_argument(
         "--resume-interrupted", action="store_true", help="first re-run jobs that a crash interrupted"
     )
     run.add_argument("--pause-on-failure", action="store_true", help="pause the queue when a job fails")
-    run.add_argument("-v", "--verbose", action="store_true", help="print log lines")
-    _add_engine_options(run)
+    add_engine_options(run)
     for name, func, text in (
         ("retry", cmd_retry, "queue a failed, cancelled or interrupted job again"),
         ("cancel", cmd_cancel, "cancel a queued job, or stop the running one"),
@@ -98,7 +95,7 @@ def _reporting_queue_errors(func: Command) -> Command:
             return func(args)
         except QueueError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            return ExitCode.FAILED
 
     return wrapper
 
@@ -118,7 +115,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             jobs = queue.add(config, args.count, priority=args.priority)
     for job in jobs:
         print(job.id)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -132,13 +129,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             "jobs": [job.to_dict() for job in jobs],
         }
         print(json.dumps(data, indent=2, ensure_ascii=False))
-        return EXIT_OK
+        return ExitCode.OK
     print(f"{'ID':>5}  {'STATUS':<11}  {'TRIES':>5}  {'CREATED':<16}  {'MODEL':<20}  PROMPT")
     for job in jobs:
         print(_row(job))
     summary = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n) or "empty"
     print(f"queue {summary}" + ("; paused" if paused else ""), file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _row(job: Job) -> str:
@@ -158,7 +155,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         queue.retry(args.id)
     print(f"job {args.id} queued again", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -169,14 +166,14 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         print(f"job {args.id} is running: it stops at its next step", file=sys.stderr)
     else:
         print(f"job {args.id} is {status.value}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         queue.remove(args.id)
     print(f"job {args.id} removed", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_move(args: argparse.Namespace) -> int:
@@ -184,81 +181,70 @@ def cmd_move(args: argparse.Namespace) -> int:
         move = {"up": queue.move_up, "down": queue.move_down, "top": queue.move_to_top}[args.where]
         moved = move(args.id)
     print(f"job {args.id} {'moved' if moved else 'is there already'}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         count = queue.clear_finished()
     print(f"removed {count} finished job(s)", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         queue.pause()
     print("queue paused: no further job starts until `stablenew-qt queue resume`", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         queue.resume()
     print("queue resumed", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- queue run ---------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     """Work through the queue with the real engine; Ctrl-C cancels the running job and stops."""
-    from .core.controller import AppController
-    from .core.job_runner import SingleNodeJobRunner
-    from .core.outputs import OutputSettings, default_output_dir
-    from .core.runner import PipelineRunner
-    from .engine.executor import DiffusersExecutor
-    from .headless import TextProgress, app_logging
+    from ..core.session import SessionOptions, open_session
 
-    output = Path(args.output) if args.output else default_output_dir()
-    with app_logging(args.verbose) as log_path, _open(args) as queue:
-        executor = DiffusersExecutor(_engine_settings(args))
-        controller = AppController(PipelineRunner(executor, OutputSettings(output, args.save_intermediates)))
-        controller.subscribe(TextProgress(sys.stderr))
-        runner = SingleNodeJobRunner(
-            queue, controller, pause_on_failure=args.pause_on_failure, auto_resume=args.resume_interrupted
-        )
-        runner.subscribe(_report)
-        runner.recover()
+    options = SessionOptions(
+        output_settings(args),
+        queue_path=Path(args.queue) if args.queue else default_queue_path(),
+        fallback_to_temporary=False,  # the file is the point: a broken one is an error
+        pause_on_failure=args.pause_on_failure,
+        auto_resume=args.resume_interrupted,
+        learning_log=learning_log(args),
+    )
+    with app_logging(args.verbose) as log_path, open_session(make_engine(args), options) as session:
+        session.subscribe(TextProgress(sys.stderr))
+        session.subscribe(_report)
+        session.take_over_queue()
         stop = threading.Event()
-
-        def on_sigint(_signum: int, _frame: FrameType | None) -> None:
-            # No queue access here: the interrupted code may be inside a queue transaction.
-            stop.set()
-            if runner.cancel_current():
-                sys.stderr.write("\ncancelling the running job (Ctrl-C again to abort)...\n")
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            finished = runner.run_until_empty(stop)
+            with ctrl_c_cancels(session.cancel, "cancelling the running job", stop.set):
+                finished = session.run_queue(stop)
         except KeyboardInterrupt:  # a second Ctrl-C: the runner recorded the job as cancelled
             stop.set()
             finished = []
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        left, paused = queue.counts()[JobStatus.QUEUED], queue.paused
+        left, paused = session.queue.counts()[JobStatus.QUEUED], session.queue.paused
     if paused and left:
         print(f"the queue is paused with {left} job(s) queued: `stablenew-qt queue resume`", file=sys.stderr)
     elif left:
         print(f"{left} job(s) left queued", file=sys.stderr)
     if stop.is_set():
-        return EXIT_CANCELLED
+        return ExitCode.CANCELLED
     if any(job.status is JobStatus.FAILED for job in finished):
         print(f"some jobs failed (details in {log_path})", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
-def _report(event: JobEvent) -> None:
+def _report(event: SessionEvent) -> None:
+    if not isinstance(event, JobInterrupted | JobStarted | JobFinished | QueuePaused):
+        return
     job = event.job
     if isinstance(event, JobInterrupted):
         advice = (
@@ -274,7 +260,7 @@ def _report(event: JobEvent) -> None:
             print(path, flush=True)
         detail = f": {job.error}" if job.status is JobStatus.FAILED and job.error else ""
         print(f"job {job.id}: {job.status.value}{detail}", file=sys.stderr, flush=True)
-    elif isinstance(event, QueuePaused):
+    else:
         print(
             f"queue paused because job {job.id} failed; `stablenew-qt queue resume` to go on",
             file=sys.stderr,

@@ -1,27 +1,26 @@
-"""Headless runs for the CLI: the same AppController the window drives, with a text progress bar,
-Ctrl-C to cancel, and exit codes 0 (done), 1 (run error), 2 (config error), 130 (cancelled)."""
+"""What the commands share on a terminal: the log file, progress lines, errors and Ctrl-C."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from .core.config import RunConfig
-from .core.controller import AppController
-from .core.events import RunCompleted, RunEvent, RunFailed, StageStarted, StepProgress
-from .core.lifecycle import LifecycleState
-from .core.outputs import OutputSettings
-from .core.paths import log_file
-from .core.runner import PipelineRunner
-from .engine.executor import DiffusersExecutor, EngineSettings
+from ..core.errors import ConfigError
+from ..core.events import RunCompleted, RunFailed, SessionEvent, StageStarted, StepProgress
+from ..core.paths import log_file
 
-EXIT_OK, EXIT_RUN_ERROR, EXIT_CONFIG_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
+
+def print_config_error(exc: ConfigError) -> None:
+    """``Config Error:`` and one line per problem, on stderr."""
+    print("Config Error:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
 
 
 @contextmanager
@@ -50,13 +49,14 @@ def app_logging(verbose: bool = False) -> Iterator[Path]:
 
 
 class TextProgress:
-    """One progress line per stage on a terminal (``\\r`` redraws), plain lines elsewhere."""
+    """One progress line per stage on a terminal (``\\r`` redraws), plain lines elsewhere.
+    Subscribe it to a session: it prints run events and ignores the rest."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream: TextIO = stream or sys.stderr
         self.tty = self.stream.isatty()
 
-    def __call__(self, event: RunEvent) -> None:
+    def __call__(self, event: SessionEvent) -> None:
         if isinstance(event, StageStarted):
             self._write(
                 f"stage {event.index + 1}/{event.total_stages} {event.stage.value}", newline=not self.tty
@@ -79,38 +79,23 @@ class TextProgress:
         self.stream.flush()
 
 
-def run_headless(
-    config: RunConfig,
-    output_dir: Path,
-    engine: EngineSettings,
-    *,
-    save_intermediates: bool = False,
-    stream: TextIO | None = None,
-) -> int:
-    """Run ``config`` to the end and return the CLI exit code. Ctrl-C cancels cleanly."""
-    stream = stream or sys.stderr
-    executor = DiffusersExecutor(engine)
-    runner = PipelineRunner(executor, OutputSettings(output_dir, save_intermediates))
-    controller = AppController(runner)
-    controller.subscribe(TextProgress(stream))
-    controller.validate(config)  # ConfigError before anything is loaded
+@contextmanager
+def ctrl_c_cancels(
+    cancel: Callable[[], bool], message: str, stopped: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """While active, the first Ctrl-C calls ``stopped`` and ``cancel`` (printing ``message`` if it
+    cancelled something); a second one raises KeyboardInterrupt as usual. The handler touches no
+    lock and no file (it may interrupt a queue transaction)."""
 
     def on_sigint(_signum: int, _frame: FrameType | None) -> None:
-        if controller.cancel():
-            stream.write("\ncancelling (Ctrl-C again to abort)...\n")
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if stopped is not None:
+            stopped()
+        if cancel():
+            sys.stderr.write(f"\n{message} (Ctrl-C again to abort)...\n")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = controller.run_pipeline(config)
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if result.status is LifecycleState.COMPLETED:
-        for path in result.image_paths:
-            print(path)
-        return EXIT_OK
-    if result.status is LifecycleState.CANCELLED:
-        stream.write("cancelled: nothing was saved\n")
-        return EXIT_CANCELLED
-    stream.write(f"error: {result.error}\n(details in {log_file()})\n")
-    return EXIT_RUN_ERROR

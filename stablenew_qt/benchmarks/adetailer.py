@@ -8,6 +8,10 @@ arithmetic (engine/adetailer/masks.py, crops.py), the step parity and the sample
 engine. Same seeds (image seed + face index), scheduler config and steps: the final images must be
 pixel-identical. ``--detector FILE`` is trusted for this run only (a temporary trust list); the
 engine hashes and scans it before the hand side unpickles it with ``YOLO()``. See docs/benchmarks.md.
+
+Unlike the chain's bench this one calls the engine's stage directly, not a queued job: ADetailer is
+never a job of its own (a plan needs a generation stage before it), and what is measured is the
+stage against the same stage by hand.
 """
 
 from __future__ import annotations
@@ -25,13 +29,24 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
-from . import bench as chain  # the chain's bench: its helpers, seed and target
-from .bench import NEGATIVE, SEED, SIDES, TARGET_RATIO, Clock, finish
-from .core.config import RunConfig
+from ..core.config import RunConfig
+from ..core.options import ExitCode
+from .common import (
+    NEGATIVE,
+    SEED,
+    SIDES,
+    TARGET_RATIO,
+    Clock,
+    device_clock,
+    finish,
+    hand_load,
+    max_abs_diff,
+    quiet_libraries,
+)
 
 if TYPE_CHECKING:
-    from .engine.adetailer.masks import BBox, PreparedMask
-    from .engine.executor import DiffusersExecutor
+    from ..engine.adetailer.masks import BBox, PreparedMask
+    from ..engine.executor import DiffusersExecutor
 
 DEMO_INPAINT_MODEL = "demo-tiny-sd15"
 DEFAULT_SIZE = (256, 256)
@@ -42,33 +57,23 @@ FACE_BOXES = ((0.12, 0.16, 0.43, 0.51), (0.59, 0.23, 0.9, 0.59))
 _SAMPLER, _SCHEDULE = "DPM++ 2M", "Karras"
 
 
-# -- command line ----------------------------------------------------------------------------------
-def add_adetailer_arguments(bench: argparse.ArgumentParser) -> None:
-    """Add the ADetailer options to the ``bench`` parser (``--rounds``, ``--steps``, ``--device``,
-    ``--json``, ``--output`` and ``--models-dir`` are shared with the chain)."""
-    group = bench.add_argument_group("ADetailer stage (--adetailer)")
-    group.add_argument("--adetailer", action="store_true", help="bench the ADetailer stage instead")
-    group.add_argument("--detector", metavar="FILE", help="YOLO .pt to detect with; trusted for this run")
-    group.add_argument("--image", metavar="FILE", help="input image (default: drawn faces, --size)")
-    group.add_argument("--ad-model", default=DEMO_INPAINT_MODEL, help=f"inpaint model ({DEMO_INPAINT_MODEL})")
-
-
+# -- the command -----------------------------------------------------------------------------------
 def run_adetailer_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
     """``bench --adetailer``: run, print the table, write ``--json``. Exit code 0; 1 when the two
     sides' pixels differ, a warm round loaded a model, or the stage could not run; 2 without
     ``--detector``."""
-    from .core.errors import StageError
-    from .core.paths import default_models_dir
-    from .engine.errors import ModelError
-    from .engine.executor import DiffusersExecutor, EngineSettings
+    from ..core.errors import StageError
+    from ..core.paths import default_models_dir
+    from ..engine.errors import ModelError
+    from ..engine.executor import DiffusersExecutor, EngineSettings
 
     if not args.detector:
         print("error: bench --adetailer needs --detector FILE (a YOLO .pt)", file=sys.stderr)
-        return 2
+        return ExitCode.CONFIG_ERROR
     detector = Path(args.detector).expanduser().resolve()
     models_dir = Path(args.models_dir) if args.models_dir else default_models_dir()
     with ExitStack() as stack:
-        stack.enter_context(chain._quiet_libraries())
+        stack.enter_context(quiet_libraries())
         temp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         settings = EngineSettings(
             models_dir, device=args.device, demo_dir=demo_dir,
@@ -82,7 +87,7 @@ def run_adetailer_bench(args: argparse.Namespace, *, demo_dir: Path | None = Non
             report = replace(report, image=source)
         except (ModelError, StageError, OSError, RuntimeError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
     return finish(report, format_report(report), args.json)
 
 
@@ -158,7 +163,7 @@ def load_hand_side(executor: DiffusersExecutor, config: RunConfig, family: str) 
     xl, ctx = "XL" if family == "sdxl" else "", executor.context
     extra = {} if xl else {"safety_checker": None, "requires_safety_checker": False}
     cls = getattr(diffusers, f"StableDiffusion{xl}Pipeline")
-    base = chain._hand_load(cls, ctx.catalog, config.txt2img.model, family, ctx.device, extra)
+    base = hand_load(cls, ctx.catalog, config.txt2img.model, family, ctx.device, extra)
     inpaint = getattr(diffusers, f"StableDiffusion{xl}InpaintPipeline").from_pipe(base)
     inpaint.set_progress_bar_config(disable=True)
     yolo = YOLO(config.adetailer.units[0].adetailer_model)
@@ -170,8 +175,8 @@ def hand_written_adetailer(
 ) -> tuple[Image.Image, float, int, int]:
     """The unit written by hand: detect, masks, then per face crop, inpaint and paste back.
     Returns the final image, the detection seconds, the faces inpainted and the denoising steps."""
-    from .engine.adetailer.detector import keeping_torch_threads
-    from .engine.adetailer.masks import Detection, bbox_mask, preprocess_masks
+    from ..engine.adetailer.detector import keeping_torch_threads
+    from ..engine.adetailer.masks import Detection, bbox_mask, preprocess_masks
 
     unit = config.adetailer.units[0]
     t0 = clock()
@@ -206,10 +211,10 @@ def _inpaint_face(
     """Blur the mask, crop the padded region at the working size, inpaint it and paste it back."""
     import torch
 
-    from .engine.adetailer.crops import crop_region, expand_to_aspect, paste_back, resize_fill
-    from .engine.adetailer.masks import blur_mask
-    from .engine.sampling import img2img_schedule
-    from .engine.schedulers import make_scheduler
+    from ..engine.adetailer.crops import crop_region, expand_to_aspect, paste_back, resize_fill
+    from ..engine.adetailer.masks import blur_mask
+    from ..engine.sampling import img2img_schedule
+    from ..engine.schedulers import make_scheduler
 
     unit = config.adetailer.units[0]
     width, height = image.width // 8 * 8, image.height // 8 * 8  # the processing size (no txt2img)
@@ -267,8 +272,8 @@ def _runner_round(
     executor: DiffusersExecutor, config: RunConfig, image: Image.Image, timer: _DetectTimer
 ) -> tuple[Image.Image, float, int, int]:
     """One stage call: the final image, detection seconds, faces inpainted, denoising steps."""
-    from .core.executor import CancelToken, StagePayload
-    from .core.sequencer import StageExecution, StageName
+    from ..core.executor import CancelToken, StagePayload
+    from ..core.sequencer import StageExecution, StageName
 
     labels: list[str] = []  # one per denoising step, naming the face ("... face 2 of 3")
     stage = StageExecution(StageName.ADETAILER, 1, config.adetailer)
@@ -308,7 +313,7 @@ def benchmark(
     """Load both sides, then one warm-up and ``rounds`` timed rounds (the runner, then by hand).
     The input and each round's final images are written to ``out`` (and compared from there)."""
     ctx, unit = executor.context, config.adetailer.units[0]
-    clock = chain._clock(ctx.device)
+    clock = device_clock(ctx.device)
     family, runner_load, cold_loads = _load_runner_side(executor, config, clock)
     t0 = clock()
     hand = load_hand_side(executor, config, family)
@@ -330,9 +335,7 @@ def benchmark(
                 _add(times[side], detect, clock() - t0, faces, timed=index > 0)
                 counts[side] = (faces, steps)
                 final.save(out / f"adetailer-{side}.png")
-            max_diff = max(
-                max_diff, chain._max_abs_diff(out / "adetailer-runner.png", out / "adetailer-hand.png")
-            )
+            max_diff = max(max_diff, max_abs_diff(out / "adetailer-runner.png", out / "adetailer-hand.png"))
     phases = {p: {side: statistics.median(times[side][p]) for side in SIDES} for p in PHASES}
     return ADetailerReport(
         device=ctx.device.describe(), model=config.txt2img.model, detector=Path(unit.adetailer_model).name,
@@ -347,8 +350,8 @@ def benchmark(
 
 def _load_runner_side(executor: DiffusersExecutor, config: RunConfig, clock: Clock) -> tuple[str, float, int]:
     """Load what the stage loads on first use; returns the model family, seconds and loads."""
-    from .core.outputs import app_data_dir
-    from .engine.adetailer.detector import configure_ultralytics
+    from ..core.outputs import app_data_dir
+    from ..engine.adetailer.detector import configure_ultralytics
 
     ctx = executor.context
     configure_ultralytics(app_data_dir() / "ultralytics")  # imports ultralytics before any timing

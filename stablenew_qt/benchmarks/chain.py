@@ -1,8 +1,10 @@
-"""``stablenew-qt bench``: the full chain through the runner against the same chain in plain diffusers.
+"""``stablenew-qt bench``: the full chain through the app's road against the same chain in plain diffusers.
 
 The chain is txt2img with the SDXL refiner and a latent hires fix (x1.5), then img2img, then a
-Lanczos x2 upscale. Each round runs it once through ``PipelineRunner(DiffusersExecutor(...))`` and
-then once as :func:`hand_written_chain` (diffusers calls only), after one untimed warm-up round.
+Lanczos x2 upscale. Each round runs it once as a job of an EngineSession over a
+``DiffusersExecutor`` (the road every window and CLI job takes: queue, job runner, controller,
+PipelineRunner; the run's own clock is timed, not the queue's bookkeeping) and then once as
+:func:`hand_written_chain` (diffusers calls only), after one untimed warm-up round.
 Both sides use the same seed, scheduler configs and A1111 step parity, so their final PNGs must be
 pixel-identical; the report says so, or gives the largest difference of a channel value.
 
@@ -13,97 +15,61 @@ and diffusers are imported only when the command runs, so ``stablenew-qt --help`
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from .core.config import RunConfig
-from .core.errors import ConfigError
+from ..core.config import RunConfig
+from ..core.errors import ConfigError
+from ..core.options import ExitCode
+from .common import (
+    NEGATIVE,
+    SEED,
+    SIDES,
+    TARGET_RATIO,
+    Clock,
+    device_clock,
+    finish,
+    hand_load,
+    max_abs_diff,
+    peak_memory,
+    quiet_libraries,
+)
 
 if TYPE_CHECKING:
-    from .core.runner import PipelineRunner
-    from .engine.device import DeviceChoice
-    from .engine.executor import DiffusersExecutor
-    from .engine.models import ModelCatalog
+    from ..core.session import EngineSession
+    from ..engine.device import DeviceChoice
+    from ..engine.executor import DiffusersExecutor
+    from ..engine.models import ModelCatalog
 
 DEMO_BASE = "demo-tiny-sdxl"
 DEMO_REFINER = "demo-tiny-sdxl-refiner"
 STAGES = ("txt2img", "img2img", "upscale", "save")  # the runner's stages, then writing the PNG
-SIDES = ("runner", "hand")
 PROMPT = "a lighthouse on a cliff at sunset, photograph"
-NEGATIVE = "blurry, low quality"
-SEED = 1234
-TARGET_RATIO = 1.05
 _MEMORY_MEASURE = {
     "cuda": "torch.cuda.max_memory_allocated, per side, highest round",
     "cpu": "process peak RSS from resource.getrusage: one value for the whole process, both sides",
 }
 
-Clock = Callable[[], float]
 
-
-# -- command line ----------------------------------------------------------------------------------
-def add_bench_parser(subparsers: Any) -> None:
-    """Register ``bench`` on the CLI's subparsers (``build_parser``'s ``sub``)."""
-    bench = subparsers.add_parser(
-        "bench", help="time the full chain through the runner against the same chain in plain diffusers"
-    )
-    bench.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    bench.add_argument("--model", default=DEMO_BASE, help=f"SDXL base (default: {DEMO_BASE})")
-    bench.add_argument("--refiner", default=DEMO_REFINER, help=f"SDXL refiner (default: {DEMO_REFINER})")
-    bench.add_argument("--rounds", type=_positive, default=3, help="timed rounds after 1 warm-up (3)")
-    bench.add_argument(
-        "--size", type=_size, help="first-pass WxH (default 64x64; 1024x1024 for a real SDXL on CUDA)"
-    )
-    bench.add_argument("--steps", type=_positive, default=10, help="txt2img and img2img steps (10)")
-    bench.add_argument("--output", metavar="DIR", help="keep the images here (default: a temp folder)")
-    bench.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
-    bench.add_argument("--models-dir", metavar="DIR", help="A1111-style models folder (default: ./models)")
-    from .bench_adetailer import add_adetailer_arguments
-
-    add_adetailer_arguments(bench)
-    bench.set_defaults(func=run_bench)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.lower().partition("x")
-    if not (width.isdigit() and height.isdigit()):
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT such as 1024x1024, got {text!r}")
-    return int(width), int(height)
-
-
-def run_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
-    """The ``bench`` command: run, print the table, write ``--json``. Exit code 0, or 1 when the
-    two sides' pixels differ, a warm run loaded a model, or the chain could not run.
-    ``demo_dir`` is where the demo models are built (tests pass their session folder).
-    With ``--adetailer`` it benches the ADetailer stage instead (:mod:`.bench_adetailer`)."""
-    if args.adetailer:
-        from .bench_adetailer import run_adetailer_bench
-
-        return run_adetailer_bench(args, demo_dir=demo_dir)
-    from .core.paths import default_models_dir
-    from .engine.errors import ModelError
-    from .engine.executor import DiffusersExecutor, EngineSettings
+def run_chain_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
+    """``bench``: run, print the table, write ``--json``. Exit code 0, or 1 when the two sides'
+    pixels differ, a warm run loaded a model, or the chain could not run. ``demo_dir`` is where the
+    demo models are built (tests pass their session folder)."""
+    from ..core.paths import default_models_dir
+    from ..engine.errors import ModelError
+    from ..engine.executor import DiffusersExecutor, EngineSettings
 
     models_dir = Path(args.models_dir) if args.models_dir else default_models_dir()
     executor = DiffusersExecutor(EngineSettings(models_dir, device=args.device, demo_dir=demo_dir))
     with ExitStack() as stack:
-        stack.enter_context(_quiet_libraries())
+        stack.enter_context(quiet_libraries())
         out = Path(args.output) if args.output else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         try:
             real_on_gpu = executor.context.device.is_cuda and args.model != DEMO_BASE
@@ -114,38 +80,8 @@ def run_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
             raise  # the CLI prints it and exits 2
         except (ModelError, RuntimeError, ValueError) as exc:  # ValueError: --device cuda without CUDA
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
     return finish(report, format_report(report), args.json)
-
-
-def finish(report: Any, text: str, json_path: str | None) -> int:
-    """Print ``text``, write ``report`` as JSON if asked; exit 1 unless pixels matched and the
-    timed rounds loaded nothing (shared by the chain and the ADetailer benches)."""
-    print(text)
-    if json_path:
-        Path(json_path).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
-    return 0 if report.pixels_identical and report.loads["warm"] == 0 else 1
-
-
-@contextmanager
-def _quiet_libraries() -> Iterator[None]:
-    """diffusers' and transformers' loading bars and notices would break up the table."""
-    # Imported here, before any timing, so "cold load" times loading rather than importing.
-    import diffusers.utils.logging as diffusers_log
-    import transformers.utils.logging as transformers_log
-    from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline  # noqa: F401
-
-    saved = [(m, m.get_verbosity(), m.is_progress_bar_enabled()) for m in (diffusers_log, transformers_log)]
-    for module, _, _ in saved:
-        module.set_verbosity_error()
-        module.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for module, verbosity, bars in saved:
-            module.set_verbosity(verbosity)
-            if bars:
-                module.enable_progress_bar()
 
 
 def chain_config(model: str, refiner: str, size: tuple[int, int], steps: int) -> RunConfig:
@@ -186,33 +122,14 @@ def load_hand_pipes(catalog: ModelCatalog, config: RunConfig, device: DeviceChoi
     import diffusers
 
     t2i = config.txt2img
-    base = _hand_load(diffusers.StableDiffusionXLPipeline, catalog, t2i.model, "sdxl", device, {})
+    base = hand_load(diffusers.StableDiffusionXLPipeline, catalog, t2i.model, "sdxl", device, {})
     shared = {"text_encoder_2": base.text_encoder_2, "vae": base.vae}
     cls = diffusers.StableDiffusionXLImg2ImgPipeline
-    refiner = _hand_load(cls, catalog, t2i.refiner_model_name or "", "sdxl-refiner", device, shared)
+    refiner = hand_load(cls, catalog, t2i.refiner_model_name or "", "sdxl-refiner", device, shared)
     img2img = cls.from_pipe(base)
     for pipe in (base, refiner, img2img):
         pipe.set_progress_bar_config(disable=True)
     return HandPipes(base, img2img, refiner, dict(base.scheduler.config))
-
-
-def _hand_load(
-    cls: Any, catalog: ModelCatalog, name: str, family: str, device: DeviceChoice, shared: dict[str, Any]
-) -> Any:
-    import diffusers.utils
-
-    path = catalog.resolve_checkpoint(name).path  # only to find the files the runner loads
-    if path is not None and path.is_file():
-        from .engine.single_file import config_folder  # the packaged configs, to load offline
-
-        folder = str(config_folder(family))
-        kwargs = {"config": folder, "torch_dtype": device.dtype, "local_files_only": True}
-        pipe = cls.from_single_file(str(path), **kwargs, **shared)
-    else:
-        # diffusers 0.42 renamed torch_dtype to dtype (the old name warns there).
-        key = "dtype" if hasattr(diffusers.utils, "_resolve_dtype") else "torch_dtype"
-        pipe = cls.from_pretrained(str(path) if path is not None else name, **{key: device.dtype}, **shared)
-    return pipe.to(device.device)
 
 
 def hand_written_chain(
@@ -224,9 +141,9 @@ def hand_written_chain(
     import torch
     import torch.nn.functional as F
 
-    from .engine.context import VAE_TILING_PIXELS
-    from .engine.sampling import hires_schedule, img2img_schedule
-    from .engine.schedulers import make_scheduler
+    from ..engine.context import VAE_TILING_PIXELS
+    from ..engine.sampling import hires_schedule, img2img_schedule
+    from ..engine.schedulers import make_scheduler
 
     t2i, i2i = config.txt2img, config.img2img
     prompt, negative = config.prompt, config.negative_prompt or None
@@ -296,26 +213,28 @@ def hand_written_chain(
 
 
 # -- the runner side -------------------------------------------------------------------------------
-def _runner_round(
-    runner: PipelineRunner, config: RunConfig, clock: Clock
-) -> tuple[dict[str, float], int, Path]:
-    """One run: seconds per stage (StageFinished) plus "save" and "total", steps, final PNG."""
-    from .core import events as ev
-    from .core.executor import CancelToken
-    from .core.sequencer import StageName
+def _runner_round(session: EngineSession, config: RunConfig) -> tuple[dict[str, float], int, Path]:
+    """One job: seconds per stage (StageFinished) plus "save" and "total" (the run's own clock:
+    RunCompleted), the denoising steps, and the final PNG."""
+    from ..core import events as ev
+    from ..core.job import JobStatus
+    from ..core.sequencer import StageName
 
     events: list[object] = []
-    t0 = clock()
-    result = runner.run(config, CancelToken(), emit=events.append)
-    total = clock() - t0
-    if not result.image_paths:
-        raise RuntimeError(f"the runner's run ended {result.status.value}: {result.error}")
+    unsubscribe = session.subscribe(events.append)
+    try:
+        job = session.generate(config)
+    finally:
+        unsubscribe()
+    if job.status is not JobStatus.COMPLETED:
+        raise RuntimeError(f"the runner's job ended {job.status.value}: {job.error}")
     seconds = {e.stage.value: e.seconds for e in events if isinstance(e, ev.StageFinished)}
+    total = next(e.seconds for e in events if isinstance(e, ev.RunCompleted))
     seconds["save"] = total - sum(seconds.values())  # infotext, PNG and manifest writes
     seconds["total"] = total
     sampling = (StageName.TXT2IMG, StageName.IMG2IMG)
     steps = sum(1 for e in events if isinstance(e, ev.StepProgress) and e.stage in sampling)
-    return seconds, steps, result.image_paths[0]
+    return seconds, steps, job.outputs[0]
 
 
 def _time_cache_loads(executor: DiffusersExecutor, config: RunConfig, clock: Clock) -> tuple[float, int]:
@@ -372,26 +291,28 @@ class _Tally:
 
 def benchmark(executor: DiffusersExecutor, config: RunConfig, rounds: int, out: Path) -> BenchReport:
     """Load both sides, then one warm-up and ``rounds`` timed rounds (the runner, then by hand)."""
-    from .core.outputs import OutputSettings
-    from .core.runner import PipelineRunner
+    from ..core.outputs import OutputSettings
+    from ..core.session import SessionOptions, open_session
 
     device, cache = executor.context.device, executor.context.cache
-    clock = _clock(device)
+    clock = device_clock(device)
     cold_seconds, cold_loads = _time_cache_loads(executor, config, clock)
     loads_after_cold, t0 = cache.loads, clock()
     pipes = load_hand_pipes(executor.context.catalog, config, device)
     hand_load = clock() - t0
-    runner = PipelineRunner(executor, OutputSettings(out / "runner"))
     (out / "hand").mkdir(parents=True, exist_ok=True)
     tally = _Tally()
-    _peak(device)  # starts the CUDA count afresh
-    for index in range(rounds + 1):  # round 0 warms up and is not timed
-        seconds, steps, runner_png = _runner_round(runner, config, clock)
-        tally.add("runner", seconds, steps, _peak(device), timed=index > 0)
-        hand_png = out / "hand" / f"round-{index}.png"
-        laps, steps = hand_written_chain(pipes, config, hand_png, clock)
-        tally.add("hand", {**laps, "total": sum(laps.values())}, steps, _peak(device), timed=index > 0)
-        tally.max_diff = max(tally.max_diff, _max_abs_diff(runner_png, hand_png))
+    peak_memory(device)  # starts the CUDA count afresh
+    with open_session(executor, SessionOptions(OutputSettings(out / "runner"))) as session:  # temporary queue
+        for index in range(rounds + 1):  # round 0 warms up and is not timed
+            seconds, steps, runner_png = _runner_round(session, config)
+            tally.add("runner", seconds, steps, peak_memory(device), timed=index > 0)
+            hand_png = out / "hand" / f"round-{index}.png"
+            laps, steps = hand_written_chain(pipes, config, hand_png, clock)
+            tally.add(
+                "hand", {**laps, "total": sum(laps.values())}, steps, peak_memory(device), timed=index > 0
+            )
+            tally.max_diff = max(tally.max_diff, max_abs_diff(runner_png, hand_png))
     warm_seconds, _ = _time_cache_loads(executor, config, clock)
     load_seconds = {"cold": cold_seconds, "warm": warm_seconds, "hand": hand_load}
     loads = {"cold": cold_loads, "warm": cache.loads - loads_after_cold}  # warm-up, rounds, warm call
@@ -427,46 +348,6 @@ def _report(
         max_abs_diff=tally.max_diff,
         pixels_identical=tally.max_diff == 0,
     )
-
-
-def _clock(device: DeviceChoice) -> Clock:
-    """perf_counter, after waiting for queued GPU work so a block's time includes its kernels."""
-    if not device.is_cuda:
-        return time.perf_counter
-    import torch
-
-    def synchronized() -> float:
-        torch.cuda.synchronize(device.device)
-        return time.perf_counter()
-
-    return synchronized
-
-
-def _peak(device: DeviceChoice) -> int:
-    """CUDA: the peak bytes torch allocated since the previous call (which reset it).
-    CPU: the process's peak RSS, which only grows."""
-    if device.is_cuda:
-        import torch
-
-        peak = int(torch.cuda.max_memory_allocated(device.device))
-        torch.cuda.reset_peak_memory_stats(device.device)
-        return peak
-    try:
-        import resource
-    except ImportError:  # Windows has no getrusage
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux counts KiB
-
-
-def _max_abs_diff(a: Path, b: Path) -> int:
-    import numpy as np
-
-    with Image.open(a) as first, Image.open(b) as second:
-        x, y = np.asarray(first.convert("RGB"), np.int16), np.asarray(second.convert("RGB"), np.int16)
-    if x.shape != y.shape:
-        raise RuntimeError(f"the final images differ in size: {x.shape} (runner) and {y.shape} (hand)")
-    return int(np.abs(x - y).max())
 
 
 # -- the table -------------------------------------------------------------------------------------
