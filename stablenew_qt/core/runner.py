@@ -19,7 +19,7 @@ from PIL import Image
 
 from .. import __version__
 from .config import MAX_SEED, RunConfig
-from .errors import CancelRequested, ConfigError, StageError
+from .errors import CancelRequested, ConfigError, OutputError, StageError
 from .events import (
     EventSink,
     RunCancelled,
@@ -36,6 +36,7 @@ from .images import load_input_image
 from .infotext import build_infotext, png_metadata, read_image_metadata
 from .lifecycle import LifecycleState
 from .outputs import OutputSettings, RunOutputs, build_manifest, new_run_id
+from .preflight import preflight
 from .sequencer import StageExecution, StageExecutionPlan, StageName, StageSequencer
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,16 @@ class PipelineRunner:
 
     def run(self, config: RunConfig, cancel_token: CancelToken, emit: EventSink | None = None) -> RunResult:
         """Run ``config`` to the end. Raises ConfigError (before anything is written) for a config
-        that cannot run; every later failure is returned as a RunResult in ERROR or CANCELLED."""
+        that cannot run or an output folder that cannot take its images (``preflight``); every
+        later failure is returned as a RunResult in ERROR or CANCELLED. The run's files appear
+        all at once when it completes (see ``RunOutputs``), or not at all."""
         emit = emit or (lambda _event: None)
         plan = self.sequencer.build_execution_plan(config)
         count = 1 if plan.first.stage is StageName.UPSCALE else config.batch_size
         config = resolve_seeds(config, self._random_seed)
         started = datetime.now().astimezone()
         run_id = new_run_id(started)
+        preflight(self.output, plan, config)
         state = _RunState(
             run_id,
             config,
@@ -142,7 +146,7 @@ class PipelineRunner:
         except CancelRequested:
             log.info("%s: cancelled%s", run_id, f" during {stage.stage}" if stage else "")
             return self._end(state, LifecycleState.CANCELLED, stage, None, emit)
-        except (StageError, ConfigError) as exc:
+        except (StageError, ConfigError, OutputError) as exc:
             log.error("%s: %s", run_id, exc)
             return self._end(state, LifecycleState.ERROR, stage, str(exc), emit)
         except Exception as exc:
@@ -150,6 +154,9 @@ class PipelineRunner:
             log.exception("%s: unexpected error%s", run_id, where)
             message = f"unexpected error{where}: {type(exc).__name__}: {exc} (details in the log)"
             return self._end(state, LifecycleState.ERROR, stage, message, emit)
+        except BaseException:
+            state.outputs.discard()  # KeyboardInterrupt, SystemExit: nothing of the run stays
+            raise
 
     # -- stages --------------------------------------------------------------------------
     def _input_images(self, state: _RunState) -> tuple[Image.Image, ...]:
@@ -235,6 +242,7 @@ class PipelineRunner:
             paths.append(state.outputs.save_image(image, seed=seed, pnginfo=png_metadata(text, per_image)))
         manifest = self._write_manifest(state, LifecycleState.COMPLETED, None)
         assert manifest is not None
+        state.outputs.publish()
         seconds = self._clock() - state.t0
         emit(RunCompleted(state.run_id, state.outputs.path, tuple(paths), manifest, seconds))
         self._finish_hooks(state, LifecycleState.COMPLETED, paths, None)
@@ -256,8 +264,7 @@ class PipelineRunner:
         error: str | None,
         emit: EventSink,
     ) -> RunResult:
-        # Only runs that saved intermediates have a folder; the manifest then says how they ended.
-        manifest = self._write_manifest(state, status, error) if state.outputs.written else None
+        manifest = self._keep_intermediates(state, status, error)
         name = stage.stage if stage else None
         emit(
             RunCancelled(state.run_id, name)
@@ -266,6 +273,23 @@ class PipelineRunner:
         )
         self._finish_hooks(state, status, [], error)
         return RunResult(state.run_id, status, state.config, state.seeds, (), manifest, error, name)
+
+    def _keep_intermediates(self, state: _RunState, status: LifecycleState, error: str | None) -> Path | None:
+        # A run that does not complete publishes no final image. Its intermediates, if it saved
+        # any, are published with a manifest saying how it ended; if even that fails, none stay.
+        outputs = state.outputs
+        outputs.keep_only_intermediates()
+        if not outputs.written:
+            outputs.discard()
+            return None
+        try:
+            manifest = self._write_manifest(state, status, error)
+            outputs.publish()
+        except OutputError as exc:
+            log.error("%s: %s", state.run_id, exc)
+            outputs.discard()
+            return None
+        return manifest
 
     def _write_manifest(self, state: _RunState, status: LifecycleState, error: str | None) -> Path | None:
         stages = [
