@@ -8,6 +8,7 @@ also carries the full RunConfig as JSON, so our own images replay losslessly.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from .infotext_parse import (
 )
 from .samplers import resolve_schedule
 from .sequencer import CANONICAL_ORDER, StageName
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PARAMETERS_KEY",
@@ -388,11 +391,17 @@ def config_from_image(path: str | Path) -> RunConfig:
     :func:`~stablenew_qt.core.metadata.read_generation_settings` (ComfyUI, InvokeAI, NovelAI,
     Fooocus, SwarmUI, stealth metadata). Raises ConfigError when none is usable.
 
-    Use ``read_generation_settings`` directly to also get the generator's name and the notes
-    about settings that had no equivalent."""
+    An embedded ``input_image_path`` is dropped (logged): an image's settings never choose a
+    file on this machine. Use ``read_generation_settings`` directly to also get the generator's
+    name and the notes about settings that had no equivalent (that one among them)."""
     meta = read_image_metadata(path)
     if meta.run_config is not None:
-        return meta.run_config
+        from .metadata.draft import without_input_image
+
+        config, dropped = without_input_image(meta.run_config)
+        if dropped:
+            log.info("%s: %s", Path(path).name, dropped)
+        return config
     if meta.run_config_error is not None:
         raise ConfigError(f"{str(path)!r}: {meta.run_config_error}")
     if not meta.parameters or meta.parameters.lstrip().startswith("{"):
