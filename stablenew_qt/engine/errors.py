@@ -9,3 +9,9 @@ class ModelError(Exception):
     The message is for the user and says what was found and what to do. The executor wraps it in
     core's ``StageError`` together with the stage name.
     """
+
+
+class UnreadableModelError(ModelError):
+    """A model file is damaged or malformed (a bad safetensors header, a broken config, a FIFO
+    where a file should be), as opposed to a readable file of the wrong kind. Listings show such
+    a file as "unreadable: <reason>"."""
