@@ -41,13 +41,15 @@ def _check_size(value: int) -> int:
 
 def _check_sampler(value: str | None) -> str | None:
     if value is not None and value not in SAMPLERS:
-        raise ValueError(f"unknown sampler {value!r}; valid samplers: {', '.join(SAMPLERS)}")
+        raise ValueError(f"unknown sampler {shorten(value)!r}; valid samplers: {', '.join(SAMPLERS)}")
     return value
 
 
 def _check_schedule(value: str | None) -> str | None:
     if value is not None and value not in SCHEDULERS:
-        raise ValueError(f"unknown schedule type {value!r}; valid schedule types: {', '.join(SCHEDULERS)}")
+        raise ValueError(
+            f"unknown schedule type {shorten(value)!r}; valid schedule types: {', '.join(SCHEDULERS)}"
+        )
     return value
 
 
