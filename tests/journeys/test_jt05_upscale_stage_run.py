@@ -34,7 +34,7 @@ def test_jt05_standalone_upscale_of_an_input_image(
     window.input_panel.set_image(input_image)
     choose(window, "upscale.upscale_model", "Nearest")
     set_spin(qtbot, window, "upscale.upscale_factor", 2.0)
-    assert widget(window, "upscale.final_size").text() == "Final size: 128 × 96"  # type: ignore[attr-defined]
+    assert widget(window, "upscale.final_size").text() == "Final size: 160 × 128"  # type: ignore[attr-defined]
 
     generate_and_wait(qtbot, window)
 
