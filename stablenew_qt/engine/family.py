@@ -105,7 +105,7 @@ def detect_family(path: Path) -> ModelFamily:
     try:
         regular_file_size(path)
     except FileRefused as exc:
-        raise ModelError(f"model {shorten(str(path))!r} cannot be used: {exc}") from None
+        raise UnreadableModelError(f"model {shorten(str(path))!r} cannot be used: {exc}") from None
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         return _family_of_shapes(path.name, safetensors_shapes(path))

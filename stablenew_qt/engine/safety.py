@@ -18,7 +18,7 @@ from typing import Any
 
 from ..core.errors import shorten
 from ..core.files import FileRefused, regular_file_size
-from .errors import ModelError
+from .errors import ModelError, UnreadableModelError
 from .model_files import check_model_folder, read_safetensors_header
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -53,7 +53,7 @@ def check_loadable_checkpoint(path: Path) -> None:
     try:
         regular_file_size(path)
     except FileRefused as exc:
-        raise ModelError(f"model {shorten(str(path))!r} cannot be used: {exc}") from None
+        raise UnreadableModelError(f"model {shorten(str(path))!r} cannot be used: {exc}") from None
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         raise ModelError(pickle_refusal(path))

@@ -147,10 +147,11 @@ def test_a_non_regular_checkpoint_is_refused_without_reading(tmp_path: Path, kin
         path.symlink_to("/dev/zero")
     expected = "a FIFO (named pipe)" if kind == "FIFO" else "a device"
     for check in (detect_family, check_loadable_checkpoint):
-        with pytest.raises(ModelError, match=re.escape(f"it is {expected}")):
+        with pytest.raises(UnreadableModelError, match=re.escape(f"it is {expected}")):
             check(path)
     with pytest.raises(UnreadableModelError, match="not a regular file"):
         model_files.read_safetensors_header(path)
+    assert family_label(path).startswith("unreadable: ") and expected in family_label(path)
 
 
 def test_files_the_safetensors_library_writes_pass(tmp_path: Path) -> None:
