@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps
 
@@ -41,32 +42,42 @@ def shown_path(path: str | Path) -> str:
     return repr(shorten(str(path)))
 
 
-@contextmanager
-def _open_image(path: str | Path, field: str) -> Iterator[Image.Image]:
-    """Open an input image lazily (header only), after the file checks; see the module doc."""
+def open_image_file(path: str | Path, field: str = "input_image_path") -> BinaryIO:
+    """The file of an image a user named, opened for binary reading after the file checks (a
+    regular file of at most :data:`MAX_INPUT_FILE_BYTES`); ConfigError on ``field`` otherwise."""
     try:
-        p = user_path(path)
-        handle = open_regular_file(p, MAX_INPUT_FILE_BYTES)
+        return open_regular_file(user_path(path), MAX_INPUT_FILE_BYTES)
     except FileRefused as exc:
         raise ConfigError(
             f"{shown_path(path)}: {exc}; choose an image file (PNG, JPEG, WebP)", field
         ) from None
-    with handle:
+
+
+def lazy_image(handle: BinaryIO) -> Image.Image:
+    """``Image.open`` on an open file: reads the header only. Pillow's decompression-bomb
+    *warning* is silenced (callers compare the size with their own limits); its error, for more
+    than twice ``Image.MAX_IMAGE_PIXELS``, is raised as ``Image.DecompressionBombError``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(handle)
+
+
+@contextmanager
+def _open_image(path: str | Path, field: str) -> Iterator[Image.Image]:
+    """Open an input image lazily (header only), after the file checks; see the module doc."""
+    with open_image_file(path, field) as handle:
         try:
-            with warnings.catch_warnings():
-                # Sizes between Pillow's warning and error limits are over ours anyway (below).
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(handle)
+            image = lazy_image(handle)
         except Image.DecompressionBombError:
             raise ConfigError(
-                f"{shown_path(p)} declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; input "
-                f"images may be at most {MAX_INPUT_SIDE}×{MAX_INPUT_SIDE}: scale it down first",
+                f"{shown_path(path)} declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; "
+                f"input images may be at most {MAX_INPUT_SIDE}×{MAX_INPUT_SIDE}: scale it down first",
                 field,
             ) from None
         except Exception as exc:
-            log.debug("cannot open %s as an image", p, exc_info=True)
+            log.debug("cannot open %s as an image", path, exc_info=True)
             raise ConfigError(
-                f"{shown_path(p)} is not a readable image ({type(exc).__name__}); "
+                f"{shown_path(path)} is not a readable image ({type(exc).__name__}); "
                 "use a PNG, JPEG or WebP file",
                 field,
             ) from None

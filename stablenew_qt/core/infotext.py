@@ -19,6 +19,7 @@ from PIL import ExifTags, Image, PngImagePlugin
 from .config import ADetailerUnit, RunConfig
 from .errors import ConfigError, ConfigProblem
 from .executor import StageInfo
+from .images import MAX_INPUT_SIDE, lazy_image, open_image_file, shown_path
 from .infotext_parse import (
     ADETAILER_KEYS,
     MIN_PARAMETER_PAIRS,
@@ -304,15 +305,15 @@ def read_image_metadata(path: str | Path) -> ImageMetadata:
     raises ConfigError; an unusable embedded RunConfig is reported in ``run_config_error``.
     """
     try:
-        with Image.open(path) as image:
+        with open_image_file(path, "") as handle, lazy_image(handle) as image:
             if isinstance(image, PngImagePlugin.PngImageFile):
                 chunks = _png_text(image)
             else:
                 chunks = _exif_parameters(image)
-    except FileNotFoundError:
-        raise ConfigError(f"{str(path)!r} does not exist") from None
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise ConfigError(f"cannot read image metadata from {str(path)!r}: {exc}") from None
+        if isinstance(exc, ConfigError):  # not a regular file (a FIFO is never opened to read)
+            raise
+        raise ConfigError(f"cannot read image metadata from {shown_path(path)}: {exc}") from None
     config_json = chunks.get(RUN_CONFIG_KEY)
     if config_json is None:
         return ImageMetadata(chunks.get(PARAMETERS_KEY), None)
@@ -325,13 +326,16 @@ def read_image_metadata(path: str | Path) -> ImageMetadata:
 def _png_text(image: PngImagePlugin.PngImageFile) -> dict[str, str]:
     """The PNG's text chunks. Those before the pixel data (where this app and A1111 write them)
     were read when the file was opened; ``image.text`` would also find chunks after it, but only
-    by decoding every pixel (120 ms for a 2048 px image), so it is the fallback."""
+    by decoding every pixel (120 ms for a 2048 px image), so it is the fallback, and only for
+    images an input may be (an image declaring 10000² pixels is not decoded to look)."""
     early = {
         key: str(value)
         for key, value in image.info.items()
         if key in (PARAMETERS_KEY, RUN_CONFIG_KEY) and isinstance(value, str)
     }
-    return early or {key: str(value) for key, value in image.text.items()}
+    if early or max(image.size) > MAX_INPUT_SIDE:
+        return early
+    return {key: str(value) for key, value in image.text.items()}
 
 
 def _exif_parameters(image: Image.Image) -> dict[str, str]:

@@ -30,7 +30,7 @@ from stablenew_qt.core.errors import ConfigError, shorten
 from stablenew_qt.core.executor import CancelToken
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.images import MAX_INPUT_SIDE, MIN_IMG2IMG_SIDE, load_input_image
-from stablenew_qt.core.infotext import config_from_image, png_metadata
+from stablenew_qt.core.infotext import config_from_image, png_metadata, read_image_metadata
 from stablenew_qt.core.metadata import read_generation_settings
 from stablenew_qt.core.outputs import OutputSettings, encode_png
 from stablenew_qt.core.runner import PipelineRunner
@@ -203,6 +203,39 @@ def test_loading_a_bad_input_image_is_a_config_error(name: str, tmp_path: Path) 
     with pytest.raises(ConfigError) as info:
         load_input_image(path)
     _assert_names(info.value, path, fragment, "input_image_path")
+
+
+_UNREADABLE = [
+    "5000-character path",
+    "~nosuchuser",
+    "folder",
+    "FIFO",
+    "/dev/zero",
+    "missing",
+    "header 30000x30000",
+    "header 2^31 wide",
+]
+
+
+@pytest.mark.parametrize("name", _UNREADABLE)
+@pytest.mark.parametrize(
+    "read", [read_image_metadata, read_generation_settings, config_from_image], ids=lambda f: f.__name__
+)
+def test_reading_metadata_of_a_bad_image_is_a_config_error(
+    name: str, read: Callable[[str], object], tmp_path: Path
+) -> None:
+    """``info IMAGE``, "use these settings" and drops read metadata: a FIFO must not hang them."""
+    if name in _NEEDS_POSIX and sys.platform == "win32":
+        pytest.skip("FIFOs and /dev/zero are POSIX")
+    path = IMAGE_CASES[name][0](tmp_path)
+    with pytest.raises(ConfigError) as info:
+        read(path)
+    assert repr(shorten(path))[1:-1] in str(info.value) and "\n" not in str(info.value)
+
+
+def test_metadata_of_a_large_image_is_still_read(tmp_path: Path) -> None:
+    path = IMAGE_CASES["header 10000x10000 (bomb warning range)"][0](tmp_path)  # over 8192, no warning
+    assert read_image_metadata(path).parameters is None
 
 
 def test_a_tiny_image_may_start_an_upscale(tmp_path: Path) -> None:
