@@ -91,13 +91,13 @@ def load_single_file(
     options (``requires_safety_checker=False``). Raises ModelError when the file is missing or
     unreadable or malformed (UnreadableModelError), or its tensors do not fit the family's shapes.
     """
-    from diffusers.loaders.single_file_utils import SingleFileComponentError
-
     from .model_files import read_safetensors_header
 
     if not path.exists():
         raise ModelError(f"checkpoint not found: {path}")
-    read_safetensors_header(path)  # a malformed header is refused here, before diffusers parses it
+    read_safetensors_header(path)  # a malformed header is refused here, before diffusers is imported
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
+
     folder = config_dir if config_dir is not None else config_folder(family)
     kwargs: dict[str, Any] = {
         "config": str(folder),
