@@ -114,9 +114,9 @@ def make_config() -> Any:
 
 @pytest.fixture
 def input_image(tmp_path: Path) -> Path:
-    """A 64x48 RGB PNG on disk to start img2img/upscale plans from."""
+    """An 80x64 RGB PNG on disk to start img2img/upscale plans from (img2img needs 64 px a side)."""
     path = tmp_path / "input.png"
-    Image.new("RGB", (64, 48), (200, 120, 40)).save(path)
+    Image.new("RGB", (80, 64), (200, 120, 40)).save(path)
     return path
 
 

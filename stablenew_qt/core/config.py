@@ -3,7 +3,7 @@
 Its JSON form is the user-facing contract shared by the CLI, presets, the queue and the image
 metadata. Missing keys take defaults; unknown keys, wrong types and out-of-range values raise
 :class:`~stablenew_qt.core.errors.ConfigError` with a message that names the field and says what
-is allowed. Use :func:`load_run_config` / :meth:`RunConfig.from_json` to read one and
+is allowed. Use :func:`read_config_file` / :meth:`RunConfig.from_json` to read one and
 ``model_copy(update=...)`` (or :func:`with_changes`) to derive a changed copy.
 """
 
@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, ConfigProblem, shorten
+from .files import FileRefused, read_regular_file, user_path
 from .samplers import SAMPLERS, SCHEDULERS, split_legacy_sampler
 from .validation import problems_from_validation_error
 
@@ -23,6 +24,8 @@ SCHEMA_VERSION = 1
 MAX_SEED = 2**32 - 1
 ADETAILER_SAME = "Use same scheduler"
 MAX_ADETAILER_UNITS = 15
+#: Config files larger than this are refused unread (a config with a 100,000-word prompt is 1 MB).
+MAX_CONFIG_BYTES = 2 * 1024 * 1024
 
 
 class _Frozen(BaseModel):
@@ -38,13 +41,15 @@ def _check_size(value: int) -> int:
 
 def _check_sampler(value: str | None) -> str | None:
     if value is not None and value not in SAMPLERS:
-        raise ValueError(f"unknown sampler {value!r}; valid samplers: {', '.join(SAMPLERS)}")
+        raise ValueError(f"unknown sampler {shorten(value)!r}; valid samplers: {', '.join(SAMPLERS)}")
     return value
 
 
 def _check_schedule(value: str | None) -> str | None:
     if value is not None and value not in SCHEDULERS:
-        raise ValueError(f"unknown schedule type {value!r}; valid schedule types: {', '.join(SCHEDULERS)}")
+        raise ValueError(
+            f"unknown schedule type {shorten(value)!r}; valid schedule types: {', '.join(SCHEDULERS)}"
+        )
     return value
 
 
@@ -297,13 +302,17 @@ class RunConfig(_Frozen):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunConfig:
-        """Parse and validate JSON text. Raises ConfigError for malformed JSON too."""
+        """Parse and validate JSON text. Raises ConfigError for malformed JSON too.
+
+        Bytes must be UTF-8 (a UTF-8 byte-order mark is skipped); UTF-16/32 text is refused
+        rather than guessed, as the file format says UTF-8.
+        """
+        if isinstance(text, bytes | bytearray):
+            text = _utf8_text(bytes(text))
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-        except UnicodeDecodeError:
-            raise ConfigError("not valid JSON: the file is not UTF-8 text") from None
         except RecursionError:
             raise ConfigError("not valid JSON: nested too deeply") from None
         except ValueError as exc:  # e.g. an integer with more digits than Python will parse
@@ -337,16 +346,43 @@ def _first_unencodable_text(data: Any, path: str = "") -> str | None:
     return None
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read a RunConfig JSON file. Any problem, including an unreadable file, is a ConfigError."""
-    path = Path(path)
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def _utf8_text(data: bytes) -> str:
+    if data.startswith(_UTF16_32_BOMS):
+        raise ConfigError("not valid JSON: the file is UTF-16 or UTF-32 text; save it as UTF-8")
+    if b"\0" in data:
+        raise ConfigError("not valid JSON: the file contains NUL bytes (binary data, or UTF-16 text)")
     try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
-    return RunConfig.from_json(text)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError("not valid JSON: the file is not UTF-8 text") from None
+
+
+def read_config_file(path: str | Path) -> RunConfig:
+    """Read a RunConfig JSON file in bounded time and memory. Every problem is a ConfigError.
+
+    Only a regular file is read (a folder, FIFO or device is refused from ``stat`` alone, never
+    opened for reading), at most :data:`MAX_CONFIG_BYTES` of it; it must be UTF-8 JSON.
+    """
+    shown = repr(shorten(str(path)))
+    try:
+        data = read_regular_file(user_path(path), MAX_CONFIG_BYTES)
+    except FileRefused as exc:
+        raise ConfigError(f"config file {shown}: {exc}; give a RunConfig JSON file") from None
+    try:
+        return RunConfig.from_json(data)
+    except ConfigError as exc:
+        first, *rest = exc.problems
+        lead = (
+            ConfigProblem(first.field, f"config file {shown}: {first.message}") if not first.field else first
+        )
+        raise ConfigError([lead, *rest]) from None
+
+
+#: The former name of :func:`read_config_file`, kept while callers move over.
+load_run_config = read_config_file
 
 
 def with_changes(config: RunConfig, **changes: Any) -> RunConfig:

@@ -39,6 +39,8 @@ class FailureKind(StrEnum):
     CONFIG = "config"
     #: A stage failed for a reason its message explains (models that do not fit, a broken file).
     STAGE = "stage"
+    #: The run's files could not be written or published (disk full, folder gone, permission).
+    OUTPUT = "output"
     #: The user cancelled the run or job.
     CANCELLED = "cancelled"
     #: The app stopped (closed, crashed or was killed) while the job ran.
@@ -140,3 +142,28 @@ class OutOfMemoryError(StageError):
 
 class CancelRequested(Exception):
     """Raised inside a stage when the run's cancel token has been set."""
+
+
+class OutputError(RuntimeError):
+    """A run's files could not be written or published (disk full, folder gone, permission lost).
+
+    Raised by :mod:`~stablenew_qt.core.outputs`; the runner ends the run in FAILED with this
+    message and keeps nothing of it visible.
+    """
+
+    @property
+    def cause(self) -> FailureCause:
+        return FailureCause(FailureKind.OUTPUT, str(self))
+
+
+#: How many characters of a user-supplied text an error message repeats.
+SHOWN_CHARS = 80
+
+
+def shorten(text: object, limit: int = SHOWN_CHARS) -> str:
+    """``text`` as it may appear in a message: at most ``limit`` characters of it, then how long
+    it really is (``"aaaa… (200000 characters)"``), so a huge name never floods a message."""
+    value = str(text)
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}… ({len(value)} characters)"

@@ -8,6 +8,7 @@ also carries the full RunConfig as JSON, so our own images replay losslessly.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from .config import ADetailerUnit, RunConfig
 from .errors import ConfigError, ConfigProblem
 from .executor import StageInfo
 from .exif_comment import exif_user_comment
+from .images import MAX_INPUT_SIDE, lazy_image, open_image_file, shown_path
 from .infotext_parse import (
     ADETAILER_KEYS,
     MIN_PARAMETER_PAIRS,
@@ -31,6 +33,8 @@ from .infotext_parse import (
 )
 from .samplers import resolve_schedule
 from .sequencer import CANONICAL_ORDER, StageName
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PARAMETERS_KEY",
@@ -302,15 +306,15 @@ def read_image_metadata(path: str | Path) -> ImageMetadata:
     raises ConfigError; an unusable embedded RunConfig is reported in ``run_config_error``.
     """
     try:
-        with Image.open(path) as image:
+        with open_image_file(path, "") as handle, lazy_image(handle) as image:
             if isinstance(image, PngImagePlugin.PngImageFile):
                 chunks = _png_text(image)
             else:
                 chunks = _exif_parameters(image)
-    except FileNotFoundError:
-        raise ConfigError(f"{str(path)!r} does not exist") from None
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise ConfigError(f"cannot read image metadata from {str(path)!r}: {exc}") from None
+        if isinstance(exc, ConfigError):  # not a regular file (a FIFO is never opened to read)
+            raise
+        raise ConfigError(f"cannot read image metadata from {shown_path(path)}: {exc}") from None
     config_json = chunks.get(RUN_CONFIG_KEY)
     if config_json is None:
         return ImageMetadata(chunks.get(PARAMETERS_KEY), None)
@@ -323,13 +327,16 @@ def read_image_metadata(path: str | Path) -> ImageMetadata:
 def _png_text(image: PngImagePlugin.PngImageFile) -> dict[str, str]:
     """The PNG's text chunks. Those before the pixel data (where this app and A1111 write them)
     were read when the file was opened; ``image.text`` would also find chunks after it, but only
-    by decoding every pixel (120 ms for a 2048 px image), so it is the fallback."""
+    by decoding every pixel (120 ms for a 2048 px image), so it is the fallback, and only for
+    images an input may be (an image declaring 10000² pixels is not decoded to look)."""
     early = {
         key: str(value)
         for key, value in image.info.items()
         if key in (PARAMETERS_KEY, RUN_CONFIG_KEY) and isinstance(value, str)
     }
-    return early or {key: str(value) for key, value in image.text.items()}
+    if early or max(image.size) > MAX_INPUT_SIDE:
+        return early
+    return {key: str(value) for key, value in image.text.items()}
 
 
 def _exif_parameters(image: Image.Image) -> dict[str, str]:
@@ -343,11 +350,17 @@ def config_from_image(path: str | Path) -> RunConfig:
     :func:`~stablenew_qt.core.metadata.read_generation_settings` (ComfyUI, InvokeAI, NovelAI,
     Fooocus, SwarmUI, stealth metadata). Raises ConfigError when none is usable.
 
-    Use ``read_generation_settings`` directly to also get the generator's name and the notes
-    about settings that had no equivalent."""
+    An embedded ``input_image_path`` is dropped (logged): an image's settings never choose a
+    file on this machine. Use ``read_generation_settings`` directly to also get the generator's
+    name and the notes about settings that had no equivalent (that one among them)."""
     meta = read_image_metadata(path)
     if meta.run_config is not None:
-        return meta.run_config
+        from .metadata.draft import without_input_image
+
+        config, dropped = without_input_image(meta.run_config)
+        if dropped:
+            log.info("%s: %s", Path(path).name, dropped)
+        return config
     if meta.run_config_error is not None:
         raise ConfigError(f"{str(path)!r}: {meta.run_config_error}")
     if not meta.parameters or meta.parameters.lstrip().startswith("{"):

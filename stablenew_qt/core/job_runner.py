@@ -46,6 +46,7 @@ from .events import (
 from .job import Job, JobStatus
 from .lifecycle import LifecycleState
 from .listeners import Listeners, Unsubscribe
+from .outputs import discard_partial_runs, published_run_images
 from .queue import JobQueue
 from .runner import RunResult
 
@@ -121,13 +122,18 @@ class SingleNodeJobRunner:
 
     def take_over_queue(self) -> list[Job]:
         """Take over the queue: jobs a dead process left running become interrupted (queued
-        again with ``auto_resume``) and their runs' temporary files are deleted. Runs once, on the
-        first call or the first :meth:`run_next`; later calls return []."""
+        again with ``auto_resume``) and their runs' temporary files are deleted; one whose run was
+        published whole before the process died is marked completed instead (JobFinished). Runs
+        once, on the first call or the first :meth:`run_next`; later calls return []."""
         if self._took_over:
             return []
         jobs = self.queue.recover_interrupted(auto_resume=self.auto_resume)
         self._took_over = True
         for job in jobs:
+            published = published_run_images(job.output_root, job.run_id)
+            if published is not None and job.run_id:  # killed after its run was published: done
+                self._emit(JobFinished(self.queue.mark_completed(job.id, job.run_id, published)))
+                continue
             removed = remove_stale_temp_files(job)
             self._emit(JobInterrupted(job, job.status is JobStatus.QUEUED, removed))
         return jobs
@@ -270,7 +276,7 @@ def remove_stale_temp_files(job: Job) -> tuple[Path, ...]:
     """
     if not job.run_id or job.output_root is None or not _RUN_ID.fullmatch(job.run_id):
         return ()
-    removed = []
+    removed = list(discard_partial_runs(job.output_root, job.run_id))  # its unpublished staging folder
     for folder in job.output_root.glob(f"*/{job.run_id}"):
         for path in sorted(folder.rglob(".*.tmp")):
             with contextlib.suppress(OSError):

@@ -1,58 +1,74 @@
-"""Where and how a run's files are written: atomically, never overwriting, never outside the output folder.
-
-Every file goes through :func:`atomic_write_bytes`: the bytes land in a temporary file in the same
-folder, are flushed and fsynced, and are then published under their final name with ``os.link``,
-which fails if that name exists (on Windows ``os.rename``, which never overwrites there). A reader
-therefore sees either no file or the whole file, an existing file is never replaced, and no temporary
-file survives an error. Every path is built with :func:`safe_join`, which refuses names that could
-leave the output folder.
+"""Where and how a run's files are written: all at once, never overwriting, never outside the output folder.
 
 A run's files live in ``<output_dir>/<YYYY-MM-DD>/<run_id>/`` (see :class:`RunOutputs`)::
 
     00000-1234.png  00001-1235.png  manifest.json  intermediates/00000-1234-txt2img.png
+
+While the run is going they are written into a hidden staging folder beside it,
+``<YYYY-MM-DD>/.<run_id>.partial/``; :meth:`RunOutputs.publish` then renames that folder into place
+in one step that never replaces anything (:func:`~.atomic_files.rename_no_replace`). So at any
+moment, a kill included, the output folder shows either the whole run or nothing of it. Each file
+is itself written atomically (:func:`~.atomic_files.atomic_write_bytes`: temp file, fsync,
+no-overwrite link) and every path is built with :func:`~.atomic_files.safe_join`.
+
+A staging folder left by a killed process is removed by the queue's crash recovery
+(:func:`discard_partial_runs`); a run published just before the kill is recognised by its
+manifest (:func:`published_run_images`), so a resumed job never makes its images twice.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
+import re
 import secrets
-import tempfile
+import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import platformdirs
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from .. import __version__
-from .config import RunConfig
-
-APP_NAME = "StableNew Qt"
-APP_DIR_NAME = "StableNewQt"
-MANIFEST_NAME = "manifest.json"
-INTERMEDIATES_DIR = "intermediates"
-RUN_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
-
-# On Windows os.rename fails with FileExistsError when the target exists; elsewhere it overwrites,
-# so POSIX publishes with os.link instead.
-_RENAME_NEVER_OVERWRITES = os.name == "nt"
-# What link(2) says on filesystems without hard links (exFAT/FAT on Linux, some FUSE and SMB mounts).
-_NO_HARDLINK_ERRNOS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
-_WINDOWS_INVALID_CHARS = frozenset('<>:"|?*')
-_WINDOWS_RESERVED_NAMES = frozenset(
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"{dev}{n}" for dev in ("COM", "LPT") for n in (*"0123456789", "¹", "²", "³")}
+from .atomic_files import (
+    atomic_replace_bytes,
+    atomic_write_bytes,
+    fsync_folder,
+    rename_no_replace,
+    safe_join,
 )
-_MAX_NAME_BYTES = 255
+from .errors import ConfigError, OutputError, shorten
+from .files import FileRefused, read_regular_file
+from .manifest import APP_NAME, MANIFEST_NAME, RUN_STATUSES, build_manifest
+
+__all__ = [
+    "APP_NAME",
+    "MANIFEST_NAME",
+    "RUN_STATUSES",
+    "OutputSettings",
+    "RunOutputs",
+    "atomic_replace_bytes",
+    "atomic_write_bytes",
+    "build_manifest",
+    "check_output_root",
+    "discard_partial_runs",
+    "published_run_images",
+    "safe_join",
+]
+
+APP_DIR_NAME = "StableNewQt"
+INTERMEDIATES_DIR = "intermediates"
+PARTIAL_SUFFIX = ".partial"
 _MAX_NUMBER_ATTEMPTS = 100_000
+_MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+_RUN_ID = re.compile(r"[0-9A-Za-z_-]+")
+_FINAL_IMAGE = re.compile(r"[0-9]{5,}-[0-9]+\.png")
 
 
 def app_data_dir() -> Path:
@@ -74,143 +90,9 @@ def new_run_id(now: datetime) -> str:
     return f"{now:%H%M%S}-{secrets.token_hex(3)}"
 
 
-# --- paths -------------------------------------------------------------------------------------
-
-
-def _name_problem(part: str) -> str | None:
-    """Why ``part`` is not a safe single file or folder name, or None when it is."""
-    if not part:
-        return "is empty"
-    if "\0" in part:
-        return "contains a NUL character"
-    if PurePosixPath(part).is_absolute() or PureWindowsPath(part).anchor:
-        return "is an absolute path"
-    if "/" in part or "\\" in part:
-        return "contains a path separator; pass each folder name as its own part"
-    if part in (".", ".."):
-        return "refers to the current or parent folder"
-    if any(ord(c) < 32 for c in part) or _WINDOWS_INVALID_CHARS.intersection(part):
-        return 'contains a control character or one of < > : " | ? *'
-    if part[-1] in ". ":
-        return "ends with a dot or a space, which Windows drops"
-    if part.split(".")[0].strip(" ").upper() in _WINDOWS_RESERVED_NAMES:
-        return "is a name Windows reserves for a device (CON, PRN, AUX, NUL, COM1, LPT1, ...)"
-    if len(part.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
-        return f"is longer than {_MAX_NAME_BYTES} bytes"
-    return None
-
-
-def safe_join(root: Path, *parts: str) -> Path:
-    """``root`` joined with ``parts``, resolved, guaranteed to lie inside ``root``.
-
-    Each part must be a single portable name. Raises ValueError naming the bad part when one is
-    absolute, ``.``/``..``, contains a separator, NUL, a control character or a character Windows
-    forbids, ends in a dot or space, is a reserved Windows device name, or when the resolved result
-    (after following symbolic links) is outside ``root``.
-    """
-    for part in parts:
-        problem = _name_problem(part) if isinstance(part, str) else f"is a {type(part).__name__}, not a str"
-        if problem:
-            raise ValueError(f"unsafe output path part {part!r}: it {problem}")
-    base = Path(root).resolve()
-    target = base.joinpath(*parts).resolve()
-    if not target.is_relative_to(base):
-        raise ValueError(
-            f"output path {'/'.join(parts)!r} resolves to {str(target)!r}, outside the output folder "
-            f"{str(base)!r}; a symbolic link inside the output folder probably points elsewhere"
-        )
-    return target
-
-
-# --- atomic writes -----------------------------------------------------------------------------
-
-
-def _write_temp(folder: Path, name: str, data: bytes) -> Path:
-    # The name is shortened so that prefix + random part + suffix stays within 255 bytes.
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name[:48]}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    return tmp
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    """Give ``tmp`` the name ``final`` without ever replacing an existing ``final``."""
-    if _RENAME_NEVER_OVERWRITES:
-        os.rename(tmp, final)
-        return
-    try:
-        os.link(tmp, final)
-    except OSError as exc:
-        if exc.errno not in _NO_HARDLINK_ERRNOS:
-            raise
-        # No hard links here (exFAT/FAT drives, some network shares): reserve the name with an
-        # exclusive create, then atomically swap our own empty placeholder for the full file.
-        # A reader may see the empty placeholder for an instant, never a half-written file.
-        fd = os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        os.close(fd)
-        os.replace(tmp, final)
-
-
-def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the new directory entry durable. Windows cannot open folders, and some filesystems
-    # refuse fsync on them; the file itself is already safely on disk then.
-    if os.name == "nt":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and return ``path``. The folder must exist.
-
-    Raises FileExistsError (and writes nothing) if ``path`` already exists, even when another
-    writer creates it concurrently. On any error no temporary file is left behind.
-    """
-    path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"{str(path)!r} already exists; output files are never overwritten")
-    tmp = _write_temp(path.parent, path.name, data)
-    try:
-        _publish(tmp, path)
-    finally:
-        # After os.link the temp name is a second link to the published file; after a rename or
-        # a failure it must go too.
-        _remove_quietly(tmp)
-    _fsync_folder(path.parent)
-    return path
-
-
-def atomic_replace_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, replacing the file if it exists, and return ``path``.
-
-    For user files that are rewritten in place (``styles.csv``); run outputs use
-    :func:`atomic_write_bytes`, which never replaces. A reader sees the old file or the new one,
-    never a mix, and on any error the old file is untouched and no temporary file is left.
-    """
-    path = Path(path)
-    tmp = _write_temp(path.parent, path.name, data)
-    try:
-        os.replace(tmp, path)
-    finally:
-        _remove_quietly(tmp)
-    _fsync_folder(path.parent)
-    return path
+def partial_run_name(run_id: str) -> str:
+    """The name of a run's hidden staging folder: ``.<run_id>.partial``."""
+    return f".{run_id}{PARTIAL_SUFFIX}"
 
 
 def encode_png(image: Image.Image, pnginfo: PngInfo | None = None) -> bytes:
@@ -234,9 +116,6 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot write a {type(value).__name__} as JSON: {value!r}")
 
 
-# --- one run's folder --------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class OutputSettings:
     """Where runs go and whether per-stage intermediate images are kept."""
@@ -245,44 +124,97 @@ class OutputSettings:
     save_intermediates: bool = False
 
 
-class RunOutputs:
-    """The files of one run, in ``<output_dir>/<YYYY-MM-DD>/<run_id>/``.
+def check_output_root(root: Path) -> None:
+    """ConfigError unless ``root`` is a folder or can be created as one.
 
-    The folder is created on the first write, so a run that writes nothing leaves no folder. Final
-    images are ``NNNNN-<seed>.png``, intermediates ``intermediates/NNNNN-<seed>-<stage>.png``; the
-    5-digit counters start at 00000 and skip any name already taken. Writes from several threads
-    are serialised, so concurrent writers never collide.
+    Refuses a ``root`` that is a file, and a dangling symbolic link at ``root`` or on the way to
+    it (following one would create folders wherever it points).
+    """
+    shown = repr(shorten(str(root)))
+    for candidate in (root, *root.parents):
+        try:
+            if not os.path.lexists(candidate):
+                continue
+            is_link, exists, is_dir = candidate.is_symlink(), candidate.exists(), candidate.is_dir()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"the output folder {shown} cannot be used: {exc}", "output_dir") from None
+        where = "" if candidate == root else f" ({shorten(str(candidate))!r} on the way to it)"
+        if is_link and not exists:
+            raise ConfigError(
+                f"the output folder {shown}{where} is a symbolic link to "
+                f"{shorten(os.readlink(candidate))!r}, which does not exist: create that folder or "
+                "choose another output folder",
+                "output_dir",
+            )
+        if not is_dir:
+            raise ConfigError(
+                f"the output folder {shown}{where} is a file, not a folder: choose another output folder",
+                "output_dir",
+            )
+        return
+
+
+class RunOutputs:
+    """The files of one run, published together as ``<output_dir>/<YYYY-MM-DD>/<run_id>/``.
+
+    Files are written into the hidden staging folder (:attr:`staging_path`, created on the first
+    write) and appear in :attr:`path` only when :meth:`publish` renames the whole folder there; a
+    run that writes nothing leaves no folder. Paths returned and listed here are *final* paths,
+    where the files are once published. Final images are ``NNNNN-<seed>.png``, intermediates
+    ``intermediates/NNNNN-<seed>-<stage>.png`` (5-digit counters from 00000). Writes from several
+    threads are serialised. Write and publish failures (a full disk) raise
+    :class:`~.errors.OutputError`; :meth:`discard` then removes what was staged.
     """
 
     def __init__(self, output: OutputSettings | Path, run_id: str, started: datetime) -> None:
-        """``output`` is the output folder, or settings naming it; ``started`` dates the folder."""
-        root = output.output_dir if isinstance(output, OutputSettings) else output
-        self._path = safe_join(root, f"{started:%Y-%m-%d}", run_id)
+        """``output`` is the output folder, or settings naming it; ``started`` dates the folder.
+
+        Raises ConfigError when the output folder cannot hold runs (see :func:`check_output_root`)
+        or the date folder resolves outside it (a symbolic link).
+        """
+        root = Path(output.output_dir if isinstance(output, OutputSettings) else output)
+        check_output_root(root)
+        date = f"{started:%Y-%m-%d}"
+        try:
+            self._path = safe_join(root, date, run_id)
+            self._staging = safe_join(root, date, partial_run_name(run_id))
+        except ValueError as exc:
+            raise ConfigError(str(exc), "output_dir") from None
         self._lock = threading.Lock()
         self._next_image = 0
         self._next_intermediate = 0
         self._written: list[Path] = []
         self._images: list[Path] = []
+        self._published = False
 
     @property
     def path(self) -> Path:
-        """The run folder (it exists only once something has been written)."""
+        """The run folder (it exists only once published)."""
         return self._path
 
     @property
+    def staging_path(self) -> Path:
+        """The hidden folder the files are written to until :meth:`publish`."""
+        return self._staging
+
+    @property
+    def published(self) -> bool:
+        return self._published
+
+    @property
     def written(self) -> tuple[Path, ...]:
-        """Every file this run wrote, in the order written."""
+        """Every file this run wrote (final paths), in the order written."""
         with self._lock:
             return tuple(self._written)
 
     @property
     def images(self) -> tuple[Path, ...]:
-        """The final images this run wrote, in the order written."""
+        """The final images this run wrote (final paths), in the order written."""
         with self._lock:
             return tuple(self._images)
 
     def save_image(self, image: Image.Image, *, seed: int, pnginfo: PngInfo | None = None) -> Path:
-        """Write the next final image as ``NNNNN-<seed>.png`` and return its path."""
+        """Stage the next final image as ``NNNNN-<seed>.png``; returns its final path."""
         data = encode_png(image, pnginfo)
         with self._lock:
             path, self._next_image = self._write_numbered((), f"-{seed}.png", self._next_image, data)
@@ -292,7 +224,7 @@ class RunOutputs:
     def save_intermediate(
         self, image: Image.Image, *, stage: str, seed: int, pnginfo: PngInfo | None = None
     ) -> Path:
-        """Write a stage's image as ``intermediates/NNNNN-<seed>-<stage>.png`` and return its path.
+        """Stage a stage's image as ``intermediates/NNNNN-<seed>-<stage>.png``; returns its final path.
 
         Always writes; whether intermediates are kept (``OutputSettings.save_intermediates``) is
         the caller's decision.
@@ -305,11 +237,58 @@ class RunOutputs:
         return path
 
     def write_manifest(self, data: Mapping[str, Any]) -> Path:
-        """Write ``manifest.json`` (UTF-8, indented, strict JSON). FileExistsError if already written."""
+        """Stage ``manifest.json`` (UTF-8, indented, strict JSON). FileExistsError if already written."""
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=json_default)
         with self._lock:
             path = self._write((MANIFEST_NAME,), (text + "\n").encode("utf-8"))
         return path
+
+    def publish(self) -> Path:
+        """Move the staged files into :attr:`path` in one rename that never replaces anything.
+
+        Returns :attr:`path`. Does nothing when nothing was written or it was published already.
+        OutputError (and nothing published) when the rename fails or the run folder exists.
+        """
+        with self._lock:
+            if self._published or not self._written:
+                return self._path
+            for folder in (self._staging / INTERMEDIATES_DIR, self._staging):
+                if folder.is_dir():  # the files are fsynced; their folder entries now too
+                    fsync_folder(folder)
+            try:
+                rename_no_replace(self._staging, self._path)
+            except FileExistsError:
+                raise OutputError(
+                    f"a run folder {shorten(str(self._path))!r} exists already; nothing was overwritten "
+                    "and this run was not kept: run it again"
+                ) from None
+            except OSError as exc:
+                raise OutputError(self._failure("publish the run", exc)) from exc
+            fsync_folder(self._path.parent)
+            self._published = True
+            return self._path
+
+    def keep_only_intermediates(self) -> None:
+        """Delete the staged final images and manifest of a run that will not complete, keeping
+        its intermediates (a failed run publishes those with a manifest saying how it ended)."""
+        with self._lock:
+            finals = [p for p in self._written if p.parent == self._path]
+            for final in finals:
+                with contextlib.suppress(FileNotFoundError):
+                    (self._staging / final.name).unlink()
+            self._written = [p for p in self._written if p.parent != self._path]
+            self._images.clear()
+
+    def discard(self) -> None:
+        """Delete everything staged (nothing of the run stays), and the date folder if it is empty."""
+        with self._lock:
+            if self._published:
+                return
+            shutil.rmtree(self._staging, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self._staging.parent.rmdir()  # only when no other run is in it
+            self._written.clear()
+            self._images.clear()
 
     def _write_numbered(
         self, folder: tuple[str, ...], suffix: str, start: int, data: bytes
@@ -320,89 +299,80 @@ class RunOutputs:
                 return self._write((*folder, f"{number:05d}{suffix}"), data), number + 1
             except FileExistsError:
                 continue
-        raise FileExistsError(f"no free file name ending in {suffix!r} in {str(self._path)!r}")
+        raise OutputError(f"no free file name ending in {suffix!r} in {str(self._staging)!r}")
 
     def _write(self, parts: tuple[str, ...], data: bytes) -> Path:
-        path = safe_join(self._path, *parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
-        self._written.append(path)
-        return path
+        if self._published:
+            raise OutputError(f"run {self._path.name} is published already; it takes no more files")
+        target = safe_join(self._staging, *parts)
+        self._make_folder(target.parent)
+        try:
+            atomic_write_bytes(target, data)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise OutputError(self._failure(f"write {'/'.join(parts)}", exc)) from exc
+        final = self._path.joinpath(*parts)
+        self._written.append(final)
+        return final
 
+    def _make_folder(self, folder: Path) -> None:
+        for _ in range(3):  # another run's discard() may remove the shared date folder meanwhile
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                return
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise OutputError(self._failure("create the run folder", exc)) from exc
+        raise OutputError(f"cannot create the run folder in {shorten(str(self._path.parent))!r}")
 
-# --- manifest ----------------------------------------------------------------------------------
-
-
-_STAGE_KEYS = ("stage", "seconds", "image_count")
-_STAGE_OPTIONAL_KEYS = ("model_name", "model_hash", "vae_name", "vae_hash")
-
-
-def _iso(moment: datetime, name: str) -> str:
-    if moment.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be timezone-aware (for example datetime.now().astimezone()), got {moment}"
+    def _failure(self, what: str, exc: OSError) -> str:
+        return (
+            f"cannot {what} in {shorten(str(self._path.parent))!r}: {exc.strerror or exc}; free some space "
+            "or choose another output folder (nothing of this run was kept)"
         )
-    return moment.isoformat()
 
 
-def _stage_entry(stage: Mapping[str, Any]) -> dict[str, Any]:
-    missing = [key for key in _STAGE_KEYS if key not in stage]
-    if missing:
-        raise ValueError(f"stage record {dict(stage)!r} lacks {', '.join(missing)}")
-    entry: dict[str, Any] = {
-        "stage": str(stage["stage"]),
-        "seconds": float(stage["seconds"]),
-        "image_count": int(stage["image_count"]),
-    }
-    entry.update({key: stage.get(key) for key in _STAGE_OPTIONAL_KEYS})
-    entry["params"] = dict(stage.get("params") or {})
-    return entry
+# --- crash recovery ----------------------------------------------------------------------------
 
 
-def _image_name(image: Path | str, run_dir: Path | None) -> str:
-    path = Path(image)
-    if run_dir is not None and path.is_absolute():
-        path = path.relative_to(run_dir)
-    return path.as_posix()
+def discard_partial_runs(output_root: Path, run_id: str) -> tuple[Path, ...]:
+    """Delete the staging folders (``<date>/.<run_id>.partial/``) a killed run left behind.
 
-
-def build_manifest(
-    *,
-    run_id: str,
-    status: str,
-    started: datetime,
-    finished: datetime,
-    config: RunConfig | Mapping[str, Any],
-    seeds: Sequence[int],
-    plan: Mapping[str, Any],
-    stages: Sequence[Mapping[str, Any]],
-    images: Sequence[Path | str],
-    run_dir: Path | None = None,
-    error: str | None = None,
-    version: str = __version__,
-) -> dict[str, Any]:
-    """Assemble the ``manifest.json`` content of one run from plain values.
-
-    ``status`` is COMPLETED, FAILED or CANCELLED; ``started``/``finished`` must be timezone-aware
-    and are written as ISO 8601. ``config`` is the RunConfig as run (a RunConfig or its JSON dict).
-    Each ``stages`` item needs ``stage``, ``seconds`` and ``image_count`` and may carry
-    ``model_name``, ``model_hash``, ``vae_name``, ``vae_hash`` (default None) and ``params``.
-    ``images`` are written relative to the run folder: absolute paths are made relative to
-    ``run_dir``. Raises ValueError for an unknown status, a naive datetime or an incomplete stage.
+    Only for a run whose process is gone (the queue's crash recovery knows). Returns the files
+    deleted. Never follows a symbolic link out of the output folder.
     """
-    if status not in RUN_STATUSES:
-        raise ValueError(f"run status {status!r} is not one of {', '.join(RUN_STATUSES)}")
-    config_data = config.model_dump(mode="json") if isinstance(config, RunConfig) else dict(config)
-    return {
-        "app": {"name": APP_NAME, "version": version},
-        "run_id": run_id,
-        "status": str(status),
-        "started": _iso(started, "started"),
-        "finished": _iso(finished, "finished"),
-        "config": config_data,
-        "seeds": [int(seed) for seed in seeds],
-        "plan": dict(plan),
-        "stages": [_stage_entry(stage) for stage in stages],
-        "images": [_image_name(image, run_dir) for image in images],
-        "error": error,
-    }
+    if not _RUN_ID.fullmatch(run_id):
+        return ()
+    removed: list[Path] = []
+    for folder in output_root.glob(f"*/{partial_run_name(run_id)}"):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        files = sorted(p for p in folder.rglob("*") if not p.is_dir())
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += [p for p in files if not os.path.lexists(p)]
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()
+    return tuple(removed)
+
+
+def published_run_images(output_root: Path | None, run_id: str | None) -> tuple[Path, ...] | None:
+    """The final images of run ``run_id`` if it was published complete, else None (also when
+    either argument is None).
+
+    A run is complete when ``<date>/<run_id>/manifest.json`` says COMPLETED for this run id: its
+    process was killed after publishing but before anyone recorded that.
+    """
+    if output_root is None or run_id is None or not _RUN_ID.fullmatch(run_id):
+        return None
+    for folder in sorted(output_root.glob(f"*/{run_id}")):
+        try:
+            data = json.loads(read_regular_file(folder / MANIFEST_NAME, _MAX_MANIFEST_BYTES))
+        except (FileRefused, ValueError, RecursionError):
+            continue
+        if isinstance(data, dict) and data.get("run_id") == run_id and data.get("status") == "COMPLETED":
+            names = data.get("images")
+            names = names if isinstance(names, list) else []
+            return tuple(folder / n for n in names if isinstance(n, str) and _FINAL_IMAGE.fullmatch(n))
+    return None

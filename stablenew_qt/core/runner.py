@@ -20,7 +20,7 @@ from PIL import Image
 
 from .. import __version__
 from .config import MAX_SEED, RunConfig
-from .errors import CancelRequested, ConfigError, FailureCause, FailureKind, StageError
+from .errors import CancelRequested, ConfigError, FailureCause, FailureKind, OutputError, StageError
 from .events import (
     EventSink,
     RunCancelled,
@@ -37,6 +37,7 @@ from .images import load_input_image
 from .infotext import build_infotext, png_metadata, read_image_metadata
 from .lifecycle import LifecycleState
 from .outputs import OutputSettings, RunOutputs, build_manifest, new_run_id
+from .preflight import preflight
 from .sequencer import StageExecution, StageExecutionPlan, StageName, StageSequencer
 
 log = logging.getLogger(__name__)
@@ -123,14 +124,17 @@ class PipelineRunner:
         plan: StageExecutionPlan | None = None,
     ) -> RunResult:
         """Run ``config`` to the end. Raises ConfigError (before anything is written) for a config
-        that cannot run; every later failure is returned as a RunResult in FAILED or CANCELLED.
-        ``plan`` is ``config``'s plan when the caller has just built it (it is not built again)."""
+        that cannot run or an output folder that cannot take its images (``preflight``); every
+        later failure is returned as a RunResult in FAILED or CANCELLED. The run's files appear
+        all at once when it completes (see ``RunOutputs``), or not at all. ``plan`` is
+        ``config``'s plan when the caller has just built it (it is not built again)."""
         emit = emit or (lambda _event: None)
         plan = plan or self.sequencer.build_execution_plan(config)
         count = 1 if plan.first.stage is StageName.UPSCALE else config.batch_size
         config = resolve_seeds(config, self._random_seed)
         started = datetime.now().astimezone()
         run_id = new_run_id(started)
+        preflight(self.output, plan, config)
         state = _RunState(
             run_id,
             config,
@@ -153,7 +157,7 @@ class PipelineRunner:
         except CancelRequested:
             log.info("%s: cancelled%s", run_id, f" during {stage.stage}" if stage else "")
             return self._end(state, LifecycleState.CANCELLED, stage, None, emit)
-        except (StageError, ConfigError) as exc:
+        except (StageError, ConfigError, OutputError) as exc:
             log.error("%s: %s", run_id, exc)
             return self._end(state, LifecycleState.FAILED, stage, exc.cause, emit)
         except Exception as exc:
@@ -162,6 +166,9 @@ class PipelineRunner:
             message = f"unexpected error{where}: {type(exc).__name__}: {exc} (details in the log)"
             cause = FailureCause(FailureKind.UNEXPECTED, message, stage.stage.value if stage else None)
             return self._end(state, LifecycleState.FAILED, stage, cause, emit)
+        except BaseException:
+            state.outputs.discard()  # KeyboardInterrupt, SystemExit: nothing of the run stays
+            raise
 
     # -- stages --------------------------------------------------------------------------
     def _input_images(self, state: _RunState) -> tuple[Image.Image, ...]:
@@ -247,6 +254,7 @@ class PipelineRunner:
             paths.append(state.outputs.save_image(image, seed=seed, pnginfo=png_metadata(text, per_image)))
         manifest = self._write_manifest(state, LifecycleState.COMPLETED, None)
         assert manifest is not None
+        state.outputs.publish()
         seconds = self._clock() - state.t0
         emit(RunCompleted(state.run_id, state.outputs.path, tuple(paths), manifest, seconds))
         self._finish_hooks(state, LifecycleState.COMPLETED, paths, None)
@@ -269,8 +277,7 @@ class PipelineRunner:
         emit: EventSink,
     ) -> RunResult:
         error = cause.message if cause is not None else None
-        # Only runs that saved intermediates have a folder; the manifest then says how they ended.
-        manifest = self._write_manifest(state, status, error) if state.outputs.written else None
+        manifest = self._keep_intermediates(state, status, error)
         name = stage.stage if stage else None
         emit(
             RunCancelled(state.run_id, name)
@@ -279,6 +286,23 @@ class PipelineRunner:
         )
         self._finish_hooks(state, status, [], error)
         return RunResult(state.run_id, status, state.config, state.seeds, (), manifest, error, name, cause)
+
+    def _keep_intermediates(self, state: _RunState, status: LifecycleState, error: str | None) -> Path | None:
+        # A run that does not complete publishes no final image. Its intermediates, if it saved
+        # any, are published with a manifest saying how it ended; if even that fails, none stay.
+        outputs = state.outputs
+        outputs.keep_only_intermediates()
+        if not outputs.written:
+            outputs.discard()
+            return None
+        try:
+            manifest = self._write_manifest(state, status, error)
+            outputs.publish()
+        except OutputError as exc:
+            log.error("%s: %s", state.run_id, exc)
+            outputs.discard()
+            return None
+        return manifest
 
     def _write_manifest(self, state: _RunState, status: LifecycleState, error: str | None) -> Path | None:
         stages = [

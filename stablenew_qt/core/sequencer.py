@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import ADetailerConfig, Img2ImgConfig, RunConfig, Txt2ImgConfig, UpscaleConfig
 from .errors import ConfigError, ConfigProblem
-from .images import check_input_image
+from .images import MIN_IMG2IMG_SIDE, check_input_image
 
 
 class StageName(StrEnum):
@@ -115,7 +115,8 @@ class StageSequencer:
         else:
             input_path = config.input_image_path
             if check_files:
-                check_input_image(str(input_path))
+                min_side = MIN_IMG2IMG_SIDE if names[0] == StageName.IMG2IMG else 1
+                check_input_image(str(input_path), min_side=min_side)
             if names[0] == StageName.UPSCALE and config.batch_size > 1:
                 warnings.append("batch_size is ignored: upscaling one input image makes one image")
         return StageExecutionPlan(stages, input_path, tuple(warnings))

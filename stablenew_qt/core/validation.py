@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import ConfigProblem
+from .errors import ConfigProblem, shorten
 
 _TYPE_WORDS = {
     "int_type": "a whole number",
@@ -57,7 +57,8 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif not part.startswith(("function-", "tagged-union")):
-            out += f".{part}" if out else part
+            name = shorten(part)  # an unknown key may be anything, of any length
+            out += f".{name}" if out else name
     return out
 
 
@@ -66,9 +67,10 @@ def _unknown_key(root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     owner = _model_at(root, loc[:-1])
     valid = list(owner.model_fields) if owner is not None else []
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    shown = repr(shorten(key))
     if close:
-        return f"unknown key {key!r}; did you mean {close[0]!r}?"
-    return f"unknown key {key!r}; valid keys here: {', '.join(valid)}"
+        return f"unknown key {shown}; did you mean {close[0]!r}?"
+    return f"unknown key {shown}; valid keys here: {', '.join(valid)}"
 
 
 def _show(value: Any) -> str:

@@ -20,3 +20,9 @@ class MissingModelError(ModelError):
     def __init__(self, message: str, path: Path | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class UnreadableModelError(ModelError):
+    """A model file is damaged or malformed (a bad safetensors header, a broken config, a FIFO
+    where a file should be), as opposed to a readable file of the wrong kind. Listings show such
+    a file as "unreadable: <reason>"."""

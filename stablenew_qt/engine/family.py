@@ -7,17 +7,16 @@ A diffusers folder is judged by its ``model_index.json`` and ``unet/config.json`
 
 from __future__ import annotations
 
-import json
-import struct
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .errors import MissingModelError, ModelError
+from ..core.errors import shorten
+from ..core.files import FileRefused, regular_file_size
+from .errors import MissingModelError, ModelError, UnreadableModelError
+from .model_files import read_config_json, read_safetensors_header
 from .safety import PICKLE_SUFFIXES, pickle_refusal
-
-# A real header is at most a few MiB; anything far larger is a corrupt or foreign file.
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 _UNET_INPUT_CONV = "model.diffusion_model.input_blocks.0.0.weight"
 _SDXL_SECOND_ENCODER = "conditioner.embedders.1."
@@ -94,57 +93,46 @@ def family_is_compatible(base: ModelFamily, refiner: ModelFamily) -> bool:
 def detect_family(path: Path) -> ModelFamily:
     """Detect the family of a diffusers folder or a single-file ``.safetensors`` checkpoint.
 
-    Reads only configs or the safetensors header, never weights. Raises ModelError for a missing
-    path, a pickle checkpoint (see ``safety``), or anything that is not a recognisable SD model.
+    Reads only configs or the safetensors header, never weights, and checks them strictly first
+    (``model_files``). Raises ModelError for a missing path, a pickle checkpoint (see ``safety``),
+    or anything that is not a recognisable SD model; its subclass UnreadableModelError for a
+    malformed header or config.
     """
     if path.is_dir():
         return _family_of_folder(path)
-    if not path.is_file():
-        raise MissingModelError(f"model not found: {path}", path)
+    if not os.path.lexists(path):
+        raise MissingModelError(f"model not found: {shorten(str(path))}", path)
+    try:
+        regular_file_size(path)
+    except FileRefused as exc:
+        raise UnreadableModelError(f"model {shorten(str(path))!r} cannot be used: {exc}") from None
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         return _family_of_shapes(path.name, safetensors_shapes(path))
     if suffix in PICKLE_SUFFIXES:
         raise ModelError(pickle_refusal(path))
-    raise ModelError(f"{path.name} is not a checkpoint: expected a .safetensors file or a diffusers folder")
+    raise ModelError(
+        f"{shorten(path.name)} is not a checkpoint: expected a .safetensors file or a diffusers folder"
+    )
+
+
+def family_label(path: Path) -> str:
+    """The family of a checkpoint as a listing shows it: ``"sdxl"``, ``"unreadable: <reason>"``
+    for a malformed file, ``"unknown (<reason>)"`` for a readable file of another kind."""
+    try:
+        return detect_family(path).value
+    except UnreadableModelError as exc:
+        return f"unreadable: {exc}"
+    except ModelError as exc:
+        return f"unknown ({exc})"
 
 
 def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes from a ``.safetensors`` header, without reading any tensor data.
 
-    The format is an 8-byte little-endian header length followed by that many bytes of JSON.
+    The header is checked strictly first (:func:`~.model_files.read_safetensors_header`).
     """
-    header = _read_header(path)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
-            raise ModelError(f"{path.name} is not a valid safetensors file: bad entry for tensor {key!r}")
-        shapes[key] = tuple(int(n) for n in info["shape"])
-    return shapes
-
-
-def _read_header(path: Path) -> dict[str, Any]:
-    bad = f"{path.name} is not a valid safetensors file (damaged or incomplete download?)"
-    try:
-        with path.open("rb") as file:
-            size_bytes = file.read(8)
-            if len(size_bytes) < 8:
-                raise ModelError(f"{bad}: it is only {len(size_bytes)} bytes long")
-            (size,) = struct.unpack("<Q", size_bytes)
-            if size > _MAX_HEADER_BYTES or size > path.stat().st_size - 8:
-                raise ModelError(f"{bad}: the header length {size} does not fit the file")
-            raw = file.read(size)
-    except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{bad}: the header is not JSON") from exc
-    if not isinstance(header, dict):
-        raise ModelError(f"{bad}: the header is not a JSON object")
-    return header
+    return {name: info.shape for name, info in read_safetensors_header(path).items()}
 
 
 def _family_of_shapes(name: str, shapes: dict[str, tuple[int, ...]]) -> ModelFamily:
@@ -211,10 +199,11 @@ def _family_of_folder(folder: Path) -> ModelFamily:
         family = ModelFamily.SD2 if sd2 else ModelFamily.SD15
     else:
         raise ModelError(
-            f"{folder.name}: model_index.json lists no text encoder "
-            f"(pipeline {index.get('_class_name', 'unknown')}); it is not an SD 1.x or SDXL pipeline"
+            f"{folder.name}: model_index.json lists no text encoder (pipeline "
+            f"{shorten(index.get('_class_name', 'unknown'), 60)}); it is not an SD 1.x or SDXL pipeline"
         )
-    return _with_channels(folder.name, family, int(unet_config.get("in_channels", 4)))
+    channels = unet_config.get("in_channels", 4)  # read_config_json checked it is a whole number
+    return _with_channels(folder.name, family, channels if isinstance(channels, int) else 4)
 
 
 def _has_component(index: dict[str, Any], name: str) -> bool:
@@ -225,15 +214,11 @@ def _has_component(index: dict[str, Any], name: str) -> bool:
 
 def _read_json(folder: Path, relative: str, index: dict[str, Any] | None = None) -> dict[str, Any]:
     path = folder / relative
-    if not path.is_file():
-        what = f" (pipeline {index.get('_class_name', 'unknown')})" if index is not None else ""
+    if not path.exists():
+        pipeline = shorten(index.get("_class_name", "unknown"), 60) if index is not None else ""
+        what = f" (pipeline {pipeline})" if pipeline else ""
         raise ModelError(
-            f"{folder.name}: {relative} is missing{what}; expected an SD 1.x or SDXL diffusers folder"
+            f"{shorten(folder.name)}: {relative} is missing{what}; expected an SD 1.x or SDXL "
+            "diffusers folder"
         )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{folder.name}: cannot read {relative}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"{folder.name}: {relative} is not a JSON object")
-    return data
+    return read_config_json(path, f"{folder.name}/{relative}")

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from ..core.errors import shorten
+from ..core.files import FileRefused, user_path
 from .errors import MissingModelError, ModelError
 from .safety import PICKLE_SUFFIXES, check_loadable_checkpoint
 
@@ -64,6 +66,7 @@ _SPECS: dict[ModelKind, _KindSpec] = {
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 _A1111_HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{8,10}\]$")  # "model.safetensors [6ce0161689]"
 _MAX_SUGGESTIONS = 5
+_MAX_COMPARED_CHARS = 300
 
 
 class ModelCatalog:
@@ -170,11 +173,17 @@ class ModelCatalog:
         return tuple(sorted(entries.values(), key=lambda e: (e.name.casefold(), e.name)))
 
     def _from_path(self, kind: ModelKind, query: str, listed: tuple[ModelEntry, ...]) -> ModelEntry | None:
-        path = Path(query).expanduser()
-        if not path.is_absolute():
-            return None
-        if not path.exists():
-            raise MissingModelError(f"{_SPECS[kind].label} not found: {path}", path)
+        label = _SPECS[kind].label
+        try:
+            path = user_path(query)
+            if not path.is_absolute():
+                return None
+            found = path.exists()
+        except (FileRefused, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ModelError(f"{label} {shorten(query)!r} cannot be used: {reason}") from None
+        if not found:
+            raise MissingModelError(f"{label} not found: {shorten(str(path))}", path)
         resolved = path.resolve()
         for entry in listed:
             if entry.path is not None and entry.path.resolve() == resolved:
@@ -183,11 +192,11 @@ class ModelCatalog:
         if path.is_dir():
             if spec.folder_marker is None or not (path / spec.folder_marker).is_file():
                 marker = f" (no {spec.folder_marker})" if spec.folder_marker else ""
-                raise ModelError(f"{path} is a folder but not a usable {spec.label}{marker}")
+                raise ModelError(f"{shorten(str(path))} is a folder but not a usable {spec.label}{marker}")
             return ModelEntry(path.name, path, kind, "folder")
         if path.suffix.lower() not in spec.suffixes:
             raise ModelError(
-                f"{path.name} is not a usable {spec.label} file: expected {', '.join(spec.suffixes)}"
+                f"{shorten(path.name)} is not a usable {spec.label} file: expected {', '.join(spec.suffixes)}"
             )
         return ModelEntry(path.stem, path, kind, "file")
 
@@ -204,7 +213,7 @@ class ModelCatalog:
     def _not_found(self, kind: ModelKind, query: str, listed: tuple[ModelEntry, ...]) -> str:
         spec = _SPECS[kind]
         root = self.folder(kind)
-        message = f"{spec.label} '{query}' not found in {root}"
+        message = f"{spec.label} '{shorten(query)}' not found in {root}"
         if not root.is_dir():
             message += " (the folder does not exist)"
         close = _closest(query, [e.name for e in listed])
@@ -269,11 +278,14 @@ def _match(listed: tuple[ModelEntry, ...], query: str, label: str) -> ModelEntry
                 return hits[0]
             if hits:
                 names = ", ".join(e.name for e in hits[:_MAX_SUGGESTIONS])
-                raise ModelError(f"'{query}' matches several {label}s ({names}); use the full name")
+                raise ModelError(f"'{shorten(query)}' matches several {label}s ({names}); use the full name")
     return None
 
 
 def _closest(query: str, names: list[str]) -> list[str]:
+    if len(query) > _MAX_COMPARED_CHARS:  # no model has such a name, and comparing would be slow
+        return []
+
     def score(name: str) -> float:
         candidates = (name.casefold(), name.rsplit("/", 1)[-1].casefold())
         return max(difflib.SequenceMatcher(None, query.casefold(), c).ratio() for c in candidates)

@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from ..core.errors import shorten
+from ..core.files import FileRefused, regular_file_size
+from .errors import ModelError, UnreadableModelError
+from .model_files import check_model_folder, read_safetensors_header
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
@@ -34,22 +37,29 @@ def pickle_refusal(path: Path) -> str:
 
 
 def check_loadable_checkpoint(path: Path) -> None:
-    """Raise ModelError unless ``path`` can be loaded without unpickling.
+    """Raise ModelError unless ``path`` can be loaded without unpickling, and is well formed.
 
-    A ``.safetensors`` file passes; so does a diffusers folder in which every component holding
-    weights has a ``.safetensors`` file. A pickle file, or a folder component with only pickle
-    weights, is refused with instructions to convert it.
+    A ``.safetensors`` file with a valid header passes; so does a diffusers folder in which every
+    component holding weights has a ``.safetensors`` file and every file, config and header is
+    well formed (``model_files``; UnreadableModelError otherwise). A pickle file, or a folder
+    component with only pickle weights, is refused with instructions to convert it.
     """
     if path.is_dir():
         _check_folder(path)
+        check_model_folder(path)
         return
-    if not path.is_file():
-        raise ModelError(f"model not found: {path}")
+    if not os.path.lexists(path):
+        raise ModelError(f"model not found: {shorten(str(path))}")
+    try:
+        regular_file_size(path)
+    except FileRefused as exc:
+        raise UnreadableModelError(f"model {shorten(str(path))!r} cannot be used: {exc}") from None
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         raise ModelError(pickle_refusal(path))
     if suffix != ".safetensors":
-        raise ModelError(f"{path.name} is not a model file this app loads: expected .safetensors")
+        raise ModelError(f"{shorten(path.name)} is not a model file this app loads: expected .safetensors")
+    read_safetensors_header(path)
 
 
 def _check_folder(folder: Path) -> None:
@@ -93,14 +103,29 @@ def convert_to_safetensors(src: Path, dst: Path | None = None) -> Path:
 
 
 def _check_conversion_paths(src: Path, dst: Path) -> None:
-    if not src.is_file():
-        raise ModelError(f"cannot convert {src}: no such file")
+    try:
+        regular_file_size(src)
+    except FileRefused as exc:
+        raise ModelError(f"cannot convert {shorten(str(src))!r}: {exc}") from None
     if src.suffix.lower() == ".safetensors":
-        raise ModelError(f"{src.name} is already a .safetensors file")
+        raise ModelError(f"{shorten(src.name)} is already a .safetensors file")
     if dst.suffix.lower() != ".safetensors":
-        raise ModelError(f"the converted file must end in .safetensors, not {dst.name}")
-    if dst.exists():
-        raise ModelError(f"{dst} already exists; move it away or choose another name (nothing was written)")
+        raise ModelError(f"the converted file must end in .safetensors, not {shorten(dst.name)}")
+    if os.path.lexists(dst):
+        raise ModelError(
+            f"{shorten(str(dst))} already exists; move it away or choose another name (nothing was written)"
+        )
+    folder = dst.parent
+    if not folder.is_dir():
+        raise ModelError(
+            f"the folder {shorten(str(folder))!r} for {shorten(dst.name)} does not exist; create it or "
+            "choose another output file (nothing was written)"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ModelError(
+            f"the folder {shorten(str(folder))!r} is not writable; choose another output file "
+            "(nothing was written)"
+        )
 
 
 def _load_weights_only(src: Path) -> object:
@@ -153,6 +178,7 @@ def _tensors_only(loaded: object, src: Path) -> tuple[dict[str, Any], list[str]]
 
 
 def _save_new(tensors: dict[str, Any], dst: Path) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     partial = dst.with_name(dst.name + ".partial")
@@ -161,5 +187,11 @@ def _save_new(tensors: dict[str, Any], dst: Path) -> None:
         if dst.exists():
             raise ModelError(f"{dst} appeared while converting; nothing was overwritten")
         os.replace(partial, dst)
+    except (OSError, SafetensorError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else shorten(exc)
+        raise ModelError(
+            f"cannot write {shorten(str(dst))}: {reason}; free some space or choose another output file "
+            "(nothing was written)"
+        ) from exc
     finally:
         partial.unlink(missing_ok=True)

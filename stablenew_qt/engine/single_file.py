@@ -89,12 +89,15 @@ def load_single_file(
     complete diffusers config folder (tests use one made from tiny models). ``components`` go to
     diffusers unchanged: ready modules to use instead of loading them (``vae=...``) or pipeline
     options (``requires_safety_checker=False``). Raises ModelError when the file is missing or
-    unreadable, or its tensors do not fit the family's shapes.
+    unreadable or malformed (UnreadableModelError), or its tensors do not fit the family's shapes.
     """
+    from .model_files import read_safetensors_header
+
+    if not path.exists():
+        raise ModelError(f"checkpoint not found: {path}")
+    read_safetensors_header(path)  # a malformed header is refused here, before diffusers is imported
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
-    if not path.is_file():
-        raise ModelError(f"checkpoint not found: {path}")
     folder = config_dir if config_dir is not None else config_folder(family)
     kwargs: dict[str, Any] = {
         "config": str(folder),

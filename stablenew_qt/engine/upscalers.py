@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image
 
+from ..core.errors import shorten
+from ..core.files import FileRefused, regular_file_size
 from ..core.samplers import BUILTIN_PIXEL_UPSCALERS
 from ..core.sizes import upscaled_size
 from .memory import MemoryBudget, ResidentLru, module_bytes
@@ -271,6 +273,10 @@ def _load_descriptor(path: Path, device: str, half: bool) -> Any:
 
 def _read_weights(path: Path) -> dict[str, Any]:
     """Read a state dict without running pickled code."""
+    try:
+        regular_file_size(path)  # a FIFO or device would block or flood the loader
+    except FileRefused as exc:
+        raise UpscalerError(f"{shorten(path.name)} cannot be used: {exc}") from None
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         from safetensors import SafetensorError

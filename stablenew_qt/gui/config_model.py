@@ -11,13 +11,13 @@ Widgets listen to :attr:`ConfigModel.replaced` to show a whole new config (resto
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from ..core.config import RunConfig
-from ..core.errors import ConfigError, ConfigProblem
+from ..core.errors import ConfigError, ConfigProblem, shorten
+from ..core.files import FileRefused, regular_file_size, user_path
 from ..core.sequencer import StageExecutionPlan, StageSequencer
 
 
@@ -36,9 +36,15 @@ def section_of(problem: ConfigProblem) -> str:
 
 def _check_input_exists(path: str | None) -> None:
     """A quick stat (no decoding, unlike the check before a run): a missing input file is shown as
-    the user types, not only when Generate is pressed."""
-    if path and not Path(path).expanduser().is_file():
-        raise ConfigError(f"{path!r} does not exist; choose an existing image file", "input_image_path")
+    the user types, not only when Generate is pressed. Never opens the file (it may be a FIFO)."""
+    if not path:
+        return
+    try:
+        regular_file_size(user_path(path))
+    except FileRefused as exc:
+        raise ConfigError(
+            f"{shorten(path)!r}: {exc}; choose an existing image file", "input_image_path"
+        ) from None
 
 
 class ConfigModel(QObject):

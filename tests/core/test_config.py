@@ -570,28 +570,30 @@ def test_load_run_config_accepts_utf8_bom(tmp_path: Path) -> None:
 def test_load_run_config_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.json"
     error = config_error_from_file(path)
-    assert error.problems == (ConfigProblem("", f"config file {str(path)!r} does not exist"),)
+    message = f"config file {str(path)!r}: it does not exist; give a RunConfig JSON file"
+    assert error.problems == (ConfigProblem("", message),)
 
 
 def test_load_run_config_on_a_directory(tmp_path: Path) -> None:
     error = config_error_from_file(tmp_path)
     (problem,) = error.problems
-    assert problem.message.startswith(f"cannot read config file {str(tmp_path)!r}: ")
-    assert "directory" in problem.message.lower()
+    reason = "it is a folder, not a regular file; give a RunConfig JSON file"
+    assert problem.message == f"config file {str(tmp_path)!r}: {reason}"
 
 
 def test_load_run_config_on_non_utf8_bytes(tmp_path: Path) -> None:
     path = tmp_path / "latin1.json"
     path.write_bytes('{"prompt": "café"}'.encode("latin-1"))
     assert config_error_from_file(path).problems == (
-        ConfigProblem("", "not valid JSON: the file is not UTF-8 text"),
+        ConfigProblem("", f"config file {str(path)!r}: not valid JSON: the file is not UTF-8 text"),
     )
 
 
 def test_load_run_config_on_binary_file(tmp_path: Path) -> None:
     path = tmp_path / "image.json"
     path.write_bytes(png_bytes(Image.new("RGB", (8, 8))))
-    assert config_error_from_file(path).problems[0].message.startswith("not valid JSON")
+    message = config_error_from_file(path).problems[0].message
+    assert message.startswith(f"config file {str(path)!r}: not valid JSON")
 
 
 def config_error_from_file(path: Path) -> ConfigError:
@@ -868,13 +870,14 @@ def test_load_input_image_text_file_named_png(tmp_path: Path) -> None:
 def test_load_input_image_missing_path(tmp_path: Path) -> None:
     path = tmp_path / "missing.png"
     assert load_error(path) == ConfigProblem(
-        "input_image_path", f"{str(path)!r} does not exist; choose an existing image file"
+        "input_image_path", f"{str(path)!r}: it does not exist; choose an image file (PNG, JPEG, WebP)"
     )
 
 
 def test_load_input_image_directory(tmp_path: Path) -> None:
     assert load_error(tmp_path, field="img2img.input") == ConfigProblem(
-        "img2img.input", f"{str(tmp_path)!r} is not a file; choose an image file"
+        "img2img.input",
+        f"{str(tmp_path)!r}: it is a folder, not a regular file; choose an image file (PNG, JPEG, WebP)",
     )
 
 

@@ -18,8 +18,9 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from stablenew_qt import __version__
-from stablenew_qt.core import outputs
+from stablenew_qt.core import atomic_files, outputs
 from stablenew_qt.core.config import RunConfig
+from stablenew_qt.core.errors import ConfigError, OutputError
 from stablenew_qt.core.lifecycle import LifecycleState
 from stablenew_qt.core.outputs import (
     OutputSettings,
@@ -201,7 +202,7 @@ def test_atomic_replace_bytes_replaces_whole_or_not_at_all(
 def test_atomic_write_bytes_rename_publish_on_windows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(outputs, "_RENAME_NEVER_OVERWRITES", True)
+    monkeypatch.setattr(atomic_files, "_RENAME_NEVER_OVERWRITES", True)
     monkeypatch.setattr(os, "link", _failing(AssertionError("os.link must not be used")))
     target = atomic_write_bytes(tmp_path / "a.bin", b"data")
     assert target.read_bytes() == b"data"
@@ -231,12 +232,95 @@ def test_atomic_write_bytes_needs_existing_folder(tmp_path: Path) -> None:
 # --- RunOutputs ---------------------------------------------------------------------------------
 
 
-def test_run_folder_is_dated_and_created_lazily(tmp_path: Path, run: RunOutputs) -> None:
-    assert run.path == (tmp_path / "out").resolve() / "2024-05-06" / RUN_ID
+def test_run_folder_is_dated_staged_and_published_at_once(tmp_path: Path, run: RunOutputs) -> None:
+    date = (tmp_path / "out").resolve() / "2024-05-06"
+    assert run.path == date / RUN_ID
+    assert run.staging_path == date / f".{RUN_ID}.partial"
     assert not (tmp_path / "out").exists()
     assert run.written == ()
+    first = run.save_image(_image(), seed=1)
+    assert first == run.path / "00000-1.png"  # where it will be
+    assert not run.path.exists() and (run.staging_path / first.name).is_file()
+    assert run.publish() == run.path
+    assert run.published and first.is_file()
+    assert sorted(p.name for p in date.iterdir()) == [RUN_ID]  # the staging folder became the run
+
+
+def test_publish_of_nothing_creates_nothing(tmp_path: Path, run: RunOutputs) -> None:
+    assert run.publish() == run.path
+    assert not (tmp_path / "out").exists()
+
+
+def test_publish_never_replaces_an_existing_run_folder(run: RunOutputs) -> None:
+    run.path.mkdir(parents=True)
+    (run.path / "keep.txt").write_text("theirs")
     run.save_image(_image(), seed=1)
-    assert run.path.is_dir()
+    with pytest.raises(OutputError, match="exists already; nothing was overwritten"):
+        run.publish()
+    assert sorted(p.name for p in run.path.iterdir()) == ["keep.txt"]
+    run.discard()
+    assert not run.staging_path.exists()
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_rename_no_replace_refuses_existing_targets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: bool
+) -> None:
+    """renameat2(RENAME_NOREPLACE), and the check-then-rename fallback where it is missing."""
+    if fallback:
+        monkeypatch.setattr(atomic_files, "_renameat2", lambda: None)
+    elif atomic_files._renameat2() is None:
+        pytest.skip("renameat2 is not available on this platform (the fallback case runs)")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_text("a")
+    for existing in ("file", "folder", "empty-folder"):
+        target = tmp_path / existing
+        if existing == "file":
+            target.write_text("keep")
+        else:
+            target.mkdir()
+            if existing == "folder":
+                (target / "keep").write_text("keep")
+        if existing == "empty-folder" and fallback:
+            continue  # the fallback checks first; the race it cannot close replaces only an empty folder
+        with pytest.raises(FileExistsError):
+            atomic_files.rename_no_replace(src, target)
+    atomic_files.rename_no_replace(src, tmp_path / "new")
+    assert (tmp_path / "new" / "a").read_text() == "a" and not src.exists()
+    assert (tmp_path / "file").read_text() == "keep" and (tmp_path / "folder" / "keep").is_file()
+
+
+def test_discard_removes_the_staging_folder_and_an_emptied_date_folder(
+    tmp_path: Path, run: RunOutputs
+) -> None:
+    run.save_image(_image(), seed=1)
+    run.save_intermediate(_image(), stage="txt2img", seed=1)
+    run.discard()
+    assert list((tmp_path / "out").iterdir()) == []
+    assert run.written == () and run.images == ()
+
+
+def test_keep_only_intermediates_drops_finals_and_manifest(run: RunOutputs) -> None:
+    run.save_intermediate(_image(), stage="txt2img", seed=1)
+    run.save_image(_image(), seed=1)
+    run.write_manifest({"status": "COMPLETED"})
+    run.keep_only_intermediates()
+    assert [p.relative_to(run.path).as_posix() for p in run.written] == ["intermediates/00000-1-txt2img.png"]
+    assert run.images == ()
+    run.write_manifest({"status": "FAILED"})
+    run.publish()
+    assert sorted(p.relative_to(run.path).as_posix() for p in _all_files(run.path)) == [
+        "intermediates/00000-1-txt2img.png",
+        "manifest.json",
+    ]
+
+
+def test_a_published_run_takes_no_more_files(run: RunOutputs) -> None:
+    run.save_image(_image(), seed=1)
+    run.publish()
+    with pytest.raises(OutputError, match="published already"):
+        run.save_image(_image(), seed=2)
 
 
 def test_run_outputs_accepts_output_settings(tmp_path: Path) -> None:
@@ -249,6 +333,7 @@ def test_save_image_numbers_from_zero(run: RunOutputs) -> None:
     second = run.save_image(_image((0, 0, 255)), seed=43)
     assert [first.name, second.name] == ["00000-42.png", "00001-43.png"]
     assert run.images == run.written == (first, second)
+    run.publish()
     with Image.open(second) as reread:
         assert reread.format == "PNG"
         assert reread.size == (8, 8)
@@ -257,8 +342,8 @@ def test_save_image_numbers_from_zero(run: RunOutputs) -> None:
 
 
 def test_save_image_skips_taken_name_without_overwriting(run: RunOutputs) -> None:
-    run.path.mkdir(parents=True)
-    taken = run.path / "00000-42.png"
+    run.staging_path.mkdir(parents=True)
+    taken = run.staging_path / "00000-42.png"
     taken.write_bytes(b"keep me")
     saved = run.save_image(_image(), seed=42)
     assert saved.name == "00001-42.png"
@@ -283,19 +368,20 @@ def test_png_text_chunks_survive(run: RunOutputs) -> None:
     info.add_text("parameters", text)
     path = run.save_image(_image(), seed=42, pnginfo=info)
     mid = run.save_intermediate(_image(), stage="upscale", seed=42, pnginfo=info)
+    run.publish()
     for written in (path, mid):
         with Image.open(written) as reread:
             assert reread.text["parameters"] == text  # type: ignore[attr-defined]
 
 
-def test_failed_write_leaves_no_temp_and_keeps_numbering(
+def test_failed_write_is_an_output_error_that_leaves_no_temp_and_keeps_numbering(
     run: RunOutputs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as patch:
         patch.setattr(os, "link", _failing(OSError(5, "Input/output error")))
-        with pytest.raises(OSError, match="Input/output error"):
+        with pytest.raises(OutputError, match="Input/output error; free some space or choose another"):
             run.save_image(_image(), seed=1)
-    assert _all_files(run.path) == []
+    assert _all_files(run.staging_path) == []
     assert run.written == ()
     assert run.save_image(_image(), seed=1).name == "00000-1.png"
 
@@ -306,6 +392,29 @@ def test_unsafe_names_are_rejected_before_writing(tmp_path: Path, run: RunOutput
     with pytest.raises(ValueError, match="separator"):
         run.save_intermediate(_image(), stage="../../escape", seed=1)
     assert _all_files(tmp_path) == []
+
+
+def test_date_folder_linked_outside_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "2024-05-06").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(ConfigError, match="outside the output folder") as info:
+        RunOutputs(tmp_path / "out", RUN_ID, STARTED)
+    assert info.value.problems[0].field == "output_dir"
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_dangling_output_link_is_refused_not_created(tmp_path: Path) -> None:
+    (tmp_path / "out").symlink_to(tmp_path / "missing", target_is_directory=True)
+    with pytest.raises(ConfigError, match=r"symbolic link to .*which does not exist"):
+        RunOutputs(tmp_path / "out", RUN_ID, STARTED)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_output_folder_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        RunOutputs(tmp_path / "out" / "sub", RUN_ID, STARTED)
 
 
 def test_concurrent_writers_never_collide(run: RunOutputs) -> None:
@@ -330,10 +439,37 @@ def test_concurrent_writers_never_collide(run: RunOutputs) -> None:
     assert errors == []
     total = threads * per_thread
     assert sorted(p.name for p in run.images) == [f"{n:05d}-7.png" for n in range(total)]
+    run.publish()
     mids = sorted(p.name for p in (run.path / "intermediates").iterdir())
     assert mids == [f"{n:05d}-7-txt2img.png" for n in range(total)]
     assert len(set(run.written)) == 2 * total
     assert _temp_files(run.path) == []
+
+
+# --- crash recovery helpers ---------------------------------------------------------------------
+
+
+def test_discard_partial_runs_removes_only_that_runs_staging_folder(tmp_path: Path) -> None:
+    killed = RunOutputs(tmp_path / "out", RUN_ID, STARTED)
+    killed.save_image(_image(), seed=1)
+    other = RunOutputs(tmp_path / "out", "173016-def456", STARTED)
+    other.save_image(_image(), seed=2)
+    removed = outputs.discard_partial_runs(tmp_path / "out", RUN_ID)
+    assert [p.name for p in removed] == ["00000-1.png"]
+    assert not killed.staging_path.exists() and other.staging_path.is_dir()
+    assert outputs.discard_partial_runs(tmp_path / "out", "../x") == ()
+
+
+def test_published_run_images_reads_a_completed_manifest(tmp_path: Path) -> None:
+    run = RunOutputs(tmp_path / "out", RUN_ID, STARTED)
+    image = run.save_image(_image(), seed=1)
+    run.save_intermediate(_image(), stage="txt2img", seed=1)
+    assert outputs.published_run_images(tmp_path / "out", RUN_ID) is None  # nothing published
+    run.write_manifest(_manifest(run, images=[p.relative_to(run.path).as_posix() for p in run.written]))
+    run.publish()
+    assert outputs.published_run_images(tmp_path / "out", RUN_ID) == (image,)
+    assert outputs.published_run_images(None, RUN_ID) is None
+    assert outputs.published_run_images(tmp_path / "out", "*") is None
 
 
 # --- manifest -----------------------------------------------------------------------------------
@@ -366,6 +502,7 @@ def test_manifest_round_trips_as_json(run: RunOutputs) -> None:
     path = run.write_manifest(data)
     assert path == run.path / "manifest.json"
     assert run.written[-1] == path
+    run.publish()
     raw = path.read_bytes().decode("utf-8")
     assert "城" in raw  # not escaped
     assert raw.startswith('{\n  "app"')
@@ -434,12 +571,13 @@ def test_build_manifest_rejects_bad_values(run: RunOutputs, overrides: dict[str,
 def test_manifest_is_written_once_and_strictly(run: RunOutputs) -> None:
     with pytest.raises(ValueError, match="JSON compliant"):
         run.write_manifest({"seconds": float("nan")})
-    assert _all_files(run.path) == []
+    assert _all_files(run.staging_path) == []
     run.write_manifest({"path": Path("a") / "b", "when": STARTED})
+    with pytest.raises(FileExistsError):
+        run.write_manifest({"again": True})
+    run.publish()
     assert json.loads((run.path / "manifest.json").read_text("utf-8")) == {
         "path": str(Path("a") / "b"),
         "when": STARTED.isoformat(),
     }
-    with pytest.raises(FileExistsError):
-        run.write_manifest({"again": True})
     assert _temp_files(run.path) == []

@@ -74,7 +74,7 @@ def write_diffusers(
     cross_attention_dim: int = 768,
     weights: str = "diffusion_pytorch_model.safetensors",
 ) -> Path:
-    """A diffusers pipeline folder with configs only (plus one placeholder weight file)."""
+    """A diffusers pipeline folder with configs only (plus one tiny weight file)."""
     absent = [None, None]
     index: dict[str, object] = {
         "_class_name": "StableDiffusionXLPipeline" if te2 else "StableDiffusionPipeline",
@@ -90,7 +90,10 @@ def write_diffusers(
     (folder / "model_index.json").write_text(json.dumps(index))
     unet = {"in_channels": in_channels, "cross_attention_dim": cross_attention_dim}
     (folder / "unet" / "config.json").write_text(json.dumps(unet))
-    (folder / "unet" / weights).write_bytes(b"placeholder")
+    if weights.endswith(".safetensors"):
+        write_checkpoint(folder / "unet" / weights, {"conv_in.weight": (1,)})
+    else:
+        (folder / "unet" / weights).write_bytes(b"placeholder")
     return folder
 
 
@@ -135,7 +138,7 @@ def test_unrecognisable_headers_say_what_was_found(
 def test_damaged_safetensors_is_a_model_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "broken.safetensors"
     path.write_bytes(content)
-    with pytest.raises(ModelError, match=r"broken.safetensors is not a valid safetensors file"):
+    with pytest.raises(ModelError, match=r"broken.safetensors is not a valid model file"):
         detect_family(path)
 
 
@@ -439,7 +442,9 @@ def models_dir(tmp_path: Path) -> Path:
     _touch(vae / "vae-ft-mse-840000.pt")
     (vae / "fp16-fix").mkdir(parents=True)
     (vae / "fp16-fix" / "config.json").write_text("{}")
-    (vae / "fp16-fix" / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
+    write_checkpoint(
+        vae / "fp16-fix" / "diffusion_pytorch_model.safetensors", {"decoder.conv_out.weight": (1,)}
+    )
     (root / "ESRGAN").mkdir()
     for name in ("4x-UltraSharp.pth", "RealESRGAN_x4plus.safetensors", "nmkd.pt", "notes.txt"):
         _touch(root / "ESRGAN" / name)

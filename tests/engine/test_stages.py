@@ -197,7 +197,7 @@ def test_hires_with_refiner_second_pass(executor, tmp_path: Path) -> None:
 
 def test_img2img_step_parity_from_file(executor, tmp_path: Path) -> None:
     source = tmp_path / "in.png"
-    Image.new("RGBA", (72, 56), (10, 200, 30, 128)).save(source)
+    Image.new("RGBA", (72, 64), (10, 200, 30, 128)).save(source)
     config = _config(
         input_image_path=str(source),
         txt2img={"enabled": False},
@@ -205,7 +205,7 @@ def test_img2img_step_parity_from_file(executor, tmp_path: Path) -> None:
     )
     result, events = _run(executor, config, tmp_path)
     assert result.status == "COMPLETED", result.error
-    assert result.images[0].size == (72, 56)
+    assert result.images[0].size == (72, 64)
     n, strength = img2img_schedule(10, 0.35)
     assert len(_steps(events, StageName.IMG2IMG)) == int(0.35 * 10) + 1 == int(n * strength)
 

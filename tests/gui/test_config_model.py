@@ -59,7 +59,11 @@ def test_a_missing_input_image_is_an_error_as_you_type(tmp_path: Path) -> None:
     model.set("upscale.enabled", True)
     model.set("input_image_path", str(tmp_path / "gone.png"))
     assert model.error is not None and section_of(model.error.problems[0]) == "input"
-    assert "does not exist; choose an existing image file" in str(model.error)
+    assert "it does not exist; choose an existing image file" in str(model.error)
+    for odd in ("~nosuchuser-stablenew/x.png", "a" * 5000, str(tmp_path)):  # never an exception
+        model.set("input_image_path", odd)
+        assert model.error is not None and section_of(model.error.problems[0]) == "input"
+        assert len(str(model.error)) < 400
     Image.new("RGB", (8, 8)).save(tmp_path / "gone.png")
     model.set("input_image_path", str(tmp_path / "gone.png") + " ")
     model.set("input_image_path", str(tmp_path / "gone.png"))

@@ -249,7 +249,7 @@ def test_jt04_img2img_then_adetailer_through_the_window(
     assert states == COMPLETED_RUN
     assert fake.stages_called == [StageName.IMG2IMG, StageName.ADETAILER]
     img2img, adetailer = fake.calls
-    assert img2img.input_sizes == adetailer.input_sizes == ((64, 48),)
+    assert img2img.input_sizes == adetailer.input_sizes == ((80, 64),)
     assert img2img.payload.prompt == "portrait photo, soft light" and img2img.payload.seeds == (21,)
     config = adetailer.payload.config
     assert config.input_image_path == str(input_image)
@@ -263,7 +263,7 @@ def test_jt04_img2img_then_adetailer_through_the_window(
     [output] = window.results_panel.image_paths()
     assert window.results_panel.selected == output
     with Image.open(output) as image:
-        assert image.size == (64, 48)
+        assert image.size == (80, 64)
     meta = read_image_metadata(output)
     assert meta.parameters is not None
     assert window.results_panel.parameters.toPlainText() == meta.parameters

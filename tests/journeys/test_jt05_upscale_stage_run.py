@@ -34,16 +34,16 @@ def test_jt05_standalone_upscale_of_an_input_image(
     window.input_panel.set_image(input_image)
     choose(window, "upscale.upscale_model", "Nearest")
     set_spin(qtbot, window, "upscale.upscale_factor", 2.0)
-    assert widget(window, "upscale.final_size").text() == "Final size: 128 × 96"  # type: ignore[attr-defined]
+    assert widget(window, "upscale.final_size").text() == "Final size: 160 × 128"  # type: ignore[attr-defined]
 
     generate_and_wait(qtbot, window)
 
     assert fake.stages_called == [StageName.UPSCALE]
-    assert fake.calls[0].input_sizes == ((64, 48),)
+    assert fake.calls[0].input_sizes == ((80, 64),)
     assert fake.calls[0].payload.config.upscale.upscale_model == "Nearest"
     [output] = window.results_panel.image_paths()
     with Image.open(output) as image:
-        assert image.size == (128, 96)
+        assert image.size == (160, 128)
 
 
 def test_jt05_txt2img_then_upscale(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:

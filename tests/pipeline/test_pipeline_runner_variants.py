@@ -103,7 +103,7 @@ def test_img2img_overrides_prompt_and_seed(make_config, input_image: Path, tmp_p
     result, executor, _ = _run(config, tmp_path)
     payload = executor.calls[0].payload
     assert (payload.prompt, payload.negative_prompt, payload.seeds) == ("watercolour", "", (77, 78))
-    assert executor.calls[0].input_sizes == ((64, 48), (64, 48))
+    assert executor.calls[0].input_sizes == ((80, 64), (80, 64))
     meta = read_image_metadata(result.image_paths[1])
     assert meta.run_config is not None and meta.run_config.img2img.seed == 78
     assert "Seed: 78," in (meta.parameters or ""), "infotext Seed is the seed img2img sampled with"

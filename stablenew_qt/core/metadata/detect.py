@@ -19,7 +19,7 @@ from ..errors import ConfigError, ConfigProblem
 from ..infotext_parse import parse_infotext
 from .a1111 import generator_of, read_a1111_text
 from .comfyui import read_comfyui
-from .draft import GenerationSettings
+from .draft import GenerationSettings, without_input_image
 from .fooocus import is_fooocus, read_fooocus
 from .invokeai import read_invokeai_dream, read_invokeai_v2, read_invokeai_v3
 from .novelai import is_novelai, read_novelai
@@ -66,8 +66,9 @@ def settings_from_sources(sources: ImageSources) -> GenerationSettings:
     extra: list[str] = []
     if RUN_CONFIG_KEY in chunks:
         try:
-            config = RunConfig.from_json(chunks[RUN_CONFIG_KEY])
-            return GenerationSettings(config, "StableNew Qt", (), _where(sources, RUN_CONFIG_KEY))
+            config, dropped = without_input_image(RunConfig.from_json(chunks[RUN_CONFIG_KEY]))
+            kept = () if dropped is None else (dropped,)
+            return GenerationSettings(config, "StableNew Qt", kept, _where(sources, RUN_CONFIG_KEY))
         except ConfigError as exc:
             extra.append(f"its embedded run config is unusable ({exc}); its parameters text is read instead")
     settings = _read(sources)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import MAX_SEED, RunConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, shorten
 from .names import format_weight, lora_tag, with_tags
 
 #: Notes past this many are summarised in one line, so a pathological file cannot flood the window.
@@ -48,6 +48,21 @@ class GenerationSettings:
     generator: str
     notes: tuple[str, ...] = ()
     source: str = ""
+
+
+def without_input_image(config: RunConfig) -> tuple[RunConfig, str | None]:
+    """``config`` without its ``input_image_path``, and a note saying so (None when it had none).
+
+    A config restored from an image may come from anyone's PNG; its input path would point the
+    app at a file on this machine without the user choosing it, so restoring never keeps it.
+    """
+    if config.input_image_path is None:
+        return config, None
+    note = (
+        f"its input image path ({shorten(config.input_image_path)!r}) was not restored: an image's "
+        "settings never choose a file on this computer; choose the input image yourself"
+    )
+    return config.model_copy(update={"input_image_path": None}), note
 
 
 class Draft:

@@ -18,6 +18,7 @@ from PIL import Image, PngImagePlugin
 
 from ..errors import ConfigError
 from ..exif_comment import exif_user_comment
+from ..images import lazy_image, open_image_file, shown_path
 from .stealth import MAX_PIXELS, read_stealth
 
 #: Text chunks longer than this are not read (a ComfyUI workflow is rarely over 1 MB).
@@ -63,12 +64,12 @@ def read_sources(path: str | Path) -> ImageSources:
     """Read every place an image may keep generation settings. Raises ConfigError only for a
     missing or unreadable file."""
     try:
-        with Image.open(path) as image:
+        with open_image_file(path, "") as handle, lazy_image(handle) as image:
             return _sources_of(image)
-    except FileNotFoundError:
-        raise ConfigError(f"{str(path)!r} does not exist") from None
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise ConfigError(f"cannot read image metadata from {str(path)!r}: {exc}") from None
+        if isinstance(exc, ConfigError):  # not a regular file (a FIFO is never opened to read)
+            raise
+        raise ConfigError(f"cannot read image metadata from {shown_path(path)}: {exc}") from None
 
 
 def _sources_of(image: Image.Image) -> ImageSources:
