@@ -133,9 +133,37 @@ def sample(
     ``noise_multiplier`` for the img2img tab's "Noise multiplier". Inpaint: ``mask`` is A1111's
     latent ``latmask`` (1 = repaint, latent size, broadcastable to the latents); a 9-channel model
     also needs ``image_conditioning`` ([batch, 5, h, w]). ``cancel`` is called before every model
-    call and stops the run by raising.
+    call and stops the run by raising. Runs without autograd, as A1111's samplers do.
     """
-    options = options or SamplerOptions()
+    import torch
+
+    with torch.no_grad():
+        return _sample(
+            model, sampler, schedule, steps, conds, noise, cfg_scale, init_latents, denoise, fixed_steps,
+            noise_multiplier, mask, image_conditioning, refiner, options or SamplerOptions(),
+            callback, cancel,
+        )  # fmt: skip
+
+
+def _sample(
+    model: DenoiserModel,
+    sampler: str,
+    schedule: str,
+    steps: int,
+    conds: SamplingConds,
+    noise: ImageNoise,
+    cfg_scale: float,
+    init_latents: torch.Tensor | None,
+    denoise: float | None,
+    fixed_steps: bool,
+    noise_multiplier: float,
+    mask: torch.Tensor | None,
+    image_conditioning: torch.Tensor | None,
+    refiner: RefinerSwitch | None,
+    options: SamplerOptions,
+    callback: Callable[[StepReport], None] | None,
+    cancel: Callable[[], None] | None,
+) -> torch.Tensor:
     spec = sampler_spec(sampler)
     # 1. the denoiser; 2.-3. the grid and the starting latents
     inner = make_denoiser(spec, model)

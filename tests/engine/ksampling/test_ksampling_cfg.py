@@ -392,3 +392,86 @@ def test_unknown_names_list_the_valid_ones(demo_dir: str) -> None:
         sample(model, "DPM++ 2M Karras", "Automatic", 4, SamplingConds(inputs.batch), noise, cfg_scale=7.0)
     with pytest.raises(ValueError, match="valid: Automatic, Uniform"):
         sample(model, "Euler", "Fancy", 4, SamplingConds(inputs.batch), noise, cfg_scale=7.0)
+
+
+def test_prompt_editing_counts_denoiser_calls_like_a1111(demo_dir: str) -> None:
+    """[a:b:3] with Heun: A1111's step counter advances per model call, so the switch comes after
+    the fourth call (steps 0-3 use a), i.e. in the middle of the second Heun step."""
+    inputs = demo_inputs(demo_dir, "sd15")
+    a = inputs.batch.cond[0].parts[0][0].entries[0][1]
+    b = TextCond(a.crossattn.flip(0))
+    edited = BatchCond(
+        cond=(PromptCond(((ScheduledCond(((3, a), (100, b))), 1.0),)),), uncond=inputs.batch.uncond
+    )
+    seen: list[bool] = []
+
+    def hook(module: Any, args: Any, kwargs: Any) -> None:
+        seen.append(torch.equal(kwargs["encoder_hidden_states"][0], a.crossattn))
+
+    handle = inputs.unet.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        sample(
+            DenoiserModel.from_pipeline(inputs.pipe),
+            "Heun",
+            "Karras",
+            4,
+            SamplingConds(edited),
+            ImageNoise(NoiseSpec(seeds=(1,)), LATENT, "cpu"),
+            cfg_scale=7.0,
+        )
+    finally:
+        handle.remove()
+    assert seen == [True, True, True, True, False, False, False]  # Heun: 2 + 2 + 2 + 1 calls
+
+
+def test_noise_multiplier_scales_the_img2img_noise_only(demo_dir: str) -> None:
+    kd, external = load_k_diffusion()
+    inputs = demo_inputs(demo_dir, "sd15")
+    init = torch.randn((1, *LATENT))
+    ours = sample(
+        DenoiserModel.from_pipeline(inputs.pipe),
+        "Euler a",
+        "Automatic",
+        10,
+        SamplingConds(inputs.batch),
+        ImageNoise(NoiseSpec(seeds=(9,)), LATENT, "cpu"),
+        cfg_scale=CFG_SCALE,
+        init_latents=init,
+        denoise=0.5,
+        noise_multiplier=1.1,
+    )
+    rng = ReferenceImageRNG(LATENT, [9])
+    kd.torch = TorchHijack(rng)
+    wrap = external.CompVisDenoiser(LdmLikeModel(inputs.unet))
+    cfg = ReferenceCFG(wrap, inputs.cond_ref, inputs.uncond_ref, CFG_SCALE)
+    sigmas = wrap.get_sigmas(10)[10 - 5 - 1 :]
+    with torch.no_grad():
+        x = rng.next()
+        x *= 1.1
+        ref = kd.sample_euler_ancestral(cfg, init + x * sigmas[0], sigmas, disable=True)
+    assert torch.equal(ours, ref)
+
+
+def test_always_discard_next_to_last_sigma_option_shortens_the_tail(demo_dir: str) -> None:
+    from stablenew_qt.engine.ksampling import SamplerOptions
+
+    inputs = demo_inputs(demo_dir, "sd15")
+    reports: list[StepReport] = []
+
+    def run(options: SamplerOptions) -> torch.Tensor:
+        reports.clear()
+        return sample(
+            DenoiserModel.from_pipeline(inputs.pipe),
+            "Euler",
+            "Karras",
+            6,
+            SamplingConds(inputs.batch),
+            ImageNoise(NoiseSpec(seeds=(2,)), LATENT, "cpu"),
+            cfg_scale=7.0,
+            options=options,
+            callback=reports.append,
+        )
+
+    plain = run(SamplerOptions())
+    discarded = run(SamplerOptions(always_discard_next_to_last_sigma=True))
+    assert len(reports) == 6 and not torch.equal(plain, discarded)
