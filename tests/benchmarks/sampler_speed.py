@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--samplers", help="comma-separated subset (default: all)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'sampler':<18} {'ours s/step':>11} {'diffusers':>10} {'ratio':>6} "
         f"{'per call':>8} {'calls':>11}  scheduler"
     )
-    for name in SAMPLERS:
+    for name in args.samplers.split(",") if args.samplers else SAMPLERS:
         row = _whole_steps(bench, name, args.repeats)
         rows.append(row)
         print(

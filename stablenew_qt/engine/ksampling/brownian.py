@@ -12,6 +12,7 @@ so :func:`_tree_randn` swaps it in for the duration of each tree operation, unde
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import warnings
@@ -48,11 +49,15 @@ def _tree_randn(randn_local: RandnLocal) -> Iterator[None]:
 class BrownianTreeNoise:
     """``noise(sigma, sigma_next)`` for a batch ``x`` with one tree per seed.
 
+    ``randn_local`` is the RNG source's first-draw function; None when torchsde's own draw already
+    is that (a torch generator on the latents' device, float32), which saves a wrapper per draw.
     The trees are built on first use (A1111 builds them up front; building them lazily changes no
     number and lets a one-step schedule, whose interval is empty, run).
     """
 
-    def __init__(self, x: torch.Tensor, sigmas: torch.Tensor, seeds: Sequence[int], randn_local: RandnLocal):
+    def __init__(
+        self, x: torch.Tensor, sigmas: torch.Tensor, seeds: Sequence[int], randn_local: RandnLocal | None
+    ) -> None:
         import torch
 
         self._template = torch.zeros_like(x[0])
@@ -75,7 +80,8 @@ class BrownianTreeNoise:
 
         t0, t1 = torch.as_tensor(sigma), torch.as_tensor(sigma_next)
         low, high, sign = (t0, t1, 1) if t0 < t1 else (t1, t0, -1)
-        with _tree_randn(self._randn_local), warnings.catch_warnings():
+        draws = _tree_randn(self._randn_local) if self._randn_local is not None else contextlib.nullcontext()
+        with draws, warnings.catch_warnings():
             # torchsde compares a float32 end point with its float64 copy and warns that sigma_max
             # lies outside [sigma_min, sigma_max]; A1111 prints the same warning. Harmless.
             warnings.filterwarnings("ignore", message="Should have t", category=UserWarning)

@@ -312,7 +312,7 @@ def _run(
         kwargs["s_noise"] = options.s_noise
     if spec.noise == "brownian":
         assert run.full_sigmas is not None
-        kwargs["noise"] = BrownianTreeNoise(run.x, run.full_sigmas, noise.seeds, noise.randn_local)
+        kwargs["noise"] = BrownianTreeNoise(run.x, run.full_sigmas, noise.seeds, noise.tree_randn)
     elif spec.noise == "stream":
         kwargs["noise"] = lambda sigma, sigma_next: noise.next()
     if spec.kind in (TIMESTEP, UNIPC):

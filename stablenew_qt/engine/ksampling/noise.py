@@ -16,7 +16,7 @@ seeded ``seed + ENSD`` (A1111 reseeds for every sampler; only the infotext entry
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -144,6 +144,14 @@ class ImageNoise:
 
     def randn_local(self, seed: int, shape: Sequence[int]) -> torch.Tensor:
         return randn_local(seed, shape, self.spec.source, self.device)
+
+    @property
+    def tree_randn(self) -> Callable[[int, Sequence[int]], torch.Tensor] | None:
+        """The Brownian tree's draw for this source; None where torchsde's own draw (a torch
+        generator on the latents' device) is already A1111's ``randn_local``."""
+        if self.spec.source != "NV" and generator_device(self.spec.source, self.device) == self.device:
+            return None
+        return self.randn_local
 
     def next(self) -> torch.Tensor:
         import torch

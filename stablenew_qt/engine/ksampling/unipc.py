@@ -61,10 +61,18 @@ class DiscreteVPSchedule:
         self.total_n = len(log_alphas)
         self.t_array = torch.linspace(0.0, 1.0, self.total_n + 1)[1:].reshape((1, -1))
         self.log_alpha_array = log_alphas.reshape((1, -1))
+        # A step asks for log(alpha_t) of the same few t values many times; each answer costs a
+        # sort of 1001 keypoints. The same t gives the same bits, so remembering them is exact.
+        self._cache: dict[tuple[str, tuple[float, ...]], torch.Tensor] = {}
 
     def log_mean_coeff(self, t: torch.Tensor) -> torch.Tensor:
-        t_array, log_alpha = self.t_array.to(t.device), self.log_alpha_array.to(t.device)
-        return interpolate(t.reshape((-1, 1)), t_array, log_alpha).reshape(-1)
+        key = (str(t.device), tuple(t.reshape(-1).tolist()))
+        cached = self._cache.get(key)
+        if cached is None:
+            t_array, log_alpha = self.t_array.to(t.device), self.log_alpha_array.to(t.device)
+            cached = interpolate(t.reshape((-1, 1)), t_array, log_alpha).reshape(-1)
+            self._cache[key] = cached
+        return cached
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         import torch

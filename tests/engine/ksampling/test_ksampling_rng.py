@@ -208,6 +208,12 @@ def test_brownian_tree_with_the_nv_source_draws_philox(kd, monkeypatch) -> None:
     assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
+def test_the_tree_patches_torchsde_only_where_its_own_draw_is_not_the_sources() -> None:
+    assert ImageNoise(NoiseSpec(seeds=(1,), source="GPU"), SHAPE, "cpu").tree_randn is None
+    assert ImageNoise(NoiseSpec(seeds=(1,), source="CPU"), SHAPE, "cpu").tree_randn is None
+    assert ImageNoise(NoiseSpec(seeds=(1,), source="NV"), SHAPE, "cpu").tree_randn is not None
+
+
 def test_a_one_step_schedule_builds_no_empty_tree() -> None:
     x = torch.zeros((1, *SHAPE))
     tree = BrownianTreeNoise(x, torch.tensor([14.6, 0.0]), [1], lambda s, shape: torch.zeros(shape))
