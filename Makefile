@@ -10,6 +10,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# Test-only reference for tests/engine/ksampling: k-diffusion's own sampling.py (A1111 1.10
+	@# pins the same file). Its declared dependencies would downgrade numpy; sampling.py needs only
+	@# torch, scipy, torchsde and torchdiffeq, so both install without dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps k-diffusion==0.1.1.post1 torchdiffeq==0.2.5
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
