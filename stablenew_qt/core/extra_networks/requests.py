@@ -147,7 +147,7 @@ def check_loras(
             problems.append(
                 ConfigProblem(
                     _FIELD,
-                    f"LoRA '{request.name}' is a {', '.join(unsupported)} network, which this app cannot "
+                    f"LoRA '{request.name}' uses {', '.join(unsupported)} modules, which this app cannot "
                     "apply yet; remove the tag or use a LoRA/LoCon/LoHa/LoKr version",
                 )
             )

@@ -191,7 +191,7 @@ class LoraManager:
         unsupported = sorted(t.value for t in entry.module_types - SUPPORTED_TYPES)
         if unsupported:
             raise ModelError(
-                f"LoRA '{entry.prompt_name}' is a {', '.join(unsupported)} network, which cannot be applied"
+                f"LoRA '{entry.prompt_name}' uses {', '.join(unsupported)} modules, which cannot be applied"
             )
         problem = family_problem(entry, network_family(self.family))
         if problem:

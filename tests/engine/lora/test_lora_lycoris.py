@@ -162,7 +162,7 @@ def test_unsupported_types_are_refused_by_name(
     write(models_dir / "Lora" / "odd.safetensors", {f"{key}.{p}": t for p, t in parts.items()})
     entry = ExtraNetworksCatalog(models_dir).resolve_lora("odd")
     manager = LoraManager(sd15.pipe, sd15.family)
-    with pytest.raises(ModelError, match=f"LoRA 'odd' is a {kind} network, which cannot be applied"):
+    with pytest.raises(ModelError, match=f"LoRA 'odd' uses {kind} modules, which cannot be applied"):
         manager.apply([LoraActivation(entry)])
     assert manager.file_reads == 0
 
