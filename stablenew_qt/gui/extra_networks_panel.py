@@ -172,7 +172,11 @@ class ExtraNetworksPanel(QWidget):
         """Show these entries (sorted by name ignoring case); previews load in the background."""
         self.thumbnails.cancel_pending()
         self._waiting.clear()
-        for cards, entries in ((self.lora_cards, loras), (self.embedding_cards, embeddings)):
+        tabs: tuple[tuple[QListWidget, Sequence[Entry]], ...] = (
+            (self.lora_cards, loras),
+            (self.embedding_cards, embeddings),
+        )
+        for cards, entries in tabs:
             cards.clear()
             for entry in sorted(entries, key=lambda e: (e.name.casefold(), e.relative)):
                 cards.addItem(self._item(entry))
