@@ -120,7 +120,9 @@ class LoraManager:
         self.max_bytes = max_bytes
         components = {c: getattr(pipe, c, None) for c in ("unet", "text_encoder", "text_encoder_2")}
         self.table = LayerTable(components)
-        self.peft = PeftAdapters(weakref.proxy(pipe))  # the registry keys on the pipe: no strong ref
+        # Weak: the registry keys on the pipeline, and the cache that owns it decides its lifetime.
+        self._pipe = weakref.ref(pipe)
+        self.peft = PeftAdapters(weakref.proxy(pipe))
         self.patcher = HookPatcher(self.table)
         self._residents: OrderedDict[tuple[str, int, int, Route], _Resident] = OrderedDict()
         self._active: tuple[LoraActivation, ...] = ()
@@ -132,6 +134,8 @@ class LoraManager:
         """Make exactly ``activations`` active (see the module docstring). Raises ModelError, before
         loading anything, for a LoRA of another family, an unsupported type or an unusable file."""
         started = time.perf_counter()
+        if self._pipe() is None:
+            raise ModelError("the model these LoRAs belong to was unloaded; load it again")
         wanted = tuple(a for a in activations if a.count > 0)
         for activation in wanted:
             self._check(activation.entry)
