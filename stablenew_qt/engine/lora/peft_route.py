@@ -83,7 +83,6 @@ class PeftAdapters:
             self._forget(adapter)
             raise ModelError(f"LoRA '{lora.entry.prompt_name}': diffusers placed none of its modules")
         self.components[adapter] = frozenset(c for c, _p in wrapped)
-        self._disabled = False
         return self._nbytes(adapter), {key for layer, key in by_layer.items() if layer not in wrapped}
 
     def activate(self, weights: Sequence[tuple[str, float, float]]) -> None:

@@ -336,3 +336,43 @@ def test_registry_drops_a_manager_with_its_pipeline(pipeline_cache: PipelineCach
     del loaded
     gc.collect()
     assert len(registry) == 0, "an evicted model's LoRA manager (and its adapters) is freed"
+
+
+def test_a_new_lora_after_deactivating_is_active(sd15: Any, models_dir: Path, reference_pipe: Any) -> None:
+    write(models_dir / "Lora" / "a.safetensors", build(sd15_layers(sd15.pipe), seed=1))
+    second = build(sd15_layers(sd15.pipe), seed=2)
+    write(models_dir / "Lora" / "b.safetensors", second)
+    catalog = ExtraNetworksCatalog(models_dir)
+    manager = LoraManager(sd15.pipe, sd15.family)
+    manager.apply([LoraActivation(catalog.resolve_lora("a"))])
+    manager.deactivate()
+    manager.apply([LoraActivation(catalog.resolve_lora("b"), 0.7, 0.7)])
+    reference = reference_pipe()
+    merge_into(sd15_layers(reference), second, te=0.7, unet=0.7)
+    assert max_diff(outputs(sd15.pipe), outputs(reference)) < TOLERANCE
+
+
+def test_a_unet_only_lora_stacks_with_a_text_encoder_lora(
+    sd15: Any, models_dir: Path, reference_pipe: Any
+) -> None:
+    unet_only = build(sd15_layers(sd15.pipe, te=()), seed=3)
+    te_only = build(sd15_layers(sd15.pipe, unet=()), seed=4)
+    write(models_dir / "Lora" / "u.safetensors", unet_only)
+    write(models_dir / "Lora" / "t.safetensors", te_only)
+    catalog = ExtraNetworksCatalog(models_dir)
+    manager = LoraManager(sd15.pipe, sd15.family)
+    manager.apply(
+        [
+            LoraActivation(catalog.resolve_lora("u"), 0.5, 0.9),
+            LoraActivation(catalog.resolve_lora("t"), 1.2, 0.3),
+        ]
+    )
+    reference = reference_pipe()
+    merge_into(sd15_layers(reference, te=()), unet_only, te=0.5, unet=0.9)
+    merge_into(sd15_layers(reference, unet=()), te_only, te=1.2, unet=0.3)
+    assert max_diff(outputs(sd15.pipe), outputs(reference)) < TOLERANCE
+    assert manager.adapter_loads == 2
+    manager.apply([LoraActivation(catalog.resolve_lora("t"), 1.2, 0.3)])
+    base = reference_pipe()
+    merge_into(sd15_layers(base, unet=()), te_only, te=1.2, unet=0.3)
+    assert max_diff(outputs(sd15.pipe), outputs(base)) < TOLERANCE
