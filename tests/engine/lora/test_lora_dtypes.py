@@ -59,7 +59,6 @@ def _half_round_trip(pipe: Any, family: ModelFamily, models_dir: Path) -> None:
     )
 
 
-@pytest.mark.slow
 def test_bf16_on_cpu_removing_loras_is_bit_exact(demo_models: dict[str, Path], models_dir: Path) -> None:
     device = DeviceChoice(torch.device("cpu"), torch.bfloat16)
     cache = PipelineCache(

@@ -56,7 +56,6 @@ def sd15(pipeline_cache: PipelineCache) -> Any:
     return pipeline_cache.base("demo-tiny-sd15")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_type_equals_the_a1111_merge(
     case: str, sd15: Any, models_dir: Path, reference_pipe: Any
