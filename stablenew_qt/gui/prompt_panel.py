@@ -22,6 +22,8 @@ from superqt.utils import signals_blocked
 from ..core.config import MAX_SEED
 from .config_model import ConfigModel
 from .fields import Binder, tip
+from .token_counter import PromptTokenCounters
+from .weight_keys import WeightKeyFilter
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp)"
 THUMB = 96
@@ -40,6 +42,9 @@ class PromptPanel(QGroupBox):
         self.negative = b.text("negative_prompt", tip("What to avoid.", "Negative prompt"))
         self.negative.setPlaceholderText("Negative prompt")
         self.negative.setMaximumHeight(70)
+        # A1111's prompt tools: the 12/75 token counters and Ctrl+Up/Down weight editing.
+        self.token_counters = PromptTokenCounters(model, self.prompt, self.negative, self)
+        self.weight_keys = (WeightKeyFilter(self.prompt), WeightKeyFilter(self.negative))
         self.seed = QLineEdit()
         self.seed.setObjectName("seed")
         self.seed.setToolTip(tip("-1 picks a random seed for every run.", "Seed"))
