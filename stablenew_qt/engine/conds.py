@@ -32,8 +32,9 @@ class ScheduledCond:
     """One prompt over the sampling steps (A1111 prompt editing and alternation).
 
     ``entries`` are ``(end_at_step, cond)`` pairs with ascending ``end_at_step``; at 0-based step
-    ``i`` the first entry whose ``end_at_step >= i`` applies, and the last one after every end
-    (A1111's ``reconstruct_cond_batch``). A prompt without editing has one entry.
+    ``i`` the first entry whose ``end_at_step >= i`` applies; past every end (a sampler that makes
+    more model calls than planned, such as DPM adaptive) the *first* entry applies again, as in
+    A1111's ``reconstruct_cond_batch``. A prompt without editing has one entry.
     """
 
     entries: tuple[tuple[int, TextCond], ...]
@@ -50,7 +51,7 @@ class ScheduledCond:
         for end, cond in self.entries:
             if step <= end:
                 return cond
-        return self.entries[-1][1]
+        return self.entries[0][1]
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,8 @@ class SamplingConds:
 
 
 def scheduled_at(schedule: ScheduledCond, step: int) -> TextCond:
-    """A1111's choice for denoiser step ``step``: the first entry ending at or after it, else the
-    first entry (not the last: ``reconstruct_cond_batch`` starts from index 0)."""
-    for end, cond in schedule.entries:
-        if step <= end:
-            return cond
-    return schedule.entries[0][1]
+    """A1111's choice for denoiser step ``step`` (``ScheduledCond.at``, kept as a name here)."""
+    return schedule.at(step)
 
 
 def stack_padded(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
