@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint pytest clean
+.PHONY: run test test-exhaustive lint pytest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint pytest
+
+# The full parameter matrices (every sampler x schedule x steps x model against A1111's math).
+test-exhaustive: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m exhaustive
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
