@@ -88,26 +88,32 @@ class Txt2ImgConfig(_Frozen):
     #: 0 means "the first pass's step count", as in A1111.
     hires_steps: int = Field(0, ge=0, le=150)
     hires_denoise: float = Field(0.5, ge=0.0, le=1.0)
+    #: A1111 "Hires sampler" / "Hires schedule type"; None means the first pass's.
+    hires_sampler: str | None = None
+    hires_scheduler: str | None = None
+    #: A1111 "Hires prompt" / "Hires negative prompt"; empty means the first pass's prompt.
+    hires_prompt: str = ""
+    hires_negative_prompt: str = ""
 
     @field_validator("width", "height")
     @classmethod
     def _multiple_of_8(cls, value: int) -> int:
         return _check_size(value)
 
-    @field_validator("sampler")
+    @field_validator("sampler", "hires_sampler")
     @classmethod
-    def _known_sampler(cls, value: str) -> str | None:
+    def _known_sampler(cls, value: str | None) -> str | None:
         return _check_sampler(value)
 
-    @field_validator("scheduler")
+    @field_validator("scheduler", "hires_scheduler")
     @classmethod
-    def _known_schedule(cls, value: str) -> str | None:
+    def _known_schedule(cls, value: str | None) -> str | None:
         return _check_schedule(value)
 
     @model_validator(mode="before")
     @classmethod
     def _legacy_sampler(cls, data: Any) -> Any:
-        return _split_legacy(data, "sampler", "scheduler")
+        return _split_legacy(_split_legacy(data, "sampler", "scheduler"), "hires_sampler", "hires_scheduler")
 
     @field_validator("hires_resize_width", "hires_resize_height")
     @classmethod
@@ -128,6 +134,8 @@ class Img2ImgConfig(_Frozen):
     sampler: str | None = None
     scheduler: str | None = None
     seed: int | None = Field(None, ge=-1, le=MAX_SEED)
+    #: A1111's "Noise multiplier for img2img" (infotext ``Noise multiplier``); 1 = off.
+    noise_multiplier: float = Field(1.0, ge=0.0, le=1.5)
 
     @field_validator("sampler")
     @classmethod
@@ -256,6 +264,22 @@ class ADetailerConfig(_Frozen):
         return tuple(u for u in self.units if u.active)
 
 
+class SamplerSettings(_Frozen):
+    """A1111's Settings > Sampler parameters, for every stage (defaults are A1111's).
+
+    ``eta`` None means the sampler's own default (1 for the ancestral and SDE samplers, 0 for
+    DDIM); ``s_tmax`` 0 means infinity.
+    """
+
+    eta: float | None = Field(None, ge=0.0, le=1.0)
+    s_churn: float = Field(0.0, ge=0.0, le=100.0)
+    s_tmin: float = Field(0.0, ge=0.0, le=10.0)
+    s_tmax: float = Field(0.0, ge=0.0, le=999.0)
+    s_noise: float = Field(1.0, ge=0.0, le=1.1)
+    sgm_noise_multiplier: bool = False
+    always_discard_next_to_last_sigma: bool = False
+
+
 class RunConfig(_Frozen):
     """Everything that decides a run. See ``docs/run-config.md`` for every key."""
 
@@ -265,6 +289,20 @@ class RunConfig(_Frozen):
     #: -1 means random; the runner resolves it and records the real seed everywhere.
     seed: int = Field(-1, ge=-1, le=MAX_SEED)
     batch_size: int = Field(1, ge=1, le=64)
+    #: A1111 "Variation seed" (-1 random, resolved with the seed) and "Variation strength";
+    #: strength 0 turns variation off.
+    subseed: int = Field(-1, ge=-1, le=MAX_SEED)
+    subseed_strength: float = Field(0.0, ge=0.0, le=1.0)
+    #: A1111 "Resize seed from width/height"; 0 turns it off.
+    seed_resize_from_w: int = Field(0, ge=0, le=8192)
+    seed_resize_from_h: int = Field(0, ge=0, le=8192)
+    #: A1111 "Random number generator source" (infotext ``RNG`` when not GPU).
+    rng_source: Literal["GPU", "CPU", "NV"] = "GPU"
+    #: A1111 "Eta noise seed delta" (infotext ``ENSD`` when not 0).
+    eta_noise_seed_delta: int = Field(0, ge=0, le=MAX_SEED)
+    #: A1111 "Emphasis mode" (infotext ``Emphasis`` when not Original).
+    emphasis: Literal["Original", "No norm", "Ignore", "None"] = "Original"
+    sampler_settings: SamplerSettings = SamplerSettings()
     input_image_path: str | None = None
     txt2img: Txt2ImgConfig = Txt2ImgConfig()
     img2img: Img2ImgConfig = Img2ImgConfig()

@@ -68,6 +68,8 @@ def resolve_seeds(config: RunConfig, random_seed: Callable[[], int] = _random_se
     """Return ``config`` with every ``-1`` seed replaced by a concrete one (recorded everywhere)."""
     seed = config.seed if config.seed != -1 else random_seed()
     updates: dict[str, object] = {"seed": seed}
+    if config.subseed == -1 and config.subseed_strength > 0:
+        updates["subseed"] = random_seed()
     if config.img2img.seed == -1:
         updates["img2img"] = config.img2img.model_copy(update={"seed": random_seed()})
     return config.model_copy(update=updates)

@@ -30,8 +30,9 @@ from stablenew_qt.core.sequencer import StageSequencer
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "resources" / "presets"
 TOP_KEYS = (
-    "schema_version, prompt, negative_prompt, seed, batch_size, input_image_path, "
-    "txt2img, img2img, upscale, adetailer"
+    "schema_version, prompt, negative_prompt, seed, batch_size, subseed, subseed_strength, "
+    "seed_resize_from_w, seed_resize_from_h, rng_source, eta_noise_seed_delta, emphasis, "
+    "sampler_settings, input_image_path, txt2img, img2img, upscale, adetailer"
 )
 
 # The documented JSON shape (docs/run-config.md), written out so that a changed default is a decision.
@@ -41,6 +42,22 @@ EXPECTED_TOP = {
     "negative_prompt": "",
     "seed": -1,
     "batch_size": 1,
+    "subseed": -1,
+    "subseed_strength": 0.0,
+    "seed_resize_from_w": 0,
+    "seed_resize_from_h": 0,
+    "rng_source": "GPU",
+    "eta_noise_seed_delta": 0,
+    "emphasis": "Original",
+    "sampler_settings": {
+        "eta": None,
+        "s_churn": 0.0,
+        "s_tmin": 0.0,
+        "s_tmax": 0.0,
+        "s_noise": 1.0,
+        "sgm_noise_multiplier": False,
+        "always_discard_next_to_last_sigma": False,
+    },
     "input_image_path": None,
 }
 EXPECTED_TXT2IMG = {
@@ -64,6 +81,10 @@ EXPECTED_TXT2IMG = {
     "hires_upscaler_name": "Latent",
     "hires_steps": 0,
     "hires_denoise": 0.5,
+    "hires_sampler": None,
+    "hires_scheduler": None,
+    "hires_prompt": "",
+    "hires_negative_prompt": "",
 }
 EXPECTED_IMG2IMG = {
     "enabled": False,
@@ -76,6 +97,7 @@ EXPECTED_IMG2IMG = {
     "sampler": None,
     "scheduler": None,
     "seed": None,
+    "noise_multiplier": 1.0,
 }
 EXPECTED_UPSCALE = {"enabled": False, "upscale_model": "Lanczos", "upscale_factor": 2.0}
 EXPECTED_ADETAILER_GLOBALS = {

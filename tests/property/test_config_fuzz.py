@@ -126,9 +126,9 @@ def _ints(name: str, bounds: dict[str, Any]) -> st.SearchStrategy[int]:
 
 def _plain(name: str, annotation: Any, info: FieldInfo) -> st.SearchStrategy[Any]:
     bounds = _bounds(info)
-    if name in ("sampler", "adetailer_sampler"):
+    if name in ("sampler", "adetailer_sampler", "hires_sampler"):
         return sampler_names
-    if name == "scheduler":
+    if name in ("scheduler", "hires_scheduler"):
         return st.sampled_from(SCHEDULERS)
     if name == "adetailer_scheduler":
         return st.sampled_from((*SCHEDULERS, ADETAILER_SAME))
@@ -148,6 +148,8 @@ def _plain(name: str, annotation: Any, info: FieldInfo) -> st.SearchStrategy[Any
         return st.text(min_size=1, max_size=8) | st.sampled_from(WORDS[2:]) if bounds else text_values
     if typing.get_origin(annotation) is Literal:
         return st.sampled_from(typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return valid_dict(annotation)
     raise AssertionError(f"no strategy for field {name!r} of type {annotation!r}: extend the fuzz tests")
 
 

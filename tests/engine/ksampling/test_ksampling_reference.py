@@ -3,8 +3,9 @@ real prompt embeddings, the same starting noise and the same ancestral / Brownia
 
 Tolerance: final latents within 1e-4 of their standard deviation (docs/samplers.md lists the
 measured distance of every pair; nearly all are bit-identical). The UNet call counts must agree
-too (A1111's step counts). The full matrix (both demo models, 10/20/30 steps, 12 minutes on 2 cores) is ``exhaustive``:
-`make test-exhaustive` runs it; the fast set covers every sampler once and every schedule once.
+too (A1111's step counts). The full matrix (both demo models, 10/20/30 steps, 12 minutes on
+2 cores) is ``exhaustive``: `make test-exhaustive` runs it; the fast set covers every sampler
+once and every schedule once.
 """
 
 from __future__ import annotations
