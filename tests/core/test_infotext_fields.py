@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
@@ -414,75 +412,3 @@ def test_round_trip_of_every_new_field() -> None:
         }
     )
     assert infotext_to_config(build(config)) == config
-
-
-# -- round trip, property ------------------------------------------------------------------------
-
-_SEED = st.integers(0, 2**32 - 1)
-
-
-@settings(max_examples=120, deadline=None, database=None)
-@given(
-    subseed=_SEED,
-    strength=st.floats(0.01, 1.0),
-    resize=st.tuples(st.integers(1, 8192), st.integers(1, 8192)),
-    rng=st.sampled_from(["GPU", "CPU", "NV"]),
-    ensd=_SEED,
-    emphasis=st.sampled_from(["Original", "No norm", "Ignore", "None"]),
-    eta=st.floats(0.0, 1.0),
-    s_noise=st.floats(0.0, 1.1),
-    s_churn=st.floats(0.0, 100.0),
-    s_tmin=st.floats(0.0, 10.0),
-    s_tmax=st.floats(0.0, 999.0),
-    flags=st.tuples(st.booleans(), st.booleans()),
-    hires_sampler=st.none() | st.sampled_from(["DPM++ 2M", "Heun", "DDIM"]),
-    hires_scheduler=st.none() | st.sampled_from(["Karras", "Exponential", "Simple"]),
-    noise_multiplier=st.floats(0.0, 1.5),
-)
-def test_config_infotext_config_round_trip(
-    subseed: int,
-    strength: float,
-    resize: tuple[int, int],
-    rng: str,
-    ensd: int,
-    emphasis: str,
-    eta: float,
-    s_noise: float,
-    s_churn: float,
-    s_tmin: float,
-    s_tmax: float,
-    flags: tuple[bool, bool],
-    hires_sampler: str | None,
-    hires_scheduler: str | None,
-    noise_multiplier: float,
-) -> None:
-    # Euler a takes eta, s_noise and ENSD; Euler (the img2img pass) the churn parameters, so with
-    # values off their defaults every one is written, and must come back exactly.
-    config = make(
-        subseed=subseed,
-        subseed_strength=strength,
-        seed_resize_from_w=resize[0],
-        seed_resize_from_h=resize[1],
-        rng_source=rng,
-        eta_noise_seed_delta=ensd,
-        emphasis=emphasis,
-        sampler_settings={
-            "eta": eta if eta != 1.0 else None,
-            "s_noise": s_noise,
-            "s_churn": s_churn,
-            "s_tmin": s_tmin,
-            "s_tmax": s_tmax,
-            "sgm_noise_multiplier": flags[0],
-            "always_discard_next_to_last_sigma": flags[1],
-        },
-        txt2img={"hires_enabled": True, "hires_sampler": hires_sampler, "hires_scheduler": hires_scheduler},
-        img2img={"enabled": True, "sampler": "Euler", "noise_multiplier": noise_multiplier},
-    )
-    back = infotext_to_config(build(config))
-    if eta == 0.0:  # eta 0 leaves no extra noise, so A1111 writes no ENSD
-        config = config.model_copy(update={"eta_noise_seed_delta": 0})
-    if hires_scheduler is None and hires_sampler == "DPM++ 2M":  # Automatic, resolved to DPM++ 2M's Karras
-        config = config.model_copy(
-            update={"txt2img": config.txt2img.model_copy(update={"hires_scheduler": "Karras"})}
-        )
-    assert back == config
