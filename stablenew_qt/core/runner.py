@@ -385,7 +385,7 @@ def _first_sampling_seeds(state: _RunState) -> tuple[int, ...]:
 def _per_image_config(config: RunConfig, index: int, seed: int) -> RunConfig:
     """The config that replays exactly image ``index`` of this run on its own."""
     updates: dict[str, object] = {"seed": seed, "batch_size": 1}
-    if config.subseed >= 0:  # image i's variation seed is subseed + i, as A1111's all_subseeds
+    if config.subseed_strength > 0 and config.subseed >= 0:  # image i's: subseed + i, as A1111's
         updates["subseed"] = image_seeds(config.subseed, index + 1)[-1]
     if config.img2img.seed is not None:
         updates["img2img"] = config.img2img.model_copy(

@@ -212,6 +212,7 @@ class SamplerSettingsEntry(QObject):
         self.action.setToolTip("RNG source, eta noise seed delta, emphasis and sampler parameters")
         self.action.triggered.connect(self.open_dialog)
         apply_values(model, usable_defaults(prefs.sampler_defaults))
+        model.replaced.connect(self._on_model_replaced)
 
     def add_to(self, menu: QMenu) -> None:
         menu.addSeparator()
@@ -227,6 +228,11 @@ class SamplerSettingsEntry(QObject):
         self.dialog.show()
         self.dialog.raise_()
         return self.dialog
+
+    def _on_model_replaced(self, _config: object) -> None:
+        # A restored image brings its own values: an open dialog shows them.
+        if self.dialog is not None and self.dialog.isVisible():
+            self.dialog.show_values(current_values(self.model))
 
     def _on_dialog_accepted(self) -> None:
         assert self.dialog is not None

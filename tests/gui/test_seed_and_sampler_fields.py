@@ -178,6 +178,21 @@ def test_restoring_an_a1111_png_sets_every_control(
     dialog.reject()
 
 
+def test_an_open_dialog_shows_the_values_a_restored_image_brings(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window()
+    dialog = window.sampler_settings.open_dialog()
+    assert dialog.values()["rng_source"] == "GPU"
+    path = tmp_path / "a1111.png"
+    info = PngInfo()
+    info.add_text("parameters", A1111_PNG_TEXT)
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    assert window.restore_from_image(path)
+    assert (dialog.values()["rng_source"], dialog.values()["emphasis"]) == ("CPU", "No norm")
+    dialog.reject()
+
+
 def _choose_data(box: object, data: str) -> None:
     assert isinstance(box, QComboBox)
     box.setCurrentIndex(box.findData(data))
