@@ -336,8 +336,11 @@ def _hires_pairs(config: RunConfig) -> _Pairs:
             if t2i.hires_negative_prompt not in ("", config.negative_prompt)
             else None
         ),
-        "Hires schedule type": (
-            hires_schedule if hires_schedule not in ("Automatic", first_schedule) else None
+        "Hires schedule type": (  # set by k-diffusion's get_sigmas; timestep samplers have none
+            hires_schedule
+            if hires_schedule not in ("Automatic", first_schedule)
+            and (t2i.hires_sampler or t2i.sampler) not in TIMESTEP_SAMPLERS
+            else None
         ),
         "Hires upscale": None if resize else t2i.hires_upscale_factor,
         "Hires resize": f"{width}x{height}" if resize else None,

@@ -148,7 +148,8 @@ class PipelineRunner:
         )
         for warning in plan.warnings:
             log.warning("%s: %s", run_id, warning)
-        emit(RunStarted(run_id, plan, state.seeds))
+        subseeds = image_seeds(config.subseed, count) if config.subseed_strength > 0 else ()
+        emit(RunStarted(run_id, plan, state.seeds, subseeds))
         stage: StageExecution | None = None
         try:
             images = self._input_images(state)

@@ -304,6 +304,8 @@ class MainWindow(QMainWindow):
     def _on_run_started(self, event: RunStarted) -> None:
         if event.seeds:
             self.prompt_panel.remember_seed(event.seeds[0])
+        if event.subseeds:
+            self.prompt_panel.seed_extras.remember_subseed(event.subseeds[0])
 
     def _on_lifecycle_changed(self, event: LifecycleChanged) -> None:
         if event.new is LifecycleState.RUNNING:

@@ -284,6 +284,12 @@ def test_hires_schedule_type_is_the_resolved_label_when_it_differs() -> None:
     assert "Hires schedule type" not in params(first_karras)
 
 
+def test_no_hires_schedule_type_for_a_timestep_hires_sampler() -> None:
+    config = make(txt2img={"hires_enabled": True, "hires_sampler": "DDIM", "hires_scheduler": "Karras"})
+    assert "Hires schedule type" not in params(config)
+    assert params(config)["Hires sampler"] == "DDIM"
+
+
 def test_hires_overrides_need_hires() -> None:
     assert "Hires sampler" not in params(make(txt2img={"hires_sampler": "DPM++ 2M"}))
 

@@ -21,7 +21,15 @@ from stablenew_qt.gui.config_model import ConfigModel
 from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.preferences import Preferences
 from stablenew_qt.gui.sampler_settings_dialog import SamplerSettingsDialog, SamplerSettingsEntry
-from stablenew_qt.gui.testing import MakeMainWindow, choose, set_spin, type_text, widget
+from stablenew_qt.gui.testing import (
+    MakeMainWindow,
+    choose,
+    generate_and_wait,
+    set_spin,
+    small_txt2img,
+    type_text,
+    widget,
+)
 
 
 @pytest.fixture
@@ -86,6 +94,20 @@ def test_variation_seed_random_and_reuse(qtbot: Any, make_main_window: MakeMainW
     extras.remember_subseed(99)
     extras.reuse_button.click()
     assert (window.model.config.subseed, subseed.text()) == (99, "99")
+
+
+def test_reuse_takes_the_last_run_s_variation_seed(qtbot: Any, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()
+    small_txt2img(qtbot, window)
+    widget(window, "seed.extra").setProperty("checked", True)
+    set_spin(qtbot, window, "subseed_strength", 0.5)
+    assert window.model.config.subseed == -1  # random: drawn by the run
+    generate_and_wait(qtbot, window)
+    extras = window.prompt_panel.seed_extras
+    assert extras.reuse_button.isEnabled()
+    extras.reuse_button.click()
+    assert window.model.config.subseed == extras.last_subseed and extras.last_subseed is not None
+    assert extras.last_subseed >= 0
 
 
 def test_a_variation_seed_out_of_range_is_an_error_in_words(
