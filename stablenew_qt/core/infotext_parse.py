@@ -162,6 +162,7 @@ _KNOWN_KEYS = frozenset(
 )
 _REFINER_HASH = re.compile(r"\s*\[[0-9A-Fa-f]+\]$")
 _SIZE = re.compile(r"\s*(\d{1,6})\s*x\s*(\d{1,6})\s*")
+_SEED_RESIZE = re.compile(r"\s*(-?\d{1,6})\s*x\s*(-?\d{1,6})\s*")
 
 
 def ordinal_suffix(index: int) -> str:
@@ -369,9 +370,7 @@ def infotext_to_config(text: str | ParsedInfotext) -> RunConfig:
         data["seed"] = _as_int("Seed", params["Seed"])
     data.update(_take(params, _RUN_WIDE))
     if "Seed resize from" in params:
-        data["seed_resize_from_w"], data["seed_resize_from_h"] = _as_size(
-            "Seed resize from", params["Seed resize from"]
-        )
+        data["seed_resize_from_w"], data["seed_resize_from_h"] = _seed_resize(params["Seed resize from"])
     data["sampler_settings"] = _take(params, _SAMPLER_SETTINGS)
     img2img_first = "Denoising strength" in params and not _has_any(params, _HIRES_KEYS)
     data["txt2img"] = _txt2img_section(params, img2img_first)
@@ -424,6 +423,15 @@ def _img2img_section(params: Mapping[str, str], img2img_first: bool) -> dict[str
         return {}
     fields.update(_take(params, {"Noise multiplier": ("noise_multiplier", _as_float)}))
     return {"enabled": True, **fields, **_take(params, _IMG2IMG_PROMPTS)}
+
+
+def _seed_resize(raw: str) -> tuple[int, int]:
+    """``Seed resize from``; A1111's API wrote ``-1x-1`` for "off" (a side <= 0 is off)."""
+    match = _SEED_RESIZE.fullmatch(raw)
+    if match is None:
+        raise ConfigError(f"Seed resize from: {raw!r} is not a size like 512x768")
+    width, height = int(match[1]), int(match[2])
+    return (width, height) if width > 0 and height > 0 else (0, 0)
 
 
 def _hires_sampler_fields(params: Mapping[str, str]) -> dict[str, Any]:

@@ -344,6 +344,16 @@ def test_eta_ddim_and_noise_multiplier_read_back() -> None:
     assert config.sampler_settings.eta == 0.2
 
 
+@pytest.mark.parametrize("written", ["-1x-1", "0x0", "512x-1", "0x512"])
+def test_seed_resize_off_as_a1111_s_api_wrote_it(written: str) -> None:
+    # Older A1111 versions wrote the API's default, "Seed resize from: -1x-1", into every image.
+    text = (
+        f"x\nSteps: 14, Sampler: Euler a, CFG scale: 7.0, Seed: 3, Size: 512x512, Seed resize from: {written}"
+    )
+    config = infotext_to_config(text)
+    assert (config.seed_resize_from_w, config.seed_resize_from_h) == (0, 0)
+
+
 def test_use_same_sampler_and_scheduler_mean_the_first_pass() -> None:
     text = (
         "x\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Denoising strength: 0.5, "
