@@ -148,7 +148,8 @@ class PipelineRunner:
         )
         for warning in plan.warnings:
             log.warning("%s: %s", run_id, warning)
-        emit(RunStarted(run_id, plan, state.seeds))
+        subseeds = image_seeds(config.subseed, count) if config.subseed_strength > 0 else ()
+        emit(RunStarted(run_id, plan, state.seeds, subseeds))
         stage: StageExecution | None = None
         try:
             images = self._input_images(state)
@@ -249,6 +250,7 @@ class PipelineRunner:
             text = build_infotext(
                 state.config,
                 seed=sampling_seeds[i],
+                subseed=per_image.subseed,
                 stage_infos=state.stage_infos,
                 version=__version__,
                 source_parameters=state.source_parameters,
@@ -384,6 +386,8 @@ def _first_sampling_seeds(state: _RunState) -> tuple[int, ...]:
 def _per_image_config(config: RunConfig, index: int, seed: int) -> RunConfig:
     """The config that replays exactly image ``index`` of this run on its own."""
     updates: dict[str, object] = {"seed": seed, "batch_size": 1}
+    if config.subseed_strength > 0 and config.subseed >= 0:  # image i's: subseed + i, as A1111's
+        updates["subseed"] = image_seeds(config.subseed, index + 1)[-1]
     if config.img2img.seed is not None:
         updates["img2img"] = config.img2img.model_copy(
             update={"seed": image_seeds(config.img2img.seed, index + 1)[-1]}
