@@ -95,6 +95,8 @@ def test_each_image_records_its_own_variation_seed(make_config, tmp_path: Path) 
     assert base >= 0
     started = next(e for e in events if isinstance(e, ev.RunStarted))
     assert started.subseeds == (base, base + 1)
+    # ... while every image keeps the seed (A1111: seed + i only when the strength is 0).
+    assert started.seeds == (5, 5)
     for i, path in enumerate(result.image_paths):
         meta = read_image_metadata(path)
         assert f"Variation seed: {base + i}, Variation seed strength: 0.5," in (meta.parameters or "")
