@@ -225,3 +225,23 @@ def outpaint_canvas(image: Image.Image, left: int, right: int, top: int, bottom:
     box = (left, top, left + image.width, top + image.height)
     mask.paste(0, box)
     return OutpaintCanvas(canvas, mask, box)
+
+
+# Masks (A1111 ``create_binary_mask`` and the inpaint tab's alpha) ---------------------------------
+
+
+def binary_mask(mask: Image.Image) -> Image.Image:
+    """A1111's ``create_binary_mask``: an RGBA mask with real transparency becomes its alpha
+    thresholded (> 128 is white); any other mask becomes grey ("L"), soft values kept."""
+    if mask.mode == "RGBA" and mask.getextrema()[-1] != (255, 255):
+        return mask.getchannel("A").point(lambda v: 255 if v > 128 else 0)
+    return mask.convert("L")
+
+
+def alpha_mask(image: Image.Image) -> Image.Image:
+    """The mask of an image's transparency: every pixel that is not fully opaque is repainted
+    (A1111's inpaint tab: the inverted alpha, any value above 0 counting). All black when opaque."""
+    if "A" not in image.getbands() and "transparency" not in image.info:
+        return Image.new("L", image.size)
+    alpha = image.convert("RGBA").getchannel("A")
+    return ImageOps.invert(alpha).point(lambda v: 255 if v > 0 else 0)
