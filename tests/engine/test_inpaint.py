@@ -218,3 +218,24 @@ def test_nine_channel_conditioning_is_mask_plus_masked_image_latents(vae: Any) -
     assert torch.allclose(cond[:, 1:], encode(pixels))
     with pytest.raises(ValueError, match="encode="):
         inpaint_latents(job, latents, inpainting_model=True)
+
+
+def _a1111_fill(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """A1111 ``masking.fill`` as its source describes it: the unmasked image, premultiplied, is
+    Gaussian-blurred at radii 256, 64, 16, 4, 2, 0 and laid on 1, 1, 2, 4, 2, 1 times."""
+    from PIL import ImageFilter, ImageOps
+
+    base = Image.new("RGBA", image.size)
+    kept = Image.new("RGBa", image.size)
+    kept.paste(image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(mask.convert("L")))
+    for radius, times in zip((256, 64, 16, 4, 2, 0), (1, 1, 2, 4, 2, 1), strict=True):
+        layer = kept.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+        for _ in range(times):
+            base.alpha_composite(layer)
+    return base.convert("RGB")
+
+
+def test_fill_equals_a1111s_pixel_for_pixel_on_a_soft_mask() -> None:
+    image = _image(67, 45, seed=9)
+    mask = blur_mask(_rect_mask((67, 45), (10, 5, 40, 30)), 4)
+    assert np.array_equal(np.asarray(fill(image, mask)), np.asarray(_a1111_fill(image, mask)))
