@@ -31,13 +31,15 @@ from stablenew_qt.engine.inpaint import (
 
 
 @pytest.fixture(scope="module")
-def vae(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def demo_inpaint(demo_models: dict[str, Path]) -> Path:
+    return demo_models["demo-tiny-sd15-inpaint"]
+
+
+@pytest.fixture(scope="module")
+def vae(demo_inpaint: Path) -> Any:
     from diffusers import AutoencoderKL
 
-    from stablenew_qt.engine.demo import ensure_demo_model
-
-    folder: Path = ensure_demo_model("demo-tiny-sd15-inpaint", tmp_path_factory.mktemp("demo"))
-    return AutoencoderKL.from_pretrained(folder, subfolder="vae").eval()
+    return AutoencoderKL.from_pretrained(demo_inpaint, subfolder="vae").eval()
 
 
 def _encode(vae: Any) -> Any:
@@ -239,3 +241,38 @@ def test_fill_equals_a1111s_pixel_for_pixel_on_a_soft_mask() -> None:
     image = _image(67, 45, seed=9)
     mask = blur_mask(_rect_mask((67, 45), (10, 5, 40, 30)), 4)
     assert np.array_equal(np.asarray(fill(image, mask)), np.asarray(_a1111_fill(image, mask)))
+
+
+def test_one_inpaint_pass_through_ksampling_on_the_demo_inpainting_model(demo_inpaint: Path) -> None:
+    """The seam the img2img stage will use: prepare -> encode -> inpaint_latents -> sample -> finish."""
+    import diffusers
+
+    from stablenew_qt.engine.conds import BatchCond, PromptCond, ScheduledCond, TextCond
+    from stablenew_qt.engine.ksampling import DenoiserModel, ImageNoise, NoiseSpec, SamplingConds, sample
+
+    pipe = diffusers.StableDiffusionInpaintPipeline.from_pretrained(demo_inpaint)
+    image, mask = _image(64, 64, seed=4), _rect_mask((64, 64), (16, 8, 40, 32))
+    job = prepare_inpaint(image, mask, _cfg(masked_content="fill"))
+    encode = _encode(pipe.vae)
+    latents = encode(to_tensor(job.image))
+    inputs = inpaint_latents(job, latents, encode=encode, inpainting_model=True)
+    model = DenoiserModel.from_pipeline(pipe)
+    assert model.needs_image_cond
+    with torch.no_grad():
+        pe, ne = pipe.encode_prompt("a red door", "cpu", 1, True, "")
+    conds = BatchCond(
+        cond=(PromptCond(((ScheduledCond(((10_000, TextCond(pe[0], None)),)), 1.0),)),),
+        uncond=(ScheduledCond(((10_000, TextCond(ne[0], None)),)),),
+    )
+    noise = ImageNoise(NoiseSpec(seeds=(11,)), tuple(latents.shape[1:]), "cpu")
+    out = sample(
+        model, "Euler a", "Automatic", 4, SamplingConds(conds), noise, cfg_scale=7.0,
+        init_latents=inputs.init_latents, denoise=0.75, mask=inputs.mask,
+        image_conditioning=inputs.image_conditioning,
+    )  # fmt: skip
+    keep = inputs.mask.expand_as(out) == 0
+    assert torch.equal(out[keep], inputs.init_latents[keep])  # A1111's final latent blend
+    result = np.asarray(finish_inpaint(job, _decode(pipe.vae, out)))
+    untouched = np.asarray(job.overlay_mask) == 0
+    assert np.array_equal(result[untouched], np.asarray(image)[untouched])
+    assert not np.array_equal(result[20, 28], np.asarray(image)[20, 28])
