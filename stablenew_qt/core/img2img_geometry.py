@@ -195,6 +195,24 @@ def processing_size(width: int, height: int, image_size: tuple[int, int]) -> tup
     return w, h
 
 
+def img2img_output_size(
+    width: int,
+    height: int,
+    input_size: tuple[int, int],
+    *,
+    only_masked: bool = False,
+    outpaint: tuple[int, int, int, int] = (0, 0, 0, 0),
+) -> tuple[int, int]:
+    """The size of the image an img2img pass hands on, as A1111 makes it.
+
+    ``outpaint`` is (left, right, top, bottom). "Only masked" pastes back into the full (grown)
+    image; otherwise the result has the processing size (:func:`processing_size`).
+    """
+    left, right, top, bottom = outpaint
+    canvas = (input_size[0] + left + right, input_size[1] + top + bottom)
+    return canvas if only_masked else processing_size(width, height, canvas)
+
+
 @dataclass(frozen=True)
 class OutpaintCanvas:
     """The grown canvas of an outpaint: ``image`` (edges stretched into the new area), ``mask``

@@ -15,6 +15,7 @@ from stablenew_qt.core.img2img_geometry import (
     crop_region,
     expand_to_aspect,
     outpaint_canvas,
+    img2img_output_size,
     processing_size,
     resize_image,
 )
@@ -207,3 +208,10 @@ def test_outpaint_of_nothing_is_the_image_and_an_empty_mask() -> None:
     assert np.array_equal(np.asarray(out.image), np.asarray(image)) and out.mask.getbbox() is None
     with pytest.raises(ValueError, match="negative"):
         outpaint_canvas(image, -8, 0, 0, 0)
+
+
+def test_output_size_is_the_processing_size_or_the_grown_image_for_only_masked() -> None:
+    assert img2img_output_size(512, 512, (333, 517)) == (512, 512)
+    assert img2img_output_size(0, 0, (333, 517), outpaint=(64, 0, 0, 8)) == (392, 520)
+    assert img2img_output_size(512, 512, (333, 517), only_masked=True) == (333, 517)
+    assert img2img_output_size(512, 512, (333, 517), only_masked=True, outpaint=(8, 8, 0, 0)) == (349, 517)
