@@ -14,8 +14,8 @@ from PIL import Image
 from stablenew_qt.core.img2img_geometry import (
     crop_region,
     expand_to_aspect,
-    outpaint_canvas,
     img2img_output_size,
+    outpaint_canvas,
     processing_size,
     resize_image,
 )
