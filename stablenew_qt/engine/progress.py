@@ -1,8 +1,10 @@
-"""Step callbacks: progress, previews and cancellation inside a diffusers call.
+"""Step callbacks: progress, previews and cancellation inside a denoising pass.
 
-diffusers calls ``callback_on_step_end`` after every scheduler step. Ours reports the step, makes a
-preview every few steps, and on cancel sets the pipeline's interrupt flag so the loop stops at the
-next step; the caller then discards the (noisy) result and raises CancelRequested.
+The stages' sampling loop (``ksampling.sample``, through ``engine.denoise.run_pass``) calls
+:meth:`StepReporter.sampler_step` after every sampler step and :meth:`StepReporter.check` before
+every UNet call, so a cancel stops the pass within one model evaluation. :meth:`callback` is the
+same for a diffusers pipeline call (``callback_on_step_end``: it sets the pipeline's interrupt flag
+and the caller raises CancelRequested afterwards), for code that still runs a pipeline.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ class StepReporter:
             return kwargs
 
         return on_step_end
+
+    def sampler_step(self, label: str, latents: Any) -> None:
+        """One step of the sampling loop (``ksampling.sample``'s callback): count it and preview
+        ``latents`` (the step's x0 estimate, UNet latent space) every ``preview_every`` steps."""
+        self.done = min(self.done + 1, self.total)
+        preview = None
+        if self.make_preview and self.preview_every and self.done % self.preview_every == 0:
+            preview = self.make_preview(latents)
+        self.progress(self.done, self.total, preview, label)
 
     def check(self) -> None:
         """Raise CancelRequested if the run was cancelled (call after every pipeline call)."""
