@@ -258,7 +258,7 @@ def vae_encode_tensor(pipe: Any, pixels: torch.Tensor) -> torch.Tensor:
     device = execution_device(pipe)
     with torch.no_grad(), _vae_precision(vae) as dtype:
         dist = vae.encode(pixels.to(device, dtype)).latent_dist
-        latents = dist.mean.float()
+        latents: torch.Tensor = dist.mean.float()
     scaling = float(vae.config.scaling_factor)
     mean, std = _latent_stats(vae, latents)
     if mean is not None and std is not None:

@@ -33,7 +33,9 @@ def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> St
         )
     reporter.make_preview = ctx.previewer(loaded.family.value)
     width, height = payload.images[0].size
-    info = StageInfo(model_name=loaded.name, model_hash=loaded.model_hash, params={"Size": f"{width}x{height}"})
+    info = StageInfo(
+        model_name=loaded.name, model_hash=loaded.model_hash, params={"Size": f"{width}x{height}"}
+    )
     if i2i.denoise <= 0:
         return StageResult(tuple(payload.images), info)
     # 2. conditioning

@@ -132,7 +132,9 @@ def _refiner_switch(
     return RefinerSwitch(denoise.denoiser_for(refiner, refiner=True), conds, config.txt2img.refiner_switch_at)
 
 
-def _decode(ctx: EngineContext, loaded: LoadedModel, latents: Any, size: tuple[int, int]) -> list[Image.Image]:
+def _decode(
+    ctx: EngineContext, loaded: LoadedModel, latents: Any, size: tuple[int, int]
+) -> list[Image.Image]:
     ctx.tile_vae_for(loaded.pipe, *size)
     return denoise.vae_decode(loaded.pipe, latents)
 
