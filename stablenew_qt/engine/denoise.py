@@ -41,6 +41,7 @@ from .ksampling import (
     SamplerOptions,
     SamplingConds,
     StepReport,
+    alphas_cumprod_from_config,
     sample,
     sampler_spec,
 )
@@ -90,7 +91,7 @@ def denoiser_for(loaded: LoadedModel, *, refiner: bool = False) -> DenoiserModel
     device = execution_device(pipe)
     if model.device != device:  # offloaded: the hooks move the UNet, the loop works on `device`
         model.device = device
-        model.alphas_cumprod = model.alphas_cumprod.to(device)
+        model.alphas_cumprod = alphas_cumprod_from_config(config)[0].to(device)  # not from meta
     return model
 
 

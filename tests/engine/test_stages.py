@@ -1,6 +1,7 @@
 """The real engine on tiny random-weight models: every stage and combination through the runner.
 
-These run real diffusers code on the CPU (the same code paths a CUDA user runs, in fp32). The
+These run the real engine on the CPU (A1111's sampling loop on the diffusers UNet, VAE and text
+encoders: the same code paths a CUDA user runs, in fp32). The
 demo models come from the session fixture ``demo_models`` (tests/engine/conftest.py).
 """
 
@@ -257,40 +258,7 @@ def test_cancel_at_step_k_stops_within_one_step(
     assert not (tmp_path / "runs").exists(), "nothing partial is written"
 
 
-def test_parity_with_hand_written_diffusers(executor, tmp_path: Path, demo_models: dict[str, Path]) -> None:
-    """The runner's txt2img + img2img equals the same chain written by hand with diffusers."""
-    import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
-
-    config = _config(img2img={"enabled": True, "steps": 6, "denoise": 0.5})
-    result, _ = _run(executor, config, tmp_path)
-
-    pipe = StableDiffusionPipeline.from_pretrained(demo_models[SD15], dtype=torch.float32)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="linspace")
-    first = pipe(
-        "a red apple on a table",
-        negative_prompt="blurry",
-        num_inference_steps=4,
-        guidance_scale=7.0,
-        width=64,
-        height=64,
-        generator=[torch.Generator("cpu").manual_seed(42)],
-    ).images
-    i2i = StableDiffusionImg2ImgPipeline.from_pipe(pipe)
-    i2i.set_progress_bar_config(disable=True)
-    i2i.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="linspace")
-    steps, strength = 6, (int(0.5 * 6) + 1) / 6 + 1e-6
-    final = i2i(
-        ["a red apple on a table"],
-        negative_prompt=["blurry"],
-        image=first,
-        num_inference_steps=steps,
-        strength=strength,
-        guidance_scale=7.0,
-        generator=[torch.Generator("cpu").manual_seed(42)],
-    ).images
-    assert np.array_equal(np.asarray(final[0]), _pixels(result)[0])
+# Parity of every pass with a hand-built ksampling.sample call: tests/engine/test_stage_sampling.py.
 
 
 def test_missing_model_is_a_clear_error(executor, tmp_path: Path) -> None:
@@ -302,7 +270,7 @@ def test_missing_model_is_a_clear_error(executor, tmp_path: Path) -> None:
 
 
 def test_scheduler_does_not_drift_between_jobs(executor, tmp_path: Path, demo_models) -> None:
-    """Each job builds its scheduler from the model's own config, whatever the last job used."""
+    """Each job samples with the model's own noise schedule, whatever sampler the last job used."""
     ddim = _config(txt2img={"sampler": "DDIM", "scheduler": "Automatic"})
     fresh = DiffusersExecutor(
         EngineSettings(
