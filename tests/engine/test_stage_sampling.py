@@ -193,8 +193,9 @@ def test_hires_with_overrides_equals_hand_built_passes(executor, hand, tmp_path:
     first = _txt2img_latents(pipe)
     init = upscale_latents(first, "Latent", (16, 16))
     batch = PromptEncoder.from_pipeline(pipe).encode_batch(["a [green:yellow:2] pear"], ["dark"], 4, 3)
+    model, noise = DenoiserModel.from_pipeline(pipe), _noise(42, (128, 128))
     latents = sample(
-        DenoiserModel.from_pipeline(pipe), "DPM++ 2M", "Karras", 3, SamplingConds(batch), _noise(42, (128, 128)),
+        model, "DPM++ 2M", "Karras", 3, SamplingConds(batch), noise,
         cfg_scale=7.0, init_latents=init, denoise=0.6, fixed_steps=True,
     )  # fmt: skip
     assert np.array_equal(_pixels(result.images[0]), _pixels(_decode(pipe, latents)))
