@@ -384,7 +384,6 @@ def _load_runner_side(executor: DiffusersExecutor, config: RunConfig, clock: Clo
     t0 = clock()
     ctx.detector(config.adetailer.units[0].adetailer_model)  # hashes, scans and loads the file
     loaded = ctx.cache.base(config.txt2img.model)
-    ctx.cache.inpaint(loaded)
     return loaded.family.value, clock() - t0, ctx.cache.loads
 
 

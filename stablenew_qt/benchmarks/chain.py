@@ -278,7 +278,6 @@ def _time_cache_loads(executor: DiffusersExecutor, config: RunConfig, clock: Clo
     before, t0 = cache.loads, clock()
     base = cache.base(config.txt2img.model)
     cache.refiner(config.txt2img.refiner_model_name or "", base)
-    cache.img2img(base)
     return clock() - t0, cache.loads - before
 
 

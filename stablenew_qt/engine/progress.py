@@ -19,12 +19,6 @@ from ..core.errors import CancelRequested
 from ..core.executor import CancelToken, ProgressCallback
 
 
-def request_interrupt(pipe: Any) -> None:
-    """Ask a running diffusers pipeline to stop at its next step (the documented ``_interrupt`` flag;
-    diffusers resets it at the start of every ``__call__``)."""
-    pipe._interrupt = True
-
-
 @dataclass
 class StepReporter:
     """Counts steps across the passes of one stage (first pass, refiner, hires) and reports them.
@@ -39,24 +33,6 @@ class StepReporter:
     preview_every: int = 0
     make_preview: Callable[[Any], Image.Image] | None = None
     done: int = 0
-
-    def callback(self, label: str) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
-        """A ``callback_on_step_end`` for one pipeline call labelled ``label``."""
-
-        def on_step_end(pipe: Any, step_index: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            if self.token.cancelled:
-                request_interrupt(pipe)
-                return kwargs
-            self.done = min(self.done + 1, self.total)
-            preview = None
-            if self.make_preview and self.preview_every and self.done % self.preview_every == 0:
-                latents = kwargs.get("latents")
-                if latents is not None:
-                    preview = self.make_preview(latents)
-            self.progress(self.done, self.total, preview, label)
-            return kwargs
-
-        return on_step_end
 
     def sampler_step(self, label: str, latents: Any) -> None:
         """One step of the sampling loop (``ksampling.sample``'s callback): count it and preview

@@ -20,8 +20,8 @@ from stablenew_qt.core.executor import CancelToken
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner, RunResult
 from stablenew_qt.core.sequencer import StageName
+from stablenew_qt.engine.denoise import img2img_step_count
 from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
-from stablenew_qt.engine.sampling import hires_schedule, img2img_schedule
 
 SD15 = "demo-tiny-sd15"
 SDXL = "demo-tiny-sdxl"
@@ -155,8 +155,7 @@ def test_hires_every_upscaler_mode(executor, tmp_path: Path, mode: str) -> None:
     result, events = _run(executor, config, tmp_path)
     assert result.status == "COMPLETED", result.error
     assert result.images[0].size == (96, 96)
-    n, strength = hires_schedule(4, 0.5)
-    assert (n, int(n * strength)) == (8, 4), (
+    assert img2img_step_count(4, 0.5, fixed_steps=True) == 4, (
         "A1111: 4 hires steps at 0.5 run the last 4 of an 8-step schedule"
     )
     assert _steps(events, StageName.TXT2IMG) == list(range(1, 9))
@@ -207,8 +206,7 @@ def test_img2img_step_parity_from_file(executor, tmp_path: Path) -> None:
     result, events = _run(executor, config, tmp_path)
     assert result.status == "COMPLETED", result.error
     assert result.images[0].size == (72, 64)
-    n, strength = img2img_schedule(10, 0.35)
-    assert len(_steps(events, StageName.IMG2IMG)) == int(0.35 * 10) + 1 == int(n * strength)
+    assert len(_steps(events, StageName.IMG2IMG)) == int(0.35 * 10) + 1 == img2img_step_count(10, 0.35)
 
 
 def test_full_chain_through_the_runner(executor, tmp_path: Path) -> None:

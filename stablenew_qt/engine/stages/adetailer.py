@@ -233,7 +233,7 @@ def _inpaint(
             ad.match_inpaint_bbox_size, prepared.bbox, (width, height), loaded.is_sdxl
         )
     ratio = bbox_area(prepared.bbox) / (image.width * image.height)
-    # unclamped, as the extension passes it on: img2img_schedule caps it at 0.999 as A1111 does
+    # unclamped, as the extension passes it on: the loop caps it at 0.999 as A1111 does
     strength = dynamic_denoise(unit.adetailer_strength, ratio, ad.dynamic_denoise_power)
     blurred = blur_mask(prepared.mask, unit.adetailer_mask_blur)
     region = (
