@@ -322,3 +322,45 @@ def test_sequential_cpu_offload_runs_on_cuda(demo_models: dict[str, Path]) -> No
     reference = _offloaded_latents(demo_models[SD15], "model", "cuda")
     sequential = _offloaded_latents(demo_models[SD15], "sequential", "cuda")
     assert torch.allclose(sequential, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "calls"),
+    [
+        ({}, 4),
+        ({"txt2img": {"enabled": False}, "img2img": {"enabled": True, "steps": 4, "denoise": 0.8}}, 4),
+    ],
+    ids=["txt2img", "img2img"],
+)
+def test_prompt_editing_switches_at_a1111s_denoiser_steps(
+    executor, tmp_path: Path, overrides: dict[str, Any], calls: int
+) -> None:
+    """A hook on the UNet sees the texts A1111 feeds. Its schedule for 4 steps counts steps from 1
+    (``[cat:dog:1]``: cat up to step 1; ``[red|blue]``: red at odd steps), giving (1, cat red),
+    (2, dog blue), (3, dog red), (4, dog blue); its CFG denoiser counts calls from 0 and takes the
+    first entry ending at or after the call: cat red, cat red, dog blue, dog red. img2img counts
+    its own calls from 0 over a schedule of its nominal steps, as A1111 does."""
+    source = tmp_path / "in.png"
+    Image.new("RGB", (64, 64), (120, 80, 40)).save(source)
+    prompt = "a [cat:dog:1] [red|blue]"
+    config = _config(prompt=prompt, input_image_path=str(source), **overrides)
+    ctx = executor.context
+    loaded = ctx.cache.base(SD15)
+    seen: list[torch.Tensor] = []
+    handle = loaded.pipe.unet.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.append(kw["encoder_hidden_states"][0].clone()), with_kwargs=True
+    )
+    try:
+        _run(executor, config, tmp_path)
+    finally:
+        handle.remove()
+    assert len(seen) == calls
+    encoder = ctx.prompt_encoder(loaded, ConditioningOptions())
+    texts = ["a cat red", "a cat blue", "a dog red", "a dog blue"]
+    expected = [encoder.encode_schedule(t, 4).entries[0][1].crossattn for t in texts]
+    schedule = encoder.encode_prompt(prompt, 4).parts[0][0]
+    for step, row in enumerate(seen):
+        want = schedule.at(step).crossattn
+        assert torch.equal(row, want.to(row)), step
+    order = [next(i for i, e in enumerate(expected) if torch.allclose(r, e, atol=1e-5)) for r in seen]
+    assert [texts[i] for i in order] == ["a cat red", "a cat red", "a dog blue", "a dog red"]
