@@ -364,3 +364,26 @@ def test_prompt_editing_switches_at_a1111s_denoiser_steps(
         assert torch.equal(row, want.to(row)), step
     order = [next(i for i, e in enumerate(expected) if torch.allclose(r, e, atol=1e-5)) for r in seen]
     assert [texts[i] for i in order] == ["a cat red", "a cat red", "a dog blue", "a dog red"]
+
+
+def test_img2img_on_the_sdxl_refiner_uses_its_one_encoder_and_aesthetic_ids(
+    executor, hand, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.png"
+    Image.new("RGB", (64, 64), (30, 140, 200)).save(source)
+    config = _config(
+        input_image_path=str(source),
+        txt2img={"enabled": False, "model": SDXL},
+        img2img={"enabled": True, "model": REFINER, "steps": 4, "denoise": 0.6, "seed": 8},
+    )
+    result, _ = _run(executor, config, tmp_path)
+    pipe = hand[REFINER]
+    pixels = pipe.image_processor.preprocess(Image.open(source).convert("RGB"), height=64, width=64)
+    with torch.no_grad():
+        init = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
+    conds = _conds(pipe, PROMPT, NEGATIVE, 4, (64, 64))
+    latents = sample(
+        DenoiserModel.from_pipeline(pipe), "Euler", "Automatic", 4, conds, _noise(8, (64, 64)),
+        cfg_scale=7.0, init_latents=init, denoise=0.6,
+    )  # fmt: skip
+    assert np.array_equal(_pixels(result.images[0]), _pixels(_decode(pipe, latents)))
