@@ -387,3 +387,14 @@ def test_img2img_on_the_sdxl_refiner_uses_its_one_encoder_and_aesthetic_ids(
         cfg_scale=7.0, init_latents=init, denoise=0.6,
     )  # fmt: skip
     assert np.array_equal(_pixels(result.images[0]), _pixels(_decode(pipe, latents)))
+
+
+def test_variation_batch_keeps_the_seed_and_steps_the_variation_seed(executor, tmp_path: Path) -> None:
+    """A1111: with a variation seed on, image i of a batch has the seed and variation seed + i,
+    so image 1 of a batch is the single image with variation seed + 1."""
+    batch = _run(executor, _config(batch_size=2, subseed=1234, subseed_strength=0.5), tmp_path)[0]
+    assert batch.seeds == (42, 42)
+    a, b = (_pixels(im) for im in batch.images)
+    assert not np.array_equal(a, b)
+    single = _run(executor, _config(subseed=1235, subseed_strength=0.5), tmp_path)[0].images[0]
+    assert np.array_equal(b, _pixels(single))
