@@ -1,7 +1,7 @@
 """img2img on the previous stage's images (or the input image), as A1111's img2img tab runs it,
 inpaint and outpaint included.
 
-1. Load the model (img2img's own, or txt2img's).
+1. Load the model (img2img's own, or txt2img's): SD1.x or SDXL, base, refiner or 9-channel inpainting.
 2. Bring the images to the processing size (``width``/``height``, 0 = the image's own side floored
    to 8) with the resize mode, or, for an inpaint pass (mask file, the input's alpha, outpaint),
    prepare mask, crop and masked content; VAE-encode them (:mod:`.inpaint_pass`).
@@ -34,7 +34,7 @@ def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> St
     i2i, t2i = config.img2img, config.txt2img
     # 1. model
     loaded = ctx.cache.base(i2i.model or t2i.model, t2i.vae if not i2i.model else None)
-    if loaded.family not in (ModelFamily.SD15, ModelFamily.SDXL, ModelFamily.SDXL_REFINER):
+    if loaded.family is ModelFamily.SD2:
         raise ModelError(
             f"'{loaded.name}' is {describe(loaded.family)}: choose an SD1.x or SDXL model for img2img"
         )
