@@ -229,11 +229,23 @@ def inpaint_latents(
 def image_conditioning(job: InpaintJob, latents: torch.Tensor, encode: VaeEncode) -> torch.Tensor:
     """A1111 ``inpainting_image_conditioning`` with mask weight 1: [rounded mask at latent size
     (nearest), latents of the image whose masked pixels are 0 in [-1, 1]]; [1, 5, h, w]."""
+    return masked_image_conditioning(to_tensor(job.image), job.mask, latents, encode)
+
+
+def masked_image_conditioning(
+    pixels: torch.Tensor, mask: Image.Image, latents: torch.Tensor, encode: VaeEncode
+) -> torch.Tensor:
+    """:func:`image_conditioning` from ``pixels`` ([1, 3, H, W] in [-1, 1]) and an "L" ``mask``
+    (LANCZOS-resized to H x W when its size differs); ``latents`` give the latent size and dtype.
+    Shared by the img2img stage and ADetailer."""
     import torch
 
-    source = to_tensor(job.image)
-    pixel_mask = torch.round(torch.from_numpy(np.asarray(job.mask, np.float32) / 255.0))[None, None]
-    masked = encode(source * (1.0 - pixel_mask)).to(latents)
+    size = (pixels.shape[-1], pixels.shape[-2])
+    grey = mask.convert("L")
+    if grey.size != size:
+        grey = grey.resize(size, Image.Resampling.LANCZOS)
+    pixel_mask = torch.round(torch.from_numpy(np.asarray(grey, np.float32) / 255.0))[None, None]
+    masked = encode(pixels * (1.0 - pixel_mask.to(pixels))).to(latents)
     small = torch.nn.functional.interpolate(pixel_mask, size=tuple(latents.shape[-2:])).to(latents)
     return torch.cat([small.expand(masked.shape[0], -1, -1, -1), masked], dim=1)
 
