@@ -18,7 +18,9 @@ Steps (A1111 ``StableDiffusionProcessingImg2Img.init``, stage-semantics §1.4):
    image and mask cropped and "resize and fill"-ed to the processing size; the overlay mask is the
    full-size blurred mask. "whole picture": image and mask resized with the resize mode; the
    overlay mask is the blurred mask doubled and clipped.
-3. Masked content "fill": the masked area is blur-filled from its surroundings (A1111 ``fill``).
+3. Masked content other than "original" ("fill", and, as A1111 does, "latent noise" and "latent
+   nothing" before their latents are replaced): the masked area is blur-filled from its
+   surroundings (A1111 ``fill``).
 4. Latent mask: the processed mask resized to the latent grid (Pillow's default filter), /255,
    rounded; 1 = repaint. "latent noise" / "latent nothing" replace the masked latents.
 5. 9-channel models: ``image_conditioning`` = [mask at latent size (nearest), latents of the image
@@ -67,7 +69,8 @@ class EmptyMask(ValueError):
 class InpaintJob:
     """The pixel side of one inpaint pass.
 
-    ``image`` is what gets VAE-encoded (processing size, masked content "fill" applied);
+    ``image`` is what gets VAE-encoded (processing size; ``fill`` applied unless masked content
+    is "original");
     ``mask`` the processed blurred mask ("L", processing size) the latent mask comes from;
     ``original`` and ``overlay_mask`` are what :func:`finish_inpaint` composites onto (the full
     image for "only masked", the resized image otherwise); ``region`` is the "only masked" crop
@@ -145,7 +148,7 @@ def _job(
     region: Region | None,
     cfg: Img2ImgConfig,
 ) -> InpaintJob:
-    if cfg.masked_content == "fill":
+    if cfg.masked_content != "original":  # A1111 fills for the latent choices too (inpainting_fill != 1)
         work = fill(work, work_mask)
     return InpaintJob(work, work_mask, original, overlay, region, cfg.masked_content)
 
