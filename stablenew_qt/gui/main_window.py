@@ -410,6 +410,8 @@ class MainWindow(QMainWindow):
         self.session.close()
         self.results_panel.shutdown()
         self.progress_panel.shutdown()
+        for card in self.cards.values():
+            card.shutdown()  # the mask editor's pending writes
         self.status.close()
         self.log_panel.detach()
         super().closeEvent(event)
