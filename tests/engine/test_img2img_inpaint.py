@@ -12,16 +12,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from stablenew_qt.core import events as ev
 from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.executor import CancelToken
+from stablenew_qt.core.img2img_geometry import resize_image
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner, RunResult
 from stablenew_qt.core.sequencer import StageName
 from stablenew_qt.engine.adetailer.masks import blur_mask
+from stablenew_qt.engine.conditioning import PromptEncoder
 from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
+from stablenew_qt.engine.inpaint import finish_inpaint, inpaint_latents, prepare_inpaint
+from stablenew_qt.engine.ksampling import DenoiserModel, ImageNoise, NoiseSpec, SamplingConds, sample
 
 SD15, SD15_INPAINT = "demo-tiny-sd15", "demo-tiny-sd15-inpaint"
 SDXL, SDXL_INPAINT = "demo-tiny-sdxl", "demo-tiny-sdxl-inpaint"
@@ -252,3 +257,59 @@ def test_cancel_mid_inpaint_stops_within_one_step(executor, files, tmp_path: Pat
     assert result.failed_stage is StageName.IMG2IMG
     assert seen[-1] == 2, "no step is reported after the cancel"
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("mode", ["just resize", "crop and resize", "resize and fill", "latent upscale"])
+def test_denoise_zero_hands_on_the_resized_input(executor, tmp_path: Path, mode: str) -> None:
+    """Nothing is sampled: what goes on is exactly A1111's resize of the input (the latent mode
+    resizes latents, so its pixels are "just resize")."""
+    path = tmp_path / "odd.png"
+    _noise_image((75, 69)).save(path)
+    out = _done(executor, _config(path, width=64, height=96, resize_mode=mode, denoise=0.0), tmp_path)[0]
+    pixel_mode = "just resize" if mode == "latent upscale" else mode
+    expected = resize_image(pixel_mode, _noise_image((75, 69)), 64, 96)  # type: ignore[arg-type]
+    assert np.array_equal(out, np.asarray(expected))
+
+
+@pytest.mark.parametrize(
+    ("model", "content"),
+    [(SD15, "original"), (SD15, "latent noise"), (SD15_INPAINT, "original"), (SD15_INPAINT, "latent noise")],
+)
+def test_an_inpaint_pass_equals_a_hand_built_sample_call(
+    executor, files, demo_models: dict[str, Path], tmp_path: Path, model: str, content: str
+) -> None:
+    """The stage feeds ``sample`` exactly the library's init latents, latent mask, latent noise
+    (the seed's first draw) and, for the 9-channel model, image conditioning: bit for bit.
+
+    The init image goes through diffusers' ``image_processor.preprocess`` as in the plain
+    img2img parity test (same values as ``to_tensor``, but its memory layout makes the VAE's
+    convolutions round differently, by about 1e-7)."""
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+    config = _config(files["image"], model, mask_path=str(files["mask"]), masked_content=content, denoise=1.0)
+    out = _done(executor, config, tmp_path)[0]
+    nine = model == SD15_INPAINT
+    kind = StableDiffusionInpaintPipeline if nine else StableDiffusionPipeline
+    pipe = kind.from_pretrained(demo_models[model], dtype=torch.float32)
+    scale = pipe.vae.config.scaling_factor
+
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return pipe.vae.encode(pixels).latent_dist.mean * scale  # type: ignore[no-any-return]
+
+    job = prepare_inpaint(_noise_image(), _mask(), config.img2img)
+    latents = encode(pipe.image_processor.preprocess(job.image, height=SIZE[1], width=SIZE[0]))
+    noise = ImageNoise(NoiseSpec(seeds=(42,)), (4, 8, 10), "cpu").next()
+    inputs = inpaint_latents(job, latents, noise=noise, encode=encode, inpainting_model=nine)
+    assert (inputs.image_conditioning is not None) == nine
+    conds = SamplingConds(PromptEncoder.from_pipeline(pipe).encode_batch([config.prompt], ["blurry"], 4))
+    result = sample(
+        DenoiserModel.from_pipeline(pipe), "Euler", "Automatic", 4, conds,
+        ImageNoise(NoiseSpec(seeds=(42,)), (4, 8, 10), "cpu"), cfg_scale=7.0,
+        init_latents=inputs.init_latents, denoise=1.0, mask=inputs.mask,
+        image_conditioning=inputs.image_conditioning,
+    )  # fmt: skip
+    with torch.no_grad():
+        decoded = pipe.vae.decode(result / scale, return_dict=False)[0]
+    expected = finish_inpaint(job, pipe.image_processor.postprocess(decoded, output_type="pil")[0])
+    assert np.array_equal(out, np.asarray(expected))
