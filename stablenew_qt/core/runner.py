@@ -137,6 +137,8 @@ class PipelineRunner:
         started = datetime.now().astimezone()
         run_id = new_run_id(started)
         preflight(self.output, plan, config)
+        for warning in _engine_check(self.executor, config):
+            log.warning("%s: %s", run_id, warning)
         state = _RunState(
             run_id,
             config,
@@ -358,6 +360,13 @@ class PipelineRunner:
             except Exception:
                 # A broken hook must never break or lose a run.
                 log.exception("learning hook %r failed", hook)
+
+
+def _engine_check(executor: Executor, config: RunConfig) -> list[str]:
+    """The engine's own check of ``config`` before anything runs (``check_run``, optional: the
+    diffusers engine resolves LoRA tags against the installed files). Raises ConfigError."""
+    check: Callable[[RunConfig], list[str]] | None = getattr(executor, "check_run", None)
+    return list(check(config)) if check is not None else []
 
 
 def _payload(

@@ -3,7 +3,8 @@ pipelines, upscalers and detectors (all under one memory budget), and preview se
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ from PIL import Image
 from ..core.executor import CancelToken, ProgressCallback
 from .adetailer.detector import Detector, DetectorCache, DetectorTrust
 from .device import DeviceChoice
+from .extra_networks_run import ExtraNetworks
 from .memory import MemoryBudget
 from .models import ModelCatalog
-from .pipelines import PipelineCache
+from .pipelines import LoadedModel, PipelineCache
 from .progress import StepReporter
 from .upscalers import Upscaler, UpscalerCache
 
@@ -38,6 +40,7 @@ class EngineContext:
     detectors: DetectorCache
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
+    _extra_networks: ExtraNetworks | None = None
     _taesd: dict[Path, Any] = field(default_factory=dict)
     _ultralytics_ready: bool = False
 
@@ -94,3 +97,24 @@ class EngineContext:
             pipe.vae.enable_tiling()
         else:
             pipe.vae.disable_tiling()
+
+    # -- LoRAs and embeddings (engine/extra_networks_run.py) --------------------------------
+    @property
+    def extra_networks(self) -> ExtraNetworks:
+        """The LoRA/embedding catalog of ``models_dir`` and the per-pipeline LoRA managers."""
+        if self._extra_networks is None:
+            self._extra_networks = ExtraNetworks.for_models(self.models_dir)
+        return self._extra_networks
+
+    @contextmanager
+    def lora_suspended(self, model: LoadedModel) -> Iterator[None]:
+        """No LoRA active on ``model`` in the block (the SDXL refiner's prompt encoding)."""
+        from .extra_networks_run import lora_suspended
+
+        with lora_suspended(self, model):
+            yield
+
+    def _embedding_args(self, model: LoadedModel) -> dict[str, Any]:
+        from .extra_networks_run import embedding_args_for
+
+        return embedding_args_for(self, model)

@@ -175,6 +175,10 @@ class PipelineCache:
             return loaded.pipe
         return self._derived(loaded, "inpaint", _INPAINT_CLASS)
 
+    def family_of(self, model: str) -> ModelFamily:
+        """The family of checkpoint ``model`` from its header or config (nothing is loaded)."""
+        return self._family(self._resolve_checkpoint(model))
+
     def resident(self) -> list[str]:
         """Names of the resident models, least recently used first."""
         return [m.name for m in self._models.values()]
