@@ -73,6 +73,8 @@ class ExtraNetworks:
     _embeddings: EmbeddingStore | None = None
     #: The LoRAs (name as written, entry) each pipeline's last activation used, for the infotext.
     last: dict[int, list[tuple[str, LoraEntry]]] = field(default_factory=dict)
+    #: Their multipliers (name as written -> te, unet, count), for the manifest.
+    weights: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @classmethod
     def for_models(cls, models_dir: Path) -> ExtraNetworks:
@@ -227,6 +229,9 @@ def activate_for_prompt(ctx: EngineContext, model: LoadedModel, *prompts: str) -
     wanted = activations_for(ctx, model, *prompts)
     networks = ctx.extra_networks
     networks.last[id(model.pipe)] = [(name, a.entry) for name, a in wanted]
+    networks.weights[id(model.pipe)] = {
+        name: {"te": a.te, "unet": a.unet, "count": a.count} for name, a in wanted
+    }
     if not wanted and model.pipe not in _managed(networks):
         return None
     applied = networks.manager(model).apply([a for _name, a in wanted])
@@ -402,16 +407,22 @@ def embedding_warnings(library: EmbeddingLibrary, tokenize: Any, *prompts: str) 
 # -- infotext ---------------------------------------------------------------------------------
 
 
-def network_params(ctx: EngineContext, model: LoadedModel, *prompts: str) -> dict[str, str]:
+def network_params(ctx: EngineContext, model: LoadedModel, *prompts: str) -> dict[str, Any]:
     """``Lora hashes`` and ``TI hashes`` for what ``prompts`` used on ``model`` (A1111: ``"name:
     hash, ..."``, only the networks the prompt used; embeddings are matched by token ids)."""
     networks = ctx.extra_networks
-    params: dict[str, str] = {}
+    params: dict[str, Any] = {}
     loras = networks.last.get(id(model.pipe), [])
     if loras:
+        hashes = [networks.catalog.lora_hash(entry) for _name, entry in loras]
         params["Lora hashes"] = ", ".join(
-            f"{_hash_name(name)}: {networks.catalog.lora_hash(entry)}" for name, entry in loras
+            f"{_hash_name(name)}: {short}" for (name, _entry), short in zip(loras, hashes, strict=True)
         )
+        weights = networks.weights.get(id(model.pipe), {})
+        params["Lora files"] = [
+            {"name": name, "file": str(entry.path), "hash": short, **weights.get(name, {})}
+            for (name, entry), short in zip(loras, hashes, strict=True)
+        ]
     if networks.catalog.embeddings():
         from .embeddings.library import _tokenizer_of
 

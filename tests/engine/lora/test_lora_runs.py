@@ -1,0 +1,199 @@
+"""LoRA tags and embeddings in real runs: the runner, DiffusersExecutor and the demo SD 1.5 model.
+
+A run with ``<lora:detail:0.8>`` is compared with the same run where the LoRA was applied by hand
+(a LoraManager the run does not know about) and with the plain run; the counters show that a
+weight change reads no file and reloads no checkpoint, and that a bad tag fails before any load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from lora_files import build, sd15_layers, sdxl_layers, write, write_pt_embedding
+
+from stablenew_qt.core.config import RunConfig
+from stablenew_qt.core.errors import ConfigError
+from stablenew_qt.core.executor import CancelToken
+from stablenew_qt.core.infotext import read_image_metadata
+from stablenew_qt.core.outputs import OutputSettings
+from stablenew_qt.core.runner import PipelineRunner
+from stablenew_qt.engine.conditioning import PromptEncoder
+from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
+from stablenew_qt.engine.extra_networks_run import embedding_args_for, prompt_uses, strip_tags
+from stablenew_qt.engine.lora import LoraActivation, LoraManager
+
+
+@pytest.fixture
+def executor(models_dir: Path, demo_models: dict[str, Path]) -> DiffusersExecutor:
+    demo_root = next(iter(demo_models.values())).parent
+    return DiffusersExecutor(
+        EngineSettings(models_dir=models_dir, device="cpu", demo_dir=demo_root)  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def detail(models_dir: Path, reference_pipe: Any) -> Path:
+    """A kohya LoRA for the demo SD 1.5 model (UNet and text encoder)."""
+    return write(models_dir / "Lora" / "detail.safetensors", build(sd15_layers(reference_pipe()), seed=5))
+
+
+def _run(executor: DiffusersExecutor, tmp_path: Path, prompt: str, **data: Any) -> Any:
+    config = {
+        "prompt": prompt,
+        "seed": 7,
+        "txt2img": {"model": "demo-tiny-sd15", "width": 64, "height": 64, "steps": 2},
+        **data,
+    }
+    runner = PipelineRunner(executor, OutputSettings(tmp_path / "runs"))
+    result = runner.run(RunConfig.from_dict(config), CancelToken())
+    assert result.status == "COMPLETED", result.error
+    return result
+
+
+def _pixels(result: Any) -> np.ndarray:
+    return np.asarray(result.images[0], dtype=np.int16)
+
+
+def test_a_lora_tag_changes_the_image_and_equals_the_lora_applied_by_hand(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    plain = _pixels(_run(executor, tmp_path, "a lighthouse, "))
+    tagged = _pixels(_run(executor, tmp_path, "a lighthouse, <lora:detail:0.8>"))
+    assert np.abs(tagged - plain).max() > 0, "the LoRA changed the image"
+    # By hand: the same LoRA through a manager the run knows nothing of, then an untagged run
+    # (the tag's text is cut, so both runs encode "a lighthouse, ").
+    by_hand = DiffusersExecutor(executor.settings)
+    model = by_hand.context.cache.base("demo-tiny-sd15")
+    entry = by_hand.context.extra_networks.catalog.resolve_lora("detail")
+    LoraManager(model.pipe, model.family).apply([LoraActivation(entry, 0.8, 0.8)])
+    assert np.array_equal(_pixels(_run(by_hand, tmp_path, "a lighthouse, ")), tagged)
+
+
+def test_the_next_job_without_the_tag_is_the_base_image_bit_for_bit(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    before = _pixels(_run(executor, tmp_path, "a lighthouse"))
+    _run(executor, tmp_path, "a lighthouse <lora:detail:1>")
+    after = _pixels(_run(executor, tmp_path, "a lighthouse"))
+    assert np.array_equal(before, after)
+
+
+def test_a_weight_change_reads_no_file_and_reloads_no_checkpoint(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    first = _pixels(_run(executor, tmp_path, "a lighthouse <lora:detail:0.5>"))
+    second = _pixels(_run(executor, tmp_path, "a lighthouse <lora:detail:1.2>"))
+    ctx = executor.context
+    manager = ctx.extra_networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert (manager.file_reads, ctx.cache.loads) == (1, 1)
+    assert [a.unet for a in manager.active] == [1.2]
+    assert np.abs(first - second).max() > 0
+
+
+def test_infotext_and_manifest_record_the_lora(executor: DiffusersExecutor, detail: Path, tmp_path: Path) -> None:
+    result = _run(executor, tmp_path, "a lighthouse <lora:detail:0.8>")
+    short = executor.context.extra_networks.catalog.lora_hash(
+        executor.context.extra_networks.catalog.resolve_lora("detail")
+    )
+    parameters = read_image_metadata(result.image_paths[0]).parameters
+    assert parameters.startswith("a lighthouse <lora:detail:0.8>\n"), "the prompt keeps its tag"
+    assert f'Lora hashes: "detail: {short}"' in parameters
+    assert "Lora files" not in parameters
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    (lora,) = manifest["stages"][0]["params"]["Lora files"]
+    assert lora == {"name": "detail", "file": str(detail), "hash": short, "te": 0.8, "unet": 0.8, "count": 1}
+
+
+def test_a_missing_lora_fails_before_any_model_loads(executor: DiffusersExecutor, detail: Path, tmp_path: Path) -> None:
+    runner = PipelineRunner(executor, OutputSettings(tmp_path / "runs"))
+    config = RunConfig.from_dict(
+        {"prompt": "a <lora:detial:1>", "txt2img": {"model": "demo-tiny-sd15", "width": 64, "height": 64}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        runner.run(config, CancelToken())
+    (problem,) = caught.value.problems
+    assert problem.field == "prompt" and "detial" in problem.message and "detail" in problem.message
+    assert executor.context.cache.loads == 0
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_lora_of_another_family_fails_before_any_model_loads(
+    executor: DiffusersExecutor, models_dir: Path, reference_pipe: Any, tmp_path: Path
+) -> None:
+    write(models_dir / "Lora" / "xl_style.safetensors", build(sdxl_layers(reference_pipe("demo-tiny-sdxl"))))
+    config = RunConfig.from_dict(
+        {
+            "prompt": "a cat",
+            "txt2img": {
+                "model": "demo-tiny-sd15",
+                "width": 64,
+                "height": 64,
+                "hires_enabled": True,
+                "hires_prompt": "a cat <lora:xl_style:1>",
+            },
+        }
+    )
+    with pytest.raises(ConfigError) as caught:
+        executor.check_run(config)
+    (problem,) = caught.value.problems
+    assert problem.field == "txt2img.hires_prompt"
+    assert "made for SDXL" in problem.message and "SD" in problem.message
+    assert executor.context.cache.loads == 0
+
+
+def test_hypernetwork_tags_are_a_warning_and_cut_from_the_prompt(
+    executor: DiffusersExecutor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        tagged = _pixels(_run(executor, tmp_path, "a lighthouse <hypernet:anime:1>"))
+    assert any("hypernetworks are not supported" in r.getMessage() for r in caplog.records)
+    assert np.array_equal(tagged, _pixels(_run(executor, tmp_path, "a lighthouse ")))
+
+
+def test_every_stage_prompt_is_checked() -> None:
+    config = RunConfig.from_dict(
+        {
+            "prompt": "<lora:a:1>",
+            "negative_prompt": "plain",
+            "txt2img": {"model": "m", "hires_enabled": True, "hires_negative_prompt": "<lora:b:1>"},
+            "img2img": {"enabled": True, "model": "other", "prompt": "<lora:c:1>"},
+            "adetailer": {"enabled": True, "units": [{"adetailer_prompt": "<lora:d:1>"}]},
+        }
+    )
+    assert [(u.field, u.model) for u in prompt_uses(config)] == [
+        ("prompt", "m"),
+        ("txt2img.hires_negative_prompt", "m"),
+        ("img2img.prompt", "other"),
+        ("adetailer.units.0.adetailer_prompt", "m"),
+    ]
+    assert strip_tags("a, <lora:a:1>, b") == "a, , b"
+
+
+def test_embeddings_in_prompt_and_negative_change_the_conditioning(
+    executor: DiffusersExecutor, models_dir: Path
+) -> None:
+    ctx = executor.context
+    model = ctx.cache.base("demo-tiny-sd15")
+    assert embedding_args_for(ctx, model) == {}, "no embedding installed: nothing to pass"
+    width = model.pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    write_pt_embedding(models_dir / "embeddings" / "shiny.pt", torch.randn(2, width) * 3)
+    ctx.extra_networks.catalog.refresh()
+    args = embedding_args_for(ctx, model)
+    assert set(args) == {"embeddings", "embedding_override"}
+    with_ti = PromptEncoder.from_pipeline(model.pipe, **args)
+    without = PromptEncoder.from_pipeline(model.pipe)
+    for negative in (False, True):
+        a = with_ti.encode_texts(["a shiny cat"], negative=negative)[0].crossattn
+        b = without.encode_texts(["a shiny cat"], negative=negative)[0].crossattn
+        assert (a - b).abs().max().item() > 1e-3
+        same = with_ti.encode_texts(["a dull cat"], negative=negative)[0].crossattn
+        assert torch.equal(same, without.encode_texts(["a dull cat"], negative=negative)[0].crossattn)
+    assert ctx.extra_networks.embeddings.loads == 1
+    embedding_args_for(ctx, model)
+    assert ctx.extra_networks.embeddings.loads == 1, "loaded once per model"
