@@ -96,7 +96,9 @@ def test_a_weight_change_reads_no_file_and_reloads_no_checkpoint(
     assert np.abs(first - second).max() > 0
 
 
-def test_infotext_and_manifest_record_the_lora(executor: DiffusersExecutor, detail: Path, tmp_path: Path) -> None:
+def test_infotext_and_manifest_record_the_lora(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
     result = _run(executor, tmp_path, "a lighthouse <lora:detail:0.8>")
     short = executor.context.extra_networks.catalog.lora_hash(
         executor.context.extra_networks.catalog.resolve_lora("detail")
@@ -110,7 +112,9 @@ def test_infotext_and_manifest_record_the_lora(executor: DiffusersExecutor, deta
     assert lora == {"name": "detail", "file": str(detail), "hash": short, "te": 0.8, "unet": 0.8, "count": 1}
 
 
-def test_a_missing_lora_fails_before_any_model_loads(executor: DiffusersExecutor, detail: Path, tmp_path: Path) -> None:
+def test_a_missing_lora_fails_before_any_model_loads(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
     runner = PipelineRunner(executor, OutputSettings(tmp_path / "runs"))
     config = RunConfig.from_dict(
         {"prompt": "a <lora:detial:1>", "txt2img": {"model": "demo-tiny-sd15", "width": 64, "height": 64}}
