@@ -192,3 +192,33 @@ def test_a_failing_scan_is_reported_not_raised(qtbot: Any) -> None:
         assert panel.status.text() == "Scan failed: PermissionError: models/Lora: permission denied"
     finally:
         panel.shutdown()
+
+
+def test_the_window_tab_inserts_at_the_prompt_cursor_with_focus(
+    qtbot: Any, make_main_window: Any, tmp_path: Path
+) -> None:
+    from stablenew_qt.core.config import RunConfig
+    from stablenew_qt.gui.extra_networks_tab import TAB_TITLE
+
+    detail = write_lora(tmp_path / "models" / "Lora" / "add_detail.safetensors", SD1_KEY)
+    detail.with_name("add_detail.json").write_text(json.dumps({"negative text": "blurry"}), encoding="utf-8")
+    window = make_main_window(config=RunConfig.from_dict({"prompt": "a cat"}))
+    tabs, panel = window.tabs, window.extra_networks.panel
+    assert tabs.tabText(tabs.indexOf(panel)) == TAB_TITLE
+    assert panel.lora_cards.count() == 0, "nothing is scanned before the tab is shown"
+    with qtbot.waitSignal(panel.refreshFinished, timeout=WAIT_MS):
+        tabs.setCurrentWidget(panel)
+    box = window.prompt_panel.prompt
+    cursor = box.textCursor()
+    cursor.setPosition(len("a cat"))
+    box.setTextCursor(cursor)
+    assert click(qtbot, panel, "add_detail")
+    qtbot.waitUntil(lambda: window.model.get("prompt") == "a cat <lora:add_detail:1>", timeout=WAIT_MS)
+    assert window.model.get("negative_prompt") == "(blurry:1)"
+    assert box.hasFocus()
+    cursor.setPosition(0)
+    box.setTextCursor(cursor)
+    assert click(qtbot, panel, "add_detail")
+    qtbot.waitUntil(
+        lambda: window.model.get("prompt") == "<lora:add_detail:1> a cat <lora:add_detail:1>", timeout=WAIT_MS
+    )
