@@ -190,7 +190,26 @@ def check_run(ctx: EngineContext, config: RunConfig) -> list[str]:
         problems += [ConfigProblem(use.field, p.message) for p in found]
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))
+    warnings += _per_pass_warnings(config, uses)
     return list(dict.fromkeys(warnings))
+
+
+#: Prompts whose LoRA tags are checked but not applied on their own yet: the stage applies the
+#: LoRAs of its main prompt (see docs/extra-networks.md, "In runs").
+_STAGE_PROMPT_ONLY = ("txt2img.hires_", "adetailer.units.")
+
+
+def _per_pass_warnings(config: RunConfig, uses: Sequence[PromptUse]) -> list[str]:
+    main = _lora_set(config.prompt) | _lora_set(config.negative_prompt)
+    return [
+        f"{use.field}: its own LoRA tags are not applied yet; this pass uses the LoRAs of the main prompt"
+        for use in uses
+        if use.field.startswith(_STAGE_PROMPT_ONLY) and _lora_set(use.text) - main
+    ]
+
+
+def _lora_set(text: str) -> set[str]:
+    return {tag.text for tag in extract_extra_networks(text)[1] if tag.name in LORA_TAG_NAMES}
 
 
 # -- applying them ----------------------------------------------------------------------------

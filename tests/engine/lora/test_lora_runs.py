@@ -201,3 +201,39 @@ def test_embeddings_in_prompt_and_negative_change_the_conditioning(
     assert ctx.extra_networks.embeddings.loads == 1
     embedding_args_for(ctx, model)
     assert ctx.extra_networks.embeddings.loads == 1, "loaded once per model"
+
+
+def test_a_hires_prompt_with_its_own_loras_is_checked_and_warned_about(
+    executor: DiffusersExecutor, detail: Path
+) -> None:
+    config = RunConfig.from_dict(
+        {
+            "prompt": "a cat <lora:detail:1>",
+            "txt2img": {
+                "model": "demo-tiny-sd15",
+                "hires_enabled": True,
+                "hires_prompt": "a cat <lora:detail:0.5>",
+            },
+        }
+    )
+    (warning,) = executor.check_run(config)
+    assert warning.startswith("txt2img.hires_prompt: its own LoRA tags are not applied yet")
+    same = config.model_copy(
+        update={"txt2img": config.txt2img.model_copy(update={"hires_prompt": "<lora:detail:1>"})}
+    )
+    assert executor.check_run(same) == []
+
+
+def test_lora_suspended_runs_the_block_without_loras_then_restores_them(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    ctx = executor.context
+    model = ctx.cache.base("demo-tiny-sd15")
+    with ctx.lora_suspended(model):  # no manager yet: nothing happens, nothing is created
+        pass
+    assert len(ctx.extra_networks.loras) == 0
+    _run(executor, tmp_path, "a lighthouse <lora:detail:0.7>")
+    manager = ctx.extra_networks.manager(model)
+    with ctx.lora_suspended(model):
+        assert manager.active == ()
+    assert [a.te for a in manager.active] == [0.7] and manager.file_reads == 1
