@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -335,6 +336,9 @@ def prepare_stage(
     if any(tag.name in LORA_TAG_NAMES for p in prompts for tag in extract_extra_networks(p)[1]):
         model = ctx.cache.base(*stage_model(payload.config, stage))
         activate_for_prompt(ctx, model, *prompts)
+    if model is not None and stage == "txt2img" and payload.config.txt2img.refiner_enabled:
+        refiner = ctx.cache.refiner(payload.config.txt2img.refiner_model_name or "", model)
+        encode_refiner_without_loras(ctx, model, refiner.pipe)
     for manager in list(_managed(networks).values()):
         if (model is None or manager is not networks.manager(model)) and manager.active:
             manager.deactivate()
@@ -367,6 +371,27 @@ def stage_params(
         return result
     info = replace(result.info, params={**result.info.params, **params})
     return replace(result, info=info)
+
+
+def encode_refiner_without_loras(ctx: EngineContext, base: LoadedModel, refiner_pipe: Any) -> None:
+    """Make ``refiner_pipe.encode_prompt`` run with no LoRA active on ``base`` (whose
+    ``text_encoder_2`` it shares): A1111's refiner has its own, unpatched text encoder. Installed
+    once per refiner pipeline; a no-op for stages that encode with ``PromptEncoder`` (they wrap
+    the refiner's encoding in ``ctx.lora_suspended(base)`` themselves)."""
+    if getattr(refiner_pipe, "_stablenew_lora_free_encode", False):
+        return
+    encode = refiner_pipe.encode_prompt
+    base_ref = weakref.ref(base)
+
+    def encode_prompt(*args: Any, **kwargs: Any) -> Any:
+        loaded = base_ref()
+        if loaded is None:
+            return encode(*args, **kwargs)
+        with lora_suspended(ctx, loaded):
+            return encode(*args, **kwargs)
+
+    refiner_pipe.encode_prompt = encode_prompt
+    refiner_pipe._stablenew_lora_free_encode = True
 
 
 # -- embeddings -------------------------------------------------------------------------------

@@ -237,3 +237,39 @@ def test_lora_suspended_runs_the_block_without_loras_then_restores_them(
     with ctx.lora_suspended(model):
         assert manager.active == ()
     assert [a.te for a in manager.active] == [0.7] and manager.file_reads == 1
+
+
+def test_the_sdxl_refiner_encodes_its_prompt_without_the_base_loras(
+    executor: DiffusersExecutor, models_dir: Path, reference_pipe: Any, tmp_path: Path
+) -> None:
+    write(
+        models_dir / "Lora" / "xl_style.safetensors",
+        build(sdxl_layers(reference_pipe("demo-tiny-sdxl")), seed=2),
+    )
+    _run(
+        executor,
+        tmp_path,
+        "a cat <lora:xl_style:1>",
+        txt2img={
+            "model": "demo-tiny-sdxl",
+            "width": 64,
+            "height": 64,
+            "steps": 2,
+            "refiner_enabled": True,
+            "refiner_model_name": "demo-tiny-sdxl-refiner",
+        },
+    )
+    ctx = executor.context
+    base = ctx.cache.base("demo-tiny-sdxl")
+    refiner = ctx.cache.refiner("demo-tiny-sdxl-refiner", base).pipe
+    manager = ctx.extra_networks.manager(base)
+    assert [a.entry.name for a in manager.active] == ["xl_style"], "the LoRA is still on the base"
+    args = {"prompt": "a cat", "device": torch.device("cpu"), "do_classifier_free_guidance": False}
+    with torch.no_grad():
+        wrapped = refiner.encode_prompt(**args)[0]
+        patched = type(refiner).encode_prompt(refiner, **args)[0]  # the shared te2 with the LoRA on
+        assert manager.active, "restored after the encoding"
+        manager.deactivate()
+        plain = refiner.encode_prompt(**args)[0]
+    assert torch.equal(wrapped, plain)
+    assert (patched - plain).abs().max().item() > 1e-4, "the LoRA does reach the shared text_encoder_2"
