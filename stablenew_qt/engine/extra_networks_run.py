@@ -25,16 +25,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.config import RunConfig
-from ..core.errors import ConfigError, ConfigProblem
+from ..core.errors import ConfigError
 from ..core.executor import StagePayload, StageResult
-from ..core.extra_networks import (
-    ExtraNetworksCatalog,
-    check_loras,
-    hypernetwork_warnings,
-    ignored_dyn_warnings,
-    lora_requests,
-)
+from ..core.extra_networks import ExtraNetworksCatalog, NetworkFamily, check_loras, lora_requests
 from ..core.extra_networks.requests import LORA_TAG_NAMES
+from ..core.extra_networks.run_check import PromptUse, check_config_networks, prompt_uses
 from ..core.prompt_parser import extract_extra_networks
 from .errors import ModelError
 
@@ -104,113 +99,28 @@ class ExtraNetworks:
 # -- the check before a run -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PromptUse:
-    """One prompt a run will encode: the config field it comes from, its text, and the checkpoint
-    (name as configured, "" for the first installed) whose base pipeline runs it."""
-
-    field: str
-    text: str
-    model: str
-
-
-def prompt_uses(config: RunConfig) -> list[PromptUse]:
-    """Every prompt ``config``'s enabled denoising stages will use, with its checkpoint."""
-    t2i, i2i, ad = config.txt2img, config.img2img, config.adetailer
-    uses: list[PromptUse] = []
-    if t2i.enabled:
-        uses += [
-            PromptUse("prompt", config.prompt, t2i.model),
-            PromptUse("negative_prompt", config.negative_prompt, t2i.model),
-        ]
-        if t2i.hires_enabled:
-            uses += [
-                PromptUse("txt2img.hires_prompt", t2i.hires_prompt, t2i.model),
-                PromptUse("txt2img.hires_negative_prompt", t2i.hires_negative_prompt, t2i.model),
-            ]
-    if i2i.enabled:
-        model = i2i.model or t2i.model
-        uses += [
-            PromptUse("img2img.prompt", config.prompt if i2i.prompt is None else i2i.prompt, model),
-            PromptUse(
-                "img2img.negative_prompt",
-                config.negative_prompt if i2i.negative_prompt is None else i2i.negative_prompt,
-                model,
-            ),
-        ]
-    if ad.enabled:
-        own = t2i.model if t2i.enabled else (i2i.model or t2i.model)
-        for index, unit in enumerate(ad.units):
-            if not unit.active:
-                continue
-            model = own
-            own_checkpoint = (unit.adetailer_checkpoint or "").strip()
-            if unit.adetailer_use_checkpoint and own_checkpoint not in ("", "Use same checkpoint", "None"):
-                model = own_checkpoint
-            uses += [
-                PromptUse(f"adetailer.units.{index}.adetailer_prompt", unit.adetailer_prompt, model),
-                PromptUse(
-                    f"adetailer.units.{index}.adetailer_negative_prompt",
-                    unit.adetailer_negative_prompt,
-                    model,
-                ),
-            ]
-    return [use for use in uses if "<" in use.text]
-
-
 def check_run(ctx: EngineContext, config: RunConfig) -> list[str]:
-    """Check every LoRA tag of ``config`` before anything loads; returns warnings (hypernetworks
-    removed, ``dyn`` ignored). Raises ConfigError with one problem per bad tag. Reads the catalog
-    (rescanned: files added since the last run are found) and checkpoint headers only."""
-    uses = prompt_uses(config)
-    if not uses:
+    """Check every LoRA tag of ``config`` before anything loads (``check_config_networks``, the
+    checkpoint families from their headers); returns warnings (hypernetworks removed, ``dyn``
+    ignored, per-pass tags not applied). Raises ConfigError with one problem per bad tag. The
+    catalog is rescanned first, so files added since the last run are found."""
+    if not prompt_uses(config):
         return []
+    catalog = ctx.extra_networks.catalog
+    catalog.refresh()
+    problems, warnings = check_config_networks(config, catalog, lambda model: _family_of(ctx, model))
+    if problems:
+        raise ConfigError(problems)
+    return warnings
+
+
+def _family_of(ctx: EngineContext, model: str) -> NetworkFamily | None:
     from .lora.manager import network_family
 
-    networks = ctx.extra_networks
-    networks.catalog.refresh()
-    warnings: list[str] = []
-    problems: list[ConfigProblem] = []
-    families: dict[str, Any] = {}
-    for use in uses:
-        _text, tags = extract_extra_networks(use.text)
-        warnings += hypernetwork_warnings(tags) + ignored_dyn_warnings(tags)
-        requests, bad = lora_requests(tags)
-        problems += [ConfigProblem(use.field, p.message) for p in bad]
-        if not requests:
-            continue
-        if use.model not in families:
-            try:
-                families[use.model] = ctx.cache.family_of(use.model)
-            except ModelError:
-                families[use.model] = None  # the stage reports the model itself
-        family = families[use.model]
-        if family is None:
-            continue
-        _resolved, found = check_loras(requests, networks.catalog, network_family(family), use.model)
-        problems += [ConfigProblem(use.field, p.message) for p in found]
-    if problems:
-        raise ConfigError(list(dict.fromkeys(problems)))
-    warnings += _per_pass_warnings(config, uses)
-    return list(dict.fromkeys(warnings))
-
-
-#: Prompts whose LoRA tags are checked but not applied on their own yet: the stage applies the
-#: LoRAs of its main prompt (see docs/extra-networks.md, "In runs").
-_STAGE_PROMPT_ONLY = ("txt2img.hires_", "adetailer.units.")
-
-
-def _per_pass_warnings(config: RunConfig, uses: Sequence[PromptUse]) -> list[str]:
-    main = _lora_set(config.prompt) | _lora_set(config.negative_prompt)
-    return [
-        f"{use.field}: its own LoRA tags are not applied yet; this pass uses the LoRAs of the main prompt"
-        for use in uses
-        if use.field.startswith(_STAGE_PROMPT_ONLY) and _lora_set(use.text) - main
-    ]
-
-
-def _lora_set(text: str) -> set[str]:
-    return {tag.text for tag in extract_extra_networks(text)[1] if tag.name in LORA_TAG_NAMES}
+    try:
+        return network_family(ctx.cache.family_of(model))
+    except (ModelError, KeyError):
+        return None  # the stage reports the model itself
 
 
 # -- applying them ----------------------------------------------------------------------------

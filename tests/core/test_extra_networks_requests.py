@@ -230,3 +230,28 @@ def test_an_images_config_gets_its_loras_and_embeddings_back_by_hash(tmp_path: P
         ("embedding", "EasyNeg", "hash", "neg_local"),
     }
     assert restored.seed == config.seed and restored.txt2img.hires_enabled
+
+
+def test_a_configs_tags_are_checked_with_or_without_the_checkpoint_family(tmp_path: Path) -> None:
+    from stablenew_qt.core.config import RunConfig
+    from stablenew_qt.core.extra_networks.run_check import check_config_networks
+
+    models = tmp_path / "models"
+    write_safetensors(models / "Lora" / "xl_style.safetensors", sdxl_lora())
+    catalog = ExtraNetworksCatalog(models)
+    config = RunConfig.from_dict(
+        {
+            "prompt": "a <lora:xl_style:1> <lora:nope:1> <hypernet:old:1>",
+            "img2img": {"enabled": True, "model": "other", "prompt": "<lora:xl_style:0.5>"},
+        }
+    )
+    families = {"": NetworkFamily.SD1, "other": NetworkFamily.SDXL}
+    problems, warnings = check_config_networks(config, catalog, families.get)
+    assert [(p.field, p.message.split(" ")[1]) for p in problems] == [
+        ("prompt", "'xl_style'"),
+        ("prompt", "'nope'"),
+    ]
+    assert "made for SDXL" in problems[0].message
+    assert warnings == ["hypernetworks are not supported; <hypernet:old:1> was removed"]
+    names_only, _ = check_config_networks(config, catalog, lambda _model: None)
+    assert [p.message.split(" ")[1] for p in names_only] == ["'nope'"]

@@ -20,12 +20,13 @@ from lora_files import build, sd15_layers, sdxl_layers, write, write_pt_embeddin
 from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.errors import ConfigError
 from stablenew_qt.core.executor import CancelToken
+from stablenew_qt.core.extra_networks.run_check import prompt_uses
 from stablenew_qt.core.infotext import read_image_metadata
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner
 from stablenew_qt.engine.conditioning import PromptEncoder
 from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
-from stablenew_qt.engine.extra_networks_run import embedding_args_for, prompt_uses, strip_tags
+from stablenew_qt.engine.extra_networks_run import embedding_args_for, strip_tags
 from stablenew_qt.engine.lora import LoraActivation, LoraManager
 
 
