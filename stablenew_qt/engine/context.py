@@ -7,19 +7,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from ..core.executor import CancelToken, ProgressCallback
 from .adetailer.detector import Detector, DetectorCache, DetectorTrust
 from .device import DeviceChoice
-from .extra_networks_run import ExtraNetworks
 from .memory import MemoryBudget
 from .models import ModelCatalog
 from .pipelines import LoadedModel, PipelineCache
 from .progress import StepReporter
 from .upscalers import Upscaler, UpscalerCache
+
+if TYPE_CHECKING:
+    from .extra_networks_run import ExtraNetworks
 
 # Above this many output pixels the VAE decodes and encodes in tiles (about 2.4 MP: bigger than
 # 1536x1536), keeping VRAM flat for hires and large img2img at a small speed cost.
@@ -103,6 +105,8 @@ class EngineContext:
     def extra_networks(self) -> ExtraNetworks:
         """The LoRA/embedding catalog of ``models_dir`` and the per-pipeline LoRA managers."""
         if self._extra_networks is None:
+            from .extra_networks_run import ExtraNetworks
+
             self._extra_networks = ExtraNetworks.for_models(self.models_dir)
         return self._extra_networks
 

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.config import RunConfig
 from ..core.errors import ConfigError
@@ -40,10 +40,9 @@ if TYPE_CHECKING:
 
     from ..core.extra_networks import EmbeddingEntry, LoraEntry
     from ..core.prompt_chunks import EmbeddingFix
-    from .context import EngineContext
     from .embeddings import EmbeddingLibrary, EmbeddingStore
     from .lora import AppliedLoras, LoraActivation, LoraManager, LoraRegistry
-    from .pipelines import LoadedModel
+    from .pipelines import LoadedModel, PipelineCache
 
 __all__ = [
     "ExtraNetworks",
@@ -57,6 +56,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class NetworkContext(Protocol):
+    """What this module needs of ``EngineContext`` (a protocol: context.py imports this module)."""
+
+    cache: PipelineCache
+
+    @property
+    def extra_networks(self) -> ExtraNetworks: ...
 
 
 @dataclass
@@ -99,7 +107,7 @@ class ExtraNetworks:
 # -- the check before a run -------------------------------------------------------------------
 
 
-def check_run(ctx: EngineContext, config: RunConfig) -> list[str]:
+def check_run(ctx: NetworkContext, config: RunConfig) -> list[str]:
     """Check every LoRA tag of ``config`` before anything loads (``check_config_networks``, the
     checkpoint families from their headers); returns warnings (hypernetworks removed, ``dyn``
     ignored, per-pass tags not applied). Raises ConfigError with one problem per bad tag. The
@@ -114,7 +122,7 @@ def check_run(ctx: EngineContext, config: RunConfig) -> list[str]:
     return warnings
 
 
-def _family_of(ctx: EngineContext, model: str) -> NetworkFamily | None:
+def _family_of(ctx: NetworkContext, model: str) -> NetworkFamily | None:
     from .lora.manager import network_family
 
     try:
@@ -132,7 +140,7 @@ def strip_tags(text: str) -> str:
 
 
 def activations_for(
-    ctx: EngineContext, model: LoadedModel, *prompts: str
+    ctx: NetworkContext, model: LoadedModel, *prompts: str
 ) -> list[tuple[str, LoraActivation]]:
     """The LoRA activations ``prompts`` ask for (positive and negative: A1111 reads both), with
     each name as written."""
@@ -152,7 +160,7 @@ def activations_for(
     return [(r.name, LoraActivation(resolved[r.name], r.te, r.unet, r.count)) for r in requests]
 
 
-def activate_for_prompt(ctx: EngineContext, model: LoadedModel, *prompts: str) -> AppliedLoras | None:
+def activate_for_prompt(ctx: NetworkContext, model: LoadedModel, *prompts: str) -> AppliedLoras | None:
     """Make exactly the LoRAs of ``prompts`` active on ``model``'s base pipeline (and the
     pipelines derived from it). With no tags and no manager yet, nothing is created: the
     pipeline stays as loaded. Returns what the manager did, or None."""
@@ -177,7 +185,7 @@ def _managed(networks: ExtraNetworks) -> Any:
 
 
 @contextmanager
-def lora_suspended(ctx: EngineContext, model: LoadedModel) -> Iterator[None]:
+def lora_suspended(ctx: NetworkContext, model: LoadedModel) -> Iterator[None]:
     """Run the block with no LoRA active on ``model`` (the SDXL refiner's prompt encoding on the
     ``text_encoder_2`` it shares with the base), then restore them. A no-op without a manager."""
     networks = ctx.extra_networks
@@ -233,7 +241,7 @@ def stripped_config(config: RunConfig) -> RunConfig:
 
 
 def prepare_stage(
-    ctx: EngineContext, stage: str, payload: StagePayload
+    ctx: NetworkContext, stage: str, payload: StagePayload
 ) -> tuple[StagePayload, LoadedModel | None]:
     """Before a denoising stage: the stage prompt's LoRAs active on its base model (loaded now
     when the prompt has tags; otherwise every manager is switched to no LoRA, loading nothing),
@@ -264,7 +272,7 @@ def prepare_stage(
 
 
 def stage_params(
-    ctx: EngineContext, stage: str, model: LoadedModel | None, payload: StagePayload, result: StageResult
+    ctx: NetworkContext, stage: str, model: LoadedModel | None, payload: StagePayload, result: StageResult
 ) -> StageResult:
     """``result`` with ``Lora hashes`` (and, once the stages encode with ``PromptEncoder``,
     ``TI hashes``) added to its infotext parameters."""
@@ -283,7 +291,7 @@ def stage_params(
     return replace(result, info=info)
 
 
-def encode_refiner_without_loras(ctx: EngineContext, base: LoadedModel, refiner_pipe: Any) -> None:
+def encode_refiner_without_loras(ctx: NetworkContext, base: LoadedModel, refiner_pipe: Any) -> None:
     """Make ``refiner_pipe.encode_prompt`` run with no LoRA active on ``base`` (whose
     ``text_encoder_2`` it shares): A1111's refiner has its own, unpatched text encoder. Installed
     once per refiner pipeline; a no-op for stages that encode with ``PromptEncoder`` (they wrap
@@ -321,13 +329,13 @@ class LibraryOverride:
         return splice_vectors(embeds, fixes, lambda name: self.library.vectors_for(role, name))
 
 
-def embedding_library(ctx: EngineContext, model: LoadedModel) -> EmbeddingLibrary:
+def embedding_library(ctx: NetworkContext, model: LoadedModel) -> EmbeddingLibrary:
     """``model``'s embedding library from the catalog's folders (each file read once)."""
     networks = ctx.extra_networks
     return networks.embeddings.library_for(model.pipe, networks.catalog.embeddings())
 
 
-def embedding_args_for(ctx: EngineContext, model: LoadedModel) -> dict[str, Any]:
+def embedding_args_for(ctx: NetworkContext, model: LoadedModel) -> dict[str, Any]:
     """The ``PromptEncoder`` keyword arguments that make ``model`` see the installed embeddings:
     ``{}`` when none is installed; embeddings that do not fit ``model`` are left out (the
     encoder reads their names as words; :func:`embedding_warnings` explains them)."""
@@ -361,7 +369,7 @@ def embedding_warnings(library: EmbeddingLibrary, tokenize: Any, *prompts: str) 
 # -- infotext ---------------------------------------------------------------------------------
 
 
-def network_params(ctx: EngineContext, model: LoadedModel, *prompts: str) -> dict[str, Any]:
+def network_params(ctx: NetworkContext, model: LoadedModel, *prompts: str) -> dict[str, Any]:
     """``Lora hashes`` and ``TI hashes`` for what ``prompts`` used on ``model`` (A1111: ``"name:
     hash, ..."``, only the networks the prompt used; embeddings are matched by token ids)."""
     networks = ctx.extra_networks

@@ -164,8 +164,9 @@ class MainWindow(QMainWindow):
             (self.history_panel, "History"),
         ):
             self.tabs.addTab(panel, title)
+        prompts = self.prompt_panel
         self.extra_networks = ExtraNetworksTab(
-            self.tabs, self.prompt_panel.prompt, self.prompt_panel.negative, self.prefs.models_dir
+            self.tabs, prompts.prompt, prompts.negative, self.prefs.models_dir, self.model, prompts
         )
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)

@@ -222,3 +222,28 @@ def test_the_window_tab_inserts_at_the_prompt_cursor_with_focus(
     qtbot.waitUntil(
         lambda: window.model.get("prompt") == "<lora:add_detail:1> a cat <lora:add_detail:1>", timeout=WAIT_MS
     )
+
+
+def test_a_missing_lora_shows_under_the_prompt_checked_off_the_gui_thread(
+    qtbot: Any, make_main_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stablenew_qt.gui.extra_networks_tab as tab_module
+
+    write_lora(tmp_path / "models" / "Lora" / "add_detail.safetensors", SD1_KEY)
+    threads: list[threading.Thread] = []
+    real = tab_module.tag_problems
+
+    def spy(*args: Any) -> list[str]:
+        threads.append(threading.current_thread())
+        return real(*args)
+
+    monkeypatch.setattr(tab_module, "tag_problems", spy)
+    window = make_main_window()
+    label = window.extra_networks.problems
+    window.model.set("prompt", "a cat <lora:add_detial:0.8>")
+    qtbot.waitUntil(label.isVisible, timeout=WAIT_MS)
+    assert label.text().startswith("prompt: LoRA 'add_detial' not found in")
+    assert "closest installed: add_detail" in label.text()
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    window.model.set("prompt", "a cat <lora:add_detail:0.8>")
+    qtbot.waitUntil(lambda: not label.isVisible(), timeout=WAIT_MS)
