@@ -9,6 +9,7 @@ tab is first shown, then on Refresh or when the models folder changes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,10 +18,13 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTabWidget, QWidget
 
 from ..core.config import RunConfig
-from ..core.extra_networks import ExtraNetworksCatalog
+from ..core.errors import ConfigError
+from ..core.extra_networks import ExtraNetworksCatalog, RestoredNetwork, restore_networks_in_config
 from ..core.extra_networks.run_check import check_config_networks, prompt_uses
 from .config_model import ConfigModel
 from .extra_networks_panel import ExtraNetworksPanel, Listing
+
+log = logging.getLogger(__name__)
 
 TAB_TITLE = "Extra networks"
 #: How long after the last edit the prompts' LoRA tags are checked (off the GUI thread).
@@ -126,6 +130,35 @@ class ExtraNetworksTab:
                 self._show(problems)
 
         self.panel.thumbnails.submit(lambda: tag_problems(config, catalog), done)
+
+    def restore_names(self, path: Path) -> None:
+        """After the window restored ``path``'s settings: rename its LoRAs and embeddings to the
+        local files by the image's ``Lora hashes`` / ``TI hashes`` (hashing off the GUI thread),
+        if the config has not changed meanwhile; what was found goes to the log."""
+        config, catalog = self._model.config, self.catalog
+
+        def work() -> tuple[RunConfig, list[RestoredNetwork]] | None:
+            from ..core.infotext import read_image_metadata
+
+            try:
+                parameters = read_image_metadata(path).parameters
+            except ConfigError:
+                return None
+            if not parameters or ("Lora hashes" not in parameters and "TI hashes" not in parameters):
+                return None
+            catalog.refresh()
+            return restore_networks_in_config(config, parameters, catalog)
+
+        def done(result: tuple[RunConfig, list[RestoredNetwork]] | None) -> None:
+            if result is None:
+                return
+            restored, notes = result
+            for note in notes:
+                log.info("%s: %s", path.name, note.message)
+            if restored != config and self._model.config == config:
+                self._model.replace(restored)
+
+        self.panel.thumbnails.submit(work, done)
 
     def shutdown(self) -> None:
         self._check_timer.stop()

@@ -372,6 +372,7 @@ class MainWindow(QMainWindow):
             self.show_status(f"Cannot use {path.name}: {exc}", 15000)
             return False
         self.show_status(f"Settings restored from {path.name}", 5000)
+        self.extra_networks.restore_names(path)  # LoRA/embedding names by hash, off the GUI thread
         return True
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

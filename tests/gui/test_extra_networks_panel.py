@@ -247,3 +247,29 @@ def test_a_missing_lora_shows_under_the_prompt_checked_off_the_gui_thread(
     assert threads and all(t is not threading.main_thread() for t in threads)
     window.model.set("prompt", "a cat <lora:add_detail:0.8>")
     qtbot.waitUntil(lambda: not label.isVisible(), timeout=WAIT_MS)
+
+
+def test_restoring_an_image_renames_its_lora_by_hash(
+    qtbot: Any, make_main_window: Any, tmp_path: Path
+) -> None:
+    import hashlib
+    import struct
+
+    from PIL import Image, PngImagePlugin
+
+    local = write_lora(tmp_path / "models" / "Lora" / "add_detail.safetensors", SD1_KEY)
+    data = local.read_bytes()
+    addnet = hashlib.sha256(data[8 + struct.unpack("<Q", data[:8])[0] :]).hexdigest()[:12]
+    info = PngImagePlugin.PngInfo()
+    info.add_text(
+        "parameters",
+        "a cat <lora:detail_v1:0.7>\nSteps: 20, Sampler: Euler a, Seed: 5, Size: 512x512, "
+        f'Lora hashes: "detail_v1: {addnet}"',
+    )
+    image = tmp_path / "from_a1111.png"
+    Image.new("RGB", (8, 8)).save(image, pnginfo=info)
+    window = make_main_window()
+    assert window.restore_from_image(image)
+    assert window.model.get("prompt") == "a cat <lora:detail_v1:0.7>", "as written first"
+    qtbot.waitUntil(lambda: window.model.get("prompt") == "a cat <lora:add_detail:0.7>", timeout=WAIT_MS)
+    assert window.model.get("seed") == 5
