@@ -268,7 +268,30 @@ def prepare_stage(
         prompt=strip_tags(payload.prompt),
         negative_prompt=strip_tags(payload.negative_prompt),
     )
+    if stage in ("txt2img", "img2img") and networks.catalog.embeddings():
+        base = model or ctx.cache.base(*stage_model(payload.config, stage))
+        for line in embedding_notes(ctx, base, stripped.prompt, stripped.negative_prompt):
+            log.warning("%s", line)
     return stripped, model
+
+
+def embedding_notes(ctx: NetworkContext, model: LoadedModel, *prompts: str) -> list[str]:
+    """Warning lines for the embeddings ``prompts`` name: those ``model`` cannot use (read as
+    words, as A1111 does) and, while the stage hands diffusers plain strings, those it cannot
+    apply at all."""
+    from .embeddings.library import _tokenizer_of
+
+    library = embedding_library(ctx, model)
+    tokenize = _tokenizer_of(model.pipe)
+    lines = embedding_warnings(library, tokenize, *prompts)
+    if not getattr(ctx, "prompt_encoder", None):
+        used = used_embeddings(library, tokenize, *prompts)
+        if used:
+            lines.append(
+                f"embedding {', '.join(repr(n) for n in used)}: not applied, this stage encodes prompts "
+                "with diffusers (embeddings need the A1111 prompt encoder); the name is read as words"
+            )
+    return lines
 
 
 def stage_params(

@@ -274,3 +274,16 @@ def test_the_sdxl_refiner_encodes_its_prompt_without_the_base_loras(
         plain = refiner.encode_prompt(**args)[0]
     assert torch.equal(wrapped, plain)
     assert (patched - plain).abs().max().item() > 1e-4, "the LoRA does reach the shared text_encoder_2"
+
+
+def test_embeddings_a_run_cannot_use_are_a_warning_line(
+    executor: DiffusersExecutor, models_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_pt_embedding(models_dir / "embeddings" / "xlonly.pt", torch.randn(1, 1280))
+    write_pt_embedding(models_dir / "embeddings" / "fits.pt", torch.randn(1, 32))
+    with caplog.at_level(logging.WARNING):
+        _run(executor, tmp_path, "a xlonly cat", negative_prompt="fits")
+    lines = [r.getMessage() for r in caplog.records if "embedding" in r.getMessage()]
+    assert any(line.startswith("embedding 'xlonly' does not fit this model") for line in lines)
+    if not hasattr(executor.context, "prompt_encoder"):  # the stages still call diffusers
+        assert any(line.startswith("embedding 'fits': not applied") for line in lines)
