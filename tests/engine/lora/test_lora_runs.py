@@ -287,3 +287,19 @@ def test_embeddings_a_run_cannot_use_are_a_warning_line(
     assert any(line.startswith("embedding 'xlonly' does not fit this model") for line in lines)
     if not hasattr(executor.context, "prompt_encoder"):  # the stages still call diffusers
         assert any(line.startswith("embedding 'fits': not applied") for line in lines)
+
+
+def test_ti_hashes_name_only_the_embeddings_the_prompts_use(
+    executor: DiffusersExecutor, models_dir: Path
+) -> None:
+    import hashlib
+
+    from stablenew_qt.engine.extra_networks_run import network_params
+
+    shiny = write_pt_embedding(models_dir / "embeddings" / "shiny.pt", torch.randn(2, 32))
+    write_pt_embedding(models_dir / "embeddings" / "unused.pt", torch.randn(1, 32))
+    ctx = executor.context
+    model = ctx.cache.base("demo-tiny-sd15")
+    digest = hashlib.sha256(shiny.read_bytes()).hexdigest()[:12]
+    assert network_params(ctx, model, "a Shiny cat", "blurry") == {"TI hashes": f"shiny: {digest}"}
+    assert network_params(ctx, model, "a cat", "") == {}
