@@ -126,7 +126,8 @@ class PipelineRunner:
         plan: StageExecutionPlan | None = None,
     ) -> RunResult:
         """Run ``config`` to the end. Raises ConfigError (before anything is written) for a config
-        that cannot run or an output folder that cannot take its images (``preflight``); every
+        that cannot run, an output folder that cannot take its images (``preflight``) or what the
+        engine's own ``check_run`` refuses (e.g. a LoRA tag naming no installed file); every
         later failure is returned as a RunResult in FAILED or CANCELLED. The run's files appear
         all at once when it completes (see ``RunOutputs``), or not at all. ``plan`` is
         ``config``'s plan when the caller has just built it (it is not built again)."""
