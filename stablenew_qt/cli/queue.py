@@ -29,7 +29,7 @@ from ..core.options import ExitCode
 from ..core.queue import JobQueue, QueueError, default_queue_path
 from ..core.sequencer import StageSequencer
 from .engine_options import add_engine_options, add_output_options, learning_log, make_engine, output_settings
-from .terminal import TextProgress, app_logging, ctrl_c_cancels
+from .terminal import TextProgress, ctrl_c_cancels
 
 _PROMPT_WIDTH = 48
 
@@ -218,7 +218,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         auto_resume=args.resume_interrupted,
         learning_log=learning_log(args),
     )
-    with app_logging(args.verbose) as log_path, open_session(make_engine(args), options) as session:
+    engine = make_engine(args)
+    log_path = args.logs.details()
+    with open_session(engine, options) as session:
         session.subscribe(TextProgress(sys.stderr))
         session.subscribe(_report)
         session.take_over_queue()
@@ -237,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stop.is_set():
         return ExitCode.CANCELLED
     if any(job.status is JobStatus.FAILED for job in finished):
-        print(f"some jobs failed (details in {log_path})", file=sys.stderr)
+        print(f"some jobs failed {log_path}", file=sys.stderr)
         return ExitCode.FAILED
     return ExitCode.OK
 
