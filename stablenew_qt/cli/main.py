@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .. import __version__
 from ..core.errors import ConfigError
@@ -23,8 +24,18 @@ from .terminal import print_config_error
 COMMANDS = (plan, info, run, models, convert, bench, queue)
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``PROG: error: ...; see PROG --help``), exit 2:
+    the usage block above it would bury the line that says what is wrong."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            ExitCode.CONFIG_ERROR, f"{self.prog}: error: {first_line(message)} (see {self.prog} --help)\n"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="stablenew-qt",
         description="StableNew Qt: txt2img (SDXL refiner, hires fix), img2img, upscale and ADetailer "
         "in-process with diffusers. With no command, the desktop app starts.",
