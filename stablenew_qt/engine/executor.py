@@ -277,10 +277,12 @@ def _build_context(settings: EngineSettings) -> EngineContext:
     from .adetailer.detector import DetectorCache, DetectorTrust
     from .context import EngineContext
     from .device import choose_device
+    from .library_logs import route_library_logs
     from .memory import device_budget
     from .pipelines import PipelineCache
     from .upscalers import UpscalerCache
 
+    route_library_logs()
     device = choose_device(settings.device)
     catalog = build_catalog(settings)
     budget = device_budget(device)  # one budget: pipelines, upscalers and detectors
