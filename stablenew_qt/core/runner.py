@@ -317,6 +317,7 @@ class PipelineRunner:
                 "vae_name": state.stage_infos[StageName(r.stage)].vae_name,
                 "vae_hash": state.stage_infos[StageName(r.stage)].vae_hash,
                 "params": _jsonable(r.params),
+                "notes": list(state.stage_infos[StageName(r.stage)].notes),
             }
             for r in state.stage_records
         ]
@@ -407,3 +408,4 @@ def _jsonable(params: object) -> object:
     if params is None or isinstance(params, str | int | float | bool):
         return params
     return str(params)
+
