@@ -408,4 +408,3 @@ def _jsonable(params: object) -> object:
     if params is None or isinstance(params, str | int | float | bool):
         return params
     return str(params)
-
