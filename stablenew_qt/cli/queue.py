@@ -306,7 +306,7 @@ def _report(event: SessionEvent) -> None:
     elif isinstance(event, JobFinished):
         for path in job.outputs:
             print(path, flush=True)
-        detail = f": {job.error}" if job.status is JobStatus.FAILED and job.error else ""
+        detail = f": {first_line(job.error)}" if job.status is JobStatus.FAILED and job.error else ""
         print(f"job {job.id}: {job.status.value}{detail}", file=sys.stderr, flush=True)
     else:
         print(
