@@ -32,6 +32,8 @@ class RunStarted:
     run_id: str
     plan: StageExecutionPlan
     seeds: tuple[int, ...]
+    #: Each image's variation seed, when variation is on (``subseed_strength`` > 0); else empty.
+    subseeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
