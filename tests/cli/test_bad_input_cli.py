@@ -351,6 +351,10 @@ def test_unwritable_data_folder_falls_back_and_the_run_works(
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    import logging
+
+    diffusers_logger = logging.getLogger("diffusers")
+    monkeypatch.setattr(diffusers_logger, "propagate", False)  # as diffusers leaves it on import
     assert main(["run", env.config(), *env.engine()]) == 0
     captured = capsys.readouterr()
     lines = error_lines(captured.err)
@@ -359,9 +363,7 @@ def test_unwritable_data_folder_falls_back_and_the_run_works(
     assert "logging to" in warnings_[0] and str(tmp_path / "tmp") in warnings_[0]
     assert [line for line in lines if not line.startswith(("warning:", "done in"))] == []
     assert len(captured.out.split()) == 1 and Path(captured.out.strip()).is_file()
-    import logging
-
-    assert logging.getLogger("diffusers").propagate, "the engine routed diffusers' records"
+    assert diffusers_logger.propagate, "the engine routed diffusers' records through the root logger"
 
 
 def test_unexpected_errors_are_one_line_with_the_traceback_in_the_log(
@@ -385,6 +387,10 @@ def test_library_warnings_go_to_the_log_not_the_terminal(
     env: Env, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     import logging
+
+    from stablenew_qt.engine.library_logs import route_library_logs
+
+    route_library_logs()  # what the engine does when it starts (diffusers imported, handler removed)
 
     def noisy(_args: object) -> int:
         warnings.warn(
