@@ -11,6 +11,7 @@ call compute the same sums) the pixels are compared with a plain run.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -268,3 +269,68 @@ def test_when_every_rung_fails_the_run_fails_with_advice(
     assert applied == ladder(CPU_RUNGS, 2)
     assert not (tmp_path / "runs").exists()
     assert executor.context.oom_steps.get(("txt2img:demo-tiny-sd15", 64, 64)) == Step()
+
+
+# -- every stage -------------------------------------------------------------------------------
+def _chain_engine(demo_models: dict[str, Path], tmp_path: Path) -> DiffusersExecutor:
+    models = tmp_path / "models"
+    (models / "adetailer").mkdir(parents=True)
+    detector = models / "adetailer" / "face_tiny.pt"
+    shutil.copy(Path(__file__).parents[1] / "data" / "face_tiny.pt", detector)
+    settings = EngineSettings(
+        models_dir=models,
+        device="cpu",  # type: ignore[arg-type]
+        demo_dir=next(iter(demo_models.values())).parent,
+        trusted_detectors=(detector,),
+        trust_file=tmp_path / "trust.json",
+    )
+    return DiffusersExecutor(settings)
+
+
+CHAIN = {
+    "prompt": "portrait photo",
+    "seed": 4,
+    "txt2img": {"model": "demo-tiny-sd15", "width": 64, "height": 64, "steps": 2},
+    "img2img": {"enabled": True, "steps": 2, "denoise": 0.5},
+    "upscale": {"enabled": True, "upscale_model": "Lanczos", "upscale_factor": 1.5},
+    "adetailer": {"enabled": True, "units": [{"adetailer_model": "face_tiny.pt", "adetailer_steps": 2}]},
+}
+
+OOM_KINDS: dict[str, Callable[[], BaseException]] = {
+    "CUDA OutOfMemoryError": lambda: torch.OutOfMemoryError("CUDA out of memory (simulated)"),
+    "CPU allocation RuntimeError": lambda: RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory (simulated)"
+    ),
+    "MemoryError": MemoryError,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(OOM_KINDS))
+@pytest.mark.parametrize("stage", ["txt2img", "img2img", "upscale", "adetailer"])
+def test_out_of_memory_in_any_stage_is_retried_and_noted(
+    stage: str, kind: str, demo_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage function itself raises once (the point where the stage would allocate)."""
+    import importlib
+
+    module = importlib.import_module(f"stablenew_qt.engine.stages.{stage}")
+    original = module.run
+    raised: list[str] = []
+
+    def run_once_out_of_memory(*args: Any, **kwargs: Any) -> Any:
+        if not raised:
+            raised.append(stage)
+            raise OOM_KINDS[kind]()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "run", run_once_out_of_memory)
+    result = _run(_chain_engine(demo_models, tmp_path), RunConfig.from_dict(CHAIN), tmp_path / "runs")
+    assert result.status == "COMPLETED", result.error
+    assert raised == [stage]
+    assert result.manifest_path is not None
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    notes = {entry["stage"]: entry.get("notes", []) for entry in manifest["stages"]}
+    note = "ran out of memory; succeeded with VAE tiling (kept for this model and size)"
+    assert note in notes.pop(stage)
+    assert not [n for stage_notes in notes.values() for n in stage_notes if "memory" in n], notes
