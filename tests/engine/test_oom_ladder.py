@@ -22,6 +22,7 @@ import torch
 
 from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.errors import FailureKind
+from stablenew_qt.core.events import StageFinished
 from stablenew_qt.core.executor import CancelToken
 from stablenew_qt.core.options import MemoryMode
 from stablenew_qt.core.outputs import OutputSettings
@@ -325,7 +326,9 @@ def test_out_of_memory_in_any_stage_is_retried_and_noted(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(module, "run", run_once_out_of_memory)
-    result = _run(_chain_engine(demo_models, tmp_path), RunConfig.from_dict(CHAIN), tmp_path / "runs")
+    events: list[object] = []
+    runner = PipelineRunner(_chain_engine(demo_models, tmp_path), OutputSettings(tmp_path / "runs"))
+    result = runner.run(RunConfig.from_dict(CHAIN), CancelToken(), events.append)
     assert result.status == "COMPLETED", result.error
     assert raised == [stage]
     assert result.manifest_path is not None
@@ -333,4 +336,6 @@ def test_out_of_memory_in_any_stage_is_retried_and_noted(
     notes = {entry["stage"]: entry.get("notes", []) for entry in manifest["stages"]}
     note = "ran out of memory; succeeded with VAE tiling (kept for this model and size)"
     assert note in notes.pop(stage)
+    finished = {e.stage.value: e.notes for e in events if isinstance(e, StageFinished)}
+    assert note in finished[stage], "the window's status line gets it from StageFinished.notes"
     assert not [n for stage_notes in notes.values() for n in stage_notes if "memory" in n], notes
