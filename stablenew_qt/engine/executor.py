@@ -24,7 +24,17 @@ from ..core.options import DevicePreference, MemoryMode
 from ..core.sequencer import StageExecution, StageName
 from .errors import MissingModelError, ModelError
 from .memory import free_device_memory
-from .oom import CPU_RUNGS, CUDA_RUNGS, MemoryKey, MemoryMeasures, Step, is_out_of_memory, ladder
+from .oom import (
+    CPU_RUNGS,
+    CUDA_RUNGS,
+    MemoryMeasures,
+    Step,
+    is_out_of_memory,
+    ladder,
+    memory_key,
+    out_of_memory_advice,
+    split_payload,
+)
 from .upscalers import UpscalerError
 
 if TYPE_CHECKING:
@@ -304,38 +314,6 @@ def _dlopen_without_gil(files: Sequence[Path]) -> None:
         if file.is_file() and not dlopen(os.fsencode(file), mode):
             log.debug("preloading %s failed; the torch import loads it", file)
             return
-
-
-def memory_key(name: StageName, payload: StagePayload) -> MemoryKey:
-    """What the out-of-memory ladder remembers a step by: the stage's model and image size."""
-    config = payload.config
-    model = config.txt2img.model
-    if name is StageName.IMG2IMG and config.img2img.model:
-        model = config.img2img.model
-    if payload.images:
-        width, height = payload.images[0].size
-    else:
-        width, height = config.txt2img.width, config.txt2img.height
-    return (f"{name.value}:{model}", width, height)
-
-
-def split_payload(payload: StagePayload, batch: int) -> list[StagePayload]:
-    """``payload`` as calls of at most ``batch`` images each (seeds, and input images with them)."""
-    parts = []
-    for start in range(0, len(payload.seeds), batch):
-        seeds = payload.seeds[start : start + batch]
-        images = payload.images[start : start + batch] if payload.images else ()
-        parts.append(dataclasses.replace(payload, seeds=seeds, images=images))
-    return parts
-
-
-def out_of_memory_advice(is_cuda: bool, last: Step) -> str:
-    """The message when even the last step ran out of memory."""
-    if is_cuda:
-        measures = "sequential offload" + (" and batch 1" if last.batch == 1 else "")
-        return f"out of GPU memory even with {measures}: lower the size or close other GPU programs"
-    measures = "attention slicing" + (" and batch 1" if last.batch == 1 else "")
-    return f"out of memory even with {measures}: lower the size or close other programs"
 
 
 def build_catalog(settings: EngineSettings) -> ModelCatalog:

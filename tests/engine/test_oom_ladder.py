@@ -28,8 +28,16 @@ from stablenew_qt.core.options import MemoryMode
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner, RunResult
 from stablenew_qt.engine import oom
-from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings, out_of_memory_advice
-from stablenew_qt.engine.oom import CPU_RUNGS, CUDA_RUNGS, MemoryMeasures, Rung, Step, ladder
+from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
+from stablenew_qt.engine.oom import (
+    CPU_RUNGS,
+    CUDA_RUNGS,
+    MemoryMeasures,
+    Rung,
+    Step,
+    ladder,
+    out_of_memory_advice,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
