@@ -15,6 +15,7 @@ from .adetailer.detector import Detector, DetectorCache, DetectorTrust
 from .device import DeviceChoice
 from .memory import MemoryBudget
 from .models import ModelCatalog
+from .oom import RememberedRungs
 from .pipelines import LoadedModel, PipelineCache
 from .progress import StepReporter
 from .upscalers import Upscaler, UpscalerCache
@@ -45,6 +46,10 @@ class EngineContext:
     detectors: DetectorCache
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
+    #: VAE tiling whatever the size (a rung of the out-of-memory ladder, see :mod:`.oom`).
+    force_vae_tiling: bool = False
+    #: The out-of-memory step that worked, per (model, width, height), for later jobs.
+    oom_steps: RememberedRungs = field(default_factory=RememberedRungs)
     _taesd: dict[Path, Any] = field(default_factory=dict)
     _ultralytics_ready: bool = False
 
@@ -124,8 +129,9 @@ class EngineContext:
         return load_detector(entry.path, self.trust, cache=self.detectors)
 
     def tile_vae_for(self, pipe: Any, width: int, height: int) -> None:
-        """Switch VAE tiling on for big images and off again for small ones."""
-        if width * height > self.vae_tiling_pixels:
+        """Switch VAE tiling on for big images (or while the out-of-memory ladder wants it) and
+        off again for small ones."""
+        if self.force_vae_tiling or width * height > self.vae_tiling_pixels:
             pipe.vae.enable_tiling()
         else:
             pipe.vae.disable_tiling()
