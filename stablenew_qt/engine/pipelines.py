@@ -183,8 +183,10 @@ class PipelineCache:
             return
         self.attention_slicing = on
         for loaded in self._models.values():
+            # ``derived`` also holds non-pipeline state (the prompt encoders' caches).
             for pipe in (loaded.pipe, *loaded.derived.values()):
-                _slice_attention(pipe, on)
+                if hasattr(pipe, "enable_attention_slicing"):
+                    _slice_attention(pipe, on)
 
     def set_memory_mode(self, mode: MemoryMode) -> None:
         """Place pipelines by ``mode`` from now on. Resident ones are dropped (and load again on
