@@ -23,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import load_run_config
+from ..core.errors import shorten
 from ..core.events import JobFinished, JobInterrupted, JobStarted, QueuePaused, SessionEvent
-from ..core.job import Job, JobStatus
+from ..core.files import FileRefused, user_path
+from ..core.job import MAX_COPIES, Job, JobStatus
 from ..core.options import ExitCode
-from ..core.queue import JobQueue, QueueError, default_queue_path
+from ..core.queue import JobQueue, QueueError, QueueMissing, default_queue_path
 from ..core.sequencer import StageSequencer
 from .engine_options import add_engine_options, add_output_options, learning_log, make_engine, output_settings
-from .terminal import TextProgress, app_logging, ctrl_c_cancels
+from .logs import first_line
+from .terminal import TextProgress, ctrl_c_cancels
 
 _PROMPT_WIDTH = 48
 
@@ -54,9 +57,13 @@ def add_parser(subparsers: Any) -> None:
 
     add = action("add", cmd_add, "queue a RunConfig JSON file (prints the new job ids)")
     add.add_argument("config", metavar="CONFIG.json", help="a RunConfig JSON file (see docs/run-config.md)")
-    add.add_argument("--count", type=_positive, default=1, help="queue N copies, seeds stepping (1)")
+    add.add_argument(
+        "--count", type=_count, default=1, help=f"queue N copies, seeds stepping (1 to {MAX_COPIES:,}; 1)"
+    )
     add.add_argument("--front", action="store_true", help="put it before every queued job")
-    add.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    add.add_argument(
+        "--priority", type=_priority, default=0, help=f"higher runs first (±{MAX_PRIORITY:,}; default 0)"
+    )
     listing = action("list", cmd_list, "show the jobs: running, queued in run order, then history")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.add_argument("--status", choices=[s.value for s in JobStatus], action="append")
@@ -73,19 +80,44 @@ def add_parser(subparsers: Any) -> None:
         ("cancel", cmd_cancel, "cancel a queued job, or stop the running one"),
         ("remove", cmd_remove, "delete a job that is not running from the queue (its images stay)"),
     ):
-        action(name, func, text).add_argument("id", type=_positive, metavar="ID", help="the job id")
+        action(name, func, text).add_argument("id", type=_job_id, metavar="ID", help="the job id")
     move = action("move", cmd_move, "reorder a queued job")
-    move.add_argument("id", type=_positive, metavar="ID", help="the job id")
+    move.add_argument("id", type=_job_id, metavar="ID", help="the job id")
     move.add_argument("where", choices=("up", "down", "top"), help="one place up or down, or to the top")
     action("clear", cmd_clear, "delete completed, failed and cancelled jobs (their images stay)")
     action("pause", cmd_pause, "start no further job (the running one finishes)")
     action("resume", cmd_resume, "start jobs again after a pause")
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return int(text)
+#: Job ids are SQLite integers; a larger number names no job (and SQLite cannot hold it).
+MAX_JOB_ID = 2**63 - 1
+#: Priorities are ordering keys, not quantities: a million levels either way is plenty.
+MAX_PRIORITY = 1_000_000
+
+
+def _whole(text: str, low: int, high: int, what: str) -> int:
+    """``text`` as a whole number from ``low`` to ``high``, checked before it is converted (so
+    a 5,000-digit number costs nothing), or argparse's one-line usage error (exit 2)."""
+    digits = text[1:] if text[:1] in "+-" else text
+    ok = digits.isascii() and digits.isdigit() and len(digits) <= len(str(max(abs(low), high)))
+    value = int(text) if ok else None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"{what} must be a whole number from {low:,} to {high:,}, got {shorten(text)!r}"
+        )
+    return value
+
+
+def _count(text: str) -> int:
+    return _whole(text, 1, MAX_COPIES, "the count")
+
+
+def _priority(text: str) -> int:
+    return _whole(text, -MAX_PRIORITY, MAX_PRIORITY, "the priority")
+
+
+def _job_id(text: str) -> int:
+    return _whole(text, 1, MAX_JOB_ID, "a job id")
 
 
 def _reporting_queue_errors(func: Command) -> Command:
@@ -94,21 +126,32 @@ def _reporting_queue_errors(func: Command) -> Command:
         try:
             return func(args)
         except QueueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {first_line(exc)}", file=sys.stderr)
             return ExitCode.FAILED
 
     return wrapper
 
 
-def _open(args: argparse.Namespace) -> JobQueue:
-    return JobQueue(Path(args.queue) if args.queue else None)
+def _open(args: argparse.Namespace, *, create: bool = False) -> JobQueue:
+    """The queue ``--queue`` names; only the actions that add to it (or run it) create the
+    file and its folder: ``list`` or ``cancel`` on a mistyped path must leave no trace."""
+    return JobQueue(_queue_path(args), create=create)
+
+
+def _queue_path(args: argparse.Namespace) -> Path:
+    if not args.queue:
+        return default_queue_path()
+    try:
+        return user_path(args.queue)
+    except FileRefused as exc:
+        raise QueueError(f"cannot use the queue file {shorten(args.queue)!r}: {exc}") from None
 
 
 # -- actions -----------------------------------------------------------------------------------
 def cmd_add(args: argparse.Namespace) -> int:
     config = load_run_config(args.config)
     StageSequencer().build_execution_plan(config)  # a config error now, not when the job runs
-    with _open(args) as queue:
+    with _open(args, create=True) as queue:
         if args.front:
             jobs = queue.add_front(config, args.count)
         else:
@@ -119,9 +162,12 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with _open(args) as queue:
-        jobs = queue.list(status=args.status, text=args.text)
-        paused, counts = queue.paused, queue.counts()
+    try:
+        with _open(args) as queue:
+            jobs = queue.list(status=args.status, text=args.text)
+            paused, counts = queue.paused, queue.counts()
+    except QueueMissing:  # nothing queued yet: an empty listing, and nothing created
+        jobs, paused, counts = [], False, {status: 0 for status in JobStatus}
     if args.json:
         data = {
             "paused": paused,
@@ -192,7 +238,7 @@ def cmd_clear(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    with _open(args) as queue:
+    with _open(args, create=True) as queue:
         queue.pause()
     print("queue paused: no further job starts until `stablenew-qt queue resume`", file=sys.stderr)
     return ExitCode.OK
@@ -212,13 +258,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = SessionOptions(
         output_settings(args),
-        queue_path=Path(args.queue) if args.queue else default_queue_path(),
+        queue_path=_queue_path(args),
         fallback_to_temporary=False,  # the file is the point: a broken one is an error
         pause_on_failure=args.pause_on_failure,
         auto_resume=args.resume_interrupted,
         learning_log=learning_log(args),
     )
-    with app_logging(args.verbose) as log_path, open_session(make_engine(args), options) as session:
+    engine = make_engine(args)
+    log_path = args.logs.details()
+    with open_session(engine, options) as session:
         session.subscribe(TextProgress(sys.stderr))
         session.subscribe(_report)
         session.take_over_queue()
@@ -237,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stop.is_set():
         return ExitCode.CANCELLED
     if any(job.status is JobStatus.FAILED for job in finished):
-        print(f"some jobs failed (details in {log_path})", file=sys.stderr)
+        print(f"some jobs failed {log_path}", file=sys.stderr)
         return ExitCode.FAILED
     return ExitCode.OK
 
@@ -258,7 +306,7 @@ def _report(event: SessionEvent) -> None:
     elif isinstance(event, JobFinished):
         for path in job.outputs:
             print(path, flush=True)
-        detail = f": {job.error}" if job.status is JobStatus.FAILED and job.error else ""
+        detail = f": {first_line(job.error)}" if job.status is JobStatus.FAILED and job.error else ""
         print(f"job {job.id}: {job.status.value}{detail}", file=sys.stderr, flush=True)
     else:
         print(

@@ -32,6 +32,8 @@ class RunStarted:
     run_id: str
     plan: StageExecutionPlan
     seeds: tuple[int, ...]
+    #: Each image's variation seed, when variation is on (``subseed_strength`` > 0); else empty.
+    subseeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class StageFinished:
     seconds: float
     image_count: int
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: What the engine had to do for the user to know (e.g. the out-of-memory step that worked):
+    #: a status line each.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

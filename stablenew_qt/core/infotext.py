@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,16 @@ from .infotext_parse import (
     infotext_to_config,
     ordinal_suffix,
     parse_infotext,
+)
+from .sampler_params import (
+    CHURN_SAMPLERS,
+    DISCARDS_PENULTIMATE,
+    ENSD_SAMPLERS,
+    ETA_SAMPLERS,
+    S_NOISE_SAMPLERS,
+    TIMESTEP_SAMPLERS,
+    default_eta,
+    eta_key,
 )
 from .samplers import resolve_schedule
 from .sequencer import CANONICAL_ORDER, StageName
@@ -113,20 +124,28 @@ def build_infotext(
     version: str,
     source_parameters: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    subseed: int | None = None,
 ) -> str:
-    """The A1111 ``parameters`` text for one final image whose seed is ``seed``.
+    """The A1111 ``parameters`` text for one final image whose seed is ``seed`` (and whose
+    variation seed is ``subseed``; None = ``config.subseed``).
 
     The base keys describe the first sampling stage (txt2img, else img2img); then come ADetailer,
     hires, refiner, img2img-after-txt2img and postprocess keys, then keys the stages reported in
     ``stage_infos`` (plan order, first writer wins), then ``extra`` (script keys such as a grid's
     ``Script: X/Y/Z plot``, where A1111 puts its ``extra_generation_params``), then ``Version``.
+    Within the added keys the hires overrides, ``Emphasis``, ``Noise multiplier`` and the sampler
+    parameters come in the order A1111 1.10 adds them while it runs (docs/run-config.md).
     For a plan without a sampling stage, ``source_parameters`` (the input image's own infotext)
     is kept and the new keys are appended to its parameter line.
     """
-    base = _base_pairs(config, seed, stage_infos)
+    base = _base_pairs(config, seed, stage_infos, config.subseed if subseed is None else subseed)
     added: _Pairs = {}
     _add(added, _adetailer_pairs(config, version))
+    _add(added, inpaint_pairs(config))
     _add(added, _hires_pairs(config))
+    _add(added, _emphasis_pairs(config))
+    _add(added, _noise_multiplier_pairs(config))
+    _add(added, _sampler_parameter_pairs(config))
     _add(added, _refiner_pairs(config, stage_infos.get(StageName.TXT2IMG, StageInfo())))
     _add(added, _img2img_pairs(config, stage_infos.get(StageName.IMG2IMG, StageInfo())))
     _add(added, _postprocess_pairs(config))
@@ -160,8 +179,14 @@ def _append_to_source(source: str, added: _Pairs, version: str) -> str:
     return f"{source}\n{_parameter_line({**added, 'Version': f'stablenew-qt {version}'})}"
 
 
-def _base_pairs(config: RunConfig, seed: int, stage_infos: Mapping[StageName, StageInfo]) -> _Pairs:
-    """The fixed-order keys (§6.1) of the first sampling stage; empty when there is none."""
+def _base_pairs(
+    config: RunConfig, seed: int, stage_infos: Mapping[StageName, StageInfo], subseed: int
+) -> _Pairs:
+    """The fixed-order keys (§6.1) of the first sampling stage; empty when there is none.
+
+    As A1111's ``create_infotext``: ``Variation seed`` and its strength only when the strength is
+    not 0, ``Seed resize from`` only when both sides are > 0, ``ENSD`` only when not 0 and the
+    sampler seeds its extra noise with it (eta not 0), ``RNG`` only when not GPU."""
     t2i, i2i = config.txt2img, config.img2img
     if t2i.enabled:
         info = stage_infos.get(StageName.TXT2IMG, StageInfo())
@@ -178,6 +203,8 @@ def _base_pairs(config: RunConfig, seed: int, stage_infos: Mapping[StageName, St
     else:
         return {}
     external_vae = bool(t2i.vae)
+    variation = config.subseed_strength > 0
+    resize_w, resize_h = config.seed_resize_from_w, config.seed_resize_from_h
     return {
         "Steps": steps,
         "Sampler": sampler,
@@ -189,9 +216,85 @@ def _base_pairs(config: RunConfig, seed: int, stage_infos: Mapping[StageName, St
         "Model": info.model_name or _model_label(model),
         "VAE hash": info.vae_hash if external_vae else None,
         "VAE": (info.vae_name or _model_label(t2i.vae)) if external_vae else None,
+        "Variation seed": subseed if variation else None,
+        "Variation seed strength": config.subseed_strength if variation else None,
+        "Seed resize from": f"{resize_w}x{resize_h}" if resize_w > 0 and resize_h > 0 else None,
         "Denoising strength": denoise,
         "Clip skip": t2i.clip_skip if t2i.clip_skip > 1 else None,
+        "ENSD": config.eta_noise_seed_delta if _uses_ensd(config, sampler) else None,
+        "RNG": config.rng_source if config.rng_source != "GPU" else None,
     }
+
+
+def _uses_ensd(config: RunConfig, sampler: str) -> bool:
+    """A1111's ``is_sampler_using_eta_noise_seed_delta``, for a delta that is not 0."""
+    if config.eta_noise_seed_delta == 0 or sampler not in ENSD_SAMPLERS:
+        return False
+    eta = config.sampler_settings.eta
+    return (default_eta(sampler) if eta is None else eta) != 0
+
+
+def _samplers_run(config: RunConfig) -> list[str]:
+    """The samplers of the sampling passes that run, in order (first pass, hires, img2img)."""
+    t2i, i2i = config.txt2img, config.img2img
+    samplers = []
+    if t2i.enabled:
+        samplers.append(t2i.sampler)
+        if t2i.hires_enabled:
+            samplers.append(t2i.hires_sampler or t2i.sampler)
+    if i2i.enabled:
+        samplers.append(i2i.sampler or t2i.sampler)
+    return samplers
+
+
+def _encoded_prompts(config: RunConfig) -> list[str]:
+    t2i, i2i = config.txt2img, config.img2img
+    texts = [config.prompt, config.negative_prompt]
+    if t2i.enabled and t2i.hires_enabled:
+        texts += [t2i.hires_prompt, t2i.hires_negative_prompt]
+    if i2i.enabled:
+        texts += [i2i.prompt or "", i2i.negative_prompt or ""]
+    return texts
+
+
+def _emphasis_pairs(config: RunConfig) -> _Pairs:
+    """``Emphasis`` as A1111's prompt encoder adds it: not Original and a prompt uses brackets."""
+    if config.emphasis == "Original" or not _samplers_run(config):
+        return {}
+    uses_brackets = any("(" in text or "[" in text for text in _encoded_prompts(config))
+    return {"Emphasis": config.emphasis} if uses_brackets else {}
+
+
+def _noise_multiplier_pairs(config: RunConfig) -> _Pairs:
+    """A1111's img2img ``Noise multiplier``, when img2img runs and it is not 1."""
+    i2i = config.img2img
+    return {"Noise multiplier": i2i.noise_multiplier} if i2i.enabled and i2i.noise_multiplier != 1 else {}
+
+
+def _sampler_parameter_pairs(config: RunConfig) -> _Pairs:
+    """Settings > Sampler parameters, in the order A1111's samplers add them (``get_sigmas``, then
+    the SGM scaling of txt2img's starting noise, then ``initialize``): each only when a sampler
+    that ran takes it and its value is not k-diffusion's (or DDIM's) default."""
+    samplers = _samplers_run(config)
+    settings = config.sampler_settings
+    pairs: _Pairs = {}
+    if settings.always_discard_next_to_last_sigma and any(s not in DISCARDS_PENULTIMATE for s in samplers):
+        pairs["Discard penultimate sigma"] = True
+    first_txt2img = config.txt2img.sampler if config.txt2img.enabled else None
+    if settings.sgm_noise_multiplier and first_txt2img and first_txt2img not in TIMESTEP_SAMPLERS:
+        pairs["SGM noise multiplier"] = True
+    if settings.eta is not None:
+        for sampler in samplers:
+            if sampler in ETA_SAMPLERS and settings.eta != default_eta(sampler):
+                pairs.setdefault(eta_key(sampler), settings.eta)
+    churn = any(s in CHURN_SAMPLERS for s in samplers)
+    s_tmax = settings.s_tmax or math.inf  # 0 = infinity, as A1111
+    pairs["Sigma churn"] = settings.s_churn if churn and settings.s_churn != 0 else None
+    pairs["Sigma tmin"] = settings.s_tmin if churn and settings.s_tmin != 0 else None
+    pairs["Sigma tmax"] = s_tmax if churn and s_tmax != math.inf else None
+    s_noise = any(s in S_NOISE_SAMPLERS for s in samplers) and settings.s_noise != 1
+    pairs["Sigma noise"] = settings.s_noise if s_noise else None
+    return pairs
 
 
 def _adetailer_pairs(config: RunConfig, version: str) -> _Pairs:
@@ -226,7 +329,23 @@ def _hires_pairs(config: RunConfig) -> _Pairs:
         return {}
     width, height = t2i.hires_resize_width, t2i.hires_resize_height
     resize = width or height
+    # A1111 1.10's StableDiffusionProcessingTxt2Img.init adds the overrides before the size keys.
+    first_schedule = resolve_schedule(t2i.sampler, t2i.scheduler)
+    hires_schedule = resolve_schedule(t2i.hires_sampler or t2i.sampler, t2i.hires_scheduler or t2i.scheduler)
     return {
+        "Hires sampler": t2i.hires_sampler if t2i.hires_sampler not in (None, t2i.sampler) else None,
+        "Hires prompt": t2i.hires_prompt if t2i.hires_prompt not in ("", config.prompt) else None,
+        "Hires negative prompt": (
+            t2i.hires_negative_prompt
+            if t2i.hires_negative_prompt not in ("", config.negative_prompt)
+            else None
+        ),
+        "Hires schedule type": (  # set by k-diffusion's get_sigmas; timestep samplers have none
+            hires_schedule
+            if hires_schedule not in ("Automatic", first_schedule)
+            and (t2i.hires_sampler or t2i.sampler) not in TIMESTEP_SAMPLERS
+            else None
+        ),
         "Hires upscale": None if resize else t2i.hires_upscale_factor,
         "Hires resize": f"{width}x{height}" if resize else None,
         "Hires steps": t2i.hires_steps or None,
@@ -265,6 +384,23 @@ def _img2img_pairs(config: RunConfig, img2img_info: StageInfo) -> _Pairs:
     pairs["Img2img prompt"] = i2i.prompt
     pairs["Img2img negative prompt"] = i2i.negative_prompt
     return pairs
+
+
+def inpaint_pairs(config: RunConfig) -> _Pairs:
+    """A1111's inpaint keys, in the order and on the conditions of its img2img ``init``: ``Mask
+    mode`` only when inverted, ``Mask blur`` only when above 0, ``Inpaint area`` + ``Masked area
+    padding`` only for "only masked", ``Masked content`` except for "original"."""
+    i2i = config.img2img
+    if not (i2i.enabled and i2i.inpainting):
+        return {}
+    only_masked = i2i.inpaint_area == "only masked"
+    return {
+        "Mask mode": "Inpaint not masked" if i2i.mask_mode == "inpaint not masked" else None,
+        "Mask blur": i2i.mask_blur or None,
+        "Inpaint area": "Only masked" if only_masked else None,
+        "Masked area padding": i2i.only_masked_padding if only_masked else None,
+        "Masked content": None if i2i.masked_content == "original" else i2i.masked_content,
+    }
 
 
 def _postprocess_pairs(config: RunConfig) -> _Pairs:

@@ -106,7 +106,34 @@ _ADETAILER_BY_KEY = {k.key: k for k in ADETAILER_KEYS}
 # ADetailerConfig.units allows at most this many; checked here so "model 99999th" cannot allocate.
 _MAX_ADETAILER_UNITS = 15
 _ADETAILER_KEY = re.compile(r"(?P<base>ADetailer .+?)(?: (?P<n>[1-9]\d{0,3})(?:st|nd|rd|th))?")
-_HIRES_KEYS = ("Hires upscale", "Hires resize", "Hires steps", "Hires upscaler")
+_HIRES_KEYS = (
+    "Hires upscale",
+    "Hires resize",
+    "Hires steps",
+    "Hires upscaler",
+    "Hires sampler",
+    "Hires schedule type",
+    "Hires prompt",
+    "Hires negative prompt",
+)
+#: The run-wide seed, RNG and emphasis keys (A1111 1.10's ``create_infotext`` and prompt encoder).
+_SEED_KEYS = ("Variation seed", "Variation seed strength", "Seed resize from", "RNG", "ENSD", "Emphasis")
+#: Settings > Sampler parameters (A1111's ``infotext_to_setting_name_mapping``).
+_SAMPLER_SETTING_KEYS = (
+    "Eta",
+    "Eta DDIM",
+    "Sigma churn",
+    "Sigma tmin",
+    "Sigma tmax",
+    "Sigma noise",
+    "SGM noise multiplier",
+    "Discard penultimate sigma",
+)
+RNG_SOURCES = ("GPU", "CPU", "NV")
+EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
+#: A1111's "Hires sampler" / "Hires schedule type" values for "the first pass's".
+SAME_SAMPLER = "Use same sampler"
+SAME_SCHEDULER = "Use same scheduler"
 _IMG2IMG_KEYS = (
     "Img2img denoising strength",
     "Img2img steps",
@@ -118,6 +145,7 @@ _IMG2IMG_KEYS = (
     "Img2img negative prompt",
 )
 _POSTPROCESS_KEYS = ("Postprocess upscale by", "Postprocess upscaler")
+_INPAINT_KEYS = ("Mask blur", "Mask mode", "Masked content", "Inpaint area", "Masked area padding")
 _BASE_KEYS = ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "VAE", "Clip skip")
 _KNOWN_KEYS = frozenset(
     (
@@ -128,10 +156,15 @@ _KNOWN_KEYS = frozenset(
         "Refiner switch at",
         *_IMG2IMG_KEYS,
         *_POSTPROCESS_KEYS,
+        *_SEED_KEYS,
+        *_SAMPLER_SETTING_KEYS,
+        "Noise multiplier",
+        *_INPAINT_KEYS,
     )
 )
 _REFINER_HASH = re.compile(r"\s*\[[0-9A-Fa-f]+\]$")
 _SIZE = re.compile(r"\s*(\d{1,6})\s*x\s*(\d{1,6})\s*")
+_SEED_RESIZE = re.compile(r"\s*(-?\d{1,6})\s*x\s*(-?\d{1,6})\s*")
 
 
 def ordinal_suffix(index: int) -> str:
@@ -237,6 +270,15 @@ def _as_str(key: str, raw: str) -> str:
     return raw
 
 
+def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def convert(key: str, raw: str) -> str:
+        if raw not in choices:
+            raise ConfigError(f"{key}: {raw!r} is not one of {', '.join(choices)}")
+        return raw
+
+    return convert
+
+
 _Converter = Callable[[str, str], Any]
 
 
@@ -281,6 +323,27 @@ _IMG2IMG_PROMPTS: dict[str, tuple[str, _Converter]] = {
     "Img2img prompt": ("prompt", _as_str),
     "Img2img negative prompt": ("negative_prompt", _as_str),
 }
+_HIRES_PROMPTS: dict[str, tuple[str, _Converter]] = {
+    "Hires prompt": ("hires_prompt", _as_str),
+    "Hires negative prompt": ("hires_negative_prompt", _as_str),
+}
+_RUN_WIDE: dict[str, tuple[str, _Converter]] = {
+    "Variation seed": ("subseed", _as_int),
+    "Variation seed strength": ("subseed_strength", _as_float),
+    "RNG": ("rng_source", _choice(RNG_SOURCES)),
+    "ENSD": ("eta_noise_seed_delta", _as_int),
+    "Emphasis": ("emphasis", _choice(EMPHASIS_MODES)),
+}
+_SAMPLER_SETTINGS: dict[str, tuple[str, _Converter]] = {
+    "Eta DDIM": ("eta", _as_float),
+    "Eta": ("eta", _as_float),  # k-diffusion's wins when both are given (it is applied after)
+    "Sigma churn": ("s_churn", _as_float),
+    "Sigma tmin": ("s_tmin", _as_float),
+    "Sigma tmax": ("s_tmax", _as_float),
+    "Sigma noise": ("s_noise", _as_float),
+    "SGM noise multiplier": ("sgm_noise_multiplier", _as_bool),
+    "Discard penultimate sigma": ("always_discard_next_to_last_sigma", _as_bool),
+}
 _POSTPROCESS: dict[str, tuple[str, _Converter]] = {
     "Postprocess upscale by": ("upscale_factor", _as_float),
     "Postprocess upscaler": ("upscale_model", _as_str),
@@ -307,6 +370,10 @@ def infotext_to_config(text: str | ParsedInfotext) -> RunConfig:
     data: dict[str, Any] = {"prompt": parsed.prompt, "negative_prompt": parsed.negative_prompt}
     if "Seed" in params:
         data["seed"] = _as_int("Seed", params["Seed"])
+    data.update(_take(params, _RUN_WIDE))
+    if "Seed resize from" in params:
+        data["seed_resize_from_w"], data["seed_resize_from_h"] = _seed_resize(params["Seed resize from"])
+    data["sampler_settings"] = _take(params, _SAMPLER_SETTINGS)
     img2img_first = "Denoising strength" in params and not _has_any(params, _HIRES_KEYS)
     data["txt2img"] = _txt2img_section(params, img2img_first)
     data["img2img"] = _img2img_section(params, img2img_first)
@@ -330,7 +397,8 @@ def _txt2img_section(params: Mapping[str, str], img2img_first: bool) -> dict[str
             section["width"], section["height"] = _as_size("Size", params["Size"])
     section.update(_take(params, {"VAE": ("vae", _as_str), "Clip skip": ("clip_skip", _as_int)}))
     if _has_any(params, _HIRES_KEYS):
-        section.update(hires_enabled=True, **_take(params, _HIRES))
+        section.update(hires_enabled=True, **_take(params, {**_HIRES, **_HIRES_PROMPTS}))
+        section.update(_hires_sampler_fields(params))
         if "Hires resize" in params:
             width, height = _as_size("Hires resize", params["Hires resize"])
             section.update(hires_resize_width=width, hires_resize_height=height)
@@ -355,7 +423,47 @@ def _img2img_section(params: Mapping[str, str], img2img_first: bool) -> dict[str
         }
     else:
         return {}
-    return {"enabled": True, **fields, **_take(params, _IMG2IMG_PROMPTS)}
+    fields.update(_take(params, {"Noise multiplier": ("noise_multiplier", _as_float)}))
+    return {"enabled": True, **fields, **_take(params, _IMG2IMG_PROMPTS), **_inpaint_fields(params)}
+
+
+def _lower_text(key: str, raw: str) -> str:
+    return _as_str(key, raw).lower()
+
+
+_INPAINT: dict[str, tuple[str, _Converter]] = {
+    "Mask blur": ("mask_blur", _as_int),
+    "Mask mode": ("mask_mode", _lower_text),
+    "Masked content": ("masked_content", _lower_text),
+    "Inpaint area": ("inpaint_area", _lower_text),
+    "Masked area padding": ("only_masked_padding", _as_int),
+}
+
+
+def _inpaint_fields(params: Mapping[str, str]) -> dict[str, Any]:
+    """A1111's inpaint keys onto img2img settings (the mask itself is never in an infotext)."""
+    return _take(params, _INPAINT)
+
+
+def _seed_resize(raw: str) -> tuple[int, int]:
+    """``Seed resize from``; A1111's API wrote ``-1x-1`` for "off" (a side <= 0 is off)."""
+    match = _SEED_RESIZE.fullmatch(raw)
+    if match is None:
+        raise ConfigError(f"Seed resize from: {raw!r} is not a size like 512x768")
+    width, height = int(match[1]), int(match[2])
+    return (width, height) if width > 0 and height > 0 else (0, 0)
+
+
+def _hires_sampler_fields(params: Mapping[str, str]) -> dict[str, Any]:
+    """``Hires sampler`` / ``Hires schedule type``; A1111's "Use same ..." values mean None."""
+    same = {
+        k: v
+        for k, v in params.items()
+        if (k, v) in (("Hires sampler", SAME_SAMPLER), ("Hires schedule type", SAME_SCHEDULER))
+    }
+    kept = {k: v for k, v in params.items() if k not in same}
+    fields = _sampler_fields(kept, "Hires sampler", "Hires schedule type", None)
+    return {f"hires_{name}": value for name, value in fields.items()}
 
 
 def is_mapped_key(key: str) -> bool:

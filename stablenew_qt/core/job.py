@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import MAX_SEED, RunConfig
-from .errors import FailureCause
+from .errors import FailureCause, shorten
 from .lifecycle import LifecycleState
 
 #: The ``jobs`` columns :func:`job_from_row` reads.
@@ -131,20 +131,30 @@ class Job:
         }
 
 
+#: The most copies one ``add`` queues (``queue add --count``): more is surely a typo, and each
+#: copy is a row in memory and in the queue file.
+MAX_COPIES = 10_000
+
+
 def stepped_copies(config: RunConfig, count: int) -> list[RunConfig]:
-    """``count`` copies of ``config`` whose seeds step by ``batch_size`` (copy i starts at
-    ``seed + i * batch_size``, wrapping at 2**32), so no two copies repeat an image. A random
-    (-1) seed stays random in every copy; an explicit img2img seed steps the same way."""
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+    """``count`` (1 to :data:`MAX_COPIES`) copies of ``config`` whose seeds step by ``batch_size``
+    (copy i starts at ``seed + i * batch_size``, wrapping at 2**32), so no two copies repeat an
+    image. A random (-1) seed stays random in every copy; an explicit img2img seed steps the same
+    way. With a variation seed on (strength > 0) the seeds stay and the variation seed steps
+    instead, as A1111's batch count does."""
+    if not 1 <= count <= MAX_COPIES:
+        raise ValueError(f"count must be from 1 to {MAX_COPIES:,}, got {shorten(count)}")
     copies = []
     for i in range(count):
         offset = i * config.batch_size
         updates: dict[str, object] = {}
-        if config.seed != -1:
+        variation = config.subseed_strength > 0
+        if variation and config.subseed != -1:
+            updates["subseed"] = (config.subseed + offset) % (MAX_SEED + 1)
+        if config.seed != -1 and not variation:
             updates["seed"] = (config.seed + offset) % (MAX_SEED + 1)
         i2i_seed = config.img2img.seed
-        if i2i_seed is not None and i2i_seed != -1:
+        if i2i_seed is not None and i2i_seed != -1 and not variation:
             updates["img2img"] = config.img2img.model_copy(
                 update={"seed": (i2i_seed + offset) % (MAX_SEED + 1)}
             )

@@ -43,7 +43,7 @@ from .job import (
 )
 from .listeners import Listeners, Unsubscribe
 from .outputs import app_data_dir
-from .queue_db import QueueError, QueueLocked, open_queue_database
+from .queue_db import QueueError, QueueLocked, QueueMissing, open_queue_database
 from .queue_lock import RunnerLock
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "QueueChanged",
     "QueueError",
     "QueueLocked",
+    "QueueMissing",
     "default_queue_path",
     "filter_jobs",
     "stepped_copies",
@@ -82,9 +83,9 @@ class JobQueue:
     ``with``) to release the file and the runner lock.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_queue_path()
-        self._conn = open_queue_database(self.path)
+        self._conn = open_queue_database(self.path, create=create)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._runner_lock = RunnerLock(self.path)

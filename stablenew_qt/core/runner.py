@@ -80,6 +80,13 @@ def image_seeds(base: int, count: int) -> tuple[int, ...]:
     return tuple((base + i) % (MAX_SEED + 1) for i in range(count))
 
 
+def batch_seeds(config: RunConfig, base: int, count: int) -> tuple[int, ...]:
+    """A batch's seeds as A1111's ``process_images`` draws them: ``base + i``, except with a
+    variation seed on (strength > 0), where every image keeps ``base`` and only the variation
+    seeds step (``subseed + i``)."""
+    return (base % (MAX_SEED + 1),) * count if config.subseed_strength > 0 else image_seeds(base, count)
+
+
 @dataclass
 class _RunState:
     run_id: str
@@ -144,14 +151,15 @@ class PipelineRunner:
             run_id,
             config,
             plan,
-            image_seeds(config.seed, count),
+            batch_seeds(config, config.seed, count),
             RunOutputs(self.output, run_id, started),
             started,
             self._clock(),
         )
         for warning in plan.warnings:
             log.warning("%s: %s", run_id, warning)
-        emit(RunStarted(run_id, plan, state.seeds))
+        subseeds = image_seeds(config.subseed, count) if config.subseed_strength > 0 else ()
+        emit(RunStarted(run_id, plan, state.seeds, subseeds))
         stage: StageExecution | None = None
         try:
             images = self._input_images(state)
@@ -233,7 +241,13 @@ class PipelineRunner:
         state.stage_records.append(record)
         emit(
             StageFinished(
-                state.run_id, stage.stage, stage.index, seconds, len(result.images), dict(result.info.params)
+                state.run_id,
+                stage.stage,
+                stage.index,
+                seconds,
+                len(result.images),
+                dict(result.info.params),
+                tuple(result.info.notes),
             )
         )
         self._call_hooks(lambda hook: hook.on_stage_finished(record))
@@ -252,6 +266,7 @@ class PipelineRunner:
             text = build_infotext(
                 state.config,
                 seed=sampling_seeds[i],
+                subseed=per_image.subseed,
                 stage_infos=state.stage_infos,
                 version=__version__,
                 source_parameters=state.source_parameters,
@@ -320,6 +335,7 @@ class PipelineRunner:
                 "vae_name": state.stage_infos[StageName(r.stage)].vae_name,
                 "vae_hash": state.stage_infos[StageName(r.stage)].vae_hash,
                 "params": _jsonable(r.params),
+                "notes": list(state.stage_infos[StageName(r.stage)].notes),
             }
             for r in state.stage_records
         ]
@@ -379,7 +395,7 @@ def _payload(
         prompt = i2i.prompt if i2i.prompt is not None else prompt
         negative = i2i.negative_prompt if i2i.negative_prompt is not None else negative
         if i2i.seed is not None:
-            seeds = image_seeds(i2i.seed, len(seeds))
+            seeds = batch_seeds(config, i2i.seed, len(seeds))
     return StagePayload(config, prompt, negative, seeds, images)
 
 
@@ -387,16 +403,18 @@ def _first_sampling_seeds(state: _RunState) -> tuple[int, ...]:
     """The seeds the infotext's ``Seed`` describes: those of the first sampling stage."""
     i2i = state.config.img2img
     if not state.config.txt2img.enabled and i2i.enabled and i2i.seed is not None:
-        return image_seeds(i2i.seed, len(state.seeds))
+        return batch_seeds(state.config, i2i.seed, len(state.seeds))
     return state.seeds
 
 
 def _per_image_config(config: RunConfig, index: int, seed: int) -> RunConfig:
     """The config that replays exactly image ``index`` of this run on its own."""
     updates: dict[str, object] = {"seed": seed, "batch_size": 1}
+    if config.subseed_strength > 0 and config.subseed >= 0:  # image i's: subseed + i, as A1111's
+        updates["subseed"] = image_seeds(config.subseed, index + 1)[-1]
     if config.img2img.seed is not None:
         updates["img2img"] = config.img2img.model_copy(
-            update={"seed": image_seeds(config.img2img.seed, index + 1)[-1]}
+            update={"seed": batch_seeds(config, config.img2img.seed, index + 1)[-1]}
         )
     return config.model_copy(update=updates)
 

@@ -16,12 +16,18 @@ from .adetailer.detector import Detector, DetectorCache, DetectorTrust
 from .device import DeviceChoice
 from .memory import MemoryBudget
 from .models import ModelCatalog
+from .oom import RememberedRungs
 from .pipelines import LoadedModel, PipelineCache
 from .progress import StepReporter
 from .upscalers import Upscaler, UpscalerCache
 
 if TYPE_CHECKING:
+    from .conditioning import ConditioningOptions, PromptEncoder
     from .extra_networks_run import ExtraNetworks
+
+# Where a resident model keeps its prompt encoders and their ConditioningCache (in
+# ``LoadedModel.derived``, so both go when the model is evicted).
+_CONDITIONING = "conditioning"
 
 # Above this many output pixels the VAE decodes and encodes in tiles (about 2.4 MP: bigger than
 # 1536x1536), keeping VRAM flat for hires and large img2img at a small speed cost.
@@ -43,6 +49,10 @@ class EngineContext:
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
     _extra_networks: ExtraNetworks | None = None
+    #: VAE tiling whatever the size (a rung of the out-of-memory ladder, see :mod:`.oom`).
+    force_vae_tiling: bool = False
+    #: The out-of-memory step that worked, per (model, width, height), for later jobs.
+    oom_steps: RememberedRungs = field(default_factory=RememberedRungs)
     _taesd: dict[Path, Any] = field(default_factory=dict)
     _ultralytics_ready: bool = False
 
@@ -81,6 +91,40 @@ class EngineContext:
             return decode
         return lambda latents: latent_preview(latents, family)
 
+    def prompt_encoder(self, model: LoadedModel, options: ConditioningOptions) -> PromptEncoder:
+        """The one place stages get A1111's prompt encoder for ``model``'s text encoders.
+
+        One :class:`ConditioningCache` per resident model (it lives and dies with the model), so a
+        second run with the same prompts, clip skip and emphasis encodes nothing; one encoder per
+        ``options``. Embedding arguments come from :meth:`_embedding_args`.
+        """
+        from .conditioning import ConditioningCache, PromptEncoder
+        from .extra_networks_run import conditioning_state, lora_aware_encoder
+
+        cache, encoders = model.derived.setdefault(_CONDITIONING, (ConditioningCache(), {}))
+        extra = self._embedding_args(model)
+        # The active te LoRAs and the embedding files change every encoding: part of both keys.
+        state = conditioning_state(self, model)
+        key = (options, state, tuple(sorted((k, id(v)) for k, v in extra.items())))
+        encoder = encoders.get(key)
+        if encoder is None:
+            cache_key = (*model.key, state) if state else model.key
+            encoder = PromptEncoder.from_pipeline(
+                model.pipe, options=options, cache=cache, cache_key=cache_key, **extra
+            )
+            encoders[key] = encoder
+        found: PromptEncoder = lora_aware_encoder(self, model, encoder)
+        return found
+
+    def _embedding_args(self, model: LoadedModel) -> dict[str, Any]:
+        """Extra ``PromptEncoder`` arguments for ``model`` (``embeddings=``, ``embedding_override=``:
+        the installed textual-inversion embeddings that fit it; see ``embedding_args_for``).
+        Whatever changes the encoders' output (an embedding set, a LoRA on the text encoders)
+        must also change the encoder's ``cache_key`` or clear ``model``'s ConditioningCache."""
+        from .extra_networks_run import embedding_args_for
+
+        return embedding_args_for(self, model)
+
     def detector(self, name: str) -> Detector:
         """The YOLO detector ``name`` from models/adetailer (loaded once; trusted files only)."""
         from ..core.outputs import app_data_dir
@@ -94,8 +138,9 @@ class EngineContext:
         return load_detector(entry.path, self.trust, cache=self.detectors)
 
     def tile_vae_for(self, pipe: Any, width: int, height: int) -> None:
-        """Switch VAE tiling on for big images and off again for small ones."""
-        if width * height > self.vae_tiling_pixels:
+        """Switch VAE tiling on for big images (or while the out-of-memory ladder wants it) and
+        off again for small ones."""
+        if self.force_vae_tiling or width * height > self.vae_tiling_pixels:
             pipe.vae.enable_tiling()
         else:
             pipe.vae.disable_tiling()
@@ -117,8 +162,3 @@ class EngineContext:
 
         with lora_suspended(self, model):
             yield
-
-    def _embedding_args(self, model: LoadedModel) -> dict[str, Any]:
-        from .extra_networks_run import embedding_args_for
-
-        return embedding_args_for(self, model)

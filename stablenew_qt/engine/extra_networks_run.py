@@ -17,8 +17,8 @@
 
 from __future__ import annotations
 
+import copy
 import logging
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from ..core.extra_networks import EmbeddingEntry, LoraEntry
     from ..core.prompt_chunks import EmbeddingFix
+    from .conditioning import PromptEncoder
     from .embeddings import EmbeddingLibrary, EmbeddingStore
     from .lora import AppliedLoras, LoraActivation, LoraManager, LoraRegistry
     from .pipelines import LoadedModel, PipelineCache
@@ -254,9 +255,6 @@ def prepare_stage(
     if any(tag.name in LORA_TAG_NAMES for p in prompts for tag in extract_extra_networks(p)[1]):
         model = ctx.cache.base(*stage_model(payload.config, stage))
         activate_for_prompt(ctx, model, *prompts)
-    if model is not None and stage == "txt2img" and payload.config.txt2img.refiner_enabled:
-        refiner = ctx.cache.refiner(payload.config.txt2img.refiner_model_name or "", model)
-        encode_refiner_without_loras(ctx, model, refiner.pipe)
     for manager in list(_managed(networks).values()):
         if (model is None or manager is not networks.manager(model)) and manager.active:
             manager.deactivate()
@@ -276,63 +274,78 @@ def prepare_stage(
 
 
 def embedding_notes(ctx: NetworkContext, model: LoadedModel, *prompts: str) -> list[str]:
-    """Warning lines for the embeddings ``prompts`` name: those ``model`` cannot use (read as
-    words, as A1111 does) and, while the stage hands diffusers plain strings, those it cannot
-    apply at all."""
+    """Warning lines for the embeddings ``prompts`` name that ``model`` cannot use (their names
+    are read as words, as A1111 does)."""
     from .embeddings.library import _tokenizer_of
 
-    library = embedding_library(ctx, model)
-    tokenize = _tokenizer_of(model.pipe)
-    lines = embedding_warnings(library, tokenize, *prompts)
-    if not getattr(ctx, "prompt_encoder", None):
-        used = used_embeddings(library, tokenize, *prompts)
-        if used:
-            lines.append(
-                f"embedding {', '.join(repr(n) for n in used)}: not applied, this stage encodes prompts "
-                "with diffusers (embeddings need the A1111 prompt encoder); the name is read as words"
-            )
-    return lines
+    return embedding_warnings(embedding_library(ctx, model), _tokenizer_of(model.pipe), *prompts)
 
 
 def stage_params(
     ctx: NetworkContext, stage: str, model: LoadedModel | None, payload: StagePayload, result: StageResult
 ) -> StageResult:
-    """``result`` with ``Lora hashes`` (and, once the stages encode with ``PromptEncoder``,
-    ``TI hashes``) added to its infotext parameters."""
+    """``result`` with ``Lora hashes`` and ``TI hashes`` (and the manifest's ``Lora files``) added
+    to its parameters."""
     from dataclasses import replace
 
     if model is None:
-        if not getattr(ctx, "prompt_encoder", None) or not ctx.extra_networks.catalog.embeddings():
+        if not ctx.extra_networks.catalog.embeddings():
             return result
         model = ctx.cache.base(*stage_model(payload.config, stage))
     params = network_params(ctx, model, payload.prompt, payload.negative_prompt)
-    if not getattr(ctx, "prompt_encoder", None):
-        params.pop("TI hashes", None)  # plain-string pipelines do not splice embeddings
     if not params:
         return result
     info = replace(result.info, params={**result.info.params, **params})
     return replace(result, info=info)
 
 
-def encode_refiner_without_loras(ctx: NetworkContext, base: LoadedModel, refiner_pipe: Any) -> None:
-    """Make ``refiner_pipe.encode_prompt`` run with no LoRA active on ``base`` (whose
-    ``text_encoder_2`` it shares): A1111's refiner has its own, unpatched text encoder. Installed
-    once per refiner pipeline; a no-op for stages that encode with ``PromptEncoder`` (they wrap
-    the refiner's encoding in ``ctx.lora_suspended(base)`` themselves)."""
-    if getattr(refiner_pipe, "_stablenew_lora_free_encode", False):
-        return
-    encode = refiner_pipe.encode_prompt
-    base_ref = weakref.ref(base)
+def text_encoder_lora_state(ctx: NetworkContext, model: LoadedModel) -> tuple[Any, ...]:
+    """What the active LoRAs change in ``model``'s text encoders (part of its conditioning cache
+    key); () without a manager, and for the SDXL refiner, which encodes with them suspended."""
+    from .family import ModelFamily
 
-    def encode_prompt(*args: Any, **kwargs: Any) -> Any:
-        loaded = base_ref()
-        if loaded is None:
-            return encode(*args, **kwargs)
-        with lora_suspended(ctx, loaded):
-            return encode(*args, **kwargs)
+    if model.family is ModelFamily.SDXL_REFINER or model.pipe not in _managed(ctx.extra_networks):
+        return ()
+    return ctx.extra_networks.manager(model).text_encoder_state()
 
-    refiner_pipe.encode_prompt = encode_prompt
-    refiner_pipe._stablenew_lora_free_encode = True
+
+def conditioning_state(ctx: NetworkContext, model: LoadedModel) -> tuple[Any, ...]:
+    """Everything of ours that changes ``model``'s prompt encodings: the te LoRA state and the
+    usable embedding files (path, size, mtime); () when neither applies."""
+    lora_state = text_encoder_lora_state(ctx, model)
+    catalog = ctx.extra_networks.catalog
+    embeddings: tuple[Any, ...] = ()
+    if catalog.embeddings():
+        usable = set(embedding_library(ctx, model).embeddings)
+        embeddings = tuple(
+            (str(e.path), e.size, e.mtime_ns) for e in catalog.embeddings() if e.name in usable
+        )
+    return (lora_state, embeddings) if lora_state or embeddings else ()
+
+
+def lora_aware_encoder(ctx: NetworkContext, model: LoadedModel, encoder: PromptEncoder) -> PromptEncoder:
+    """``encoder`` itself, or for the SDXL refiner of a base with LoRAs, a copy whose encoding
+    runs inside ``LoraManager.suspended()``: the refiner shares the base's ``text_encoder_2``,
+    and A1111's refiner has its own, unpatched one."""
+    from .family import ModelFamily
+
+    if model.family is not ModelFamily.SDXL_REFINER:
+        return encoder
+    base = ctx.cache.base_of(model)
+    if base is None or base.pipe not in _managed(ctx.extra_networks):
+        return encoder
+    wrapped = copy.copy(encoder)
+    for name in ("encode_batch", "encode_prompt", "encode_negative", "encode_texts"):
+        setattr(wrapped, name, _suspending(ctx, base, getattr(encoder, name)))
+    return wrapped
+
+
+def _suspending(ctx: NetworkContext, base: LoadedModel, method: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with lora_suspended(ctx, base):
+            return method(*args, **kwargs)
+
+    return call
 
 
 # -- embeddings -------------------------------------------------------------------------------

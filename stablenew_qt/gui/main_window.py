@@ -49,6 +49,7 @@ from .progress_panel import ProgressPanel
 from .prompt_panel import InputImagePanel, PromptPanel
 from .queue_panel import QueuePanel
 from .results_panel import ResultsPanel
+from .sampler_settings_dialog import SamplerSettingsEntry
 from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
 from .status_bar import SessionStatus
@@ -206,6 +207,8 @@ class MainWindow(QMainWindow):
         self.models_menu.refreshRequested.connect(self.refresh_models)
         self.models_menu.statusRequested.connect(self.status.show)
         self.queue_menu = QueueMenu(self.prefs, self)
+        self.sampler_settings = SamplerSettingsEntry(self.model, self.prefs, self)
+        self.sampler_settings.add_to(self.models_menu)
         for menu in (self.models_menu, ViewMenu(self.prefs, self), self.queue_menu):
             self.menuBar().addMenu(menu)
 
@@ -306,6 +309,8 @@ class MainWindow(QMainWindow):
     def _on_run_started(self, event: RunStarted) -> None:
         if event.seeds:
             self.prompt_panel.remember_seed(event.seeds[0])
+        if event.subseeds:
+            self.prompt_panel.seed_extras.remember_subseed(event.subseeds[0])
 
     def _on_lifecycle_changed(self, event: LifecycleChanged) -> None:
         if event.new is LifecycleState.RUNNING:

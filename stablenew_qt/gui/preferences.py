@@ -12,6 +12,7 @@ layout. Tests pass a QSettings on a temporary file.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,17 @@ def _memory(value: object) -> MemoryMode | None:
     return memory_mode(text) if text else None
 
 
+def _json_object(value: object) -> dict[str, Any] | None:
+    text = _as_text(value)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _theme(value: object) -> str | None:
     return value if isinstance(value, str) and value in THEMES else None
 
@@ -116,6 +128,7 @@ class Preferences(QObject):
     pauseOnFailureChanged = Signal(bool)
     learningLogChanged = Signal(bool)
     themeChanged = Signal(str)
+    samplerDefaultsChanged = Signal(object)  # dict
 
     def __init__(
         self, settings: QSettings, *, models_dir: Path, output_dir: Path, parent: QObject | None = None
@@ -161,6 +174,15 @@ class Preferences(QObject):
         write=bool,
     )
     theme = _Preference[str](THEME_KEY, _theme, lambda _p: DEFAULT_THEME, "System, light or dark.")
+    sampler_defaults = _Preference[dict[str, Any]](
+        "engine/sampler_settings",
+        _json_object,
+        lambda _p: {},
+        "A1111's Settings > Sampler parameters, RNG source, eta noise seed delta and emphasis "
+        "(RunConfig keys ``rng_source``, ``eta_noise_seed_delta``, ``emphasis``, "
+        "``sampler_settings``), as the Sampler settings dialog saved them; ``{}`` = A1111's defaults.",
+        write=json.dumps,
+    )
 
     @property
     def learning_log_file(self) -> Path | None:

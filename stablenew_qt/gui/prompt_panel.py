@@ -22,6 +22,7 @@ from superqt.utils import signals_blocked
 from ..core.config import MAX_SEED
 from .config_model import ConfigModel
 from .fields import Binder, tip
+from .seed_extras import SeedExtras
 from .token_counter import PromptTokenCounters
 from .weight_keys import WeightKeyFilter
 
@@ -69,6 +70,8 @@ class PromptPanel(QGroupBox):
         self.error_label.hide()
         form = QFormLayout()
         form.addRow("Seed", seed_row)
+        self.seed_extras = SeedExtras(model)  # A1111's "Extra": variation seed, resize seed from
+        form.addRow(self.seed_extras)
         form.addRow("Batch size", self.batch)
         layout = QVBoxLayout(self)
         layout.addWidget(self.prompt, 2)

@@ -15,6 +15,7 @@ from superqt.utils import signals_blocked
 
 from ..core.config import Txt2ImgConfig
 from ..core.errors import ConfigProblem
+from ..core.infotext_parse import SAME_SAMPLER, SAME_SCHEDULER
 from ..core.samplers import SAMPLERS, SCHEDULERS
 from ..core.sizes import hires_target_size, txt2img_output_size, upscaled_size
 from .config_model import ConfigModel
@@ -195,9 +196,48 @@ class Txt2ImgCard(StageCard):
             "Denoise",
             b.dspin("txt2img.hires_denoise", 0, 1, tip("How much to change.", "Denoising strength")),
         )
+        form.addRow(
+            "Hires sampler",
+            b.combo(
+                "txt2img.hires_sampler",
+                SAMPLERS,
+                tip("The sampler of the hires pass.", "Hires sampling method"),
+                none_text=SAME_SAMPLER,
+            ),
+        )
+        form.addRow(
+            "Hires schedule",
+            b.combo(
+                "txt2img.hires_scheduler",
+                SCHEDULERS,
+                tip("The schedule type of the hires pass.", "Hires schedule type"),
+                none_text=SAME_SCHEDULER,
+            ),
+        )
+        form.addRow(self._hires_prompts())
         self.final_size = QLabel()
         self.final_size.setObjectName("txt2img.final_size")
         form.addRow(self.final_size)
+        section.addWidget(body)
+        return section
+
+    def _hires_prompts(self) -> QCollapsible:
+        """A1111's hires prompt and negative prompt, collapsed: empty means the first pass's."""
+        b = self.binder
+        section = QCollapsible("Hires prompt")
+        section.setObjectName("txt2img.hires_prompt_section")
+        body = QWidget()
+        form = QFormLayout(body)
+        prompt = b.text("txt2img.hires_prompt", tip("Empty: the main prompt.", "Hires prompt"))
+        prompt.setPlaceholderText("Same as the main prompt")
+        prompt.setMaximumHeight(60)
+        form.addRow("Prompt", prompt)
+        negative = b.text(
+            "txt2img.hires_negative_prompt", tip("Empty: the main negative prompt.", "Hires negative prompt")
+        )
+        negative.setPlaceholderText("Same as the main negative prompt")
+        negative.setMaximumHeight(60)
+        form.addRow("Negative", negative)
         section.addWidget(body)
         return section
 
@@ -249,6 +289,16 @@ class Img2ImgCard(StageCard):
                 SAMPLERS,
                 tip("Empty: txt2img's.", "Sampling method"),
                 none_text="Same as txt2img",
+            ),
+        )
+        f.addRow(
+            "Noise multiplier",
+            b.dspin(
+                "img2img.noise_multiplier",
+                0,
+                1.5,
+                tip("Scales the noise added to the input image; 1 = off.", "Noise multiplier for img2img"),
+                0.01,
             ),
         )
         prompt = b.text(

@@ -42,7 +42,8 @@ def test_a1111_png_reads_exactly_as_infotext_to_config(tmp_path: Path) -> None:
     settings = read_generation_settings(png(tmp_path / "a.png", {"parameters": A1111}))
     assert settings.config == infotext_to_config(A1111)
     assert (settings.generator, settings.source) == ("A1111", "PNG text chunk 'parameters'")
-    assert settings.notes == ("'ENSD: 31337' has no equivalent here",)
+    assert settings.notes == ()
+    assert settings.config.eta_noise_seed_delta == 31337
 
 
 def test_forge_keys_are_named_in_notes(tmp_path: Path) -> None:

@@ -312,6 +312,7 @@ def test_novelai_v3_png(tmp_path: Path) -> None:
         4180632921,
     )
     assert t.clip_skip == 1  # SDXL-based: no clip skip
+    assert c.eta_noise_seed_delta == 0
     assert any("rewritten as A1111 weights" in n for n in s.notes)
     assert "NovelAI's SMEA has no equivalent here" in s.notes
     assert "NovelAI's cfg rescale 0.2 has no equivalent here" in s.notes
@@ -329,6 +330,7 @@ def test_novelai_v1_sets_clip_skip_and_v4_character_prompts(tmp_path: Path) -> N
         size=(512, 768),
     )
     assert (v1.config.prompt, v1.config.txt2img.clip_skip, v1.config.txt2img.width) == ("(cat:1.05)", 2, 512)
+    assert v1.config.eta_noise_seed_delta == 31337  # as A1111's own NovelAI reader sets it
     comment = {
         **NOVELAI_COMMENT,
         "v4_prompt": {

@@ -88,6 +88,26 @@ def test_seeds_are_resolved_once_and_recorded_everywhere(make_config, tmp_path: 
     assert f"Seed: {base + 1}," in (meta.parameters or "")
 
 
+def test_each_image_records_its_own_variation_seed(make_config, tmp_path: Path) -> None:
+    # A1111's all_subseeds: image i's variation seed is subseed + i; a random one is drawn once.
+    result, _, events = _run(make_config(seed=5, batch_size=2, subseed=-1, subseed_strength=0.5), tmp_path)
+    base = result.config.subseed
+    assert base >= 0
+    started = next(e for e in events if isinstance(e, ev.RunStarted))
+    assert started.subseeds == (base, base + 1)
+    # ... while every image keeps the seed (A1111: seed + i only when the strength is 0).
+    assert started.seeds == (5, 5)
+    for i, path in enumerate(result.image_paths):
+        meta = read_image_metadata(path)
+        assert f"Variation seed: {base + i}, Variation seed strength: 0.5," in (meta.parameters or "")
+        assert meta.run_config is not None and meta.run_config.subseed == base + i
+
+
+def test_no_variation_seeds_when_variation_is_off(make_config, tmp_path: Path) -> None:
+    _, _, events = _run(make_config(seed=5, subseed=7, subseed_strength=0.0), tmp_path)
+    assert next(e for e in events if isinstance(e, ev.RunStarted)).subseeds == ()
+
+
 def test_seed_wraps_at_2_32(make_config, tmp_path: Path) -> None:
     result, _, _ = _run(make_config(seed=2**32 - 1, batch_size=2), tmp_path)
     assert result.seeds == (2**32 - 1, 0)

@@ -60,9 +60,16 @@ def test_a_random_seed_stays_random_in_every_copy(make_config) -> None:
     assert [(c.seed, c.img2img.seed) for c in copies] == [(-1, -1)] * 3
 
 
+def test_with_a_variation_seed_copies_step_the_variation_seed_not_the_seed(make_config) -> None:
+    # A1111's batch count with variation on: all_seeds keep the seed, all_subseeds step.
+    config = make_config(seed=9, batch_size=2, subseed=100, subseed_strength=0.3, img2img={"seed": 40})
+    copies = stepped_copies(config, 3)
+    assert [(c.seed, c.subseed, c.img2img.seed) for c in copies] == [(9, 100, 40), (9, 102, 40), (9, 104, 40)]
+
+
 def test_stepped_seeds_wrap_like_batch_seeds(make_config) -> None:
     assert [c.seed for c in stepped_copies(make_config(seed=MAX_SEED), 2)] == [MAX_SEED, 0]
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="from 1 to 10,000"):
         stepped_copies(make_config(), 0)
 
 

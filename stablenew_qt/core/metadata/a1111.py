@@ -13,7 +13,16 @@ import re
 
 from ..config import RunConfig
 from ..errors import ConfigError, ConfigProblem
-from ..infotext_parse import ParsedInfotext, infotext_to_config, is_mapped_key, parse_infotext
+from ..infotext_parse import (
+    EMPHASIS_MODES,
+    RNG_SOURCES,
+    SAME_SAMPLER,
+    SAME_SCHEDULER,
+    ParsedInfotext,
+    infotext_to_config,
+    is_mapped_key,
+    parse_infotext,
+)
 from ..samplers import SAMPLERS, SCHEDULERS, split_legacy_sampler
 from .draft import GenerationSettings, show
 from .names import SDNEXT_SAMPLERS, lora_tag, with_tags
@@ -44,7 +53,16 @@ _INFORMATIONAL = frozenset(
         "Init image size",
     }
 )
-_SAMPLER_KEYS = (("Sampler", "Schedule type"), ("Img2img sampler", "Img2img schedule type"))
+_SAMPLER_KEYS = (
+    ("Sampler", "Schedule type"),
+    ("Img2img sampler", "Img2img schedule type"),
+    ("Hires sampler", "Hires schedule type"),
+)
+#: Keys whose value must be one of a few names: (key, accepted names, what is used instead).
+_CHOICE_KEYS = (
+    ("RNG", RNG_SOURCES, "GPU"),
+    ("Emphasis", EMPHASIS_MODES, "Original"),
+)
 _HIRES_KEYS = ("Hires upscale", "Hires resize", "Hires steps", "Hires upscaler", "Denoising strength")
 _FOOOCUS_LORA = re.compile(r"\s*([^,:]+?)\s*:\s*(-?\d+(?:\.\d+)?)\s*(?:,|$)")
 _MAX_NAMED_KEYS = 20
@@ -105,16 +123,21 @@ def _prepared(params: dict[str, str], generator: str, notes: list[str]) -> dict[
     for sampler_key, schedule_key in _SAMPLER_KEYS:
         _check_sampler(params, sampler_key, generator, notes)
         schedule = params.get(schedule_key)
-        if schedule is not None and schedule not in SCHEDULERS:
+        if schedule is not None and schedule not in (*SCHEDULERS, SAME_SCHEDULER):
             del params[schedule_key]
             notes.append(
                 f"{generator}'s schedule type {schedule!r} has no equivalent here; Automatic is used"
             )
+    for key, choices, default in _CHOICE_KEYS:
+        value = params.get(key)
+        if value is not None and value not in choices:
+            del params[key]
+            notes.append(f"{generator}'s {key} {value!r} has no equivalent here; {default} is used")
     return params
 
 
 def _check_sampler(params: dict[str, str], key: str, generator: str, notes: list[str]) -> None:
-    if key not in params:
+    if key not in params or params[key] == SAME_SAMPLER:
         return
     written = params[key]
     name, legacy_schedule = split_legacy_sampler(written)
@@ -123,7 +146,10 @@ def _check_sampler(params: dict[str, str], key: str, generator: str, notes: list
         params[key] = f"{name} {legacy_schedule}" if legacy_schedule else name
         return
     del params[key]
-    default = "the default sampler is used" if key == "Sampler" else "the txt2img sampler is used"
+    default = {
+        "Sampler": "the default sampler is used",
+        "Hires sampler": "the first pass's sampler is used",
+    }.get(key, "the txt2img sampler is used")
     notes.append(f"{generator}'s sampler {written!r} has no equivalent here; {default}")
 
 

@@ -111,8 +111,9 @@ def _model(draft: Draft, source: str) -> None:
     )
     if source.startswith("Stable Diffusion") and "XL" not in source:
         draft.txt2img["clip_skip"] = 2
+        draft.top["eta_noise_seed_delta"] = 31337
         draft.note(
-            "NovelAI's SD1-based models ran with clip skip 2 (set) and eta noise seed delta 31337 (not here)"
+            "NovelAI's SD1-based models ran with clip skip 2 and eta noise seed delta 31337 (both set)"
         )
 
 

@@ -243,6 +243,8 @@ def test_lora_suspended_runs_the_block_without_loras_then_restores_them(
 def test_the_sdxl_refiner_encodes_its_prompt_without_the_base_loras(
     executor: DiffusersExecutor, models_dir: Path, reference_pipe: Any, tmp_path: Path
 ) -> None:
+    from stablenew_qt.engine.conditioning import ConditioningOptions
+
     write(
         models_dir / "Lora" / "xl_style.safetensors",
         build(sdxl_layers(reference_pipe("demo-tiny-sdxl")), seed=2),
@@ -262,18 +264,38 @@ def test_the_sdxl_refiner_encodes_its_prompt_without_the_base_loras(
     )
     ctx = executor.context
     base = ctx.cache.base("demo-tiny-sdxl")
-    refiner = ctx.cache.refiner("demo-tiny-sdxl-refiner", base).pipe
+    refiner = ctx.cache.refiner("demo-tiny-sdxl-refiner", base)
     manager = ctx.extra_networks.manager(base)
     assert [a.entry.name for a in manager.active] == ["xl_style"], "the LoRA is still on the base"
-    args = {"prompt": "a cat", "device": torch.device("cpu"), "do_classifier_free_guidance": False}
     with torch.no_grad():
-        wrapped = refiner.encode_prompt(**args)[0]
-        patched = type(refiner).encode_prompt(refiner, **args)[0]  # the shared te2 with the LoRA on
+        used = ctx.prompt_encoder(refiner, ConditioningOptions()).encode_texts(["a dog"])[0].crossattn
         assert manager.active, "restored after the encoding"
+        patched = PromptEncoder.from_pipeline(refiner.pipe).encode_texts(["a dog"])[0].crossattn
         manager.deactivate()
-        plain = refiner.encode_prompt(**args)[0]
-    assert torch.equal(wrapped, plain)
+        plain = PromptEncoder.from_pipeline(refiner.pipe).encode_texts(["a dog"])[0].crossattn
+    assert torch.equal(used, plain)
     assert (patched - plain).abs().max().item() > 1e-4, "the LoRA does reach the shared text_encoder_2"
+
+
+def test_a_text_encoder_lora_weight_change_is_not_served_from_the_conditioning_cache(
+    executor: DiffusersExecutor, detail: Path
+) -> None:
+    from stablenew_qt.engine.conditioning import ConditioningOptions
+    from stablenew_qt.engine.extra_networks_run import activate_for_prompt
+
+    ctx = executor.context
+    model = ctx.cache.base("demo-tiny-sd15")
+    encode = lambda: ctx.prompt_encoder(model, ConditioningOptions()).encode_texts(["a cat"])[0].crossattn  # noqa: E731
+    with torch.no_grad():
+        plain = encode()
+        activate_for_prompt(ctx, model, "<lora:detail:1>")
+        strong = encode()
+        activate_for_prompt(ctx, model, "<lora:detail:0.3>")
+        weak = encode()
+        activate_for_prompt(ctx, model, "")
+        again = encode()
+    assert (strong - plain).abs().max().item() > 1e-4 and (strong - weak).abs().max().item() > 1e-4
+    assert torch.equal(again, plain)
 
 
 def test_embeddings_a_run_cannot_use_are_a_warning_line(
@@ -285,8 +307,21 @@ def test_embeddings_a_run_cannot_use_are_a_warning_line(
         _run(executor, tmp_path, "a xlonly cat", negative_prompt="fits")
     lines = [r.getMessage() for r in caplog.records if "embedding" in r.getMessage()]
     assert any(line.startswith("embedding 'xlonly' does not fit this model") for line in lines)
-    if not hasattr(executor.context, "prompt_encoder"):  # the stages still call diffusers
-        assert any(line.startswith("embedding 'fits': not applied") for line in lines)
+    assert not any("'fits'" in line for line in lines), "an embedding that fits is no warning"
+
+
+def test_an_embedding_in_a_run_changes_the_image_and_is_in_the_infotext(
+    executor: DiffusersExecutor, models_dir: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    plain = _pixels(_run(executor, tmp_path, "a shiny cat"))
+    shiny = write_pt_embedding(models_dir / "embeddings" / "shiny.pt", torch.randn(2, 32) * 3)
+    executor.context.extra_networks.catalog.refresh()
+    result = _run(executor, tmp_path, "a shiny cat")
+    assert np.abs(_pixels(result) - plain).max() > 0
+    digest = hashlib.sha256(shiny.read_bytes()).hexdigest()[:12]
+    assert f'TI hashes: "shiny: {digest}"' in read_image_metadata(result.image_paths[0]).parameters
 
 
 def test_ti_hashes_name_only_the_embeddings_the_prompts_use(
