@@ -66,6 +66,9 @@ RUN_CONFIG_KEY = "stablenew_run_config"
 
 # Executor-reported keys that are not copied: Size and Refiner hash feed other keys; Version is ours.
 _INTERNAL_KEYS = frozenset({"Size", "Refiner hash", "Version"})
+#: Stage params for the manifest only (e.g. the engine's "Lora files": file, weights, hash per LoRA).
+_MANIFEST_ONLY_KEYS = frozenset({"Lora files"})
+_NOT_SHOWN = _INTERNAL_KEYS | _MANIFEST_ONLY_KEYS
 _CHECKPOINT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".gguf")
 
 _Pairs = dict[str, Any]
@@ -148,7 +151,7 @@ def build_infotext(
     _add(added, _postprocess_pairs(config))
     for stage in CANONICAL_ORDER:
         if stage in stage_infos:
-            _add(added, {k: v for k, v in stage_infos[stage].params.items() if k not in _INTERNAL_KEYS})
+            _add(added, {k: v for k, v in stage_infos[stage].params.items() if k not in _NOT_SHOWN})
     _add(added, extra or {})
     if not base and source_parameters and source_parameters.strip():
         return _append_to_source(source_parameters, added, version)

@@ -133,7 +133,8 @@ class PipelineRunner:
         plan: StageExecutionPlan | None = None,
     ) -> RunResult:
         """Run ``config`` to the end. Raises ConfigError (before anything is written) for a config
-        that cannot run or an output folder that cannot take its images (``preflight``); every
+        that cannot run, an output folder that cannot take its images (``preflight``) or what the
+        engine's own ``check_run`` refuses (e.g. a LoRA tag naming no installed file); every
         later failure is returned as a RunResult in FAILED or CANCELLED. The run's files appear
         all at once when it completes (see ``RunOutputs``), or not at all. ``plan`` is
         ``config``'s plan when the caller has just built it (it is not built again)."""
@@ -144,6 +145,8 @@ class PipelineRunner:
         started = datetime.now().astimezone()
         run_id = new_run_id(started)
         preflight(self.output, plan, config)
+        for warning in _engine_check(self.executor, config):
+            log.warning("%s: %s", run_id, warning)
         state = _RunState(
             run_id,
             config,
@@ -374,6 +377,13 @@ class PipelineRunner:
             except Exception:
                 # A broken hook must never break or lose a run.
                 log.exception("learning hook %r failed", hook)
+
+
+def _engine_check(executor: Executor, config: RunConfig) -> list[str]:
+    """The engine's own check of ``config`` before anything runs (``check_run``, optional: the
+    diffusers engine resolves LoRA tags against the installed files). Raises ConfigError."""
+    check: Callable[[RunConfig], list[str]] | None = getattr(executor, "check_run", None)
+    return list(check(config)) if check is not None else []
 
 
 def _payload(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.config import RunConfig
 from ..core.errors import CancelRequested, FailureKind, OutOfMemoryError, StageError
 from ..core.executor import CancelToken, ProgressCallback, StagePayload, StageResult
 from ..core.options import DevicePreference, MemoryMode
@@ -103,6 +104,13 @@ class DiffusersExecutor:
         device = self._context.device
         used = memory_in_use(device)
         return device.describe() if used is None else f"{device.describe()}, {used / 2**30:.1f} GiB in use"
+
+    def check_run(self, config: RunConfig) -> list[str]:
+        """Check ``config``'s LoRA tags against the installed LoRAs and the checkpoints' families
+        before anything loads (the runner calls this first). ConfigError, or warnings to log."""
+        from .extra_networks_run import check_run
+
+        return check_run(self.context, config)
 
     def generate_images(
         self,
@@ -195,7 +203,13 @@ class DiffusersExecutor:
             StageName.ADETAILER: (adetailer.run, adetailer.total_steps(config)),
         }
         run, total = runners[name]
-        return run(ctx, payload, ctx.reporter(progress, token, total))
+        if name is StageName.UPSCALE:
+            return run(ctx, payload, ctx.reporter(progress, token, total))
+        from .extra_networks_run import prepare_stage, stage_params
+
+        payload, model = prepare_stage(ctx, name.value, payload)
+        result = run(ctx, payload, ctx.reporter(progress, token, total))
+        return stage_params(ctx, name.value, model, payload, result)
 
 
 def stage_error(stage: str, exc: ModelError | UpscalerError) -> StageError:

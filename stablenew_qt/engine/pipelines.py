@@ -177,6 +177,16 @@ class PipelineCache:
             return loaded.pipe
         return self._derived(loaded, "inpaint", _INPAINT_CLASS)
 
+    def base_of(self, refiner: LoadedModel) -> LoadedModel | None:
+        """The resident base model ``refiner`` was loaded for (it shares its ``text_encoder_2``)."""
+        if refiner.key[:1] != ("refiner",):
+            return None
+        return self._models.get(tuple(refiner.key[2:]))
+
+    def family_of(self, model: str) -> ModelFamily:
+        """The family of checkpoint ``model`` from its header or config (nothing is loaded)."""
+        return self._family(self._resolve_checkpoint(model))
+
     def set_attention_slicing(self, on: bool) -> None:
         """Attention slicing on (or off) for every resident pipeline and those loaded later."""
         if on == self.attention_slicing:
