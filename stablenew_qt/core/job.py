@@ -132,8 +132,8 @@ class Job:
 
 
 def stepped_copies(config: RunConfig, count: int) -> list[RunConfig]:
-    """``count`` copies of ``config`` whose seeds step by ``batch_size`` (copy i starts at
-    ``seed + i * batch_size``, wrapping at 2**32), so no two copies repeat an image. A random
+    """``count`` copies of ``config`` whose seeds step by the run's image count (copy i starts at
+    ``seed + i * batch_size * batch_count``, wrapping at 2**32), so no two copies repeat an image. A random
     (-1) seed stays random in every copy; an explicit img2img seed steps the same way. With a
     variation seed on (strength > 0) the seeds stay and the variation seed steps instead, as
     A1111's batch count does."""
@@ -141,7 +141,7 @@ def stepped_copies(config: RunConfig, count: int) -> list[RunConfig]:
         raise ValueError(f"count must be at least 1, got {count}")
     copies = []
     for i in range(count):
-        offset = i * config.batch_size
+        offset = i * config.batch_size * config.batch_count
         updates: dict[str, object] = {}
         variation = config.subseed_strength > 0
         if variation and config.subseed != -1:

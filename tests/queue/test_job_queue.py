@@ -438,3 +438,8 @@ def test_with_new_seed_leaves_a_following_img2img_seed_alone(make_config) -> Non
 
     config = with_new_seed(make_config(seed=-1), random.Random(3))
     assert config.seed == random.Random(3).randint(0, MAX_SEED) and config.img2img.seed is None
+
+
+def test_add_count_steps_seeds_past_a_batch_count(job_queue: JobQueue, make_config) -> None:
+    jobs = job_queue.add(make_config(seed=100, batch_size=2, batch_count=3), count=2)
+    assert [job.config.seed for job in jobs] == [100, 106]
