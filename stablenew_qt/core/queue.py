@@ -43,13 +43,18 @@ from .job import (
 )
 from .listeners import Listeners, Unsubscribe
 from .outputs import app_data_dir
+from .job_group import GridState, GroupKind, JobGroup
 from .queue_db import QueueError, QueueLocked, open_queue_database
+from .queue_groups import GroupOperations
 from .queue_lock import RunnerLock
 
 __all__ = [
     "FINISHED_STATUSES",
     "RETRYABLE_STATUSES",
+    "GridState",
+    "GroupKind",
     "Job",
+    "JobGroup",
     "JobQueue",
     "JobStatus",
     "QueueChanged",
@@ -74,7 +79,7 @@ def default_queue_path() -> Path:
 QueueListener = Callable[[QueueChanged], None]
 
 
-class JobQueue:
+class JobQueue(GroupOperations):
     """The durable queue in ``path`` (default :func:`default_queue_path`). Thread-safe.
 
     Raises QueueError when the file is damaged, from a newer version or not a queue (a backup
@@ -307,16 +312,18 @@ class JobQueue:
         model: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        group: int | None = None,
     ) -> builtins.list[Job]:
         """Jobs in display order: running, then queued in run order, then the rest by id.
         ``status`` keeps only those statuses; ``text`` searches prompts, models and errors;
         ``model`` keeps jobs whose first stage uses that model; ``since``/``until`` keep jobs that
-        finished (or, not finished yet, were created) in ``[since, until)`` (timezone-aware)."""
+        finished (or, not finished yet, were created) in ``[since, until)`` (timezone-aware);
+        ``group`` keeps the jobs of that group."""
         wanted = None if status is None else _statuses(status)
         with self._lock:
             rows = sql.select_rows(self._conn, wanted)
         # Parsed without the lock: a long history takes a while, and the runner must not wait.
-        jobs = [job_from_row(row) for row in rows]
+        jobs = [job_from_row(row) for row in rows if group is None or row["group_id"] == group]
         return filter_jobs(jobs, None, text, model=model, since=since, until=until)
 
     def counts(self) -> dict[JobStatus, int]:
