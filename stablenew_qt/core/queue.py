@@ -41,9 +41,9 @@ from .job import (
     stepped_copies,
     with_new_seed,
 )
+from .job_group import GridState, GroupKind, JobGroup
 from .listeners import Listeners, Unsubscribe
 from .outputs import app_data_dir
-from .job_group import GridState, GroupKind, JobGroup
 from .queue_db import QueueError, QueueLocked, open_queue_database
 from .queue_groups import GroupOperations
 from .queue_lock import RunnerLock
