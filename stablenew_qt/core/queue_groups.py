@@ -49,7 +49,7 @@ class GroupOperations:
         priority: int = 0,
     ) -> JobGroup:
         """Queue ``configs`` as one group of ``kind`` with its ``meta`` JSON (for a sweep
-        ``{"plan": plan.to_dict(), "base": base.to_dict()}``), in that order, at the end (or the
+        ``{"plan": plan.to_dict(), "base": base.model_dump(mode="json")}``), in that order, at the end (or the
         front). ``indices`` are the jobs' places in the group (a sweep cell's grid index; default
         0, 1, …). Each config runs as it is: no seed stepping."""
         if not configs:
