@@ -87,6 +87,11 @@ def add_parser(subparsers: Any) -> None:
     move = action("move", cmd_move, "reorder a queued job")
     move.add_argument("id", type=_positive, metavar="ID", help="the job id")
     move.add_argument("where", choices=("up", "down", "top"), help="one place up or down, or to the top")
+    rate = action("rate", cmd_rate, "rate a job's images from 1 to 5 (0 clears the rating)")
+    rate.add_argument("id", type=_positive, metavar="ID", help="the job id")
+    rate.add_argument(
+        "rating", type=int, choices=range(6), metavar="N", help="1 (worst) to 5 (best), 0 clears"
+    )
     action("clear", cmd_clear, "delete completed, failed and cancelled jobs (their images stay)")
     action("pause", cmd_pause, "start no further job (the running one finishes)")
     action("resume", cmd_resume, "start jobs again after a pause")
@@ -201,6 +206,13 @@ def cmd_move(args: argparse.Namespace) -> int:
         move = {"up": queue.move_up, "down": queue.move_down, "top": queue.move_to_top}[args.where]
         moved = move(args.id)
     print(f"job {args.id} {'moved' if moved else 'is there already'}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_rate(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        queue.rate(args.id, args.rating or None)
+    print(f"job {args.id} " + (f"rated {args.rating}" if args.rating else "unrated"), file=sys.stderr)
     return ExitCode.OK
 
 

@@ -269,6 +269,15 @@ class JobQueue(GroupOperations):
             config = with_new_seed(config)
         return (self.add_front(config) if front else self.add(config))[0]
 
+    def rate(self, job_id: int, rating: int | None) -> Job:
+        """Store the user's 1-5 rating of the job's images (None clears it); any status."""
+        if rating is not None and not (isinstance(rating, int) and 1 <= rating <= 5):
+            raise QueueError(f"a rating is a whole number from 1 to 5, got {rating!r}")
+        with self._write() as db:
+            sql.require(db, job_id)
+            db.execute("UPDATE jobs SET rating = ? WHERE id = ?", (rating, job_id))
+        return self._changed([job_id])[0]
+
     def pause(self) -> None:
         """Start no further job (the running one finishes). Persists across restarts."""
         self._set_paused(True)

@@ -180,3 +180,19 @@ def test_group_actions(queue_path: Path, config_file: Path, tmp_path: Path, caps
     assert main(_q(queue_path, "group", "cancel", "1")) == 1
     assert capsys.readouterr().err.endswith("error: there is no group 1 in the queue\n")
     assert main(_q(queue_path, "group", "pause")) == 2
+
+
+def test_rate_a_job(queue_path: Path, config_file: Path, capsys) -> None:
+    main(_q(queue_path, "add", str(config_file)))
+    (job_id,) = capsys.readouterr().out.split()
+    assert main(_q(queue_path, "rate", job_id, "5")) == 0
+    assert capsys.readouterr().err == f"job {job_id} rated 5\n"
+    with JobQueue(queue_path) as queue:
+        assert queue.get(int(job_id)).rating == 5
+    assert main(_q(queue_path, "rate", job_id, "0")) == 0
+    with JobQueue(queue_path) as queue:
+        assert queue.get(int(job_id)).rating is None
+    with pytest.raises(SystemExit) as exited:
+        main(_q(queue_path, "rate", job_id, "7"))
+    assert exited.value.code == 2
+    assert main(_q(queue_path, "rate", "99", "3")) == 1

@@ -287,3 +287,16 @@ def test_insert_parameters_goes_before_version() -> None:
     )
     assert insert_parameters("Steps: 3", {"Script": "x"}) == "Steps: 3, Script: x"
     assert insert_parameters(text, {}) == text
+
+
+def test_a_rating_is_stored_with_the_job(job_queue: JobQueue, make_config) -> None:
+    job = job_queue.add(make_config())[0]
+    assert job.rating is None
+    assert job_queue.rate(job.id, 4).rating == 4
+    assert job_queue.get(job.id).to_dict()["rating"] == 4
+    assert job_queue.rate(job.id, None).rating is None
+    for bad in (0, 6, 2.5):
+        with pytest.raises(QueueError, match="from 1 to 5"):
+            job_queue.rate(job.id, bad)  # type: ignore[arg-type]
+    with pytest.raises(QueueError, match="no job 99"):
+        job_queue.rate(99, 3)
