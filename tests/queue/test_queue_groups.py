@@ -300,3 +300,35 @@ def test_a_rating_is_stored_with_the_job(job_queue: JobQueue, make_config) -> No
             job_queue.rate(job.id, bad)  # type: ignore[arg-type]
     with pytest.raises(QueueError, match="no job 99"):
         job_queue.rate(99, 3)
+
+
+def test_a_prompt_matrix_group_writes_a_prompt_matrix_grid_without_script_keys(
+    job_queue: JobQueue, make_controller, make_config, tmp_path: Path
+) -> None:
+    base = make_config(seed=7, prompt="a cat|hat|scarf", batch_size=2)
+    group_id, cells = _add_sweep(job_queue, base, {"prompt_matrix": {}})
+    assert [c.config.batch_size for c in cells] == [1, 1, 1, 1]
+    runner, _ = _runner(job_queue, make_controller)
+    runner.run_until_empty()
+    [grid] = job_queue.group(group_id).grid_paths
+    assert grid.name == "prompt_matrix-00000.png"
+    first = job_queue.group_jobs(group_id)[0]
+    assert read_image_metadata(grid).parameters == read_image_metadata(first.outputs[0]).parameters
+
+
+def test_a_cell_with_a_batch_count_shows_its_images_as_a_batch_grid(
+    job_queue: JobQueue, make_controller, make_config
+) -> None:
+    base = make_config(seed=7, batch_count=2)
+    group_id, cells = _add_sweep(job_queue, base, {"x": {"type": "Steps", "values": "1, 2"}})
+    runner, _ = _runner(job_queue, make_controller)
+    runner.run_until_empty()
+    jobs = job_queue.group_jobs(group_id)
+    assert [len(j.outputs) for j in jobs] == [2, 2]
+    assert [j.config.seed for j in jobs] == [7, 7], "each cell's images are seed, seed + 1"
+    [grid] = job_queue.group(group_id).grid_paths
+    plan = job_queue.group(group_id).plan
+    assert plan is not None
+    images = {j.group_index: [Image.open(p).convert("RGB") for p in j.outputs] for j in jobs}
+    with Image.open(grid) as written:
+        assert written.convert("RGB").tobytes() == assemble_grids(plan, images, cells).main.tobytes()
