@@ -293,7 +293,8 @@ class JobQueue(GroupOperations):
 
     def clear_finished(self) -> int:
         """Delete completed, failed and cancelled jobs (never queued, running or interrupted
-        ones). Returns how many were deleted; their images stay on disk."""
+        ones), and the groups left without jobs. Returns how many jobs were deleted; their images
+        stay on disk."""
         marks = ", ".join("?" * len(sql.FINISHED_VALUES))
         with self._write() as db:
             ids = [
@@ -301,6 +302,11 @@ class JobQueue(GroupOperations):
                 for r in db.execute(f"SELECT id FROM jobs WHERE status IN ({marks})", sql.FINISHED_VALUES)
             ]
             db.execute(f"DELETE FROM jobs WHERE status IN ({marks})", sql.FINISHED_VALUES)
+            # A group left without jobs goes too (its grid file, like the images, stays on disk).
+            db.execute(
+                "DELETE FROM groups WHERE id NOT IN "
+                "(SELECT DISTINCT group_id FROM jobs WHERE group_id IS NOT NULL)"
+            )
         self._notify(tuple(ids))
         return len(ids)
 

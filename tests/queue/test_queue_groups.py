@@ -332,3 +332,13 @@ def test_a_cell_with_a_batch_count_shows_its_images_as_a_batch_grid(
     images = {j.group_index: [Image.open(p).convert("RGB") for p in j.outputs] for j in jobs}
     with Image.open(grid) as written:
         assert written.convert("RGB").tobytes() == assemble_grids(plan, images, cells).main.tobytes()
+
+
+def test_clear_finished_drops_groups_left_without_jobs(job_queue: JobQueue, make_config) -> None:
+    done = job_queue.add_group([make_config()], "pack")
+    waiting = job_queue.add_group([make_config(), make_config()], "pack")
+    job_queue.cancel_group(done.id)
+    first = job_queue.group_jobs(waiting.id)[0]
+    job_queue.cancel(first.id)
+    assert job_queue.clear_finished() == 2
+    assert [g.id for g in job_queue.groups()] == [waiting.id]
