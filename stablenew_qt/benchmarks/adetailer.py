@@ -3,10 +3,10 @@
 Each round, after one untimed warm-up round, runs one ADetailer unit on the same image twice:
 **runner**, ``DiffusersExecutor.generate_images`` with the ADetailer ``StageExecution`` as the runner
 calls it; **hand**, :func:`hand_written_adetailer`, the same steps with ultralytics (``YOLO.predict``)
-and diffusers (``StableDiffusion[XL]InpaintPipeline.from_pipe``), taking only the mask, crop and paste
-arithmetic (engine/adetailer/masks.py, crops.py), the step parity and the sampler mapping from the
-engine. Same seeds (image seed + face index), scheduler config and steps: the final images must be
-pixel-identical. ``--detector FILE`` is trusted for this run only (a temporary trust list); the
+and A1111's sampling loop and prompt encoder called directly on a hand-loaded diffusers pipeline's
+components, taking only the mask, crop and paste arithmetic (engine/adetailer/masks.py, crops.py)
+from the engine. Same seeds (image seed + face index), noise schedule and steps: the final images
+must be pixel-identical. ``--detector FILE`` is trusted for this run only (a temporary trust list); the
 engine hashes and scans it before the hand side unpickles it with ``YOLO()``. See docs/benchmarks.md.
 
 Unlike the chain's bench this one calls the engine's stage directly, not a queued job: ADetailer is
@@ -194,8 +194,8 @@ def hand_written_adetailer(
     detect = clock() - t0
     steps = 0
     for j, face in enumerate(prepared):
-        image = _inpaint_face(hand, config, image, face, config.seed + j)
-        steps += hand.inpaint.num_timesteps
+        image, face_steps = _inpaint_face(hand, config, image, face, config.seed + j)
+        steps += face_steps
     return image, detect, len(prepared), steps
 
 
@@ -207,31 +207,57 @@ def _mask_image(mask: Any, size: tuple[int, int]) -> Image.Image:
 
 def _inpaint_face(
     hand: HandSide, config: RunConfig, image: Image.Image, face: PreparedMask, seed: int
-) -> Image.Image:
-    """Blur the mask, crop the padded region at the working size, inpaint it and paste it back."""
+) -> tuple[Image.Image, int]:
+    """Blur the mask, crop the padded region at the working size, inpaint it with A1111's sampling
+    loop called directly (VAE mean latents, A1111's rounded latent mask) and paste it back.
+    Returns the image and the denoising steps run."""
+    import numpy as np
     import torch
 
     from ..engine.adetailer.crops import crop_region, expand_to_aspect, paste_back, resize_fill
     from ..engine.adetailer.masks import blur_mask
-    from ..engine.sampling import img2img_schedule
-    from ..engine.schedulers import make_scheduler
+    from ..engine.conditioning import PromptEncoder
+    from ..engine.ksampling import DenoiserModel, ImageNoise, NoiseSpec, SamplingConds, sample
 
     unit = config.adetailer.units[0]
+    pipe = hand.inpaint
     width, height = image.width // 8 * 8, image.height // 8 * 8  # the processing size (no txt2img)
     blurred = blur_mask(face.mask, unit.adetailer_mask_blur)
     region = crop_region(blurred, unit.adetailer_inpaint_only_masked_padding)
     assert region is not None, "a prepared mask is never empty"
     region = expand_to_aspect(region, width, height, image.size)
-    steps, strength = img2img_schedule(unit.adetailer_steps, unit.adetailer_strength)
-    hand.inpaint.scheduler = make_scheduler(hand.scheduler_config, _SAMPLER, _SCHEDULE)
-    generated = hand.inpaint(
-        prompt=config.prompt, negative_prompt=config.negative_prompt,
-        image=resize_fill(image.crop(region), width, height),
-        mask_image=resize_fill(blurred.crop(region), width, height),
-        width=width, height=height, num_inference_steps=steps, strength=strength,
-        guidance_scale=config.img2img.cfg_scale, generator=[torch.Generator("cpu").manual_seed(seed)],
-    ).images[0]  # fmt: skip
-    return paste_back(image, generated, blurred, region)
+    crop, crop_mask = (
+        resize_fill(image.crop(region), width, height),
+        resize_fill(blurred.crop(region), width, height),
+    )
+    vae, device = pipe.vae, pipe._execution_device
+    with torch.no_grad():
+        pixels = pipe.image_processor.preprocess([crop.convert("RGB")], height=height, width=width)
+        init = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mean.float() * vae.config.scaling_factor
+    small = crop_mask.convert("RGB").resize((width // 8, height // 8), Image.Resampling.BICUBIC)
+    latent_mask = torch.from_numpy(np.around(np.asarray(small, dtype=np.float32)[:, :, 0] / 255.0))[
+        None, None
+    ]
+    batch = PromptEncoder.from_pipeline(pipe).encode_batch(
+        [config.prompt], [config.negative_prompt], unit.adetailer_steps
+    )
+    ids = torch.tensor([height, width, 0, 0, height, width], dtype=torch.float32)
+    conds = (
+        SamplingConds(batch, ids, ids)
+        if getattr(pipe, "text_encoder_2", None) is not None
+        else SamplingConds(batch)
+    )
+    steps: list[int] = []
+    latents = sample(
+        DenoiserModel(pipe.unet, hand.scheduler_config), _SAMPLER, _SCHEDULE, unit.adetailer_steps, conds,
+        ImageNoise(NoiseSpec(seeds=(seed,)), (4, height // 8, width // 8), device),
+        cfg_scale=config.img2img.cfg_scale, init_latents=init, denoise=unit.adetailer_strength,
+        mask=latent_mask.to(init), callback=lambda report: steps.append(report.step),
+    )  # fmt: skip
+    with torch.no_grad():
+        decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    generated = pipe.image_processor.postprocess(decoded.float(), output_type="pil")[0]
+    return paste_back(image, generated, blurred, region), len(steps)
 
 
 # -- the runner side -------------------------------------------------------------------------------
@@ -358,7 +384,6 @@ def _load_runner_side(executor: DiffusersExecutor, config: RunConfig, clock: Clo
     t0 = clock()
     ctx.detector(config.adetailer.units[0].adetailer_model)  # hashes, scans and loads the file
     loaded = ctx.cache.base(config.txt2img.model)
-    ctx.cache.inpaint(loaded)
     return loaded.family.value, clock() - t0, ctx.cache.loads
 
 

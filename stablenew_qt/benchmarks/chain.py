@@ -1,12 +1,13 @@
-"""``stablenew-qt bench``: the full chain through the app's road against the same chain in plain diffusers.
+"""``stablenew-qt bench``: the full chain through the app's road against the same chain written by hand.
 
 The chain is txt2img with the SDXL refiner and a latent hires fix (x1.5), then img2img, then a
 Lanczos x2 upscale. Each round runs it once as a job of an EngineSession over a
 ``DiffusersExecutor`` (the road every window and CLI job takes: queue, job runner, controller,
 PipelineRunner; the run's own clock is timed, not the queue's bookkeeping) and then once as
-:func:`hand_written_chain` (diffusers calls only), after one untimed warm-up round.
-Both sides use the same seed, scheduler configs and A1111 step parity, so their final PNGs must be
-pixel-identical; the report says so, or gives the largest difference of a channel value.
+:func:`hand_written_chain` (A1111's sampling loop and prompt encoder called directly on hand-loaded
+diffusers pipelines' components), after one untimed warm-up round. Both sides use the same seed,
+noise, conditioning and A1111 step counts, so their final PNGs must be pixel-identical; the report
+says so, or gives the largest difference of a channel value.
 
 ``--json`` writes :class:`BenchReport` as JSON; docs/benchmarks.md explains every number. torch
 and diffusers are imported only when the command runs, so ``stablenew-qt --help`` stays light.
@@ -115,6 +116,7 @@ class HandPipes:
     img2img: Any  # StableDiffusionXLImg2ImgPipeline.from_pipe(base): shares every module
     refiner: Any  # StableDiffusionXLImg2ImgPipeline sharing text_encoder_2 and the VAE with base
     scheduler_config: dict[str, Any]  # the base model's own scheduler config, as loaded
+    refiner_scheduler_config: dict[str, Any]  # the refiner's, as loaded
 
 
 def load_hand_pipes(catalog: ModelCatalog, config: RunConfig, device: DeviceChoice) -> HandPipes:
@@ -129,30 +131,64 @@ def load_hand_pipes(catalog: ModelCatalog, config: RunConfig, device: DeviceChoi
     img2img = cls.from_pipe(base)
     for pipe in (base, refiner, img2img):
         pipe.set_progress_bar_config(disable=True)
-    return HandPipes(base, img2img, refiner, dict(base.scheduler.config))
+    return HandPipes(base, img2img, refiner, dict(base.scheduler.config), dict(refiner.scheduler.config))
 
 
 def hand_written_chain(
     pipes: HandPipes, config: RunConfig, out: Path, clock: Clock
 ) -> tuple[dict[str, float], int]:
-    """The benchmarked chain written by hand with diffusers; returns the seconds of each block
-    (named like the runner's stages) and the number of denoising steps run. Only the A1111 sampler
-    mapping, the step-parity arithmetic and the VAE tiling threshold come from the engine."""
+    """The benchmarked chain written by hand: A1111's sampling loop (``ksampling.sample``) and
+    prompt encoder called directly on the hand-loaded pipelines' components, diffusers' VAE for
+    decoding and encoding. Returns the seconds of each block (named like the runner's stages) and
+    the number of denoising steps run. What the app adds on top (queue, runner, caches, stage code)
+    is what the ratio measures."""
     import torch
     import torch.nn.functional as F
 
+    from ..engine.conditioning import PromptEncoder
     from ..engine.context import VAE_TILING_PIXELS
-    from ..engine.sampling import hires_schedule, img2img_schedule
-    from ..engine.schedulers import make_scheduler
+    from ..engine.ksampling import DenoiserModel, ImageNoise, NoiseSpec, RefinerSwitch, SamplingConds, sample
 
     t2i, i2i = config.txt2img, config.img2img
-    prompt, negative = config.prompt, config.negative_prompt or None
+    prompt, negative = config.prompt, config.negative_prompt
+    device = pipes.base._execution_device
+    base_model = DenoiserModel(pipes.base.unet, pipes.scheduler_config)
+    refiner_model = DenoiserModel(pipes.refiner.unet, pipes.refiner_scheduler_config)
+    base_encoder = PromptEncoder.from_pipeline(pipes.base)
+    refiner_encoder = PromptEncoder.from_pipeline(pipes.refiner)
+    steps = 0
 
-    def fresh_generators() -> list[torch.Generator]:  # every pass is seeded anew, as in A1111
-        return [torch.Generator("cpu").manual_seed(config.seed)]
+    def count(_report: Any) -> None:
+        nonlocal steps
+        steps += 1
 
-    def scheduler(sampler: str, schedule: str) -> Any:
-        return make_scheduler(pipes.scheduler_config, sampler, schedule)
+    def conds(
+        encoder: PromptEncoder, size: tuple[int, int], n: int, hires: int | None = None
+    ) -> SamplingConds:
+        w, h = size
+        batch = encoder.encode_batch([prompt], [negative], n, hires)
+        if encoder is refiner_encoder:  # aesthetic scores 6.0 / 2.5
+            return SamplingConds(batch, torch.tensor([h, w, 0, 0, 6.0]), torch.tensor([h, w, 0, 0, 2.5]))
+        ids = torch.tensor([h, w, 0, 0, h, w], dtype=torch.float32)
+        return SamplingConds(batch, ids, ids)
+
+    def noise(size: tuple[int, int]) -> ImageNoise:  # every pass is seeded anew, as in A1111
+        return ImageNoise(NoiseSpec(seeds=(config.seed,)), (4, size[1] // 8, size[0] // 8), device)
+
+    vae = pipes.base.vae
+    scaling = vae.config.scaling_factor
+
+    def decode(latents: torch.Tensor) -> Image.Image:
+        with torch.no_grad():
+            pixels = vae.decode(latents.to(vae.dtype) / scaling, return_dict=False)[0]
+        image: Image.Image = pipes.base.image_processor.postprocess(pixels.float(), output_type="pil")[0]
+        return image
+
+    def tile_for(size: tuple[int, int]) -> None:  # the app tiles the VAE for big images
+        if size[0] * size[1] > VAE_TILING_PIXELS:
+            vae.enable_tiling()
+        else:
+            vae.disable_tiling()
 
     seconds: dict[str, float] = {}
     marks = [clock()]
@@ -161,48 +197,47 @@ def hand_written_chain(
         marks.append(clock())
         seconds[block] = marks[-1] - marks[-2]
 
-    common = {"guidance_scale": t2i.cfg_scale, "negative_prompt": [negative] if negative else None}
-    # 1. txt2img first pass, kept as latents for the latent hires fix.
-    pipes.base.scheduler = scheduler(t2i.sampler, t2i.scheduler)
-    latents = pipes.base(
-        [prompt], **common, num_inference_steps=t2i.steps, width=t2i.width, height=t2i.height,
-        generator=fresh_generators(), output_type="latent",
-    ).images  # fmt: skip
-    steps = pipes.base.num_timesteps
+    # 1. txt2img first pass on the base (A1111's "second pass" refiner mode: no switch here).
+    first = (t2i.width, t2i.height)
+    latents = sample(
+        base_model, t2i.sampler, t2i.scheduler, t2i.steps, conds(base_encoder, first, t2i.steps),
+        noise(first), cfg_scale=t2i.cfg_scale, callback=count,
+    )  # fmt: skip
     # 2. hires upscale in latent space: "Latent" is bilinear, to floor(side * 1.5 / 8) * 8 pixels.
-    width, height = (int(side * t2i.hires_upscale_factor) // 8 * 8 for side in (t2i.width, t2i.height))
-    latents = F.interpolate(
-        latents, size=(height // 8, width // 8), mode="bilinear", align_corners=False, antialias=False
+    target = (
+        int(t2i.width * t2i.hires_upscale_factor) // 8 * 8,
+        int(t2i.height * t2i.hires_upscale_factor) // 8 * 8,
     )
-    # 3. hires second pass (A1111 step parity): the base up to the refiner switch, the refiner after.
-    if width * height > VAE_TILING_PIXELS:  # the app tiles the VAE for big images (one VAE for all)
-        pipes.base.vae.enable_tiling()
-    else:
-        pipes.base.vae.disable_tiling()
-    hires_steps, strength = hires_schedule(t2i.hires_steps or t2i.steps, t2i.hires_denoise)
-    pipes.img2img.scheduler = scheduler(t2i.sampler, t2i.scheduler)
-    latents = pipes.img2img(
-        [prompt], **common, image=latents, num_inference_steps=hires_steps, strength=strength,
-        denoising_end=t2i.refiner_switch_at, generator=fresh_generators(), output_type="latent",
-    ).images  # fmt: skip
-    pipes.refiner.scheduler = scheduler(t2i.sampler, t2i.scheduler)
-    images = pipes.refiner(
-        [prompt], **common, image=latents, num_inference_steps=hires_steps,
-        denoising_start=t2i.refiner_switch_at, generator=fresh_generators(),
-    ).images  # fmt: skip
-    steps += pipes.img2img.num_timesteps + pipes.refiner.num_timesteps
+    latents = F.interpolate(
+        latents, size=(target[1] // 8, target[0] // 8), mode="bilinear", align_corners=False, antialias=False
+    )
+    # 3. hires second pass: exactly the hires steps, the refiner switching in at refiner_switch_at.
+    hires_steps = t2i.hires_steps or t2i.steps
+    switch = RefinerSwitch(
+        refiner_model, conds(refiner_encoder, target, t2i.steps, hires_steps), t2i.refiner_switch_at
+    )
+    hires_conds = conds(base_encoder, target, t2i.steps, hires_steps)
+    latents = sample(
+        base_model, t2i.sampler, t2i.scheduler, hires_steps, hires_conds, noise(target),
+        cfg_scale=t2i.cfg_scale, init_latents=latents, denoise=t2i.hires_denoise,
+        fixed_steps=True, refiner=switch, callback=count,
+    )  # fmt: skip
+    tile_for(target)
+    image = decode(latents)
     lap("txt2img")
-    # 4. img2img on the hires image (A1111 step parity).
-    i2i_steps, strength = img2img_schedule(i2i.steps, i2i.denoise)
-    pipes.img2img.scheduler = scheduler(i2i.sampler or t2i.sampler, i2i.scheduler or t2i.scheduler)
-    images = pipes.img2img(
-        [prompt], **{**common, "guidance_scale": i2i.cfg_scale}, image=images,
-        num_inference_steps=i2i_steps, strength=strength, generator=fresh_generators(),
-    ).images  # fmt: skip
-    steps += pipes.img2img.num_timesteps
+    # 4. img2img on the hires image: VAE mean, A1111's int(denoise * steps) + 1 steps.
+    with torch.no_grad():
+        pixels = pipes.base.image_processor.preprocess([image], height=target[1], width=target[0])
+        init = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mean.float() * scaling
+    latents = sample(
+        base_model, i2i.sampler or t2i.sampler, i2i.scheduler or t2i.scheduler, i2i.steps,
+        conds(base_encoder, target, i2i.steps), noise(target), cfg_scale=i2i.cfg_scale,
+        init_latents=init, denoise=i2i.denoise, callback=count,
+    )  # fmt: skip
+    image = decode(latents)
     lap("img2img")
     # 5. upscale: Lanczos to floor(side * factor / 8) * 8.
-    factor, image = config.upscale.upscale_factor, images[0]
+    factor = config.upscale.upscale_factor
     size = (int(image.width * factor) // 8 * 8, int(image.height * factor) // 8 * 8)
     image = image.resize(size, Image.Resampling.LANCZOS)
     lap("upscale")
@@ -243,7 +278,6 @@ def _time_cache_loads(executor: DiffusersExecutor, config: RunConfig, clock: Clo
     before, t0 = cache.loads, clock()
     base = cache.base(config.txt2img.model)
     cache.refiner(config.txt2img.refiner_model_name or "", base)
-    cache.img2img(base)
     return clock() - t0, cache.loads - before
 
 

@@ -1,7 +1,8 @@
 """``stablenew-qt bench``: the benchmarks of ``stablenew_qt/benchmarks`` from the command line.
 
-The full chain through the app's road against the same chain in plain diffusers (default), or the
-ADetailer stage against the same stage by hand (``--adetailer``). See docs/benchmarks.md.
+The full chain through the app's road against the same chain written by hand (default), the
+ADetailer stage against the same stage by hand (``--adetailer``), or seconds per step of every
+sampler against the diffusers scheduler it replaced (``--samplers``). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -36,11 +37,21 @@ def add_parser(subparsers: Any) -> None:
     group.add_argument("--detector", metavar="FILE", help="YOLO .pt to detect with; trusted for this run")
     group.add_argument("--image", metavar="FILE", help="input image (default: drawn faces, --size)")
     group.add_argument("--ad-model", default=DEMO_INPAINT_MODEL, help=f"inpaint model ({DEMO_INPAINT_MODEL})")
+    group = bench.add_argument_group("sampler sweep (--samplers)")
+    group.add_argument(
+        "--samplers", action="store_true", help="seconds per step of every sampler, ours vs diffusers"
+    )
+    group.add_argument("--sampler-list", metavar="NAMES", help="comma-separated samplers (default: all)")
+    group.add_argument("--repeats", type=_positive, default=7, help="interleaved runs, fastest kept (7)")
     bench.set_defaults(func=run_bench)
 
 
 def run_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
     """The ``bench`` command; ``demo_dir`` is where the demo models are built (tests pass theirs)."""
+    if args.samplers:
+        from ..benchmarks.samplers import run_sampler_bench
+
+        return run_sampler_bench(args, demo_dir=demo_dir)
     if args.adetailer:
         from ..benchmarks.adetailer import run_adetailer_bench
 

@@ -18,7 +18,9 @@ and exit 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from ..core.options import ExitCode
 from ..core.outputs import app_data_dir
 from ..core.paths import default_models_dir
 from ..core.queue import JobQueue
+from ..core.queue_db import QueueMissing
 from ..core.sweep import (
     PromptExpander,
     StyleLibrary,
@@ -198,24 +201,33 @@ def queue_request(queue: JobQueue, request: GroupRequest, *, front: bool, priori
 
 
 # -- queue group ---------------------------------------------------------------------------------
-def add_group_parser(action: Any) -> None:
-    """``queue group list|cancel|pause|resume|remove [ID]`` (``action`` is queue's own factory)."""
-    group = action("group", cmd_group, "list the groups, or cancel, pause, resume or remove one")
+def add_group_parser(
+    action: Any, id_type: Callable[[str], int], open_queue: Callable[[argparse.Namespace], JobQueue]
+) -> None:
+    """``queue group list|cancel|pause|resume|remove [ID]`` (``action`` is queue's own parser
+    factory, ``open_queue`` its opener, which creates no file)."""
+    group = action("group", functools.partial(cmd_group, open_queue=open_queue), _GROUP_HELP)
     group.add_argument("what", choices=("list", "cancel", "pause", "resume", "remove"))
-    group.add_argument("id", nargs="?", type=int, metavar="ID", help="the group id (not for list)")
+    group.add_argument("id", nargs="?", type=id_type, metavar="ID", help="the group id (not for list)")
 
 
-def cmd_group(args: argparse.Namespace) -> int:
-    with JobQueue(Path(args.queue) if args.queue else None) as queue:
-        if args.what == "list":
-            for group in queue.groups():
-                print(_group_row(group, queue.group_jobs(group.id)))
-            return ExitCode.OK
-        if args.id is None:
-            print(
-                f"error: queue group {args.what} needs the group ID (see `queue group list`)", file=sys.stderr
-            )
-            return ExitCode.CONFIG_ERROR
+_GROUP_HELP = "list the groups, or cancel, pause, resume or remove one"
+
+
+def cmd_group(args: argparse.Namespace, *, open_queue: Callable[[argparse.Namespace], JobQueue]) -> int:
+    if args.what == "list":
+        try:
+            with open_queue(args) as queue:
+                rows = [_group_row(group, queue.group_jobs(group.id)) for group in queue.groups()]
+        except QueueMissing:  # nothing queued yet: nothing to list, and nothing created
+            rows = []
+        for row in rows:
+            print(row)
+        return ExitCode.OK
+    if args.id is None:
+        print(f"error: queue group {args.what} needs the group ID (see `queue group list`)", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+    with open_queue(args) as queue:
         if args.what == "cancel":
             running = queue.cancel_group(args.id)
             tail = f"; job {running} is running: it stops at its next step" if running else ""

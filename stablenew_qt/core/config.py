@@ -121,6 +121,30 @@ class Txt2ImgConfig(_Frozen):
         return value if value == 0 else _check_size(value)
 
 
+ResizeMode = Literal["just resize", "crop and resize", "resize and fill", "latent upscale"]
+MaskedContent = Literal["fill", "original", "latent noise", "latent nothing"]
+
+
+class OutpaintConfig(_Frozen):
+    """Pixels added on each side before an inpaint pass paints them (multiples of 8)."""
+
+    left: int = Field(0, ge=0, le=2048)
+    right: int = Field(0, ge=0, le=2048)
+    top: int = Field(0, ge=0, le=2048)
+    bottom: int = Field(0, ge=0, le=2048)
+
+    @field_validator("left", "right", "top", "bottom")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"must be a multiple of 8, for example {value // 8 * 8} or {value // 8 * 8 + 8}")
+        return value
+
+    @property
+    def any(self) -> bool:
+        return bool(self.left or self.right or self.top or self.bottom)
+
+
 class Img2ImgConfig(_Frozen):
     """img2img on the previous stage's images or on ``input_image_path``. ``None`` inherits."""
 
@@ -136,6 +160,36 @@ class Img2ImgConfig(_Frozen):
     seed: int | None = Field(None, ge=-1, le=MAX_SEED)
     #: A1111's "Noise multiplier for img2img" (infotext ``Noise multiplier``); 1 = off.
     noise_multiplier: float = Field(1.0, ge=0.0, le=1.5)
+    #: Processing size; 0 = the input's own size (each side separately).
+    width: int = Field(0, ge=0, le=4096)
+    height: int = Field(0, ge=0, le=4096)
+    resize_mode: ResizeMode = "just resize"
+    #: Inpaint mask (white = repaint); ``None`` = plain img2img unless ``mask_from_alpha``.
+    mask_path: str | None = None
+    #: A1111's inpaint upload with alpha: the input's transparent pixels are the mask.
+    mask_from_alpha: bool = False
+    mask_blur: int = Field(4, ge=0, le=64)
+    mask_mode: Literal["inpaint masked", "inpaint not masked"] = "inpaint masked"
+    masked_content: MaskedContent = "original"
+    inpaint_area: Literal["whole picture", "only masked"] = "whole picture"
+    only_masked_padding: int = Field(32, ge=0, le=256)
+    outpaint: OutpaintConfig = OutpaintConfig()
+
+    @field_validator("width", "height")
+    @classmethod
+    def _size(cls, value: int) -> int:
+        return value if value == 0 else _check_size(value)
+
+    @model_validator(mode="after")
+    def _one_mask_source(self) -> Img2ImgConfig:
+        if self.mask_from_alpha and self.mask_path is not None:
+            raise ValueError("set mask_path or mask_from_alpha, not both: they are two sources for one mask")
+        return self
+
+    @property
+    def inpainting(self) -> bool:
+        """True when this img2img pass repaints through a mask (a mask file, alpha or outpainting)."""
+        return self.mask_path is not None or self.mask_from_alpha or self.outpaint.any
 
     @field_validator("sampler")
     @classmethod

@@ -68,6 +68,9 @@ class StageFinished:
     seconds: float
     image_count: int
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: What the engine had to do for the user to know (e.g. the out-of-memory step that worked):
+    #: a status line each.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ def build_infotext(
     base = _base_pairs(config, seed, stage_infos, config.subseed if subseed is None else subseed)
     added: _Pairs = {}
     _add(added, _adetailer_pairs(config, version))
+    _add(added, inpaint_pairs(config))
     _add(added, _hires_pairs(config))
     _add(added, _emphasis_pairs(config))
     _add(added, _noise_multiplier_pairs(config))
@@ -380,6 +381,23 @@ def _img2img_pairs(config: RunConfig, img2img_info: StageInfo) -> _Pairs:
     pairs["Img2img prompt"] = i2i.prompt
     pairs["Img2img negative prompt"] = i2i.negative_prompt
     return pairs
+
+
+def inpaint_pairs(config: RunConfig) -> _Pairs:
+    """A1111's inpaint keys, in the order and on the conditions of its img2img ``init``: ``Mask
+    mode`` only when inverted, ``Mask blur`` only when above 0, ``Inpaint area`` + ``Masked area
+    padding`` only for "only masked", ``Masked content`` except for "original"."""
+    i2i = config.img2img
+    if not (i2i.enabled and i2i.inpainting):
+        return {}
+    only_masked = i2i.inpaint_area == "only masked"
+    return {
+        "Mask mode": "Inpaint not masked" if i2i.mask_mode == "inpaint not masked" else None,
+        "Mask blur": i2i.mask_blur or None,
+        "Inpaint area": "Only masked" if only_masked else None,
+        "Masked area padding": i2i.only_masked_padding if only_masked else None,
+        "Masked content": None if i2i.masked_content == "original" else i2i.masked_content,
+    }
 
 
 def _postprocess_pairs(config: RunConfig) -> _Pairs:

@@ -145,6 +145,7 @@ _IMG2IMG_KEYS = (
     "Img2img negative prompt",
 )
 _POSTPROCESS_KEYS = ("Postprocess upscale by", "Postprocess upscaler")
+_INPAINT_KEYS = ("Mask blur", "Mask mode", "Masked content", "Inpaint area", "Masked area padding")
 _BASE_KEYS = ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "VAE", "Clip skip")
 _KNOWN_KEYS = frozenset(
     (
@@ -158,6 +159,7 @@ _KNOWN_KEYS = frozenset(
         *_SEED_KEYS,
         *_SAMPLER_SETTING_KEYS,
         "Noise multiplier",
+        *_INPAINT_KEYS,
     )
 )
 _REFINER_HASH = re.compile(r"\s*\[[0-9A-Fa-f]+\]$")
@@ -422,7 +424,25 @@ def _img2img_section(params: Mapping[str, str], img2img_first: bool) -> dict[str
     else:
         return {}
     fields.update(_take(params, {"Noise multiplier": ("noise_multiplier", _as_float)}))
-    return {"enabled": True, **fields, **_take(params, _IMG2IMG_PROMPTS)}
+    return {"enabled": True, **fields, **_take(params, _IMG2IMG_PROMPTS), **_inpaint_fields(params)}
+
+
+def _lower_text(key: str, raw: str) -> str:
+    return _as_str(key, raw).lower()
+
+
+_INPAINT: dict[str, tuple[str, _Converter]] = {
+    "Mask blur": ("mask_blur", _as_int),
+    "Mask mode": ("mask_mode", _lower_text),
+    "Masked content": ("masked_content", _lower_text),
+    "Inpaint area": ("inpaint_area", _lower_text),
+    "Masked area padding": ("only_masked_padding", _as_int),
+}
+
+
+def _inpaint_fields(params: Mapping[str, str]) -> dict[str, Any]:
+    """A1111's inpaint keys onto img2img settings (the mask itself is never in an infotext)."""
+    return _take(params, _INPAINT)
 
 
 def _seed_resize(raw: str) -> tuple[int, int]:

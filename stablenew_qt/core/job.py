@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import MAX_SEED, RunConfig
-from .errors import FailureCause
+from .errors import FailureCause, shorten
 from .lifecycle import LifecycleState
 
 #: The ``jobs`` columns :func:`job_from_row` reads.
@@ -140,14 +140,19 @@ class Job:
         }
 
 
+#: The most copies one ``add`` queues (``queue add --count``): more is surely a typo, and each
+#: copy is a row in memory and in the queue file.
+MAX_COPIES = 10_000
+
+
 def stepped_copies(config: RunConfig, count: int) -> list[RunConfig]:
-    """``count`` copies of ``config`` whose seeds step by the run's image count (copy i starts at
-    ``seed + i * batch_size * batch_count``, wrapping at 2**32), so no two copies repeat an image. A random
-    (-1) seed stays random in every copy; an explicit img2img seed steps the same way. With a
-    variation seed on (strength > 0) the seeds stay and the variation seed steps instead, as
-    A1111's batch count does."""
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+    """``count`` (1 to :data:`MAX_COPIES`) copies of ``config`` whose seeds step by the run's
+    image count (copy i starts at ``seed + i * batch_size * batch_count``, wrapping at 2**32), so
+    no two copies repeat an image. A random (-1) seed stays random in every copy; an explicit
+    img2img seed steps the same way. With a variation seed on (strength > 0) the seeds stay and
+    the variation seed steps instead, as A1111's batch count does."""
+    if not 1 <= count <= MAX_COPIES:
+        raise ValueError(f"count must be from 1 to {MAX_COPIES:,}, got {shorten(count)}")
     copies = []
     for i in range(count):
         offset = i * config.batch_size * config.batch_count

@@ -3,8 +3,9 @@
 :func:`preflight` refuses, with a ConfigError naming the folder and what to do, an output folder
 that is a file or a dangling symbolic link, one that cannot be created or written (read-only,
 ``/proc``, no permission), and one whose file system has less free space than the run needs by
-:func:`estimate_output_bytes`. The runner calls it at the start of every run, so a run that could
-never save its images fails in a second instead of after the whole generation.
+:func:`estimate_output_bytes`; and an inpaint mask that repaints nothing
+(:func:`~.inpaint_checks.check_inpaint_pixels`). The runner calls it at the start of every run,
+so a run that could never save its images fails in a second instead of after the generation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from .config import RunConfig
 from .errors import ConfigError, shorten
 from .images import input_image_size
+from .inpaint_checks import check_inpaint_pixels
 from .outputs import OutputSettings, check_output_root
 from .sequencer import StageExecutionPlan, StageName
 from .sizes import txt2img_output_size, upscaled_size
@@ -82,6 +84,7 @@ def preflight(output: OutputSettings, plan: StageExecutionPlan, config: RunConfi
     """
     root = Path(output.output_dir)
     check_output_root(root)
+    check_inpaint_pixels(config)
     input_size = None if plan.input_image_path is None else input_image_size(plan.input_image_path)
     needed = estimate_output_bytes(
         plan, config, save_intermediates=output.save_intermediates, input_size=input_size

@@ -44,7 +44,7 @@ from .job import (
 from .job_group import GridState, GroupKind, JobGroup
 from .listeners import Listeners, Unsubscribe
 from .outputs import app_data_dir
-from .queue_db import QueueError, QueueLocked, open_queue_database
+from .queue_db import QueueError, QueueLocked, QueueMissing, open_queue_database
 from .queue_groups import GroupOperations
 from .queue_lock import RunnerLock
 
@@ -60,6 +60,7 @@ __all__ = [
     "QueueChanged",
     "QueueError",
     "QueueLocked",
+    "QueueMissing",
     "default_queue_path",
     "filter_jobs",
     "stepped_copies",
@@ -87,9 +88,9 @@ class JobQueue(GroupOperations):
     ``with``) to release the file and the runner lock.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_queue_path()
-        self._conn = open_queue_database(self.path)
+        self._conn = open_queue_database(self.path, create=create)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._runner_lock = RunnerLock(self.path)

@@ -234,7 +234,13 @@ class PipelineRunner:
         state.stage_records.append(record)
         emit(
             StageFinished(
-                state.run_id, stage.stage, stage.index, seconds, len(result.images), dict(result.info.params)
+                state.run_id,
+                stage.stage,
+                stage.index,
+                seconds,
+                len(result.images),
+                dict(result.info.params),
+                tuple(result.info.notes),
             )
         )
         self._call_hooks(lambda hook: hook.on_stage_finished(record))
@@ -322,6 +328,7 @@ class PipelineRunner:
                 "vae_name": state.stage_infos[StageName(r.stage)].vae_name,
                 "vae_hash": state.stage_infos[StageName(r.stage)].vae_hash,
                 "params": _jsonable(r.params),
+                "notes": list(state.stage_infos[StageName(r.stage)].notes),
             }
             for r in state.stage_records
         ]

@@ -14,6 +14,7 @@ from typing import Any
 from .config import ADetailerConfig, Img2ImgConfig, RunConfig, Txt2ImgConfig, UpscaleConfig
 from .errors import ConfigError, ConfigProblem
 from .images import MIN_IMG2IMG_SIDE, check_input_image
+from .inpaint_checks import check_inpaint_files, inpaint_structural_problems, inpaint_warnings
 
 
 class StageName(StrEnum):
@@ -119,6 +120,9 @@ class StageSequencer:
                 check_input_image(str(input_path), min_side=min_side)
             if names[0] == StageName.UPSCALE and config.batch_size > 1:
                 warnings.append("batch_size is ignored: upscaling one input image makes one image")
+        if check_files:
+            check_inpaint_files(config)
+        warnings += inpaint_warnings(config)
         return StageExecutionPlan(stages, input_path, tuple(warnings))
 
 
@@ -181,4 +185,5 @@ def _structural_problems(config: RunConfig) -> list[ConfigProblem]:
                 f"{first} is the first stage, so it needs an input image: set input_image_path",
             )
         )
+    problems += inpaint_structural_problems(config)
     return problems

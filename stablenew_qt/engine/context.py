@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -15,9 +15,17 @@ from .adetailer.detector import Detector, DetectorCache, DetectorTrust
 from .device import DeviceChoice
 from .memory import MemoryBudget
 from .models import ModelCatalog
-from .pipelines import PipelineCache
+from .oom import RememberedRungs
+from .pipelines import LoadedModel, PipelineCache
 from .progress import StepReporter
 from .upscalers import Upscaler, UpscalerCache
+
+if TYPE_CHECKING:
+    from .conditioning import ConditioningOptions, PromptEncoder
+
+# Where a resident model keeps its prompt encoders and their ConditioningCache (in
+# ``LoadedModel.derived``, so both go when the model is evicted).
+_CONDITIONING = "conditioning"
 
 # Above this many output pixels the VAE decodes and encodes in tiles (about 2.4 MP: bigger than
 # 1536x1536), keeping VRAM flat for hires and large img2img at a small speed cost.
@@ -38,6 +46,10 @@ class EngineContext:
     detectors: DetectorCache
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
+    #: VAE tiling whatever the size (a rung of the out-of-memory ladder, see :mod:`.oom`).
+    force_vae_tiling: bool = False
+    #: The out-of-memory step that worked, per (model, width, height), for later jobs.
+    oom_steps: RememberedRungs = field(default_factory=RememberedRungs)
     _taesd: dict[Path, Any] = field(default_factory=dict)
     _ultralytics_ready: bool = False
 
@@ -76,6 +88,34 @@ class EngineContext:
             return decode
         return lambda latents: latent_preview(latents, family)
 
+    def prompt_encoder(self, model: LoadedModel, options: ConditioningOptions) -> PromptEncoder:
+        """The one place stages get A1111's prompt encoder for ``model``'s text encoders.
+
+        One :class:`ConditioningCache` per resident model (it lives and dies with the model), so a
+        second run with the same prompts, clip skip and emphasis encodes nothing; one encoder per
+        ``options``. Embedding arguments come from :meth:`_embedding_args`.
+        """
+        from .conditioning import ConditioningCache, PromptEncoder
+
+        cache, encoders = model.derived.setdefault(_CONDITIONING, (ConditioningCache(), {}))
+        extra = self._embedding_args(model)
+        key = (options, tuple(sorted((k, id(v)) for k, v in extra.items())))
+        encoder = encoders.get(key)
+        if encoder is None:
+            encoder = PromptEncoder.from_pipeline(
+                model.pipe, options=options, cache=cache, cache_key=model.key, **extra
+            )
+            encoders[key] = encoder
+        found: PromptEncoder = encoder
+        return found
+
+    def _embedding_args(self, model: LoadedModel) -> dict[str, Any]:
+        """Extra ``PromptEncoder`` arguments for ``model`` (``embeddings=``, ``embedding_override=``:
+        textual-inversion embeddings). None yet; the embeddings work fills this in. Whatever
+        changes the encoders' output (an embedding set, a LoRA on the text encoders) must also
+        change the encoder's ``cache_key`` or clear ``model``'s ConditioningCache."""
+        return {}
+
     def detector(self, name: str) -> Detector:
         """The YOLO detector ``name`` from models/adetailer (loaded once; trusted files only)."""
         from ..core.outputs import app_data_dir
@@ -89,8 +129,9 @@ class EngineContext:
         return load_detector(entry.path, self.trust, cache=self.detectors)
 
     def tile_vae_for(self, pipe: Any, width: int, height: int) -> None:
-        """Switch VAE tiling on for big images and off again for small ones."""
-        if width * height > self.vae_tiling_pixels:
+        """Switch VAE tiling on for big images (or while the out-of-memory ladder wants it) and
+        off again for small ones."""
+        if self.force_vae_tiling or width * height > self.vae_tiling_pixels:
             pipe.vae.enable_tiling()
         else:
             pipe.vae.disable_tiling()

@@ -1,8 +1,10 @@
-"""Step callbacks: progress, previews and cancellation inside a diffusers call.
+"""Step callbacks: progress, previews and cancellation inside a denoising pass.
 
-diffusers calls ``callback_on_step_end`` after every scheduler step. Ours reports the step, makes a
-preview every few steps, and on cancel sets the pipeline's interrupt flag so the loop stops at the
-next step; the caller then discards the (noisy) result and raises CancelRequested.
+The stages' sampling loop (``ksampling.sample``, through ``engine.denoise.run_pass``) calls
+:meth:`StepReporter.sampler_step` after every sampler step and :meth:`StepReporter.check` before
+every UNet call, so a cancel stops the pass within one model evaluation. :meth:`callback` is the
+same for a diffusers pipeline call (``callback_on_step_end``: it sets the pipeline's interrupt flag
+and the caller raises CancelRequested afterwards), for code that still runs a pipeline.
 """
 
 from __future__ import annotations
@@ -15,12 +17,6 @@ from PIL import Image
 
 from ..core.errors import CancelRequested
 from ..core.executor import CancelToken, ProgressCallback
-
-
-def request_interrupt(pipe: Any) -> None:
-    """Ask a running diffusers pipeline to stop at its next step (the documented ``_interrupt`` flag;
-    diffusers resets it at the start of every ``__call__``)."""
-    pipe._interrupt = True
 
 
 @dataclass
@@ -38,23 +34,14 @@ class StepReporter:
     make_preview: Callable[[Any], Image.Image] | None = None
     done: int = 0
 
-    def callback(self, label: str) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
-        """A ``callback_on_step_end`` for one pipeline call labelled ``label``."""
-
-        def on_step_end(pipe: Any, step_index: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            if self.token.cancelled:
-                request_interrupt(pipe)
-                return kwargs
-            self.done = min(self.done + 1, self.total)
-            preview = None
-            if self.make_preview and self.preview_every and self.done % self.preview_every == 0:
-                latents = kwargs.get("latents")
-                if latents is not None:
-                    preview = self.make_preview(latents)
-            self.progress(self.done, self.total, preview, label)
-            return kwargs
-
-        return on_step_end
+    def sampler_step(self, label: str, latents: Any) -> None:
+        """One step of the sampling loop (``ksampling.sample``'s callback): count it and preview
+        ``latents`` (the step's x0 estimate, UNet latent space) every ``preview_every`` steps."""
+        self.done = min(self.done + 1, self.total)
+        preview = None
+        if self.make_preview and self.preview_every and self.done % self.preview_every == 0:
+            preview = self.make_preview(latents)
+        self.progress(self.done, self.total, preview, label)
 
     def check(self) -> None:
         """Raise CancelRequested if the run was cancelled (call after every pipeline call)."""

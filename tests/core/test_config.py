@@ -17,6 +17,7 @@ from stablenew_qt.core.config import (
     ADetailerConfig,
     ADetailerUnit,
     Img2ImgConfig,
+    OutpaintConfig,
     RunConfig,
     Txt2ImgConfig,
     UpscaleConfig,
@@ -99,6 +100,17 @@ EXPECTED_IMG2IMG = {
     "scheduler": None,
     "seed": None,
     "noise_multiplier": 1.0,
+    "width": 0,
+    "height": 0,
+    "resize_mode": "just resize",
+    "mask_path": None,
+    "mask_from_alpha": False,
+    "mask_blur": 4,
+    "mask_mode": "inpaint masked",
+    "masked_content": "original",
+    "inpaint_area": "whole picture",
+    "only_masked_padding": 32,
+    "outpaint": {"left": 0, "right": 0, "top": 0, "bottom": 0},
 }
 EXPECTED_UPSCALE = {"enabled": False, "upscale_model": "Lanczos", "upscale_factor": 2.0}
 EXPECTED_ADETAILER_GLOBALS = {
@@ -752,7 +764,8 @@ RUN_CONFIG_DOC = Path(__file__).resolve().parents[2] / "docs" / "run-config.md"
 
 
 @pytest.mark.parametrize(
-    "model", [RunConfig, Txt2ImgConfig, Img2ImgConfig, UpscaleConfig, ADetailerConfig, ADetailerUnit]
+    "model",
+    [RunConfig, Txt2ImgConfig, Img2ImgConfig, OutpaintConfig, UpscaleConfig, ADetailerConfig, ADetailerUnit],
 )
 def test_every_key_is_documented_with_its_default(model: type[BaseModel]) -> None:
     doc = RUN_CONFIG_DOC.read_text(encoding="utf-8")

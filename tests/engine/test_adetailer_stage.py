@@ -206,3 +206,30 @@ def test_cancel_inside_an_inpaint_stops_within_one_step(
     with pytest.raises(CancelRequested):
         engine.generate_images(stage, payload, progress, token)
     assert seen == [1, 2], "no step is reported after the cancel"
+
+
+@pytest.mark.parametrize("checkpoint", ["demo-tiny-sd15-inpaint", "demo-tiny-sdxl-inpaint"])
+def test_inpainting_checkpoint_gets_image_conditioning_and_changes_only_masked_pixels(
+    engine: DiffusersExecutor, faces_image: Image.Image, checkpoint: str
+) -> None:
+    """A 9-channel UNet needs A1111's image conditioning (mask + masked-image latents) at every
+    call; the unit's own checkpoint is one, and still only the masked pixels change."""
+    unit = {**FACE_UNIT, "adetailer_use_checkpoint": True, "adetailer_checkpoint": checkpoint}
+    result, _ = _adetailer(engine, _config([unit]), faces_image)
+    (out,) = result.images
+    before, after = np.asarray(faces_image), np.asarray(out)
+    changed = (before != after).any(axis=2)
+    assert changed.any(), "the faces were repainted"
+    assert not (changed & ~_mask_union(engine, faces_image)).any()
+
+
+def test_unit_noise_multiplier_and_variation_seed_change_the_repaint(
+    engine: DiffusersExecutor, faces_image: Image.Image
+) -> None:
+    plain = np.asarray(_adetailer(engine, _config([FACE_UNIT]), faces_image)[0].images[0])
+    quiet = {**FACE_UNIT, "adetailer_use_noise_multiplier": True, "adetailer_noise_multiplier": 0.6}
+    multiplied = np.asarray(_adetailer(engine, _config([quiet]), faces_image)[0].images[0])
+    varied_config = _config([FACE_UNIT], subseed=77, subseed_strength=0.6)
+    varied = np.asarray(_adetailer(engine, varied_config, faces_image)[0].images[0])
+    assert not np.array_equal(plain, multiplied)
+    assert not np.array_equal(plain, varied)

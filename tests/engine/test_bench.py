@@ -167,3 +167,33 @@ def test_bench_adetailer_needs_a_detector(tmp_path: Path, capsys: pytest.Capture
     args = build_parser().parse_args(["bench", "--adetailer", "--models-dir", str(tmp_path)])
     assert run_bench(args) == 2
     assert "--detector FILE" in capsys.readouterr().err
+
+
+def test_bench_samplers_sweep_reports_ours_and_diffusers(
+    demo_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo_root = next(iter(demo_models.values())).parent
+    report_file = tmp_path / "samplers.json"
+    args = build_parser().parse_args(
+        [
+            "bench", "--samplers", "--sampler-list", "Euler,DPM++ 2M",
+            "--device", "cpu", "--steps", "2", "--repeats", "1", "--size", "64x64",
+            "--json", str(report_file),
+        ]
+    )  # fmt: skip
+
+    assert run_bench(args, demo_dir=demo_root) == 0
+
+    rows = json.loads(report_file.read_text(encoding="utf-8"))
+    assert [r["sampler"] for r in rows] == ["Euler", "DPM++ 2M"]
+    for row in rows:
+        assert row["ours_s_per_step"] > 0 and row["diffusers_s_per_step"] > 0
+        assert row["ours_unet_calls"] == 2, "one UNet call a step (cond and uncond batched)"
+        assert row["ours_overhead_ms_per_step"] >= 0
+    assert "Loop overhead alone" in capsys.readouterr().out
+
+
+def test_bench_samplers_unknown_name_is_a_usage_error(demo_models: dict[str, Path], capsys) -> None:
+    args = build_parser().parse_args(["bench", "--samplers", "--sampler-list", "Euler b", "--device", "cpu"])
+    assert run_bench(args, demo_dir=next(iter(demo_models.values())).parent) == 2
+    assert "unknown sampler(s) Euler b" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The real engine on tiny random-weight models: every stage and combination through the runner.
 
-These run real diffusers code on the CPU (the same code paths a CUDA user runs, in fp32). The
+These run the real engine on the CPU (A1111's sampling loop on the diffusers UNet, VAE and text
+encoders: the same code paths a CUDA user runs, in fp32). The
 demo models come from the session fixture ``demo_models`` (tests/engine/conftest.py).
 """
 
@@ -19,8 +20,8 @@ from stablenew_qt.core.executor import CancelToken
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner, RunResult
 from stablenew_qt.core.sequencer import StageName
+from stablenew_qt.engine.denoise import img2img_step_count
 from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
-from stablenew_qt.engine.sampling import hires_schedule, img2img_schedule
 
 SD15 = "demo-tiny-sd15"
 SDXL = "demo-tiny-sdxl"
@@ -174,8 +175,7 @@ def test_hires_every_upscaler_mode(executor, tmp_path: Path, mode: str) -> None:
     result, events = _run(executor, config, tmp_path)
     assert result.status == "COMPLETED", result.error
     assert result.images[0].size == (96, 96)
-    n, strength = hires_schedule(4, 0.5)
-    assert (n, int(n * strength)) == (8, 4), (
+    assert img2img_step_count(4, 0.5, fixed_steps=True) == 4, (
         "A1111: 4 hires steps at 0.5 run the last 4 of an 8-step schedule"
     )
     assert _steps(events, StageName.TXT2IMG) == list(range(1, 9))
@@ -226,8 +226,7 @@ def test_img2img_step_parity_from_file(executor, tmp_path: Path) -> None:
     result, events = _run(executor, config, tmp_path)
     assert result.status == "COMPLETED", result.error
     assert result.images[0].size == (72, 64)
-    n, strength = img2img_schedule(10, 0.35)
-    assert len(_steps(events, StageName.IMG2IMG)) == int(0.35 * 10) + 1 == int(n * strength)
+    assert len(_steps(events, StageName.IMG2IMG)) == int(0.35 * 10) + 1 == img2img_step_count(10, 0.35)
 
 
 def test_full_chain_through_the_runner(executor, tmp_path: Path) -> None:
@@ -277,40 +276,7 @@ def test_cancel_at_step_k_stops_within_one_step(
     assert not (tmp_path / "runs").exists(), "nothing partial is written"
 
 
-def test_parity_with_hand_written_diffusers(executor, tmp_path: Path, demo_models: dict[str, Path]) -> None:
-    """The runner's txt2img + img2img equals the same chain written by hand with diffusers."""
-    import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
-
-    config = _config(img2img={"enabled": True, "steps": 6, "denoise": 0.5})
-    result, _ = _run(executor, config, tmp_path)
-
-    pipe = StableDiffusionPipeline.from_pretrained(demo_models[SD15], dtype=torch.float32)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="linspace")
-    first = pipe(
-        "a red apple on a table",
-        negative_prompt="blurry",
-        num_inference_steps=4,
-        guidance_scale=7.0,
-        width=64,
-        height=64,
-        generator=[torch.Generator("cpu").manual_seed(42)],
-    ).images
-    i2i = StableDiffusionImg2ImgPipeline.from_pipe(pipe)
-    i2i.set_progress_bar_config(disable=True)
-    i2i.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="linspace")
-    steps, strength = 6, (int(0.5 * 6) + 1) / 6 + 1e-6
-    final = i2i(
-        ["a red apple on a table"],
-        negative_prompt=["blurry"],
-        image=first,
-        num_inference_steps=steps,
-        strength=strength,
-        guidance_scale=7.0,
-        generator=[torch.Generator("cpu").manual_seed(42)],
-    ).images
-    assert np.array_equal(np.asarray(final[0]), _pixels(result)[0])
+# Parity of every pass with a hand-built ksampling.sample call: tests/engine/test_stage_sampling.py.
 
 
 def test_missing_model_is_a_clear_error(executor, tmp_path: Path) -> None:
@@ -322,7 +288,7 @@ def test_missing_model_is_a_clear_error(executor, tmp_path: Path) -> None:
 
 
 def test_scheduler_does_not_drift_between_jobs(executor, tmp_path: Path, demo_models) -> None:
-    """Each job builds its scheduler from the model's own config, whatever the last job used."""
+    """Each job samples with the model's own noise schedule, whatever sampler the last job used."""
     ddim = _config(txt2img={"sampler": "DDIM", "scheduler": "Automatic"})
     fresh = DiffusersExecutor(
         EngineSettings(

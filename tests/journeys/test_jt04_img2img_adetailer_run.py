@@ -85,7 +85,7 @@ def test_jt04_img2img_then_adetailer(demo_models: dict[str, Path], tmp_path: Pat
     config = RunConfig.from_dict(
         {
             "prompt": "portrait photo, soft light",
-            "seed": 21,
+            "seed": REAL_ENGINE_SEED,
             "input_image_path": str(_faces_image(tmp_path / "faces.png")),
             "txt2img": {"enabled": False, "model": "demo-tiny-sd15"},
             "img2img": {"enabled": True, "steps": 4, "denoise": 0.25},
@@ -151,11 +151,15 @@ KNOB_KEYS = {
     "ADetailer use separate steps 2nd": "True",
     "ADetailer steps 2nd": "12",
 }
+#: The demo models' random VAE turns the drawn faces into coloured noise, so whether the detector
+#: still "sees" faces after img2img depends on the noise: about half the seeds leave some. This one
+#: does with A1111's sampling loop (DPM++ 2M Karras, 4 steps at 0.25).
+REAL_ENGINE_SEED = 18
 #: What the real engine's final image says about its img2img and ADetailer passes.
 REAL_ENGINE_KEYS = {
     "Model": "demo-tiny-sd15",
     "Size": "256x256",
-    "Seed": "21",
+    "Seed": str(REAL_ENGINE_SEED),
     "Denoising strength": "0.25",
     "ADetailer model": "face_tiny.pt",
     "ADetailer confidence": "0.3",
@@ -181,10 +185,10 @@ def _wait_idle(qtbot: QtBot, window: MainWindow) -> None:
     )
 
 
-def _type_prompt_and_seed(qtbot: QtBot, window: MainWindow) -> None:
+def _type_prompt_and_seed(qtbot: QtBot, window: MainWindow, seed: int = 21) -> None:
     type_text(qtbot, window, "prompt", "portrait photo, soft light")
     window.prompt_panel.seed.clear()
-    qtbot.keyClicks(window.prompt_panel.seed, "21")
+    qtbot.keyClicks(window.prompt_panel.seed, str(seed))
 
 
 def _img2img_then_adetailer(window: MainWindow, image: Path) -> None:
@@ -339,7 +343,7 @@ def test_jt04_window_real_engine_repaints_only_the_detected_faces(
     states = _record_lifecycle(window)
     labels: list[str] = []
     window.bridge.stepProgress.connect(lambda event: labels.append(event.label))
-    _type_prompt_and_seed(qtbot, window)
+    _type_prompt_and_seed(qtbot, window, REAL_ENGINE_SEED)
     _img2img_then_adetailer(window, _faces_image(tmp_path / "faces.png"))
     set_spin(qtbot, window, "img2img.denoise", 0.25)
     set_spin(qtbot, window, "img2img.steps", 4)

@@ -94,7 +94,7 @@ top_keyed = st.fixed_dictionaries(
 # -- valid configs, built from the models' own field constraints -------------------------------
 
 SIZE_FIELDS = {"width", "height"}
-OPTIONAL_SIZE_FIELDS = {"hires_resize_width", "hires_resize_height"}
+OPTIONAL_SIZE_FIELDS = {"hires_resize_width", "hires_resize_height", "left", "right", "top", "bottom"}
 sampler_names = st.sampled_from(SAMPLERS) | st.sampled_from(LEGACY_SAMPLERS)
 text_values = st.sampled_from(WORDS) | st.text(max_size=8)
 
@@ -194,6 +194,13 @@ def valid_unit(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
+def _one_mask_source(data: dict[str, Any]) -> dict[str, Any]:
+    """mask_path and mask_from_alpha are two sources for one mask: a valid config sets one."""
+    if data.get("mask_path") is not None and data.get("mask_from_alpha"):
+        return {**data, "mask_from_alpha": False}
+    return data
+
+
 def _with_units(data: dict[str, Any], units: list[dict[str, Any]] | None) -> dict[str, Any]:
     return data if units is None else {**data, "units": units}
 
@@ -209,7 +216,7 @@ valid_config_dicts = st.builds(
     st.fixed_dictionaries(
         {
             "txt2img": valid_dict(Txt2ImgConfig),
-            "img2img": valid_dict(Img2ImgConfig),
+            "img2img": valid_dict(Img2ImgConfig).map(_one_mask_source),
             "upscale": valid_dict(UpscaleConfig),
             "adetailer": adetailer_valid,
         }

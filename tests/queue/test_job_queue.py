@@ -69,7 +69,7 @@ def test_with_a_variation_seed_copies_step_the_variation_seed_not_the_seed(make_
 
 def test_stepped_seeds_wrap_like_batch_seeds(make_config) -> None:
     assert [c.seed for c in stepped_copies(make_config(seed=MAX_SEED), 2)] == [MAX_SEED, 0]
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="from 1 to 10,000"):
         stepped_copies(make_config(), 0)
 
 

@@ -258,7 +258,7 @@ def dynamic_denoise(strength: float, bbox_area_ratio: float, power: float) -> fl
     ``power`` 0 turns it off. Positive powers lower the strength for large boxes, negative ones
     raise it, above 1 if need be: the extension passes the product on unclamped, and A1111's
     img2img then runs ``int(min(strength, 0.999) * steps) + 1`` steps, so anything from 0.999 up
-    denoises fully (``sampling.img2img_schedule`` does the same). A box covering the whole image
+    denoises fully (``ksampling``'s img2img steps do the same). A box covering the whole image
     with a negative power is ``0 ** power``, a ZeroDivisionError in the extension (A1111 logs it
     and ADetailer stops for that image); here it is the strongest denoise, 1.0.
     """

@@ -186,7 +186,7 @@ class PromptEncoder:
         unique = list(dict.fromkeys(texts))
         chunked = {t: self._chunks(encoder, t) for t in unique}
         chunk_count = max(len(c) for c in chunked.values())
-        row_of = torch.tensor([unique.index(t) for t in texts], device=encoder.token_embedding.weight.device)
+        rows = [unique.index(t) for t in texts]
         zs, first_pooled = [], None
         for i in range(chunk_count):
             batch = [chunked[t][i] if i < len(chunked[t]) else encoder.spec.empty_chunk() for t in unique]
@@ -196,6 +196,7 @@ class PromptEncoder:
             )
             # Run each distinct text once, then lay the batch out as A1111 has it (duplicates
             # included: alternation repeats texts, and the emphasis mean counts every row).
+            row_of = torch.tensor(rows, device=z.device)
             z = z.index_select(0, row_of)
             weights = torch.tensor([c.multipliers for c in batch], device=z.device).index_select(0, row_of)
             zs.append(apply_emphasis(z, weights, self.options.emphasis))

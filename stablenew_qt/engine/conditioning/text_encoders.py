@@ -72,6 +72,15 @@ class TextEncoder:
         self.token_embedding = inner.embeddings.token_embedding
         self.layer_count = int(model.config.num_hidden_layers)
 
+    @property
+    def input_device(self) -> torch.device:
+        """Where token ids go: the embedding's device, or the CPU when sequential CPU offload left
+        the weights on the meta device (accelerate's hooks then move the ids to the GPU)."""
+        import torch
+
+        device = self.token_embedding.weight.device
+        return torch.device("cpu") if device.type == "meta" else device
+
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, no start/end (A1111's ``tokenize``)."""
         if self.role == EncoderRole.SDXL_CLIP_G:
@@ -99,7 +108,7 @@ class TextEncoder:
         """Hidden states ``[B, 77, C]`` of one chunk batch, and bigG's pooled ``[B, P]`` (else None)."""
         import torch
 
-        device = self.token_embedding.weight.device
+        device = self.input_device
         tokens = torch.tensor(self.padded(rows), dtype=torch.long, device=device)
         with torch.no_grad(), token_embedding_hook(self.token_embedding, self.role, fixes, override):
             output = self.model(input_ids=tokens, output_hidden_states=True)

@@ -10,6 +10,12 @@ Per image, per active unit in order (each detecting on the image the previous un
    working aspect ratio, inpaint it at working size, paste back through the blurred mask so
    every pixel outside it is unchanged.
 
+The inpaint step is one A1111 img2img sampling run (``ksampling.sample`` through
+``engine.denoise``): the crop's VAE latents as ``init_latents``, A1111's latent mask (the crop's
+blurred mask resized to latent size and rounded, 1 = repaint) blended in at every step and after
+the run, and for a 9-channel inpainting UNet A1111's image conditioning (the rounded mask and the
+latents of the crop with the masked pixels set to 0).
+
 Spec: stage-semantics §1.3-1.5. Deviation: with "inpaint only masked" off, A1111 returns the
 image at the processing size; we scale the result back so the image keeps its size.
 """
@@ -22,8 +28,9 @@ from typing import Any
 
 from PIL import Image
 
-from ...core.config import ADETAILER_SAME, ADetailerConfig, ADetailerUnit, RunConfig
+from ...core.config import ADETAILER_SAME, ADetailerUnit, RunConfig
 from ...core.executor import StageInfo, StagePayload, StageResult
+from .. import denoise
 from ..adetailer.crops import crop_region, expand_to_aspect, paste_back, resize_fill
 from ..adetailer.masks import (
     PreparedMask,
@@ -39,9 +46,8 @@ from ..adetailer.masks import (
     unit_prompts,
 )
 from ..context import EngineContext
+from ..pipelines import LoadedModel
 from ..progress import StepReporter
-from ..sampling import diffusers_clip_skip, expected_steps, generators, img2img_schedule, negative_or_none
-from ..schedulers import make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,7 @@ class _Job:
     steps: int
     cfg_scale: float
     clip_skip: int
+    noise_multiplier: float
     size: tuple[int, int]
     prompt: str
     negative: str
@@ -76,12 +83,14 @@ def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> St
     reporter.total = 0
     notes: list[str] = []
     out = []
+    subseeds = denoise.variation_seeds(config, len(payload.seeds)) or (0,) * len(payload.seeds)
     for index, (image, seed) in enumerate(zip(payload.images, payload.seeds, strict=True)):
         for number, (position, unit) in enumerate(units, start=1):
             reporter.check()
             job = _resolve(config, unit, position, payload, image.size)
             label = f"ADetailer {number}/{len(units)}"
-            image, note = _run_unit(ctx, ad, job, image, seed, reporter, label)
+            seeds = (seed, subseeds[index])
+            image, note = _run_unit(ctx, config, job, image, seeds, reporter, label)
             if note:
                 notes.append(f"image {index + 1}: {note}")
         out.append(image)
@@ -92,8 +101,7 @@ def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> St
 
 def _unit_steps(config: RunConfig, unit: ADetailerUnit) -> int:
     steps = unit.adetailer_steps if unit.adetailer_use_steps else _run_steps(config)
-    n, strength = img2img_schedule(steps, unit.adetailer_strength)
-    return expected_steps(n, strength)
+    return denoise.img2img_step_count(steps, unit.adetailer_strength)
 
 
 def _run_steps(config: RunConfig) -> int:
@@ -126,6 +134,10 @@ def _resolve(
         steps=unit.adetailer_steps if unit.adetailer_use_steps else _run_steps(config),
         cfg_scale=unit.adetailer_cfg_scale if unit.adetailer_use_cfg_scale else cfg_scale,
         clip_skip=unit.adetailer_clip_skip if unit.adetailer_use_clip_skip else t2i.clip_skip,
+        # A1111's "Noise multiplier for img2img" applies to the extension's img2img too
+        noise_multiplier=unit.adetailer_noise_multiplier
+        if unit.adetailer_use_noise_multiplier
+        else i2i.noise_multiplier,
         size=size,
         prompt=payload.prompt,
         negative=payload.negative_prompt,
@@ -145,13 +157,16 @@ def _override(enabled: bool, value: str | None, same: tuple[str, ...]) -> str | 
 
 def _run_unit(
     ctx: EngineContext,
-    ad: ADetailerConfig,
+    config: RunConfig,
     job: _Job,
     image: Image.Image,
-    seed: int,
+    seeds: tuple[int, int],
     reporter: StepReporter,
     label: str,
 ) -> tuple[Image.Image, str | None]:
+    """``seeds``: the image's seed and variation seed; mask j uses both + j (the extension's
+    ``get_each_tab_seed``), or both unchanged with "same seed for each unit"."""
+    ad = config.adetailer
     unit = job.unit
     # 1. detect
     detector = ctx.detector(unit.adetailer_model)
@@ -182,34 +197,35 @@ def _run_unit(
             reporter.total -= per_mask
             continue
         negative = unit_negative_prompt(unit.adetailer_negative_prompt, job.negative, j)
-        mask_seed = seed if ad.same_seed_for_each_unit else seed + j
+        offset = 0 if ad.same_seed_for_each_unit else j
+        mask_seeds = (seeds[0] + offset, seeds[1] + offset)
         step_label = f"{label}: {what} {j + 1} of {len(masks)}"
-        image = _inpaint(ctx, ad, job, image, prepared, prompt, negative, mask_seed, reporter, step_label)
+        image = _inpaint(
+            ctx, config, job, image, prepared, prompt, negative, mask_seeds, reporter, step_label
+        )
     found = f"{len(masks)} mask(s) from {len(detections)} detection(s)"
     return image, f"{label} ({unit.adetailer_model}): {found}"
 
 
 def _unit_job_steps(job: _Job) -> int:
-    n, strength = img2img_schedule(job.steps, job.unit.adetailer_strength)
-    return expected_steps(n, strength)
+    return denoise.img2img_step_count(job.steps, job.unit.adetailer_strength)
 
 
 def _inpaint(
     ctx: EngineContext,
-    ad: ADetailerConfig,
+    config: RunConfig,
     job: _Job,
     image: Image.Image,
     prepared: PreparedMask,
     prompt: str,
     negative: str,
-    seed: int,
+    seeds: tuple[int, int],
     reporter: StepReporter,
     label: str,
 ) -> Image.Image:
+    ad = config.adetailer
     unit = job.unit
     loaded = ctx.cache.base(job.model, job.vae)
-    pipe = ctx.cache.inpaint(loaded)
-    pipe.scheduler = make_scheduler(loaded.scheduler_config, job.sampler, job.schedule)
     reporter.make_preview = ctx.previewer(loaded.family.value)
     width, height = job.size
     if not unit.adetailer_use_inpaint_width_height:
@@ -217,7 +233,7 @@ def _inpaint(
             ad.match_inpaint_bbox_size, prepared.bbox, (width, height), loaded.is_sdxl
         )
     ratio = bbox_area(prepared.bbox) / (image.width * image.height)
-    # unclamped, as the extension passes it on: img2img_schedule caps it at 0.999 as A1111 does
+    # unclamped, as the extension passes it on: the loop caps it at 0.999 as A1111 does
     strength = dynamic_denoise(unit.adetailer_strength, ratio, ad.dynamic_denoise_power)
     blurred = blur_mask(prepared.mask, unit.adetailer_mask_blur)
     region = (
@@ -234,8 +250,8 @@ def _inpaint(
             image.resize((width, height), Image.Resampling.LANCZOS),
             blurred.resize((width, height), Image.Resampling.LANCZOS),
         )
-    generated = _call_inpaint(
-        pipe, job, crop_image, crop_mask, prompt, negative, seed, strength, reporter, label
+    generated = _sample_inpaint(
+        ctx, config, loaded, job, crop_image, crop_mask, (prompt, negative), seeds, strength, reporter, label
     )
     if region is None:
         # Whole-image inpaint: scale back and composite with A1111's doubled overlay mask.
@@ -245,38 +261,88 @@ def _inpaint(
     return paste_back(image, generated, blurred, region)
 
 
-def _call_inpaint(
-    pipe: Any,
+def _sample_inpaint(
+    ctx: EngineContext,
+    config: RunConfig,
+    loaded: LoadedModel,
     job: _Job,
     image: Image.Image,
     mask: Image.Image,
-    prompt: str,
-    negative: str,
-    seed: int,
+    prompts: tuple[str, str],
+    seeds: tuple[int, int],
     strength: float,
     reporter: StepReporter,
     label: str,
 ) -> Image.Image:
-    steps, diffusers_strength = img2img_schedule(job.steps, strength)
-    negative_prompt = negative_or_none(negative)
-    extra: dict[str, Any] = {}
-    clip_skip = diffusers_clip_skip(job.clip_skip)
-    if clip_skip is not None:
-        extra["clip_skip"] = clip_skip
-    result: Image.Image = pipe(
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        image=image,
-        mask_image=mask,
-        width=image.width,
-        height=image.height,
-        num_inference_steps=steps,
-        strength=diffusers_strength,
-        guidance_scale=job.cfg_scale,
-        generator=generators([seed]),
-        callback_on_step_end=reporter.callback(label),
-        callback_on_step_end_tensor_inputs=["latents"],
-        **extra,
-    ).images[0]
-    reporter.check()
+    """One A1111 inpaint run on the working-size crop ``image`` with its blurred ``mask``."""
+    if strength <= 0:
+        return image
+    size = (image.width // 8 * 8, image.height // 8 * 8)
+    pipe = loaded.pipe
+    ctx.tile_vae_for(pipe, *size)
+    pixels = denoise.pixels_to_tensor(pipe, [image], size)
+    init = denoise.vae_encode_tensor(pipe, pixels)
+    latent_mask = inpaint_latent_mask(mask, init.shape[-1], init.shape[-2]).to(init)
+    model = denoise.denoiser_for(loaded)
+    image_cond = inpaint_image_conditioning(pipe, pixels, mask, init) if model.needs_image_cond else None
+    options = denoise.conditioning_options(config, job.clip_skip)
+    conds = denoise.conds_for(
+        ctx,
+        loaded,
+        options,
+        (prompts[0],),
+        (prompts[1],),
+        size,
+        denoise.schedule_steps(job.sampler, job.steps),
+    )
+    seed, subseed = seeds
+    subseeds = (subseed,) if config.subseed_strength > 0 else ()
+    latents = denoise.run_pass(
+        model,
+        config,
+        job.sampler,
+        job.schedule,
+        job.steps,
+        conds,
+        denoise.noise_for(config, loaded, (seed,), size, subseeds),
+        cfg_scale=job.cfg_scale,
+        reporter=reporter,
+        label=label,
+        init_latents=init,
+        denoise=strength,
+        noise_multiplier=job.noise_multiplier,
+        mask=latent_mask,
+        image_conditioning=image_cond,
+    )
+    result = denoise.vae_decode(pipe, latents)[0]
     return result if result.size == image.size else result.resize(image.size, Image.Resampling.LANCZOS)
+
+
+def inpaint_latent_mask(mask: Image.Image, width: int, height: int) -> Any:
+    """A1111's ``latmask``: the mask as RGB resized to the latent size (Pillow's default bicubic),
+    its first channel / 255 rounded to 0 or 1 (1 = repaint), ``[1, 1, h, w]``."""
+    import numpy as np
+    import torch
+
+    small = mask.convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
+    values = np.around(np.asarray(small, dtype=np.float32)[:, :, 0] / 255.0)
+    return torch.from_numpy(values)[None, None]
+
+
+def inpaint_image_conditioning(pipe: Any, pixels: Any, mask: Image.Image, init: Any) -> Any:
+    """A1111's ``inpainting_image_conditioning`` for a 9-channel UNet: the mask rounded to 0/1 at
+    pixel size, the pixels with the masked ones set to 0 (mask weight 1), VAE-encoded, and the
+    mask resized (nearest) to the latent size in front: ``[1, 5, h, w]``."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    size = (pixels.shape[-1], pixels.shape[-2])
+    grey = mask.convert("L")
+    if grey.size != size:
+        grey = grey.resize(size, Image.Resampling.LANCZOS)
+    cond_mask = torch.round(torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0))[None, None]
+    masked = pixels * (1.0 - cond_mask.to(pixels))
+    masked_latents = denoise.vae_encode_tensor(pipe, masked)
+    small = F.interpolate(cond_mask.to(masked_latents), size=init.shape[-2:])
+    return torch.cat([small, masked_latents], dim=1)

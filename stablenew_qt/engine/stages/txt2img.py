@@ -1,12 +1,16 @@
 """txt2img: SD1.x or SDXL, with the SDXL refiner and hires fix inside the stage (A1111 semantics).
 
+Every pass is one A1111 sampling run (``ksampling.sample`` through ``engine.denoise``), with the
+prompts encoded by A1111's prompt encoder (weights, BREAK, long prompts, prompt editing, clip skip).
+
 1. Load the base model (and the refiner) from the cache.
-2. Build the scheduler from the A1111 sampler and schedule names.
-3. First pass at the first-pass size: to pixels, or to latents when hires (latent mode) or the
-   refiner continues from it.
-4. Refiner without hires: the SDXL "ensemble of experts" hand-off at ``refiner_switch_at``.
-5. Hires fix: upscale (latent or pixel), then a second img2img pass with A1111's step parity;
-   with a refiner, A1111's default "second pass" mode uses it inside that pass only.
+2. Encode the prompts (the first pass's steps; the refiner with its own encoder and aesthetic ids).
+3. First pass at the first-pass size, from A1111's noise for the seeds (variation seed, RNG source).
+4. Refiner without hires: A1111's switch inside the same run at ``refiner_switch_at``.
+5. Hires fix: upscale (latent, or decode - pixel upscaler - encode), then the second pass with
+   fresh noise for the same seeds, ``fixed_steps`` (A1111 runs exactly the hires steps), the hires
+   sampler/schedule/prompts when set; with a refiner, A1111's default "second pass" mode switches
+   inside that pass only.
 """
 
 from __future__ import annotations
@@ -16,25 +20,17 @@ from typing import Any
 
 from PIL import Image
 
-from ...core.config import Txt2ImgConfig
+from ...core.config import RunConfig, Txt2ImgConfig
 from ...core.executor import StageInfo, StagePayload, StageResult
 from ...core.sizes import hires_cover_size, hires_target_size
+from .. import denoise
 from ..context import EngineContext
 from ..errors import ModelError
 from ..family import ModelFamily, describe
+from ..ksampling import RefinerSwitch
 from ..pipelines import LoadedModel
 from ..progress import StepReporter
-from ..sampling import (
-    LATENT_MODES,
-    centre_crop_latents,
-    diffusers_clip_skip,
-    expected_steps,
-    generators,
-    hires_schedule,
-    negative_or_none,
-    upscale_latents,
-)
-from ..schedulers import make_scheduler
+from ..sampling import LATENT_MODES, centre_crop_latents, upscale_latents
 
 
 @dataclass(frozen=True)
@@ -43,42 +39,60 @@ class _Models:
     refiner: LoadedModel | None
 
 
+@dataclass(frozen=True)
+class _Prompts:
+    prompts: tuple[str, ...]
+    negatives: tuple[str, ...]
+
+
 def total_steps(cfg: Txt2ImgConfig) -> int:
     """Denoising steps the whole stage runs (first pass, then the hires pass if on)."""
     if not cfg.hires_enabled or cfg.hires_denoise <= 0:
         return cfg.steps
-    n, strength = hires_schedule(cfg.hires_steps or cfg.steps, cfg.hires_denoise)
-    return cfg.steps + expected_steps(n, strength)
+    return cfg.steps + denoise.img2img_step_count(cfg.hires_steps or cfg.steps, cfg.hires_denoise, True)
+
+
+def hires_sampler(cfg: Txt2ImgConfig) -> tuple[str, str]:
+    """The hires pass's sampler and schedule: its own when set, else the first pass's."""
+    return cfg.hires_sampler or cfg.sampler, cfg.hires_scheduler or cfg.scheduler
 
 
 def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> StageResult:
-    cfg = payload.config.txt2img
+    config = payload.config
+    cfg = config.txt2img
     # 1. models
     models = _load_models(ctx, cfg)
     base = models.base
     reporter.make_preview = ctx.previewer(base.family.value)
-    # 2. scheduler: a fresh object per call, from the model's own config (pipelines made with
-    #    from_pipe share the base's scheduler object, and the last job replaced it)
-    base.pipe.scheduler = make_scheduler(base.scheduler_config, cfg.sampler, cfg.scheduler)
-    common = _common_args(payload, cfg)
-    # 3./4. first pass, with the refiner hand-off when there is no hires pass
+    count = len(payload.seeds)
+    prompts = _Prompts((payload.prompt,) * count, (payload.negative_prompt,) * count)
+    size = (cfg.width, cfg.height)
+    # 2. conditioning over A1111's total steps of the first pass's sampler
+    steps = denoise.schedule_steps(cfg.sampler, cfg.steps)
+    options = denoise.conditioning_options(config, cfg.clip_skip)
+    conds = denoise.conds_for(ctx, base, options, prompts.prompts, prompts.negatives, size, steps)
+    # 3./4. first pass, with the refiner switch inside it when there is no hires pass
+    refiner = None
     if models.refiner is not None and not cfg.hires_enabled:
-        images = _base_then_refiner(ctx, models, common, cfg, reporter)
+        refiner = _refiner_switch(ctx, config, models.refiner, prompts, size, steps, None)
+    latents = denoise.run_pass(
+        denoise.denoiser_for(base),
+        config,
+        cfg.sampler,
+        cfg.scheduler,
+        cfg.steps,
+        conds,
+        denoise.noise_for(config, base, payload.seeds, size),
+        cfg_scale=cfg.cfg_scale,
+        reporter=reporter,
+        label="txt2img",
+        refiner=refiner,
+    )
+    # 5. hires fix
+    if cfg.hires_enabled:
+        images = _hires(ctx, config, models, payload, latents, reporter)
     else:
-        want_latents = cfg.hires_enabled and cfg.hires_upscaler_name in LATENT_MODES
-        ctx.tile_vae_for(base.pipe, cfg.width, cfg.height)
-        first = base.pipe(
-            **common,
-            num_inference_steps=cfg.steps,
-            width=cfg.width,
-            height=cfg.height,
-            output_type="latent" if want_latents else "pil",
-            callback_on_step_end=reporter.callback("txt2img"),
-            callback_on_step_end_tensor_inputs=["latents"],
-        ).images
-        reporter.check()
-        # 5. hires fix
-        images = _hires(ctx, models, common, cfg, first, reporter) if cfg.hires_enabled else list(first)
+        images = _decode(ctx, base, latents, size)
     info = StageInfo(
         model_name=base.name,
         model_hash=base.model_hash,
@@ -101,138 +115,93 @@ def _load_models(ctx: EngineContext, cfg: Txt2ImgConfig) -> _Models:
     return _Models(base, refiner)
 
 
-def _common_args(payload: StagePayload, cfg: Txt2ImgConfig) -> dict[str, Any]:
-    return {
-        "prompt": payload.prompt,
-        "negative_prompt": negative_or_none(payload.negative_prompt),
-        "guidance_scale": cfg.cfg_scale,
-        "num_images_per_prompt": len(payload.seeds),
-        "generator": generators(payload.seeds),
-        "clip_skip": diffusers_clip_skip(cfg.clip_skip),
-    }
+def _refiner_switch(
+    ctx: EngineContext,
+    config: RunConfig,
+    refiner: LoadedModel,
+    prompts: _Prompts,
+    size: tuple[int, int],
+    steps: int,
+    hires_steps: int | None,
+) -> RefinerSwitch:
+    """The refiner's model and conds (its one text encoder, aesthetic-score ids) and the switch."""
+    options = denoise.conditioning_options(config, config.txt2img.clip_skip)
+    conds = denoise.conds_for(
+        ctx, refiner, options, prompts.prompts, prompts.negatives, size, steps, hires_steps
+    )
+    return RefinerSwitch(denoise.denoiser_for(refiner, refiner=True), conds, config.txt2img.refiner_switch_at)
 
 
-def _refiner_args(common: dict[str, Any]) -> dict[str, Any]:
-    # The refiner has no first text encoder, so clip skip does not apply to it.
-    return {k: v for k, v in common.items() if k != "clip_skip"}
-
-
-def _base_then_refiner(
-    ctx: EngineContext, models: _Models, common: dict[str, Any], cfg: Txt2ImgConfig, reporter: StepReporter
+def _decode(
+    ctx: EngineContext, loaded: LoadedModel, latents: Any, size: tuple[int, int]
 ) -> list[Image.Image]:
-    """SDXL ensemble of experts: base to ``denoising_end``, refiner from ``denoising_start``."""
-    assert models.refiner is not None
-    refiner = models.refiner.pipe
-    refiner.scheduler = make_scheduler(models.base.scheduler_config, cfg.sampler, cfg.scheduler)
-    latents = models.base.pipe(
-        **common,
-        num_inference_steps=cfg.steps,
-        width=cfg.width,
-        height=cfg.height,
-        denoising_end=cfg.refiner_switch_at,
-        output_type="latent",
-        callback_on_step_end=reporter.callback("txt2img"),
-        callback_on_step_end_tensor_inputs=["latents"],
-    ).images
-    reporter.check()
-    ctx.tile_vae_for(refiner, cfg.width, cfg.height)
-    images = refiner(
-        **{**_refiner_args(common), "generator": generators_like(common)},
-        image=latents,
-        num_inference_steps=cfg.steps,
-        denoising_start=cfg.refiner_switch_at,
-        callback_on_step_end=reporter.callback("refiner"),
-        callback_on_step_end_tensor_inputs=["latents"],
-    ).images
-    reporter.check()
-    return list(images)
-
-
-def generators_like(common: dict[str, Any]) -> list[Any]:
-    """Fresh generators with the same seeds (A1111 re-seeds each pass)."""
-    return generators([g.initial_seed() for g in common["generator"]])
+    ctx.tile_vae_for(loaded.pipe, *size)
+    return denoise.vae_decode(loaded.pipe, latents)
 
 
 def _hires(
     ctx: EngineContext,
+    config: RunConfig,
     models: _Models,
-    common: dict[str, Any],
-    cfg: Txt2ImgConfig,
+    payload: StagePayload,
     first: Any,
     reporter: StepReporter,
 ) -> list[Image.Image]:
     """Upscale the first pass and run the second pass (spec §2.2-2.4)."""
+    cfg = config.txt2img
     target_w, target_h = hires_target_size(cfg)
     cover_w, cover_h = hires_cover_size(cfg)
+    target = (target_w, target_h)
     base = models.base
     if cfg.hires_upscaler_name in LATENT_MODES:
         latents = upscale_latents(first, cfg.hires_upscaler_name, (cover_h // 8, cover_w // 8))
-        init: Any = centre_crop_latents(latents, target_w, target_h)
+        init = centre_crop_latents(latents, target_w, target_h)
+        if cfg.hires_denoise <= 0:
+            return _decode(ctx, base, init, target)
     else:
         name = cfg.hires_upscaler_name
-        init = [
-            _pixel_upscale(ctx, im, name, (cover_w, cover_h), (target_w, target_h), reporter) for im in first
+        upscaled = [
+            _pixel_upscale(ctx, im, name, (cover_w, cover_h), target, reporter)
+            for im in _decode(ctx, base, first, (cfg.width, cfg.height))
         ]
-    if cfg.hires_denoise <= 0:
-        return _decode_unchanged(base, init)
-    steps, strength = hires_schedule(cfg.hires_steps or cfg.steps, cfg.hires_denoise)
-    img2img = ctx.cache.img2img(base)
-    img2img.scheduler = make_scheduler(base.scheduler_config, cfg.sampler, cfg.scheduler)
-    ctx.tile_vae_for(img2img, target_w, target_h)
-    args = {**common, "generator": generators_like(common), "num_images_per_prompt": 1}
-    args["prompt"] = [common["prompt"]] * len(args["generator"])
-    args["negative_prompt"] = (
-        [common["negative_prompt"]] * len(args["generator"]) if common["negative_prompt"] else None
+        if cfg.hires_denoise <= 0:
+            return upscaled
+        ctx.tile_vae_for(base.pipe, target_w, target_h)
+        init = denoise.vae_encode(base.pipe, upscaled, target)
+    # the second pass: A1111 encodes its prompts with the hires steps
+    sampler, schedule = hires_sampler(cfg)
+    steps = cfg.hires_steps or cfg.steps
+    first_steps = denoise.schedule_steps(cfg.sampler, cfg.steps)
+    hires_steps = denoise.schedule_steps(sampler, steps)
+    count = len(payload.seeds)
+    prompts = _Prompts(
+        (cfg.hires_prompt or payload.prompt,) * count,
+        (cfg.hires_negative_prompt or payload.negative_prompt,) * count,
     )
-    refiner = models.refiner
-    if refiner is None:
-        return list(_hires_pass(img2img, args, init, steps, strength, None, "pil", reporter).images)
-    # Refiner in the hires pass ("second pass", A1111's default).
-    switch = cfg.refiner_switch_at
-    refiner.pipe.scheduler = make_scheduler(base.scheduler_config, cfg.sampler, cfg.scheduler)
-    ctx.tile_vae_for(refiner.pipe, target_w, target_h)
-    refiner_args = {**_refiner_args(args), "generator": generators_like(common)}
-    if cfg.hires_denoise <= 1 - switch:
-        # The pass starts below the switch point: the refiner runs all of it.
-        return list(
-            _hires_pass(refiner.pipe, refiner_args, init, steps, strength, None, "pil", reporter).images
-        )
-    latents = _hires_pass(img2img, args, init, steps, strength, switch, "latent", reporter).images
-    images = refiner.pipe(
-        **refiner_args,
-        image=latents,
-        num_inference_steps=steps,
-        denoising_start=switch,
-        callback_on_step_end=reporter.callback("refiner"),
-        callback_on_step_end_tensor_inputs=["latents"],
-    ).images
-    reporter.check()
-    return list(images)
-
-
-def _hires_pass(
-    pipe: Any,
-    args: dict[str, Any],
-    init: Any,
-    steps: int,
-    strength: float,
-    denoising_end: float | None,
-    output_type: str,
-    reporter: StepReporter,
-) -> Any:
-    extra = {"denoising_end": denoising_end} if denoising_end is not None else {}
-    out = pipe(
-        **args,
-        image=init,
-        num_inference_steps=steps,
-        strength=strength,
-        output_type=output_type,
-        callback_on_step_end=reporter.callback("hires"),
-        callback_on_step_end_tensor_inputs=["latents"],
-        **extra,
+    options = denoise.conditioning_options(config, cfg.clip_skip)
+    conds = denoise.conds_for(
+        ctx, base, options, prompts.prompts, prompts.negatives, target, first_steps, hires_steps
     )
-    reporter.check()
-    return out
+    refiner = None
+    if models.refiner is not None:  # A1111's default: the refiner switch in the second pass only
+        refiner = _refiner_switch(ctx, config, models.refiner, prompts, target, first_steps, hires_steps)
+    latents = denoise.run_pass(
+        denoise.denoiser_for(base),
+        config,
+        sampler,
+        schedule,
+        steps,
+        conds,
+        denoise.noise_for(config, base, payload.seeds, target),
+        cfg_scale=cfg.cfg_scale,
+        reporter=reporter,
+        label="hires",
+        refiner=refiner,
+        init_latents=init,
+        denoise=cfg.hires_denoise,
+        fixed_steps=True,
+    )
+    return _decode(ctx, base, latents, target)
 
 
 def _pixel_upscale(
@@ -253,13 +222,3 @@ def _pixel_upscale(
     left = (cover[0] - target[0]) // 8 // 2 * 8
     top = (cover[1] - target[1]) // 8 // 2 * 8
     return upscaled.crop((left, top, left + target[0], top + target[1]))
-
-
-def _decode_unchanged(base: LoadedModel, init: Any) -> list[Image.Image]:
-    """Hires with denoise 0: the upscaled first pass, decoded if it is still latents."""
-    if isinstance(init, list):
-        return init
-    pipe = base.pipe
-    vae = pipe.vae
-    decoded = vae.decode(init.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-    return list(pipe.image_processor.postprocess(decoded, output_type="pil"))

@@ -1,4 +1,4 @@
-"""Benchmark (not a test): seconds per sampling step, our A1111 loop against the diffusers pipeline.
+"""``stablenew-qt bench --samplers``: seconds per sampling step, our A1111 loop against diffusers.
 
 For every A1111 sampler on the demo SD 1.5 model at 256 x 256 px (32 x 32 latents), batch 1, CFG
 7: ``stablenew_qt.engine.ksampling.sample`` against ``StableDiffusionPipeline`` with the diffusers
@@ -14,20 +14,28 @@ Two tables:
    function, so only the schedulers / CFG / noise code is left. With a real model a UNet call
    costs 10-1000 ms; this table says what our loop adds on top.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python tests/benchmarks/sampler_speed.py [--steps 20]
+    stablenew-qt bench --samplers [--steps 20] [--repeats 7] [--size 256x256]
+                       [--sampler-list "Euler,DPM++ 2M"]
+
+Numbers only, nothing is asserted: docs/samplers.md has a measured table. torch and diffusers are
+imported only when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from ..core.options import ExitCode
+
+if TYPE_CHECKING:
+    import torch
 
 Run = Callable[[], None]
 
@@ -61,6 +69,7 @@ class _NullUNet:
         self.unet, self.saved = unet, unet.forward
 
     def __enter__(self) -> None:
+
         def forward(sample: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor]:
             return (sample[:, :4] * 0.05,)
 
@@ -71,20 +80,24 @@ class _NullUNet:
 
 
 class _Bench:
-    def __init__(self, steps: int, size: int) -> None:
+    def __init__(self, steps: int, size: int, device: str, demo_dir: Path | None) -> None:
         import diffusers
+        import torch
 
         from stablenew_qt.engine.conds import BatchCond, PromptCond, ScheduledCond, TextCond
         from stablenew_qt.engine.demo import ensure_demo_model
         from stablenew_qt.engine.ksampling import DenoiserModel
 
-        folder = ensure_demo_model("demo-tiny-sd15", Path(tempfile.mkdtemp(prefix="sampler-speed-")))
-        self.pipe = diffusers.StableDiffusionPipeline.from_pretrained(folder)
+        root = demo_dir or Path(tempfile.mkdtemp(prefix="sampler-speed-"))
+        folder = ensure_demo_model("demo-tiny-sd15", root)
+        cls: Any = diffusers.StableDiffusionPipeline
+        self.pipe = cls.from_pretrained(folder).to(device)
         self.pipe.set_progress_bar_config(disable=True)
         self.config = dict(self.pipe.scheduler.config)
+        self.device = device
         with torch.no_grad():
             self.pe, self.ne = self.pipe.encode_prompt(
-                "a lighthouse at dusk, oil painting", "cpu", 1, True, "blurry"
+                "a lighthouse at dusk, oil painting", device, 1, True, "blurry"
             )
         self.batch = BatchCond(
             cond=(PromptCond(((ScheduledCond(((10_000, TextCond(self.pe[0])),)), 1.0),)),),
@@ -94,18 +107,24 @@ class _Bench:
         self.steps, self.size = steps, size
 
     def ours(self, name: str) -> Run:
+        import torch
+
         from stablenew_qt.engine.ksampling import ImageNoise, NoiseSpec, SamplingConds, sample
 
         def run() -> None:
-            noise = ImageNoise(NoiseSpec(seeds=(1234,)), (4, self.size // 8, self.size // 8), "cpu")
+            noise = ImageNoise(NoiseSpec(seeds=(1234,)), (4, self.size // 8, self.size // 8), self.device)
             with torch.no_grad():
                 sample(
                     self.model, name, "Automatic", self.steps, SamplingConds(self.batch), noise, cfg_scale=7.0
                 )
+            if self.device == "cuda":
+                torch.cuda.synchronize()
 
         return run
 
     def theirs(self, name: str) -> Run:
+        import torch
+
         from stablenew_qt.engine.schedulers import make_scheduler
 
         def run() -> None:
@@ -120,6 +139,8 @@ class _Bench:
                 generator=torch.Generator().manual_seed(1234),
                 output_type="latent",
             )
+            if self.device == "cuda":
+                torch.cuda.synchronize()
 
         return run
 
@@ -147,24 +168,32 @@ def _whole_steps(bench: _Bench, name: str, repeats: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--samplers", help="comma-separated subset (default: all)")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    args = parser.parse_args(argv)
+def run_sampler_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
+    """``bench --samplers``: print both tables, write ``--json`` (a list of rows). Uses ``--steps``,
+    ``--repeats``, the width of ``--size`` (default 256) and ``--sampler-list``."""
+    import torch
 
     from stablenew_qt.engine.ksampling import SAMPLERS
 
-    bench = _Bench(args.steps, args.size)
+    names = [n.strip() for n in args.sampler_list.split(",")] if args.sampler_list else list(SAMPLERS)
+    unknown = [n for n in names if n not in SAMPLERS]
+    if unknown:
+        print(
+            f"error: unknown sampler(s) {', '.join(unknown)}; valid: {', '.join(SAMPLERS)}", file=sys.stderr
+        )
+        return ExitCode.CONFIG_ERROR
+    side = args.size[0] if args.size else 256
+    cuda = args.device in ("auto", "cuda") and torch.cuda.is_available()
+    if args.device == "cuda" and not cuda:
+        print("error: --device cuda but torch sees no CUDA GPU", file=sys.stderr)
+        return ExitCode.FAILED
+    bench = _Bench(args.steps, side, "cuda" if cuda else "cpu", demo_dir)
     rows = []
     print(
         f"{'sampler':<18} {'ours s/step':>11} {'diffusers':>10} {'ratio':>6} "
         f"{'per call':>8} {'calls':>11}  scheduler"
     )
-    for name in args.samplers.split(",") if args.samplers else SAMPLERS:
+    for name in names:
         row = _whole_steps(bench, name, args.repeats)
         rows.append(row)
         print(
@@ -187,9 +216,5 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return ExitCode.OK
