@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -219,7 +219,10 @@ class PipelineRunner:
             _check_result(stage, result, expected=end - start)
             made.extend(result.images)
             infos.append(result.info)
-        result = StageResult(tuple(made), infos[0])
+        # The first batch's info describes the stage; a note (an out-of-memory step that worked)
+        # from any batch is kept, once.
+        notes = tuple(dict.fromkeys(note for info in infos for note in info.notes))
+        result = StageResult(tuple(made), replace(infos[0], notes=notes))
         state.stage_infos[stage.stage] = result.info
         for note in result.info.notes:
             log.info("%s: %s: %s", state.run_id, stage.stage, note)

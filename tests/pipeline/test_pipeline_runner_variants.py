@@ -359,3 +359,15 @@ def test_a_failing_later_batch_keeps_nothing_of_the_run(make_config, tmp_path: P
     assert result.status == "FAILED"
     assert len(executor.calls) == 2
     assert not list((tmp_path / "runs").rglob("*.png")), "all or nothing: the first batches are not kept"
+
+
+def test_batch_count_keeps_every_batch_s_notes_once(make_config, tmp_path: Path) -> None:
+    class _Notes(FakeExecutor):
+        def generate_images(self, stage, payload, progress, cancel_token):  # type: ignore[override]
+            result = super().generate_images(stage, payload, progress, cancel_token)
+            note = "retried with VAE tiling" if len(self.calls) > 1 else None
+            return StageResult(result.images, StageInfo(notes=(note,) if note else ()))
+
+    _, _, events = _run(make_config(seed=1, batch_count=3), tmp_path, _Notes())
+    finished = next(e for e in events if isinstance(e, ev.StageFinished))
+    assert finished.notes == ("retried with VAE tiling",)
