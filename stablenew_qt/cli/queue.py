@@ -32,6 +32,14 @@ from ..core.queue import JobQueue, QueueError, QueueMissing, default_queue_path
 from ..core.sequencer import StageSequencer
 from .engine_options import add_engine_options, add_output_options, learning_log, make_engine, output_settings
 from .logs import first_line
+from .queue_groups import (
+    GroupRequest,
+    add_group_options,
+    add_group_parser,
+    expand_request,
+    queue_request,
+    wants_group,
+)
 from .terminal import TextProgress, ctrl_c_cancels
 
 _PROMPT_WIDTH = 48
@@ -64,10 +72,12 @@ def add_parser(subparsers: Any) -> None:
     add.add_argument(
         "--priority", type=_priority, default=0, help=f"higher runs first (±{MAX_PRIORITY:,}; default 0)"
     )
+    add_group_options(add)
     listing = action("list", cmd_list, "show the jobs: running, queued in run order, then history")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.add_argument("--status", choices=[s.value for s in JobStatus], action="append")
     listing.add_argument("--text", help="only jobs whose prompt, model or error contains this")
+    listing.add_argument("--group", type=_job_id, metavar="ID", help="only the jobs of this group")
     run = action("run", cmd_run, "run the queued jobs headless until none is left (Ctrl-C cancels)")
     add_output_options(run)
     run.add_argument(
@@ -84,9 +94,15 @@ def add_parser(subparsers: Any) -> None:
     move = action("move", cmd_move, "reorder a queued job")
     move.add_argument("id", type=_job_id, metavar="ID", help="the job id")
     move.add_argument("where", choices=("up", "down", "top"), help="one place up or down, or to the top")
+    rate = action("rate", cmd_rate, "rate a job's images from 1 to 5 (0 clears the rating)")
+    rate.add_argument("id", type=_job_id, metavar="ID", help="the job id")
+    rate.add_argument(
+        "rating", type=int, choices=range(6), metavar="N", help="1 (worst) to 5 (best), 0 clears"
+    )
     action("clear", cmd_clear, "delete completed, failed and cancelled jobs (their images stay)")
     action("pause", cmd_pause, "start no further job (the running one finishes)")
     action("resume", cmd_resume, "start jobs again after a pause")
+    add_group_parser(action, _job_id, _open)
 
 
 #: Job ids are SQLite integers; a larger number names no job (and SQLite cannot hold it).
@@ -151,11 +167,18 @@ def _queue_path(args: argparse.Namespace) -> Path:
 def cmd_add(args: argparse.Namespace) -> int:
     config = load_run_config(args.config)
     StageSequencer().build_execution_plan(config)  # a config error now, not when the job runs
+    request = expand_request(args, config) if wants_group(args) else GroupRequest([config])
+    for each in request.configs[1:]:
+        StageSequencer().build_execution_plan(each)
     with _open(args, create=True) as queue:
-        if args.front:
-            jobs = queue.add_front(config, args.count)
+        if request.kind is not None:
+            group = queue_request(queue, request, front=args.front, priority=args.priority)
+            jobs = queue.group_jobs(group.id)
+            print(f"group {group.id}: {group.label}, {len(jobs)} job(s)", file=sys.stderr)
+        elif args.front:
+            jobs = queue.add_front(request.configs[0], args.count)
         else:
-            jobs = queue.add(config, args.count, priority=args.priority)
+            jobs = queue.add(request.configs[0], args.count, priority=args.priority)
     for job in jobs:
         print(job.id)
     return ExitCode.OK
@@ -164,19 +187,20 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     try:
         with _open(args) as queue:
-            jobs = queue.list(status=args.status, text=args.text)
-            paused, counts = queue.paused, queue.counts()
+            jobs = queue.list(status=args.status, text=args.text, group=args.group)
+            paused, counts, groups = queue.paused, queue.counts(), queue.groups()
     except QueueMissing:  # nothing queued yet: an empty listing, and nothing created
-        jobs, paused, counts = [], False, {status: 0 for status in JobStatus}
+        jobs, paused, counts, groups = [], False, {status: 0 for status in JobStatus}, []
     if args.json:
         data = {
             "paused": paused,
             "counts": {status.value: n for status, n in counts.items()},
             "jobs": [job.to_dict() for job in jobs],
+            "groups": [group.to_dict() for group in groups],
         }
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return ExitCode.OK
-    print(f"{'ID':>5}  {'STATUS':<11}  {'TRIES':>5}  {'CREATED':<16}  {'MODEL':<20}  PROMPT")
+    print(f"{'ID':>5}  {'STATUS':<11}  {'TRIES':>5}  {'GROUP':>5}  {'CREATED':<16}  {'MODEL':<20}  PROMPT")
     for job in jobs:
         print(_row(job))
     summary = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n) or "empty"
@@ -188,8 +212,9 @@ def _row(job: Job) -> str:
     prompt = " ".join(str(job.config_data.get("prompt", "")).split())
     if len(prompt) > _PROMPT_WIDTH:
         prompt = prompt[: _PROMPT_WIDTH - 3] + "..."
+    group = "-" if job.group_id is None else str(job.group_id)
     line = (
-        f"{job.id:>5}  {job.status.value:<11}  {job.attempts:>5}  {job.created:%Y-%m-%d %H:%M}  "
+        f"{job.id:>5}  {job.status.value:<11}  {job.attempts:>5}  {group:>5}  {job.created:%Y-%m-%d %H:%M}  "
         f"{job.model[:20]:<20}  {prompt}"
     )
     if job.error and job.status is not JobStatus.COMPLETED:
@@ -227,6 +252,13 @@ def cmd_move(args: argparse.Namespace) -> int:
         move = {"up": queue.move_up, "down": queue.move_down, "top": queue.move_to_top}[args.where]
         moved = move(args.id)
     print(f"job {args.id} {'moved' if moved else 'is there already'}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_rate(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        queue.rate(args.id, args.rating or None)
+    print(f"job {args.id} " + (f"rated {args.rating}" if args.rating else "unrated"), file=sys.stderr)
     return ExitCode.OK
 
 

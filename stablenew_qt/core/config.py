@@ -334,6 +334,10 @@ class SamplerSettings(_Frozen):
     always_discard_next_to_last_sigma: bool = False
 
 
+#: A1111's largest batch count (its slider's maximum).
+MAX_BATCH_COUNT = 100
+
+
 class RunConfig(_Frozen):
     """Everything that decides a run. See ``docs/run-config.md`` for every key."""
 
@@ -343,6 +347,8 @@ class RunConfig(_Frozen):
     #: -1 means random; the runner resolves it and records the real seed everywhere.
     seed: int = Field(-1, ge=-1, le=MAX_SEED)
     batch_size: int = Field(1, ge=1, le=64)
+    #: A1111 "Batch count" (n_iter): batches run one after another in the same run.
+    batch_count: int = Field(1, ge=1, le=MAX_BATCH_COUNT)
     #: A1111 "Variation seed" (-1 random, resolved with the seed) and "Variation strength";
     #: strength 0 turns variation off.
     subseed: int = Field(-1, ge=-1, le=MAX_SEED)

@@ -25,7 +25,7 @@ from .errors import shorten
 from .files import file_kind
 
 #: The schema this version writes and reads (stored in ``PRAGMA user_version``).
-QUEUE_SCHEMA_VERSION = 2
+QUEUE_SCHEMA_VERSION = 3
 #: ``PRAGMA application_id``: "SNQu", marks the file as a StableNew Qt queue.
 APPLICATION_ID = 0x534E5175
 BUSY_TIMEOUT_S = 10.0
@@ -60,6 +60,23 @@ _MIGRATIONS: dict[int, str] = {
     """,
     # Why a job did not complete, as FailureCause JSON (the window branches on it).
     2: "ALTER TABLE jobs ADD COLUMN cause TEXT",
+    # Job groups (sweeps, prompt packs, wildcards) with their grid, and a 1-5 rating per job.
+    3: """
+        CREATE TABLE groups (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('sweep', 'pack', 'wildcards')),
+            meta TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            grid_state TEXT CHECK (grid_state IN ('writing', 'written', 'none')),
+            grid_paths TEXT NOT NULL DEFAULT '[]',
+            grid_error TEXT
+        );
+        ALTER TABLE jobs ADD COLUMN group_id INTEGER REFERENCES groups (id);
+        ALTER TABLE jobs ADD COLUMN group_index INTEGER;
+        ALTER TABLE jobs ADD COLUMN rating INTEGER CHECK (rating BETWEEN 1 AND 5);
+        CREATE INDEX jobs_by_group ON jobs (group_id, group_index)
+    """,
 }
 
 
