@@ -88,6 +88,8 @@ class Txt2ImgConfig(_Frozen):
     #: 0 means "the first pass's step count", as in A1111.
     hires_steps: int = Field(0, ge=0, le=150)
     hires_denoise: float = Field(0.5, ge=0.0, le=1.0)
+    #: A1111 "Hires checkpoint" (same family as ``model``); None means the first pass's model.
+    hires_checkpoint: str | None = None
     #: A1111 "Hires sampler" / "Hires schedule type"; None means the first pass's.
     hires_sampler: str | None = None
     hires_scheduler: str | None = None

@@ -83,6 +83,7 @@ EXPECTED_TXT2IMG = {
     "hires_upscaler_name": "Latent",
     "hires_steps": 0,
     "hires_denoise": 0.5,
+    "hires_checkpoint": None,
     "hires_sampler": None,
     "hires_scheduler": None,
     "hires_prompt": "",
