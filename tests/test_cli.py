@@ -48,7 +48,7 @@ def test_plan_config_errors_exit_2_without_traceback(
     assert main(["plan", str(cfg)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith("Config Error:\n") and message in captured.err
+    assert captured.err.startswith("Config Error: ") and message in captured.err
     assert "Traceback" not in captured.err
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.errors import ConfigError, shorten
+from ..core.files import FileRefused, regular_file_size, user_path
 from ..core.hooks import default_learning_log_path
 from ..core.options import DevicePreference, MemoryMode
 from ..core.outputs import OutputSettings, default_output_dir
@@ -71,8 +74,27 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
         models_dir=Path(args.models_dir) if args.models_dir else default_models_dir(),
         device=DevicePreference(args.device),
         memory_mode=MemoryMode(args.memory_mode),
-        trusted_detectors=tuple(Path(p) for p in args.trust_model or ()),
+        trusted_detectors=trusted_detector_files(args.trust_model or ()),
     )
+
+
+def trusted_detector_files(names: Sequence[str]) -> tuple[Path, ...]:
+    """The ``--trust-model`` files, each a regular file of detector size: a ConfigError (exit 2)
+    before anything loads for a FIFO (it would block), a device (``/dev/zero``), a folder, or a
+    path no file can have."""
+    from ..engine.adetailer.torch_archive import MAX_DETECTOR_BYTES
+
+    files = []
+    for name in names:
+        try:
+            path = user_path(name)
+            regular_file_size(path, MAX_DETECTOR_BYTES)
+        except FileRefused as exc:
+            raise ConfigError(
+                f"{shorten(name)!r}: {exc}; give the YOLO .pt detector file to trust", field="--trust-model"
+            ) from None
+        files.append(path)
+    return tuple(files)
 
 
 def make_engine(args: argparse.Namespace) -> DiffusersExecutor:

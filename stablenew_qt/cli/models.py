@@ -10,6 +10,7 @@ from ..core.options import ExitCode
 from .engine_options import add_engine_options, engine_settings
 
 if TYPE_CHECKING:
+    from ..core.extra_networks import ExtraNetworksCatalog
     from ..engine.models import ModelCatalog, ModelEntry
 
 
@@ -23,10 +24,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from ..core.extra_networks import ExtraNetworksCatalog
     from ..engine.executor import build_catalog
 
-    catalog = build_catalog(engine_settings(args))
-    print(json.dumps(catalog_listing(catalog, hashes=args.hashes), indent=2, ensure_ascii=False))
+    settings = engine_settings(args)
+    listing = catalog_listing(build_catalog(settings), hashes=args.hashes)
+    listing.update(extra_networks_listing(ExtraNetworksCatalog(settings.models_dir), hashes=args.hashes))
+    print(json.dumps(listing, indent=2, ensure_ascii=False))
     return ExitCode.OK
 
 
@@ -57,4 +61,39 @@ def catalog_listing(catalog: ModelCatalog, *, hashes: bool) -> dict[str, list[di
         "vaes": [describe(e) for e in catalog.vaes()],
         "upscalers": [describe(e) for e in catalog.upscalers()],
         "detectors": [describe(e) for e in catalog.detectors()],
+    }
+
+
+def extra_networks_listing(
+    catalog: ExtraNetworksCatalog, *, hashes: bool
+) -> dict[str, list[dict[str, object]]]:
+    """Every LoRA and embedding with the name a prompt uses, its family (from headers) and, with
+    ``hashes``, A1111's short hash (``Lora hashes`` / ``TI hashes``); unusable files say why."""
+
+    def lora(entry: Any) -> dict[str, object]:
+        row: dict[str, object] = {
+            "name": entry.prompt_name or entry.name,
+            "path": str(entry.path),
+            "family": entry.family.value,
+            "type": entry.network_type or None,
+        }
+        if entry.error:
+            row["error"] = entry.error
+        elif hashes:
+            row["hash"] = catalog.lora_hash(entry)
+        return row
+
+    def embedding(entry: Any) -> dict[str, object]:
+        row: dict[str, object] = {"name": entry.name, "path": str(entry.path), "family": entry.family.value}
+        if entry.vectors is not None:
+            row["vectors"] = entry.vectors
+        if entry.error:
+            row["error"] = entry.error
+        elif hashes:
+            row["hash"] = catalog.embedding_hash(entry)
+        return row
+
+    return {
+        "loras": [lora(e) for e in catalog.loras()],
+        "embeddings": [embedding(e) for e in catalog.embeddings()],
     }

@@ -23,13 +23,24 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import load_run_config
+from ..core.errors import shorten
 from ..core.events import JobFinished, JobInterrupted, JobStarted, QueuePaused, SessionEvent
-from ..core.job import Job, JobStatus
+from ..core.files import FileRefused, user_path
+from ..core.job import MAX_COPIES, Job, JobStatus
 from ..core.options import ExitCode
-from ..core.queue import JobQueue, QueueError, default_queue_path
+from ..core.queue import JobQueue, QueueError, QueueMissing, default_queue_path
 from ..core.sequencer import StageSequencer
 from .engine_options import add_engine_options, add_output_options, learning_log, make_engine, output_settings
-from .terminal import TextProgress, app_logging, ctrl_c_cancels
+from .logs import first_line
+from .queue_groups import (
+    GroupRequest,
+    add_group_options,
+    add_group_parser,
+    expand_request,
+    queue_request,
+    wants_group,
+)
+from .terminal import TextProgress, ctrl_c_cancels
 
 _PROMPT_WIDTH = 48
 
@@ -54,13 +65,19 @@ def add_parser(subparsers: Any) -> None:
 
     add = action("add", cmd_add, "queue a RunConfig JSON file (prints the new job ids)")
     add.add_argument("config", metavar="CONFIG.json", help="a RunConfig JSON file (see docs/run-config.md)")
-    add.add_argument("--count", type=_positive, default=1, help="queue N copies, seeds stepping (1)")
+    add.add_argument(
+        "--count", type=_count, default=1, help=f"queue N copies, seeds stepping (1 to {MAX_COPIES:,}; 1)"
+    )
     add.add_argument("--front", action="store_true", help="put it before every queued job")
-    add.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    add.add_argument(
+        "--priority", type=_priority, default=0, help=f"higher runs first (±{MAX_PRIORITY:,}; default 0)"
+    )
+    add_group_options(add)
     listing = action("list", cmd_list, "show the jobs: running, queued in run order, then history")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.add_argument("--status", choices=[s.value for s in JobStatus], action="append")
     listing.add_argument("--text", help="only jobs whose prompt, model or error contains this")
+    listing.add_argument("--group", type=_job_id, metavar="ID", help="only the jobs of this group")
     run = action("run", cmd_run, "run the queued jobs headless until none is left (Ctrl-C cancels)")
     add_output_options(run)
     run.add_argument(
@@ -73,19 +90,50 @@ def add_parser(subparsers: Any) -> None:
         ("cancel", cmd_cancel, "cancel a queued job, or stop the running one"),
         ("remove", cmd_remove, "delete a job that is not running from the queue (its images stay)"),
     ):
-        action(name, func, text).add_argument("id", type=_positive, metavar="ID", help="the job id")
+        action(name, func, text).add_argument("id", type=_job_id, metavar="ID", help="the job id")
     move = action("move", cmd_move, "reorder a queued job")
-    move.add_argument("id", type=_positive, metavar="ID", help="the job id")
+    move.add_argument("id", type=_job_id, metavar="ID", help="the job id")
     move.add_argument("where", choices=("up", "down", "top"), help="one place up or down, or to the top")
+    rate = action("rate", cmd_rate, "rate a job's images from 1 to 5 (0 clears the rating)")
+    rate.add_argument("id", type=_job_id, metavar="ID", help="the job id")
+    rate.add_argument(
+        "rating", type=int, choices=range(6), metavar="N", help="1 (worst) to 5 (best), 0 clears"
+    )
     action("clear", cmd_clear, "delete completed, failed and cancelled jobs (their images stay)")
     action("pause", cmd_pause, "start no further job (the running one finishes)")
     action("resume", cmd_resume, "start jobs again after a pause")
+    add_group_parser(action, _job_id, _open)
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return int(text)
+#: Job ids are SQLite integers; a larger number names no job (and SQLite cannot hold it).
+MAX_JOB_ID = 2**63 - 1
+#: Priorities are ordering keys, not quantities: a million levels either way is plenty.
+MAX_PRIORITY = 1_000_000
+
+
+def _whole(text: str, low: int, high: int, what: str) -> int:
+    """``text`` as a whole number from ``low`` to ``high``, checked before it is converted (so
+    a 5,000-digit number costs nothing), or argparse's one-line usage error (exit 2)."""
+    digits = text[1:] if text[:1] in "+-" else text
+    ok = digits.isascii() and digits.isdigit() and len(digits) <= len(str(max(abs(low), high)))
+    value = int(text) if ok else None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"{what} must be a whole number from {low:,} to {high:,}, got {shorten(text)!r}"
+        )
+    return value
+
+
+def _count(text: str) -> int:
+    return _whole(text, 1, MAX_COPIES, "the count")
+
+
+def _priority(text: str) -> int:
+    return _whole(text, -MAX_PRIORITY, MAX_PRIORITY, "the priority")
+
+
+def _job_id(text: str) -> int:
+    return _whole(text, 1, MAX_JOB_ID, "a job id")
 
 
 def _reporting_queue_errors(func: Command) -> Command:
@@ -94,43 +142,65 @@ def _reporting_queue_errors(func: Command) -> Command:
         try:
             return func(args)
         except QueueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {first_line(exc)}", file=sys.stderr)
             return ExitCode.FAILED
 
     return wrapper
 
 
-def _open(args: argparse.Namespace) -> JobQueue:
-    return JobQueue(Path(args.queue) if args.queue else None)
+def _open(args: argparse.Namespace, *, create: bool = False) -> JobQueue:
+    """The queue ``--queue`` names; only the actions that add to it (or run it) create the
+    file and its folder: ``list`` or ``cancel`` on a mistyped path must leave no trace."""
+    return JobQueue(_queue_path(args), create=create)
+
+
+def _queue_path(args: argparse.Namespace) -> Path:
+    if not args.queue:
+        return default_queue_path()
+    try:
+        return user_path(args.queue)
+    except FileRefused as exc:
+        raise QueueError(f"cannot use the queue file {shorten(args.queue)!r}: {exc}") from None
 
 
 # -- actions -----------------------------------------------------------------------------------
 def cmd_add(args: argparse.Namespace) -> int:
     config = load_run_config(args.config)
     StageSequencer().build_execution_plan(config)  # a config error now, not when the job runs
-    with _open(args) as queue:
-        if args.front:
-            jobs = queue.add_front(config, args.count)
+    request = expand_request(args, config) if wants_group(args) else GroupRequest([config])
+    for each in request.configs[1:]:
+        StageSequencer().build_execution_plan(each)
+    with _open(args, create=True) as queue:
+        if request.kind is not None:
+            group = queue_request(queue, request, front=args.front, priority=args.priority)
+            jobs = queue.group_jobs(group.id)
+            print(f"group {group.id}: {group.label}, {len(jobs)} job(s)", file=sys.stderr)
+        elif args.front:
+            jobs = queue.add_front(request.configs[0], args.count)
         else:
-            jobs = queue.add(config, args.count, priority=args.priority)
+            jobs = queue.add(request.configs[0], args.count, priority=args.priority)
     for job in jobs:
         print(job.id)
     return ExitCode.OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with _open(args) as queue:
-        jobs = queue.list(status=args.status, text=args.text)
-        paused, counts = queue.paused, queue.counts()
+    try:
+        with _open(args) as queue:
+            jobs = queue.list(status=args.status, text=args.text, group=args.group)
+            paused, counts, groups = queue.paused, queue.counts(), queue.groups()
+    except QueueMissing:  # nothing queued yet: an empty listing, and nothing created
+        jobs, paused, counts, groups = [], False, {status: 0 for status in JobStatus}, []
     if args.json:
         data = {
             "paused": paused,
             "counts": {status.value: n for status, n in counts.items()},
             "jobs": [job.to_dict() for job in jobs],
+            "groups": [group.to_dict() for group in groups],
         }
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return ExitCode.OK
-    print(f"{'ID':>5}  {'STATUS':<11}  {'TRIES':>5}  {'CREATED':<16}  {'MODEL':<20}  PROMPT")
+    print(f"{'ID':>5}  {'STATUS':<11}  {'TRIES':>5}  {'GROUP':>5}  {'CREATED':<16}  {'MODEL':<20}  PROMPT")
     for job in jobs:
         print(_row(job))
     summary = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n) or "empty"
@@ -142,8 +212,9 @@ def _row(job: Job) -> str:
     prompt = " ".join(str(job.config_data.get("prompt", "")).split())
     if len(prompt) > _PROMPT_WIDTH:
         prompt = prompt[: _PROMPT_WIDTH - 3] + "..."
+    group = "-" if job.group_id is None else str(job.group_id)
     line = (
-        f"{job.id:>5}  {job.status.value:<11}  {job.attempts:>5}  {job.created:%Y-%m-%d %H:%M}  "
+        f"{job.id:>5}  {job.status.value:<11}  {job.attempts:>5}  {group:>5}  {job.created:%Y-%m-%d %H:%M}  "
         f"{job.model[:20]:<20}  {prompt}"
     )
     if job.error and job.status is not JobStatus.COMPLETED:
@@ -184,6 +255,13 @@ def cmd_move(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_rate(args: argparse.Namespace) -> int:
+    with _open(args) as queue:
+        queue.rate(args.id, args.rating or None)
+    print(f"job {args.id} " + (f"rated {args.rating}" if args.rating else "unrated"), file=sys.stderr)
+    return ExitCode.OK
+
+
 def cmd_clear(args: argparse.Namespace) -> int:
     with _open(args) as queue:
         count = queue.clear_finished()
@@ -192,7 +270,7 @@ def cmd_clear(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    with _open(args) as queue:
+    with _open(args, create=True) as queue:
         queue.pause()
     print("queue paused: no further job starts until `stablenew-qt queue resume`", file=sys.stderr)
     return ExitCode.OK
@@ -212,13 +290,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = SessionOptions(
         output_settings(args),
-        queue_path=Path(args.queue) if args.queue else default_queue_path(),
+        queue_path=_queue_path(args),
         fallback_to_temporary=False,  # the file is the point: a broken one is an error
         pause_on_failure=args.pause_on_failure,
         auto_resume=args.resume_interrupted,
         learning_log=learning_log(args),
     )
-    with app_logging(args.verbose) as log_path, open_session(make_engine(args), options) as session:
+    engine = make_engine(args)
+    log_path = args.logs.details()
+    with open_session(engine, options) as session:
         session.subscribe(TextProgress(sys.stderr))
         session.subscribe(_report)
         session.take_over_queue()
@@ -237,7 +317,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stop.is_set():
         return ExitCode.CANCELLED
     if any(job.status is JobStatus.FAILED for job in finished):
-        print(f"some jobs failed (details in {log_path})", file=sys.stderr)
+        print(f"some jobs failed {log_path}", file=sys.stderr)
         return ExitCode.FAILED
     return ExitCode.OK
 
@@ -258,7 +338,7 @@ def _report(event: SessionEvent) -> None:
     elif isinstance(event, JobFinished):
         for path in job.outputs:
             print(path, flush=True)
-        detail = f": {job.error}" if job.status is JobStatus.FAILED and job.error else ""
+        detail = f": {first_line(job.error)}" if job.status is JobStatus.FAILED and job.error else ""
         print(f"job {job.id}: {job.status.value}{detail}", file=sys.stderr, flush=True)
     else:
         print(

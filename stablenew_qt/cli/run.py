@@ -16,10 +16,10 @@ from ..core.config import load_run_config
 from ..core.errors import FailureKind
 from ..core.job import Job, JobStatus
 from ..core.options import ExitCode
-from ..core.paths import log_file
 from ..core.session import SessionOptions, open_session
 from .engine_options import add_engine_options, add_output_options, learning_log, make_engine, output_settings
-from .terminal import TextProgress, app_logging, ctrl_c_cancels
+from .logs import AppLogs, first_line
+from .terminal import TextProgress, ctrl_c_cancels
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,17 +33,19 @@ def add_parser(subparsers: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_run_config(args.config)
     options = SessionOptions(output_settings(args), queue_path=None, learning_log=learning_log(args))
-    with app_logging(args.verbose), open_session(make_engine(args), options) as session:
+    engine = make_engine(args)  # checks --trust-model files: a config error before anything runs
+    args.logs.open()  # opens the log file now: a fallback is announced before the progress lines
+    with open_session(engine, options) as session:
         session.subscribe(TextProgress(sys.stderr))
         try:
             with ctrl_c_cancels(session.cancel, "cancelling"):
                 job = session.generate(config)  # ConfigError before anything is loaded: exit 2
         except KeyboardInterrupt:  # a second Ctrl-C: the job was recorded as cancelled
             job = None
-    return report(job)
+    return report(job, args.logs)
 
 
-def report(job: Job | None) -> int:
+def report(job: Job | None, logs: AppLogs) -> int:
     """Print how the job ended and return the exit code."""
     if job is not None and job.status is JobStatus.COMPLETED:
         for path in job.outputs:
@@ -52,6 +54,6 @@ def report(job: Job | None) -> int:
     if job is None or job.status is JobStatus.CANCELLED:
         sys.stderr.write("cancelled: nothing was saved\n")
         return ExitCode.CANCELLED
-    sys.stderr.write(f"error: {job.error}\n(details in {log_file()})\n")
+    sys.stderr.write(f"error: {first_line(job.error)} {logs.details()}\n")
     config_problem = job.cause is not None and job.cause.kind is FailureKind.CONFIG
     return ExitCode.CONFIG_ERROR if config_problem else ExitCode.FAILED

@@ -2,50 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 from ..core.errors import ConfigError
 from ..core.events import RunCompleted, RunFailed, SessionEvent, StageStarted, StepProgress
-from ..core.paths import log_file
 
 
 def print_config_error(exc: ConfigError) -> None:
-    """``Config Error:`` and one line per problem, on stderr."""
+    """``Config Error: <problem>`` on stderr (as the window's status bar says it); several
+    problems: ``Config Error:`` and one indented line per problem."""
+    if len(exc.problems) == 1:
+        print(f"Config Error: {exc.problems[0]}", file=sys.stderr)
+        return
     print("Config Error:", file=sys.stderr)
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
-
-
-@contextmanager
-def app_logging(verbose: bool = False) -> Iterator[Path]:
-    """While active, details go to the log file and the terminal gets warnings (info with
-    ``verbose``). Yields the log file's path; the handlers are removed on exit."""
-    path = log_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    previous_level = root.level
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.INFO if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    root.addHandler(console)
-    try:
-        yield path
-    finally:
-        root.removeHandler(handler)
-        root.removeHandler(console)
-        handler.close()
-        root.setLevel(previous_level)
 
 
 class TextProgress:

@@ -88,6 +88,8 @@ class Txt2ImgConfig(_Frozen):
     #: 0 means "the first pass's step count", as in A1111.
     hires_steps: int = Field(0, ge=0, le=150)
     hires_denoise: float = Field(0.5, ge=0.0, le=1.0)
+    #: A1111 "Hires checkpoint" (same family as ``model``); None means the first pass's model.
+    hires_checkpoint: str | None = None
     #: A1111 "Hires sampler" / "Hires schedule type"; None means the first pass's.
     hires_sampler: str | None = None
     hires_scheduler: str | None = None
@@ -334,6 +336,10 @@ class SamplerSettings(_Frozen):
     always_discard_next_to_last_sigma: bool = False
 
 
+#: A1111's largest batch count (its slider's maximum).
+MAX_BATCH_COUNT = 100
+
+
 class RunConfig(_Frozen):
     """Everything that decides a run. See ``docs/run-config.md`` for every key."""
 
@@ -343,6 +349,8 @@ class RunConfig(_Frozen):
     #: -1 means random; the runner resolves it and records the real seed everywhere.
     seed: int = Field(-1, ge=-1, le=MAX_SEED)
     batch_size: int = Field(1, ge=1, le=64)
+    #: A1111 "Batch count" (n_iter): batches run one after another in the same run.
+    batch_count: int = Field(1, ge=1, le=MAX_BATCH_COUNT)
     #: A1111 "Variation seed" (-1 random, resolved with the seed) and "Variation strength";
     #: strength 0 turns variation off.
     subseed: int = Field(-1, ge=-1, le=MAX_SEED)

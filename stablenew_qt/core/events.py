@@ -22,6 +22,7 @@ from PIL import Image
 
 from .errors import FailureCause
 from .job import Job
+from .job_group import JobGroup
 from .lifecycle import LifecycleState
 from .sequencer import StageExecutionPlan, StageName
 
@@ -67,6 +68,9 @@ class StageFinished:
     seconds: float
     image_count: int
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: What the engine had to do for the user to know (e.g. the out-of-memory step that worked):
+    #: a status line each.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,15 @@ class QueuePaused:
     job: Job
 
 
-JobEvent = JobStarted | JobFinished | JobInterrupted | QueuePaused
+@dataclass(frozen=True)
+class GroupFinished:
+    """Every job of ``group`` has ended and its grid is recorded: ``group.grid_paths`` are the
+    grid files (``grid_state`` written), or ``grid_state`` none says there was nothing to draw."""
+
+    group: JobGroup
+
+
+JobEvent = JobStarted | JobFinished | JobInterrupted | QueuePaused | GroupFinished
 JobListener = Callable[[JobEvent], None]
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 from PIL import Image, ImageOps
 
 #: (x1, y1, x2, y2) in whole pixels, x2/y2 exclusive.
@@ -235,6 +234,8 @@ def outpaint_canvas(image: Image.Image, left: int, right: int, top: int, bottom:
     if min(left, right, top, bottom) < 0:
         raise ValueError(f"outpaint sizes must not be negative, got {(left, right, top, bottom)}")
     width, height = image.width + left + right, image.height + top + bottom
+    import numpy as np  # here, not at import: core's sweep and validation modules stay light
+
     src = np.asarray(image.convert("RGBA") if image.mode not in ("L", "RGB", "RGBA") else image)
     ys = np.clip(np.arange(height) - top, 0, image.height - 1)
     xs = np.clip(np.arange(width) - left, 0, image.width - 1)

@@ -65,7 +65,10 @@ PARAMETERS_KEY = "parameters"
 RUN_CONFIG_KEY = "stablenew_run_config"
 
 # Executor-reported keys that are not copied: Size and Refiner hash feed other keys; Version is ours.
-_INTERNAL_KEYS = frozenset({"Size", "Refiner hash", "Version"})
+_INTERNAL_KEYS = frozenset({"Size", "Refiner hash", "Hires checkpoint hash", "Version"})
+#: Stage params for the manifest only (e.g. the engine's "Lora files": file, weights, hash per LoRA).
+_MANIFEST_ONLY_KEYS = frozenset({"Lora files"})
+_NOT_SHOWN = _INTERNAL_KEYS | _MANIFEST_ONLY_KEYS
 _CHECKPOINT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".gguf")
 
 _Pairs = dict[str, Any]
@@ -139,7 +142,7 @@ def build_infotext(
     added: _Pairs = {}
     _add(added, _adetailer_pairs(config, version))
     _add(added, inpaint_pairs(config))
-    _add(added, _hires_pairs(config))
+    _add(added, _hires_pairs(config, stage_infos.get(StageName.TXT2IMG, StageInfo())))
     _add(added, _emphasis_pairs(config))
     _add(added, _noise_multiplier_pairs(config))
     _add(added, _sampler_parameter_pairs(config))
@@ -148,7 +151,7 @@ def build_infotext(
     _add(added, _postprocess_pairs(config))
     for stage in CANONICAL_ORDER:
         if stage in stage_infos:
-            _add(added, {k: v for k, v in stage_infos[stage].params.items() if k not in _INTERNAL_KEYS})
+            _add(added, {k: v for k, v in stage_infos[stage].params.items() if k not in _NOT_SHOWN})
     _add(added, extra or {})
     if not base and source_parameters and source_parameters.strip():
         return _append_to_source(source_parameters, added, version)
@@ -320,7 +323,7 @@ def _adetailer_unit_pairs(unit: ADetailerUnit) -> _Pairs:
     return pairs
 
 
-def _hires_pairs(config: RunConfig) -> _Pairs:
+def _hires_pairs(config: RunConfig, txt2img_info: StageInfo) -> _Pairs:
     t2i = config.txt2img
     if not (t2i.enabled and t2i.hires_enabled):
         return {}
@@ -329,7 +332,12 @@ def _hires_pairs(config: RunConfig) -> _Pairs:
     # A1111 1.10's StableDiffusionProcessingTxt2Img.init adds the overrides before the size keys.
     first_schedule = resolve_schedule(t2i.sampler, t2i.scheduler)
     hires_schedule = resolve_schedule(t2i.hires_sampler or t2i.sampler, t2i.hires_scheduler or t2i.scheduler)
+    checkpoint = _model_label(t2i.hires_checkpoint) if t2i.hires_checkpoint != t2i.model else None
+    checkpoint_hash = txt2img_info.params.get("Hires checkpoint hash")
+    if checkpoint and checkpoint_hash:  # A1111 writes the checkpoint's short title, "name [hash]"
+        checkpoint = f"{checkpoint} [{checkpoint_hash}]"
     return {
+        "Hires checkpoint": checkpoint,
         "Hires sampler": t2i.hires_sampler if t2i.hires_sampler not in (None, t2i.sampler) else None,
         "Hires prompt": t2i.hires_prompt if t2i.hires_prompt not in ("", config.prompt) else None,
         "Hires negative prompt": (

@@ -111,6 +111,7 @@ _HIRES_KEYS = (
     "Hires resize",
     "Hires steps",
     "Hires upscaler",
+    "Hires checkpoint",
     "Hires sampler",
     "Hires schedule type",
     "Hires prompt",
@@ -131,6 +132,8 @@ _SAMPLER_SETTING_KEYS = (
 )
 RNG_SOURCES = ("GPU", "CPU", "NV")
 EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
+#: A1111's "Hires checkpoint" value for "the first pass's".
+SAME_CHECKPOINT = "Use same checkpoint"
 #: A1111's "Hires sampler" / "Hires schedule type" values for "the first pass's".
 SAME_SAMPLER = "Use same sampler"
 SAME_SCHEDULER = "Use same scheduler"
@@ -399,6 +402,9 @@ def _txt2img_section(params: Mapping[str, str], img2img_first: bool) -> dict[str
     if _has_any(params, _HIRES_KEYS):
         section.update(hires_enabled=True, **_take(params, {**_HIRES, **_HIRES_PROMPTS}))
         section.update(_hires_sampler_fields(params))
+        checkpoint = params.get("Hires checkpoint")
+        if checkpoint is not None and checkpoint != SAME_CHECKPOINT:
+            section["hires_checkpoint"] = _REFINER_HASH.sub("", _as_str("Hires checkpoint", checkpoint))
         if "Hires resize" in params:
             width, height = _as_size("Hires resize", params["Hires resize"])
             section.update(hires_resize_width=width, hires_resize_height=height)

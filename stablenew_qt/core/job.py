@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .config import MAX_SEED, RunConfig
-from .errors import FailureCause
+from .errors import FailureCause, shorten
 from .lifecycle import LifecycleState
 
 #: The ``jobs`` columns :func:`job_from_row` reads.
 JOB_COLUMNS = (
     "id, config, status, position, priority, created, started, finished, attempts, error, outputs, "
-    "run_id, output_root, cancel_requested, cause"
+    "run_id, output_root, cancel_requested, cause, group_id, group_index, rating"
 )
 
 
@@ -74,6 +74,12 @@ class Job:
     output_root: Path | None
     cancel_requested: bool
     cause: FailureCause | None = None
+    #: The :class:`~.job_group.JobGroup` the job belongs to, and its index there (a sweep cell's
+    #: grid index); None for a job queued on its own.
+    group_id: int | None = None
+    group_index: int | None = None
+    #: The user's 1-5 rating of the job's images (None: not rated).
+    rating: int | None = None
 
     @cached_property
     def config(self) -> RunConfig:
@@ -127,21 +133,29 @@ class Job:
             "cause": self.cause.to_dict() if self.cause else None,
             "outputs": [str(p) for p in self.outputs],
             "run_id": self.run_id,
+            "group": self.group_id,
+            "group_index": self.group_index,
+            "rating": self.rating,
             "config": self.config_data,
         }
 
 
+#: The most copies one ``add`` queues (``queue add --count``): more is surely a typo, and each
+#: copy is a row in memory and in the queue file.
+MAX_COPIES = 10_000
+
+
 def stepped_copies(config: RunConfig, count: int) -> list[RunConfig]:
-    """``count`` copies of ``config`` whose seeds step by ``batch_size`` (copy i starts at
-    ``seed + i * batch_size``, wrapping at 2**32), so no two copies repeat an image. A random
-    (-1) seed stays random in every copy; an explicit img2img seed steps the same way. With a
-    variation seed on (strength > 0) the seeds stay and the variation seed steps instead, as
-    A1111's batch count does."""
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+    """``count`` (1 to :data:`MAX_COPIES`) copies of ``config`` whose seeds step by the run's
+    image count (copy i starts at ``seed + i * batch_size * batch_count``, wrapping at 2**32), so
+    no two copies repeat an image. A random (-1) seed stays random in every copy; an explicit
+    img2img seed steps the same way. With a variation seed on (strength > 0) the seeds stay and
+    the variation seed steps instead, as A1111's batch count does."""
+    if not 1 <= count <= MAX_COPIES:
+        raise ValueError(f"count must be from 1 to {MAX_COPIES:,}, got {shorten(count)}")
     copies = []
     for i in range(count):
-        offset = i * config.batch_size
+        offset = i * config.batch_size * config.batch_count
         updates: dict[str, object] = {}
         variation = config.subseed_strength > 0
         if variation and config.subseed != -1:
@@ -214,6 +228,9 @@ def job_from_row(row: sqlite3.Row) -> Job:
         output_root=Path(row["output_root"]) if row["output_root"] else None,
         cancel_requested=bool(row["cancel_requested"]),
         cause=_cause(row["cause"]),
+        group_id=row["group_id"],
+        group_index=row["group_index"],
+        rating=row["rating"],
     )
 
 

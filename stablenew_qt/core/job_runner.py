@@ -32,6 +32,7 @@ from typing import Protocol
 from .controller import AppController, RunInProgress
 from .errors import ConfigError, FailureCause, FailureKind
 from .events import (
+    GroupFinished,
     JobEvent,
     JobFinished,
     JobInterrupted,
@@ -43,7 +44,9 @@ from .events import (
     StageStarted,
     StepProgress,
 )
+from .group_grid import write_group_grid
 from .job import Job, JobStatus
+from .job_group import JobGroup
 from .lifecycle import LifecycleState
 from .listeners import Listeners, Unsubscribe
 from .outputs import discard_partial_runs, published_run_images
@@ -136,7 +139,24 @@ class SingleNodeJobRunner:
                 continue
             removed = remove_stale_temp_files(job)
             self._emit(JobInterrupted(job, job.status is JobStatus.QUEUED, removed))
+        self.finish_groups()  # a group whose last job ended just before the process died
         return jobs
+
+    def finish_groups(self) -> list[JobGroup]:
+        """Write the grid of every sweep group whose jobs have all ended and whose grid is not
+        written yet (once each, see :mod:`.group_grid`); emits GroupFinished for each. Runs after
+        every job, at take-over, and when there is nothing to run (a group cancelled meanwhile).
+        A grid that cannot be written (disk full) is logged and tried again next time."""
+        finished = []
+        for group in self.queue.groups_due_for_grid():
+            try:
+                recorded = write_group_grid(self.queue, group)
+            except Exception:
+                log.exception("group %s: the grid could not be written; it is tried again later", group.id)
+                continue
+            self._emit(GroupFinished(recorded))
+            finished.append(recorded)
+        return finished
 
     def run_next(self) -> Job | None:
         """Run the next queued job to its end and return it as recorded (None if there was none
@@ -156,6 +176,7 @@ class SingleNodeJobRunner:
             raise RunInProgress("a run is already in progress; the queue waits until it ends")
         job = claim()
         if job is None:
+            self.finish_groups()
             return None
         self._cancel_current = False
         self._interrupt_current = False
@@ -166,6 +187,8 @@ class SingleNodeJobRunner:
         finally:
             self._current = None
         self._emit(JobFinished(finished))
+        if finished.group_id is not None:
+            self.finish_groups()
         if finished.status is JobStatus.FAILED and self.pause_on_failure:
             self.queue.pause()
             self._emit(QueuePaused(finished))

@@ -38,6 +38,8 @@ def _stage_entry(stage: Mapping[str, Any]) -> dict[str, Any]:
     }
     entry.update({key: stage.get(key) for key in _STAGE_OPTIONAL_KEYS})
     entry["params"] = dict(stage.get("params") or {})
+    if stage.get("notes"):  # what the engine had to do, e.g. the out-of-memory step that worked
+        entry["notes"] = [str(note) for note in stage["notes"]]
     return entry
 
 
@@ -68,7 +70,8 @@ def build_manifest(
     ``status`` is COMPLETED, FAILED or CANCELLED; ``started``/``finished`` must be timezone-aware
     and are written as ISO 8601. ``config`` is the RunConfig as run (a RunConfig or its JSON dict).
     Each ``stages`` item needs ``stage``, ``seconds`` and ``image_count`` and may carry
-    ``model_name``, ``model_hash``, ``vae_name``, ``vae_hash`` (default None) and ``params``.
+    ``model_name``, ``model_hash``, ``vae_name``, ``vae_hash`` (default None), ``params`` and
+    ``notes`` (written only when there are any).
     ``images`` are written relative to the run folder: absolute paths are made relative to
     ``run_dir``. Raises ValueError for an unknown status, a naive datetime or an incomplete stage.
     """

@@ -83,7 +83,7 @@ def estimate_output_bytes(
     chunks), plus the manifest."""
     sizes = planned_image_sizes(plan, config, input_size)
     kept = sizes if save_intermediates else sizes[-1:]
-    count = 1 if plan.first.stage is StageName.UPSCALE else config.batch_size
+    count = 1 if plan.first.stage is StageName.UPSCALE else config.batch_size * config.batch_count
     config_bytes = len(config.to_json(indent=None).encode("utf-8"))
     per_png = PNG_OVERHEAD_BYTES + 2 * config_bytes
     pixels = sum(width * height for _, (width, height) in kept)

@@ -41,20 +41,26 @@ from .job import (
     stepped_copies,
     with_new_seed,
 )
+from .job_group import GridState, GroupKind, JobGroup
 from .listeners import Listeners, Unsubscribe
 from .outputs import app_data_dir
-from .queue_db import QueueError, QueueLocked, open_queue_database
+from .queue_db import QueueError, QueueLocked, QueueMissing, open_queue_database
+from .queue_groups import GroupOperations
 from .queue_lock import RunnerLock
 
 __all__ = [
     "FINISHED_STATUSES",
     "RETRYABLE_STATUSES",
+    "GridState",
+    "GroupKind",
     "Job",
+    "JobGroup",
     "JobQueue",
     "JobStatus",
     "QueueChanged",
     "QueueError",
     "QueueLocked",
+    "QueueMissing",
     "default_queue_path",
     "filter_jobs",
     "stepped_copies",
@@ -74,7 +80,7 @@ def default_queue_path() -> Path:
 QueueListener = Callable[[QueueChanged], None]
 
 
-class JobQueue:
+class JobQueue(GroupOperations):
     """The durable queue in ``path`` (default :func:`default_queue_path`). Thread-safe.
 
     Raises QueueError when the file is damaged, from a newer version or not a queue (a backup
@@ -82,9 +88,9 @@ class JobQueue:
     ``with``) to release the file and the runner lock.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_queue_path()
-        self._conn = open_queue_database(self.path)
+        self._conn = open_queue_database(self.path, create=create)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._runner_lock = RunnerLock(self.path)
@@ -264,6 +270,15 @@ class JobQueue:
             config = with_new_seed(config)
         return (self.add_front(config) if front else self.add(config))[0]
 
+    def rate(self, job_id: int, rating: int | None) -> Job:
+        """Store the user's 1-5 rating of the job's images (None clears it); any status."""
+        if rating is not None and not (isinstance(rating, int) and 1 <= rating <= 5):
+            raise QueueError(f"a rating is a whole number from 1 to 5, got {rating!r}")
+        with self._write() as db:
+            sql.require(db, job_id)
+            db.execute("UPDATE jobs SET rating = ? WHERE id = ?", (rating, job_id))
+        return self._changed([job_id])[0]
+
     def pause(self) -> None:
         """Start no further job (the running one finishes). Persists across restarts."""
         self._set_paused(True)
@@ -279,7 +294,8 @@ class JobQueue:
 
     def clear_finished(self) -> int:
         """Delete completed, failed and cancelled jobs (never queued, running or interrupted
-        ones). Returns how many were deleted; their images stay on disk."""
+        ones), and the groups left without jobs. Returns how many jobs were deleted; their images
+        stay on disk."""
         marks = ", ".join("?" * len(sql.FINISHED_VALUES))
         with self._write() as db:
             ids = [
@@ -287,6 +303,11 @@ class JobQueue:
                 for r in db.execute(f"SELECT id FROM jobs WHERE status IN ({marks})", sql.FINISHED_VALUES)
             ]
             db.execute(f"DELETE FROM jobs WHERE status IN ({marks})", sql.FINISHED_VALUES)
+            # A group left without jobs goes too (its grid file, like the images, stays on disk).
+            db.execute(
+                "DELETE FROM groups WHERE id NOT IN "
+                "(SELECT DISTINCT group_id FROM jobs WHERE group_id IS NOT NULL)"
+            )
         self._notify(tuple(ids))
         return len(ids)
 
@@ -307,16 +328,18 @@ class JobQueue:
         model: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        group: int | None = None,
     ) -> builtins.list[Job]:
         """Jobs in display order: running, then queued in run order, then the rest by id.
         ``status`` keeps only those statuses; ``text`` searches prompts, models and errors;
         ``model`` keeps jobs whose first stage uses that model; ``since``/``until`` keep jobs that
-        finished (or, not finished yet, were created) in ``[since, until)`` (timezone-aware)."""
+        finished (or, not finished yet, were created) in ``[since, until)`` (timezone-aware);
+        ``group`` keeps the jobs of that group."""
         wanted = None if status is None else _statuses(status)
         with self._lock:
             rows = sql.select_rows(self._conn, wanted)
         # Parsed without the lock: a long history takes a while, and the runner must not wait.
-        jobs = [job_from_row(row) for row in rows]
+        jobs = [job_from_row(row) for row in rows if group is None or row["group_id"] == group]
         return filter_jobs(jobs, None, text, model=model, since=since, until=until)
 
     def counts(self) -> dict[JobStatus, int]:

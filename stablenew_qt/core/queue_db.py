@@ -13,13 +13,19 @@ one may *run* jobs from it (see :mod:`.queue_lock`).
 
 from __future__ import annotations
 
+import filecmp
+import glob
 import shutil
 import sqlite3
+import stat
 from datetime import datetime
 from pathlib import Path
 
+from .errors import shorten
+from .files import file_kind
+
 #: The schema this version writes and reads (stored in ``PRAGMA user_version``).
-QUEUE_SCHEMA_VERSION = 2
+QUEUE_SCHEMA_VERSION = 3
 #: ``PRAGMA application_id``: "SNQu", marks the file as a StableNew Qt queue.
 APPLICATION_ID = 0x534E5175
 BUSY_TIMEOUT_S = 10.0
@@ -54,6 +60,23 @@ _MIGRATIONS: dict[int, str] = {
     """,
     # Why a job did not complete, as FailureCause JSON (the window branches on it).
     2: "ALTER TABLE jobs ADD COLUMN cause TEXT",
+    # Job groups (sweeps, prompt packs, wildcards) with their grid, and a 1-5 rating per job.
+    3: """
+        CREATE TABLE groups (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('sweep', 'pack', 'wildcards')),
+            meta TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            grid_state TEXT CHECK (grid_state IN ('writing', 'written', 'none')),
+            grid_paths TEXT NOT NULL DEFAULT '[]',
+            grid_error TEXT
+        );
+        ALTER TABLE jobs ADD COLUMN group_id INTEGER REFERENCES groups (id);
+        ALTER TABLE jobs ADD COLUMN group_index INTEGER;
+        ALTER TABLE jobs ADD COLUMN rating INTEGER CHECK (rating BETWEEN 1 AND 5);
+        CREATE INDEX jobs_by_group ON jobs (group_id, group_index)
+    """,
 }
 
 
@@ -66,15 +89,33 @@ class QueueLocked(QueueError):
     """Another process is already running jobs from this queue file."""
 
 
-def open_queue_database(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the queue database at ``path``, checked and migrated.
+class QueueMissing(QueueError):
+    """``create=False`` and there is no queue file (nothing was created)."""
+
+
+def open_queue_database(path: Path, *, create: bool = True) -> sqlite3.Connection:
+    """Open (creating it and its folder if needed, unless ``create`` is False) the queue
+    database at ``path``, checked and migrated.
 
     The connection is in autocommit mode (callers open their own ``BEGIN IMMEDIATE``
     transactions) and may be used from any thread under the caller's lock. Raises QueueError for a
-    file that cannot be used; for a damaged or newer file a backup copy is made first.
+    file that cannot be used (also, from ``stat`` alone, for a FIFO, device or folder: opening a
+    FIFO would block); for a damaged or newer file a backup copy is made first (one per content:
+    opening the same damaged file again makes no second copy). QueueMissing when ``create`` is
+    False and there is no file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    kind = _not_regular(path)
+    if kind is not None:
+        raise QueueError(f"cannot use the queue file {shorten(path)!r}: it is {kind}, not a regular file")
+    if not create and not path.exists():
+        raise QueueMissing(f"there is no queue file {shorten(path)!r} (nothing is queued there)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QueueError(
+            f"cannot create the folder of the queue file {shorten(path)!r}: {exc.strerror or exc}"
+        ) from None
     problem = _header_problem(path)
     if problem is not None:
         raise _refuse(path, *problem)
@@ -98,6 +139,15 @@ def open_queue_database(path: Path) -> sqlite3.Connection:
         conn.close()
         raise _refuse(path, *problem)
     return conn
+
+
+def _not_regular(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file ("a FIFO (named pipe)")."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None  # missing (created later) or unreadable: the open says why
+    return None if stat.S_ISREG(mode) else file_kind(mode)
 
 
 def _header_problem(path: Path) -> tuple[str, bool] | None:
@@ -181,20 +231,25 @@ def _refuse(path: Path, reason: str, backup: bool) -> QueueError:
     message = f"cannot use the queue file {str(path)!r}: {reason}."
     if backup:
         try:
-            copy = backup_queue_file(path)
+            copy, made = backup_queue_file(path)
         except OSError as exc:
             message += f" A backup copy could not be made ({exc}); the file was left as it is."
         else:
             message += (
-                f" A copy was saved as {str(copy)!r} and the file was left as it is; move it away "
-                "to start an empty queue."
+                f" A copy was saved {'' if made else 'earlier '}as {str(copy)!r} and the file was "
+                "left as it is; move it away to start an empty queue."
             )
     return QueueError(message)
 
 
-def backup_queue_file(path: Path) -> Path:
+def backup_queue_file(path: Path) -> tuple[Path, bool]:
     """Copy ``path`` (and its ``-wal`` journal, if any) to ``<name>.backup-<YYYYmmdd-HHMMSS>``
-    beside it, never overwriting an earlier backup. Returns the copy's path."""
+    beside it, never overwriting an earlier backup. Returns the copy's path and True, or an
+    earlier backup with the same content (file and journal) and False: every command on a
+    damaged file would otherwise add one more copy of it."""
+    earlier = _same_backup(path)
+    if earlier is not None:
+        return earlier, False
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
         suffix = f".backup-{stamp}" + (f"-{n}" if n else "")
@@ -207,4 +262,21 @@ def backup_queue_file(path: Path) -> Path:
     wal = path.with_name(path.name + "-wal")
     if wal.is_file():
         shutil.copy2(wal, target.with_name(target.name + "-wal"))
-    return target
+    return target, True
+
+
+def _same_backup(path: Path) -> Path | None:
+    size = path.stat().st_size
+    wal = path.with_name(path.name + "-wal")
+    for backup in sorted(path.parent.glob(glob.escape(path.name) + ".backup-*")):
+        if backup.name.endswith("-wal") or not backup.is_file() or backup.stat().st_size != size:
+            continue
+        backup_wal = backup.with_name(backup.name + "-wal")
+        if not filecmp.cmp(path, backup, shallow=False):
+            continue
+        if wal.is_file() != backup_wal.is_file():
+            continue
+        if wal.is_file() and not filecmp.cmp(wal, backup_wal, shallow=False):
+            continue
+        return backup
+    return None

@@ -79,10 +79,14 @@ def requeue(db: sqlite3.Connection, ids: Sequence[int], *, front: bool) -> None:
 
 
 def claim_next(db: sqlite3.Connection) -> int | None:
-    """Mark the first queued job running (attempts + 1); None if one runs already or none waits."""
+    """Mark the first queued job running (attempts + 1), skipping paused groups' jobs; None if one
+    runs already or none waits."""
     if db.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone():
         return None
-    row = db.execute(f"SELECT id FROM jobs WHERE status = 'queued' {QUEUED_ORDER}").fetchone()
+    row = db.execute(
+        "SELECT id FROM jobs WHERE status = 'queued' AND (group_id IS NULL OR group_id NOT IN "
+        f"(SELECT id FROM groups WHERE paused = 1)) {QUEUED_ORDER}"
+    ).fetchone()
     return None if row is None else claim(db, int(row[0]))
 
 

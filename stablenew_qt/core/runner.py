@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -133,17 +133,20 @@ class PipelineRunner:
         plan: StageExecutionPlan | None = None,
     ) -> RunResult:
         """Run ``config`` to the end. Raises ConfigError (before anything is written) for a config
-        that cannot run or an output folder that cannot take its images (``preflight``); every
+        that cannot run, an output folder that cannot take its images (``preflight``) or what the
+        engine's own ``check_run`` refuses (e.g. a LoRA tag naming no installed file); every
         later failure is returned as a RunResult in FAILED or CANCELLED. The run's files appear
         all at once when it completes (see ``RunOutputs``), or not at all. ``plan`` is
         ``config``'s plan when the caller has just built it (it is not built again)."""
         emit = emit or (lambda _event: None)
         plan = plan or self.sequencer.build_execution_plan(config)
-        count = 1 if plan.first.stage is StageName.UPSCALE else config.batch_size
+        count = 1 if plan.first.stage is StageName.UPSCALE else config.batch_size * config.batch_count
         config = resolve_seeds(config, self._random_seed)
         started = datetime.now().astimezone()
         run_id = new_run_id(started)
         preflight(self.output, plan, config)
+        for warning in _engine_check(self.executor, config):
+            log.warning("%s: %s", run_id, warning)
         state = _RunState(
             run_id,
             config,
@@ -204,28 +207,27 @@ class PipelineRunner:
     ) -> tuple[Image.Image, ...]:
         total_stages = len(state.plan)
         emit(StageStarted(state.run_id, stage.stage, stage.index, total_stages))
-
-        def progress(step: int, total: int, preview: Image.Image | None = None, label: str = "") -> None:
-            fraction = (stage.index + min(max(step / max(total, 1), 0.0), 1.0)) / total_stages
-            emit(
-                StepProgress(
-                    state.run_id,
-                    stage.stage,
-                    stage.index,
-                    total_stages,
-                    step,
-                    total,
-                    fraction,
-                    label,
-                    preview,
-                )
-            )
-
-        payload = _payload(state.config, stage.stage, state.seeds, images)
-        t0 = self._clock()
-        result = self.executor.generate_images(stage, payload, progress, token)
-        seconds = self._clock() - t0
-        _check_result(stage, result, expected=len(state.seeds))
+        # Batch count: one engine call per batch of batch_size images (A1111's n_iter loop), the
+        # whole run's seeds stepping across the batches; the stage ends when every batch is made.
+        size = len(state.seeds) if state.plan.first.stage is StageName.UPSCALE else state.config.batch_size
+        batches = [(start, min(start + size, len(state.seeds))) for start in range(0, len(state.seeds), size)]
+        made: list[Image.Image] = []
+        infos: list[StageInfo] = []
+        seconds = 0.0
+        for number, (start, end) in enumerate(batches):
+            token.raise_if_cancelled()
+            progress = _progress_sink(state, stage, emit, number, len(batches))
+            payload = _payload(state.config, stage.stage, state.seeds, images, start, end)
+            t0 = self._clock()
+            result = self.executor.generate_images(stage, payload, progress, token)
+            seconds += self._clock() - t0
+            _check_result(stage, result, expected=end - start)
+            made.extend(result.images)
+            infos.append(result.info)
+        # The first batch's info describes the stage; a note (an out-of-memory step that worked)
+        # from any batch is kept, once.
+        notes = tuple(dict.fromkeys(note for info in infos for note in info.notes))
+        result = StageResult(tuple(made), replace(infos[0], notes=notes))
         state.stage_infos[stage.stage] = result.info
         for note in result.info.notes:
             log.info("%s: %s: %s", state.run_id, stage.stage, note)
@@ -240,7 +242,13 @@ class PipelineRunner:
         state.stage_records.append(record)
         emit(
             StageFinished(
-                state.run_id, stage.stage, stage.index, seconds, len(result.images), dict(result.info.params)
+                state.run_id,
+                stage.stage,
+                stage.index,
+                seconds,
+                len(result.images),
+                dict(result.info.params),
+                tuple(result.info.notes),
             )
         )
         self._call_hooks(lambda hook: hook.on_stage_finished(record))
@@ -328,6 +336,7 @@ class PipelineRunner:
                 "vae_name": state.stage_infos[StageName(r.stage)].vae_name,
                 "vae_hash": state.stage_infos[StageName(r.stage)].vae_hash,
                 "params": _jsonable(r.params),
+                "notes": list(state.stage_infos[StageName(r.stage)].notes),
             }
             for r in state.stage_records
         ]
@@ -371,17 +380,55 @@ class PipelineRunner:
                 log.exception("learning hook %r failed", hook)
 
 
+def _engine_check(executor: Executor, config: RunConfig) -> list[str]:
+    """The engine's own check of ``config`` before anything runs (``check_run``, optional: the
+    diffusers engine resolves LoRA tags against the installed files). Raises ConfigError."""
+    check: Callable[[RunConfig], list[str]] | None = getattr(executor, "check_run", None)
+    return list(check(config)) if check is not None else []
+
+
+def _progress_sink(
+    state: _RunState, stage: StageExecution, emit: EventSink, batch: int, batches: int
+) -> Callable[..., None]:
+    """The progress callback of batch ``batch`` of ``batches`` of ``stage``."""
+    total_stages = len(state.plan)
+
+    def progress(step: int, total: int, preview: Image.Image | None = None, label: str = "") -> None:
+        within = (batch + min(max(step / max(total, 1), 0.0), 1.0)) / batches
+        fraction = (stage.index + within) / total_stages
+        if batches > 1:
+            label = f"batch {batch + 1}/{batches}" + (f", {label}" if label else "")
+        emit(
+            StepProgress(
+                state.run_id, stage.stage, stage.index, total_stages, step, total, fraction, label, preview
+            )
+        )
+
+    return progress
+
+
 def _payload(
-    config: RunConfig, stage: StageName, seeds: tuple[int, ...], images: tuple[Image.Image, ...]
+    config: RunConfig,
+    stage: StageName,
+    seeds: tuple[int, ...],
+    images: tuple[Image.Image, ...],
+    start: int = 0,
+    end: int | None = None,
 ) -> StagePayload:
+    """The payload of images ``start:end`` of the run (one batch of a batch count). Its config's
+    variation seed is that batch's first image's, so ``subseed + i`` inside the batch is right."""
+    end = len(seeds) if end is None else end
     prompt, negative = config.prompt, config.negative_prompt
+    batch_seeds_ = seeds[start:end]
     if stage is StageName.IMG2IMG:
         i2i = config.img2img
         prompt = i2i.prompt if i2i.prompt is not None else prompt
         negative = i2i.negative_prompt if i2i.negative_prompt is not None else negative
         if i2i.seed is not None:
-            seeds = batch_seeds(config, i2i.seed, len(seeds))
-    return StagePayload(config, prompt, negative, seeds, images)
+            batch_seeds_ = batch_seeds(config, i2i.seed, end)[start:end]
+    if start and config.subseed_strength > 0 and config.subseed >= 0:
+        config = config.model_copy(update={"subseed": image_seeds(config.subseed, start + 1)[-1]})
+    return StagePayload(config, prompt, negative, batch_seeds_, images[start:end] if images else ())
 
 
 def _first_sampling_seeds(state: _RunState) -> tuple[int, ...]:
@@ -394,7 +441,7 @@ def _first_sampling_seeds(state: _RunState) -> tuple[int, ...]:
 
 def _per_image_config(config: RunConfig, index: int, seed: int) -> RunConfig:
     """The config that replays exactly image ``index`` of this run on its own."""
-    updates: dict[str, object] = {"seed": seed, "batch_size": 1}
+    updates: dict[str, object] = {"seed": seed, "batch_size": 1, "batch_count": 1}
     if config.subseed_strength > 0 and config.subseed >= 0:  # image i's: subseed + i, as A1111's
         updates["subseed"] = image_seeds(config.subseed, index + 1)[-1]
     if config.img2img.seed is not None:

@@ -3,7 +3,8 @@ pipelines, upscalers and detectors (all under one memory budget), and preview se
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,12 +16,14 @@ from .adetailer.detector import Detector, DetectorCache, DetectorTrust
 from .device import DeviceChoice
 from .memory import MemoryBudget
 from .models import ModelCatalog
+from .oom import RememberedRungs
 from .pipelines import LoadedModel, PipelineCache
 from .progress import StepReporter
 from .upscalers import Upscaler, UpscalerCache
 
 if TYPE_CHECKING:
     from .conditioning import ConditioningOptions, PromptEncoder
+    from .extra_networks_run import ExtraNetworks
 
 # Where a resident model keeps its prompt encoders and their ConditioningCache (in
 # ``LoadedModel.derived``, so both go when the model is evicted).
@@ -45,6 +48,11 @@ class EngineContext:
     detectors: DetectorCache
     preview_every: int = 5
     vae_tiling_pixels: int = VAE_TILING_PIXELS
+    _extra_networks: ExtraNetworks | None = None
+    #: VAE tiling whatever the size (a rung of the out-of-memory ladder, see :mod:`.oom`).
+    force_vae_tiling: bool = False
+    #: The out-of-memory step that worked, per (model, width, height), for later jobs.
+    oom_steps: RememberedRungs = field(default_factory=RememberedRungs)
     _taesd: dict[Path, Any] = field(default_factory=dict)
     _ultralytics_ready: bool = False
 
@@ -91,25 +99,31 @@ class EngineContext:
         ``options``. Embedding arguments come from :meth:`_embedding_args`.
         """
         from .conditioning import ConditioningCache, PromptEncoder
+        from .extra_networks_run import conditioning_state, lora_aware_encoder
 
         cache, encoders = model.derived.setdefault(_CONDITIONING, (ConditioningCache(), {}))
         extra = self._embedding_args(model)
-        key = (options, tuple(sorted((k, id(v)) for k, v in extra.items())))
+        # The active te LoRAs and the embedding files change every encoding: part of both keys.
+        state = conditioning_state(self, model)
+        key = (options, state, tuple(sorted((k, id(v)) for k, v in extra.items())))
         encoder = encoders.get(key)
         if encoder is None:
+            cache_key = (*model.key, state) if state else model.key
             encoder = PromptEncoder.from_pipeline(
-                model.pipe, options=options, cache=cache, cache_key=model.key, **extra
+                model.pipe, options=options, cache=cache, cache_key=cache_key, **extra
             )
             encoders[key] = encoder
-        found: PromptEncoder = encoder
+        found: PromptEncoder = lora_aware_encoder(self, model, encoder)
         return found
 
     def _embedding_args(self, model: LoadedModel) -> dict[str, Any]:
         """Extra ``PromptEncoder`` arguments for ``model`` (``embeddings=``, ``embedding_override=``:
-        textual-inversion embeddings). None yet; the embeddings work fills this in. Whatever
-        changes the encoders' output (an embedding set, a LoRA on the text encoders) must also
-        change the encoder's ``cache_key`` or clear ``model``'s ConditioningCache."""
-        return {}
+        the installed textual-inversion embeddings that fit it; see ``embedding_args_for``).
+        Whatever changes the encoders' output (an embedding set, a LoRA on the text encoders)
+        must also change the encoder's ``cache_key`` or clear ``model``'s ConditioningCache."""
+        from .extra_networks_run import embedding_args_for
+
+        return embedding_args_for(self, model)
 
     def detector(self, name: str) -> Detector:
         """The YOLO detector ``name`` from models/adetailer (loaded once; trusted files only)."""
@@ -124,8 +138,27 @@ class EngineContext:
         return load_detector(entry.path, self.trust, cache=self.detectors)
 
     def tile_vae_for(self, pipe: Any, width: int, height: int) -> None:
-        """Switch VAE tiling on for big images and off again for small ones."""
-        if width * height > self.vae_tiling_pixels:
+        """Switch VAE tiling on for big images (or while the out-of-memory ladder wants it) and
+        off again for small ones."""
+        if self.force_vae_tiling or width * height > self.vae_tiling_pixels:
             pipe.vae.enable_tiling()
         else:
             pipe.vae.disable_tiling()
+
+    # -- LoRAs and embeddings (engine/extra_networks_run.py) --------------------------------
+    @property
+    def extra_networks(self) -> ExtraNetworks:
+        """The LoRA/embedding catalog of ``models_dir`` and the per-pipeline LoRA managers."""
+        if self._extra_networks is None:
+            from .extra_networks_run import ExtraNetworks
+
+            self._extra_networks = ExtraNetworks.for_models(self.models_dir)
+        return self._extra_networks
+
+    @contextmanager
+    def lora_suspended(self, model: LoadedModel) -> Iterator[None]:
+        """No LoRA active on ``model`` in the block (the SDXL refiner's prompt encoding)."""
+        from .extra_networks_run import lora_suspended
+
+        with lora_suspended(self, model):
+            yield

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.options import DevicePreference
+from .errors import DeviceUnavailableError
 
 if TYPE_CHECKING:
     import torch
@@ -35,7 +36,8 @@ class DeviceChoice:
 
 
 def choose_device(preference: DevicePreference | str = DevicePreference.AUTO) -> DeviceChoice:
-    """Resolve ``auto``/``cuda``/``cpu``. Asking for CUDA where there is none raises ValueError."""
+    """Resolve ``auto``/``cuda``/``cpu``. Asking for CUDA where there is none raises
+    DeviceUnavailableError (a ValueError and a ModelError: the run fails with its message)."""
     import torch
 
     try:
@@ -44,7 +46,7 @@ def choose_device(preference: DevicePreference | str = DevicePreference.AUTO) ->
         names = ", ".join(p.value for p in DevicePreference)
         raise ValueError(f"unknown device {preference!r}; use one of {names}") from None
     if preference is DevicePreference.CUDA and not torch.cuda.is_available():
-        raise ValueError("no CUDA GPU is available here; use --device cpu (slow) or auto")
+        raise DeviceUnavailableError("no CUDA GPU found; use --device cpu (slow) or auto")
     if preference is not DevicePreference.CPU and torch.cuda.is_available():
         return DeviceChoice(torch.device("cuda"), torch.float16)
     return DeviceChoice(torch.device("cpu"), torch.float32)

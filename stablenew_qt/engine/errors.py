@@ -13,6 +13,10 @@ class ModelError(Exception):
     """
 
 
+class DeviceUnavailableError(ModelError, ValueError):
+    """The device asked for is not there (``--device cuda`` on a machine without a CUDA GPU)."""
+
+
 class MissingModelError(ModelError):
     """A model the config names is not there (not installed, not chosen, not downloadable now).
     ``path`` is the file or folder looked for, when the config named one."""

@@ -6,6 +6,7 @@ that runs the stages (the GUI's engine thread, or the CLI's main thread).
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import importlib.abc
 import logging
@@ -17,11 +18,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.config import RunConfig
 from ..core.errors import CancelRequested, FailureKind, OutOfMemoryError, StageError
 from ..core.executor import CancelToken, ProgressCallback, StagePayload, StageResult
 from ..core.options import DevicePreference, MemoryMode
 from ..core.sequencer import StageExecution, StageName
 from .errors import MissingModelError, ModelError
+from .memory import free_device_memory
+from .oom import (
+    CPU_RUNGS,
+    CUDA_RUNGS,
+    MemoryMeasures,
+    Step,
+    is_out_of_memory,
+    ladder,
+    memory_key,
+    out_of_memory_advice,
+    split_payload,
+)
 from .upscalers import UpscalerError
 
 if TYPE_CHECKING:
@@ -56,6 +70,7 @@ class DiffusersExecutor:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self._context: EngineContext | None = None  # built lazily, on the engine thread
+        self._memory_measures: MemoryMeasures | None = None
 
     @property
     def context(self) -> EngineContext:
@@ -90,6 +105,13 @@ class DiffusersExecutor:
         used = memory_in_use(device)
         return device.describe() if used is None else f"{device.describe()}, {used / 2**30:.1f} GiB in use"
 
+    def check_run(self, config: RunConfig) -> list[str]:
+        """Check ``config``'s LoRA tags against the installed LoRAs and the checkpoints' families
+        before anything loads (the runner calls this first). ConfigError, or warnings to log."""
+        from .extra_networks_run import check_run
+
+        return check_run(self.context, config)
+
     def generate_images(
         self,
         stage: StageExecution,
@@ -99,19 +121,73 @@ class DiffusersExecutor:
     ) -> StageResult:
         name = stage.stage
         try:
-            return self._run(name, payload, progress, cancel_token)
+            return self._climb(name, payload, progress, cancel_token)
         except (CancelRequested, StageError):
             raise
         except (ModelError, UpscalerError) as exc:
             raise stage_error(name.value, exc) from exc
-        except Exception as exc:
-            if _is_out_of_memory(exc):
-                raise OutOfMemoryError(
-                    name.value,
-                    "the GPU ran out of memory: lower the size, batch or hires factor, or choose model CPU "
-                    "offload in the Models menu",
-                ) from exc
-            raise
+
+    def _climb(
+        self, name: StageName, payload: StagePayload, progress: ProgressCallback, token: CancelToken
+    ) -> StageResult:
+        """Run the stage, climbing the out-of-memory ladder (:mod:`.oom`) from the step that
+        last worked for this model and size; the note says which step it took."""
+        ctx = self.context
+        key = memory_key(name, payload)
+        remembered = ctx.oom_steps.get(key)
+        steps = ladder(CUDA_RUNGS if ctx.device.is_cuda else CPU_RUNGS, len(payload.seeds))
+        start = index = steps.index(remembered) if remembered in steps else 0
+        while True:
+            step = steps[index]
+            self._measures.apply(step)
+            try:
+                result = self._run_in_calls(name, payload, progress, token, step.batch)
+                break
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if index + 1 >= len(steps):
+                    raise OutOfMemoryError(
+                        name.value, out_of_memory_advice(ctx.device.is_cuda, step)
+                    ) from exc
+                log.warning(
+                    "%s ran out of memory; trying again with %s", name.value, steps[index + 1].describe()
+                )
+            free_device_memory(ctx.device)  # outside `except`: the failed call's frames are gone
+            index += 1
+        if step == Step():
+            return result
+        if index > start:
+            ctx.oom_steps.remember(key, step)
+            note = f"ran out of memory; succeeded with {step.describe()} (kept for this model and size)"
+        else:
+            note = f"ran with {step.describe()}: this model and size ran out of memory before"
+        log.warning("%s %s", name.value, note)
+        return StageResult(result.images, dataclasses.replace(result.info, notes=(*result.info.notes, note)))
+
+    @property
+    def _measures(self) -> MemoryMeasures:
+        if self._memory_measures is None:
+            self._memory_measures = MemoryMeasures(self.context, self.settings.memory_mode)
+        return self._memory_measures
+
+    def _run_in_calls(
+        self,
+        name: StageName,
+        payload: StagePayload,
+        progress: ProgressCallback,
+        token: CancelToken,
+        batch: int | None,
+    ) -> StageResult:
+        """The stage on ``payload``, ``batch`` images per call (all at once when None)."""
+        if batch is None or batch >= len(payload.seeds):
+            return self._run(name, payload, progress, token)
+        results = [self._run(name, part, progress, token) for part in split_payload(payload, batch)]
+        info = results[0].info
+        notes = tuple(dict.fromkeys(n for r in results for n in r.info.notes))
+        return StageResult(
+            tuple(image for r in results for image in r.images), dataclasses.replace(info, notes=notes)
+        )
 
     def _run(
         self, name: StageName, payload: StagePayload, progress: ProgressCallback, token: CancelToken
@@ -127,7 +203,13 @@ class DiffusersExecutor:
             StageName.ADETAILER: (adetailer.run, adetailer.total_steps(config)),
         }
         run, total = runners[name]
-        return run(ctx, payload, ctx.reporter(progress, token, total))
+        if name is StageName.UPSCALE:
+            return run(ctx, payload, ctx.reporter(progress, token, total))
+        from .extra_networks_run import prepare_stage, stage_params
+
+        payload, model = prepare_stage(ctx, name.value, payload)
+        result = run(ctx, payload, ctx.reporter(progress, token, total))
+        return stage_params(ctx, name.value, model, payload, result)
 
 
 def stage_error(stage: str, exc: ModelError | UpscalerError) -> StageError:
@@ -248,12 +330,6 @@ def _dlopen_without_gil(files: Sequence[Path]) -> None:
             return
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
 def build_catalog(settings: EngineSettings) -> ModelCatalog:
     """The model catalog of ``settings.models_dir``, with the demo models listed first
     (built on first use, seconds, then cached on disk)."""
@@ -277,10 +353,12 @@ def _build_context(settings: EngineSettings) -> EngineContext:
     from .adetailer.detector import DetectorCache, DetectorTrust
     from .context import EngineContext
     from .device import choose_device
+    from .library_logs import route_library_logs
     from .memory import device_budget
     from .pipelines import PipelineCache
     from .upscalers import UpscalerCache
 
+    route_library_logs()
     device = choose_device(settings.device)
     catalog = build_catalog(settings)
     budget = device_budget(device)  # one budget: pipelines, upscalers and detectors

@@ -127,6 +127,8 @@ class PipelineCache:
         self._models: OrderedDict[tuple[str, ...], LoadedModel] = OrderedDict()
         self._used: dict[tuple[str, ...], int] = {}
         self.loads = 0
+        #: Attention a slice at a time on every pipeline (a rung of the out-of-memory ladder).
+        self.attention_slicing = False
 
     @property
     def budget_bytes(self) -> int:
@@ -174,6 +176,36 @@ class PipelineCache:
         if loaded.family in (ModelFamily.SD15_INPAINT, ModelFamily.SDXL_INPAINT):
             return loaded.pipe
         return self._derived(loaded, "inpaint", _INPAINT_CLASS)
+
+    def base_of(self, refiner: LoadedModel) -> LoadedModel | None:
+        """The resident base model ``refiner`` was loaded for (it shares its ``text_encoder_2``)."""
+        if refiner.key[:1] != ("refiner",):
+            return None
+        return self._models.get(tuple(refiner.key[2:]))
+
+    def family_of(self, model: str) -> ModelFamily:
+        """The family of checkpoint ``model`` from its header or config (nothing is loaded)."""
+        return self._family(self._resolve_checkpoint(model))
+
+    def set_attention_slicing(self, on: bool) -> None:
+        """Attention slicing on (or off) for every resident pipeline and those loaded later."""
+        if on == self.attention_slicing:
+            return
+        self.attention_slicing = on
+        for loaded in self._models.values():
+            # ``derived`` also holds non-pipeline state (the prompt encoders' caches).
+            for pipe in (loaded.pipe, *loaded.derived.values()):
+                if hasattr(pipe, "enable_attention_slicing"):
+                    _slice_attention(pipe, on)
+
+    def set_memory_mode(self, mode: MemoryMode) -> None:
+        """Place pipelines by ``mode`` from now on. Resident ones are dropped (and load again on
+        their next use): an offloaded pipeline cannot simply be moved back, nor the reverse."""
+        if mode is self.memory_mode:
+            return
+        log.info("memory mode %s -> %s: resident pipelines are reloaded", self.memory_mode, mode)
+        self.memory_mode = mode
+        self.clear()
 
     def resident(self) -> list[str]:
         """Names of the resident models, least recently used first."""
@@ -247,6 +279,8 @@ class PipelineCache:
         self.loads += 1
         pipe.set_progress_bar_config(disable=True)
         self._place(pipe)
+        if self.attention_slicing:
+            _slice_attention(pipe, True)
         model_file = entry.path if entry.path is not None and entry.path.is_file() else None
         vae_file = vae_entry.path if vae_entry and vae_entry.path and vae_entry.path.is_file() else None
         return LoadedModel(
@@ -310,6 +344,8 @@ class PipelineCache:
             cls = _diffusers_class(classes[loaded.family])
             pipe = cls.from_pipe(loaded.pipe)
             pipe.set_progress_bar_config(disable=True)  # from_pipe does not inherit it
+            if self.attention_slicing:
+                _slice_attention(pipe, True)
             loaded.derived[kind] = pipe
         return loaded.derived[kind]
 
@@ -324,6 +360,13 @@ class PipelineCache:
             # Regional compilation: the repeated transformer blocks compile once and are reused,
             # which takes seconds instead of minutes for the whole UNet. Attention is SDPA already.
             pipe.unet.compile_repeated_blocks(fullgraph=True)
+
+
+def _slice_attention(pipe: Any, on: bool) -> None:
+    if on:
+        pipe.enable_attention_slicing()
+    else:
+        pipe.disable_attention_slicing()
 
 
 _VAE_KEYS = ("latent_channels", "block_out_channels", "scaling_factor")

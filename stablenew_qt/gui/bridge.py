@@ -39,6 +39,7 @@ class EventBridge(QObject):
     jobFinished = Signal(object)  # JobFinished
     jobInterrupted = Signal(object)  # JobInterrupted
     queuePaused = Signal(object)  # QueuePaused
+    groupFinished = Signal(object)  # GroupFinished
     # the queue and the session
     queueChanged = Signal(object)  # QueueChanged
     interruptedJobsFound = Signal(object)  # InterruptedJobsFound
@@ -65,6 +66,7 @@ class EventBridge(QObject):
             ev.JobFinished: self.jobFinished,
             ev.JobInterrupted: self.jobInterrupted,
             ev.QueuePaused: self.queuePaused,
+            ev.GroupFinished: self.groupFinished,
             ev.QueueChanged: self.queueChanged,
             ev.InterruptedJobsFound: self.interruptedJobsFound,
             ev.QueueRunFinished: self.queueRunFinished,

@@ -160,6 +160,11 @@ class ExtraNetworksPanel(QWidget):
                 self._mark(cards.item(row))
 
     # -- content ------------------------------------------------------------------------------
+    def set_scan(self, scan: Callable[[], Listing] | None) -> None:
+        """List another catalog from the next :meth:`refresh` on (e.g. the models folder changed)."""
+        self._scan = scan
+        self.refresh_button.setEnabled(scan is not None)
+
     def refresh(self) -> None:
         """Run the caller's scan on the loader's pool; the cards are replaced when it returns."""
         if self._scan is None:

@@ -40,6 +40,7 @@ from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
 from .config_model import ConfigModel, section_of
 from .engine_host import EngineHost
+from .extra_networks_tab import ExtraNetworksTab
 from .history_panel import HistoryPanel
 from .log_panel import LogPanel
 from .menus import ModelsMenu, QueueMenu, ViewMenu
@@ -164,6 +165,10 @@ class MainWindow(QMainWindow):
             (self.history_panel, "History"),
         ):
             self.tabs.addTab(panel, title)
+        prompts = self.prompt_panel
+        self.extra_networks = ExtraNetworksTab(
+            self.tabs, prompts.prompt, prompts.negative, self.prefs.models_dir, self.model, prompts
+        )
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
@@ -346,6 +351,7 @@ class MainWindow(QMainWindow):
     def _on_prefs_models_dir_changed(self, _folder: Path) -> None:
         self.host.replace_engine(self._make_engine())
         self.refresh_models()
+        self.extra_networks.set_models_dir(self.prefs.models_dir)
 
     def _on_prefs_memory_mode_changed(self, mode: object) -> None:
         self.host.replace_engine(self._make_engine())
@@ -371,6 +377,7 @@ class MainWindow(QMainWindow):
             self.show_status(f"Cannot use {path.name}: {exc}", 15000)
             return False
         self.show_status(f"Settings restored from {path.name}", 5000)
+        self.extra_networks.restore_names(path)  # LoRA/embedding names by hash, off the GUI thread
         return True
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -409,6 +416,7 @@ class MainWindow(QMainWindow):
         self.host.shutdown()  # the running job is interrupted: offered for resume at the next start
         self.session.close()
         self.results_panel.shutdown()
+        self.extra_networks.shutdown()
         self.progress_panel.shutdown()
         for card in self.cards.values():
             card.shutdown()  # the mask editor's pending writes

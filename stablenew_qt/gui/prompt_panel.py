@@ -63,6 +63,9 @@ class PromptPanel(QGroupBox):
         seed_row.addWidget(self.random_button)
         seed_row.addWidget(self.reuse_button)
         self.batch = b.spin("batch_size", 1, 64, tip("Images per run.", "Batch size"))
+        self.batch_count = b.spin(
+            "batch_count", 1, 100, tip("Batches made one after another in one run.", "Batch count")
+        )
         self.error_label = QLabel()
         self.error_label.setObjectName("prompt.error")
         self.error_label.setWordWrap(True)
@@ -72,7 +75,11 @@ class PromptPanel(QGroupBox):
         form.addRow("Seed", seed_row)
         self.seed_extras = SeedExtras(model)  # A1111's "Extra": variation seed, resize seed from
         form.addRow(self.seed_extras)
-        form.addRow("Batch size", self.batch)
+        batch_row = QHBoxLayout()
+        batch_row.addWidget(self.batch)
+        batch_row.addWidget(QLabel("Batch count"))
+        batch_row.addWidget(self.batch_count)
+        form.addRow("Batch size", batch_row)
         layout = QVBoxLayout(self)
         layout.addWidget(self.prompt, 2)
         layout.addWidget(self.negative, 1)

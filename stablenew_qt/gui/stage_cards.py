@@ -15,7 +15,7 @@ from superqt.utils import signals_blocked
 
 from ..core.config import Txt2ImgConfig
 from ..core.errors import ConfigProblem
-from ..core.infotext_parse import SAME_SAMPLER, SAME_SCHEDULER
+from ..core.infotext_parse import SAME_CHECKPOINT, SAME_SAMPLER, SAME_SCHEDULER
 from ..core.samplers import SAMPLERS, SCHEDULERS
 from ..core.sizes import hires_target_size, txt2img_output_size, upscaled_size
 from .config_model import ConfigModel
@@ -130,7 +130,7 @@ class Txt2ImgCard(StageCard):
         self.vbox = self.layout()
         assert isinstance(self.vbox, QVBoxLayout)
         self.vbox.addWidget(self._refiner_section(choices))
-        self.vbox.addWidget(self._hires_section())
+        self.vbox.addWidget(self._hires_section(choices))
         model.changed.connect(self._on_model_changed)
         self._on_model_changed("")
 
@@ -163,7 +163,7 @@ class Txt2ImgCard(StageCard):
         section.addWidget(body)
         return section
 
-    def _hires_section(self) -> QCollapsible:
+    def _hires_section(self, choices: ModelChoices) -> QCollapsible:
         b = self.binder
         section = QCollapsible("Hires fix")
         section.setObjectName("txt2img.hires_section")
@@ -200,6 +200,14 @@ class Txt2ImgCard(StageCard):
             "Denoise",
             b.dspin("txt2img.hires_denoise", 0, 1, tip("How much to change.", "Denoising strength")),
         )
+        self.hires_checkpoint = b.combo(
+            "txt2img.hires_checkpoint",
+            choices.checkpoints,
+            tip("The checkpoint of the hires pass (same family).", "Hires checkpoint"),
+            editable=True,
+            none_text=SAME_CHECKPOINT,
+        )
+        form.addRow("Hires checkpoint", self.hires_checkpoint)
         form.addRow(
             "Hires sampler",
             b.combo(
@@ -262,6 +270,7 @@ class Txt2ImgCard(StageCard):
         set_items(self.checkpoint, choices.checkpoints)
         set_items(self.vae, choices.vaes, keep_first=1)
         set_items(self.refiner, choices.checkpoints, keep_first=1)
+        set_items(self.hires_checkpoint, choices.checkpoints, keep_first=1)
 
 
 class Img2ImgCard(StageCard):

@@ -31,7 +31,7 @@ from stablenew_qt.core.sequencer import StageSequencer
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "resources" / "presets"
 TOP_KEYS = (
-    "schema_version, prompt, negative_prompt, seed, batch_size, subseed, subseed_strength, "
+    "schema_version, prompt, negative_prompt, seed, batch_size, batch_count, subseed, subseed_strength, "
     "seed_resize_from_w, seed_resize_from_h, rng_source, eta_noise_seed_delta, emphasis, "
     "sampler_settings, input_image_path, txt2img, img2img, upscale, adetailer"
 )
@@ -43,6 +43,7 @@ EXPECTED_TOP = {
     "negative_prompt": "",
     "seed": -1,
     "batch_size": 1,
+    "batch_count": 1,
     "subseed": -1,
     "subseed_strength": 0.0,
     "seed_resize_from_w": 0,
@@ -82,6 +83,7 @@ EXPECTED_TXT2IMG = {
     "hires_upscaler_name": "Latent",
     "hires_steps": 0,
     "hires_denoise": 0.5,
+    "hires_checkpoint": None,
     "hires_sampler": None,
     "hires_scheduler": None,
     "hires_prompt": "",

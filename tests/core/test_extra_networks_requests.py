@@ -194,3 +194,64 @@ def test_index_prefers_the_longest_and_replaces_by_name() -> None:
     assert index.match_at([5], 3) is None and len(index) == 2
     index.register(IndexedEmbedding("nothing", (), 3))
     assert "nothing" not in index.names()
+
+
+def test_an_images_config_gets_its_loras_and_embeddings_back_by_hash(tmp_path: Path) -> None:
+    from stablenew_qt.core.config import RunConfig
+    from stablenew_qt.core.extra_networks import restore_networks_in_config
+
+    models = tmp_path / "models"
+    renamed = write_safetensors(
+        models / "Lora" / "detail_v2.safetensors", lora_tensors({SD1_ATTN2: (320, 768)}, rank=2)
+    )
+    emb = write_safetensors(
+        models / "embeddings" / "neg_local.safetensors", {"emb_params": ("F32", (2, 768))}
+    )
+    catalog = ExtraNetworksCatalog(models)
+    config = RunConfig.from_dict(
+        {
+            "prompt": "a cat <lora:add_detail:0.8>",
+            "negative_prompt": "EasyNeg, <lora:gone:1>",
+            "txt2img": {"hires_enabled": True, "hires_prompt": "a cat <lora:add_detail:0.4>"},
+        }
+    )
+    ti = hashlib.sha256(emb.read_bytes()).hexdigest()[:12]
+    parameters = (
+        f"{config.prompt}\nNegative prompt: {config.negative_prompt}\nSteps: 20, Seed: 1, "
+        f'Lora hashes: "add_detail: {_addnet(renamed)}, gone: ffffffffffff", TI hashes: "EasyNeg: {ti}"'
+    )
+    restored, notes = restore_networks_in_config(config, parameters, catalog)
+    assert restored.prompt == "a cat <lora:detail_v2:0.8>"
+    assert restored.txt2img.hires_prompt == "a cat <lora:detail_v2:0.4>"
+    assert restored.negative_prompt == "neg_local, <lora:gone:1>"
+    assert {(n.kind, n.written, n.found, n.local) for n in notes} == {
+        ("lora", "add_detail", "hash", "detail_v2"),
+        ("lora", "gone", "missing", None),
+        ("embedding", "EasyNeg", "hash", "neg_local"),
+    }
+    assert restored.seed == config.seed and restored.txt2img.hires_enabled
+
+
+def test_a_configs_tags_are_checked_with_or_without_the_checkpoint_family(tmp_path: Path) -> None:
+    from stablenew_qt.core.config import RunConfig
+    from stablenew_qt.core.extra_networks.run_check import check_config_networks
+
+    models = tmp_path / "models"
+    write_safetensors(models / "Lora" / "xl_style.safetensors", sdxl_lora())
+    catalog = ExtraNetworksCatalog(models)
+    config = RunConfig.from_dict(
+        {
+            "prompt": "a <lora:xl_style:1> <lora:nope:1> <hypernet:old:1>",
+            "img2img": {"enabled": True, "model": "other", "prompt": "<lora:xl_style:0.5>"},
+        }
+    )
+    families = {"": NetworkFamily.SD1, "other": NetworkFamily.SDXL}
+    problems, warnings = check_config_networks(config, catalog, families.get)
+    assert [(p.field, p.message.split(" ")[1]) for p in problems] == [
+        ("prompt", "'xl_style'"),
+        ("prompt", "'nope'"),
+    ]
+    assert "made for SDXL" in problems[0].message
+    assert warnings == ["hypernetworks are not supported; <hypernet:old:1> was removed"]
+    names_only, _ = check_config_networks(config, catalog, lambda _model: None)
+    assert [p.message.split(" ")[1] for p in names_only] == ["'nope'"]

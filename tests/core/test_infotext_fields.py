@@ -428,3 +428,33 @@ def test_round_trip_of_every_new_field() -> None:
         }
     )
     assert infotext_to_config(build(config)) == config
+
+
+# -- Hires checkpoint ------------------------------------------------------------------------------
+
+
+def test_hires_checkpoint_is_written_with_its_hash_first_among_the_overrides() -> None:
+    config = make(txt2img={"hires_enabled": True, "hires_checkpoint": "dreamshaper_8.safetensors"})
+    info = StageInfo(
+        model_name="v1-5-pruned-emaonly",
+        model_hash="6ce0161689",
+        params={"Hires checkpoint hash": "879db523c3"},
+    )
+    text = build_infotext(config, seed=1234, stage_infos={StageName.TXT2IMG: info}, version=VERSION)
+    assert f"{BASE}, Denoising strength: 0.5, Hires checkpoint: dreamshaper_8 [879db523c3], " in text
+    assert "Hires checkpoint hash" not in text
+    assert infotext_to_config(text).txt2img.hires_checkpoint == "dreamshaper_8"
+
+
+def test_hires_checkpoint_same_as_the_model_or_unset_is_not_written() -> None:
+    for checkpoint in (None, "v1-5-pruned-emaonly"):
+        assert "Hires checkpoint" not in params(
+            make(txt2img={"hires_enabled": True, "hires_checkpoint": checkpoint})
+        )
+
+
+def test_use_same_checkpoint_reads_as_none() -> None:
+    keys = "Denoising strength: 0.5, Hires checkpoint: Use same checkpoint, Hires upscale: 2"
+    text = f"a lighthouse\n{BASE}, {keys}"
+    config = infotext_to_config(text)
+    assert config.txt2img.hires_enabled and config.txt2img.hires_checkpoint is None

@@ -140,3 +140,47 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(demo_models: dict[str, Path], tmp_
     assert proc.returncode == 130, err
     assert "cancelled: nothing was saved" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def _tiny_lora(models: Path, name: str = "tiny_detail") -> Path:
+    """A one-module kohya LoRA for SD 1.x's first cross-attention key projection."""
+    from safetensors.torch import save_file
+
+    key = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k"
+    tensors = {f"{key}.lora_down.weight": torch.zeros(2, 768), f"{key}.lora_up.weight": torch.zeros(320, 2)}
+    path = models / "Lora" / f"{name}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path
+
+
+def test_models_lists_loras_and_embeddings_with_family_and_hash(demo_env: Path, capsys) -> None:
+    lora = _tiny_lora(demo_env)
+    assert main(["models", "--models-dir", str(demo_env), "--hashes"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    (row,) = listing["loras"]
+    assert (row["name"], row["path"], row["family"]) == ("tiny_detail", str(lora), "SD1")
+    assert len(row["hash"]) == 12 and listing["embeddings"] == []
+
+
+def test_a_missing_lora_is_exit_2_before_any_model_loads(demo_env: Path, tmp_path: Path, capsys) -> None:
+    _tiny_lora(demo_env)
+    config = _config(tmp_path)
+    data = json.loads(config.read_text(encoding="utf-8"))
+    config.write_text(json.dumps({**data, "prompt": "a cat <lora:tiny_detial:1>"}), encoding="utf-8")
+    code = main(
+        [
+            "run",
+            str(config),
+            "--output",
+            str(tmp_path / "out"),
+            "--models-dir",
+            str(demo_env),
+            "--device",
+            "cpu",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "prompt: LoRA 'tiny_detial' not found in" in err and "closest installed: tiny_detail" in err
+    assert not (tmp_path / "out").exists()

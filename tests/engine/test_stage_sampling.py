@@ -398,3 +398,52 @@ def test_variation_batch_keeps_the_seed_and_steps_the_variation_seed(executor, t
     assert not np.array_equal(a, b)
     single = _run(executor, _config(subseed=1235, subseed_strength=0.5), tmp_path)[0].images[0]
     assert np.array_equal(b, _pixels(single))
+
+
+# -- A1111's "Hires checkpoint" ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_sd15(demo_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A models folder with a second SD 1.5 checkpoint: the demo's with other UNet weights."""
+    from diffusers import StableDiffusionPipeline
+
+    models_dir = tmp_path_factory.mktemp("hires-models")
+    pipe = StableDiffusionPipeline.from_pretrained(demo_models[SD15], dtype=torch.float32)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for param in pipe.unet.parameters():
+            param.add_(torch.randn(param.shape, generator=generator) * 0.05)
+    pipe.save_pretrained(models_dir / "Stable-diffusion" / "other15")
+    return models_dir, pipe
+
+
+def test_hires_checkpoint_runs_the_second_pass_on_that_model(
+    other_sd15: tuple[Path, Any], demo_models: dict[str, Path], hand, tmp_path: Path
+) -> None:
+    models_dir, other = other_sd15
+    demo_root = next(iter(demo_models.values())).parent
+    executor = DiffusersExecutor(EngineSettings(models_dir=models_dir, device="cpu", demo_dir=demo_root))
+    hires = {"hires_enabled": True, "hires_upscale_factor": 2.0, "hires_denoise": 0.6, "hires_steps": 3}
+    config = _config(txt2img={**hires, "hires_checkpoint": "other15"})
+    result, _ = _run(executor, config, tmp_path)
+    # A1111: the first pass on the base, the hires pass (conds, UNet, decode) on the hires checkpoint.
+    first = _txt2img_latents(hand[SD15])
+    init = upscale_latents(first, "Latent", (16, 16))
+    batch = PromptEncoder.from_pipeline(other).encode_batch([PROMPT], [NEGATIVE], 4, 3)
+    latents = sample(
+        DenoiserModel.from_pipeline(other), "Euler", "Automatic", 3, SamplingConds(batch),
+        _noise(42, (128, 128)), cfg_scale=7.0, init_latents=init, denoise=0.6, fixed_steps=True,
+    )  # fmt: skip
+    assert np.array_equal(_pixels(result.images[0]), _pixels(_decode(other, latents)))
+    same = _run(executor, _config(txt2img=hires), tmp_path)[0].images[0]
+    assert not np.array_equal(_pixels(result.images[0]), _pixels(same)), "the hires checkpoint ran"
+    text = result.image_paths[0].read_bytes()
+    assert b"Hires checkpoint: other15" in text
+
+
+def test_a_hires_checkpoint_of_another_family_is_refused(executor, tmp_path: Path) -> None:
+    config = _config(txt2img={"hires_enabled": True, "hires_checkpoint": SDXL})
+    result = PipelineRunner(executor, OutputSettings(tmp_path / "runs")).run(config, CancelToken())
+    assert result.status == "FAILED"
+    assert "choose a hires checkpoint of the same family" in (result.error or "")

@@ -192,3 +192,84 @@ def test_a_failing_scan_is_reported_not_raised(qtbot: Any) -> None:
         assert panel.status.text() == "Scan failed: PermissionError: models/Lora: permission denied"
     finally:
         panel.shutdown()
+
+
+def test_the_window_tab_inserts_at_the_prompt_cursor_with_focus(
+    qtbot: Any, make_main_window: Any, tmp_path: Path
+) -> None:
+    from stablenew_qt.core.config import RunConfig
+    from stablenew_qt.gui.extra_networks_tab import TAB_TITLE
+
+    detail = write_lora(tmp_path / "models" / "Lora" / "add_detail.safetensors", SD1_KEY)
+    detail.with_name("add_detail.json").write_text(json.dumps({"negative text": "blurry"}), encoding="utf-8")
+    window = make_main_window(config=RunConfig.from_dict({"prompt": "a cat"}))
+    tabs, panel = window.tabs, window.extra_networks.panel
+    assert tabs.tabText(tabs.indexOf(panel)) == TAB_TITLE
+    assert panel.lora_cards.count() == 0, "nothing is scanned before the tab is shown"
+    with qtbot.waitSignal(panel.refreshFinished, timeout=WAIT_MS):
+        tabs.setCurrentWidget(panel)
+    box = window.prompt_panel.prompt
+    cursor = box.textCursor()
+    cursor.setPosition(len("a cat"))
+    box.setTextCursor(cursor)
+    assert click(qtbot, panel, "add_detail")
+    qtbot.waitUntil(lambda: window.model.get("prompt") == "a cat <lora:add_detail:1>", timeout=WAIT_MS)
+    assert window.model.get("negative_prompt") == "(blurry:1)"
+    assert box.hasFocus()
+    cursor.setPosition(0)
+    box.setTextCursor(cursor)
+    assert click(qtbot, panel, "add_detail")
+    qtbot.waitUntil(
+        lambda: window.model.get("prompt") == "<lora:add_detail:1> a cat <lora:add_detail:1>", timeout=WAIT_MS
+    )
+
+
+def test_a_missing_lora_shows_under_the_prompt_checked_off_the_gui_thread(
+    qtbot: Any, make_main_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stablenew_qt.gui.extra_networks_tab as tab_module
+
+    write_lora(tmp_path / "models" / "Lora" / "add_detail.safetensors", SD1_KEY)
+    threads: list[threading.Thread] = []
+    real = tab_module.tag_problems
+
+    def spy(*args: Any) -> list[str]:
+        threads.append(threading.current_thread())
+        return real(*args)
+
+    monkeypatch.setattr(tab_module, "tag_problems", spy)
+    window = make_main_window()
+    label = window.extra_networks.problems
+    window.model.set("prompt", "a cat <lora:add_detial:0.8>")
+    qtbot.waitUntil(label.isVisible, timeout=WAIT_MS)
+    assert label.text().startswith("prompt: LoRA 'add_detial' not found in")
+    assert "closest installed: add_detail" in label.text()
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    window.model.set("prompt", "a cat <lora:add_detail:0.8>")
+    qtbot.waitUntil(lambda: not label.isVisible(), timeout=WAIT_MS)
+
+
+def test_restoring_an_image_renames_its_lora_by_hash(
+    qtbot: Any, make_main_window: Any, tmp_path: Path
+) -> None:
+    import hashlib
+    import struct
+
+    from PIL import Image, PngImagePlugin
+
+    local = write_lora(tmp_path / "models" / "Lora" / "add_detail.safetensors", SD1_KEY)
+    data = local.read_bytes()
+    addnet = hashlib.sha256(data[8 + struct.unpack("<Q", data[:8])[0] :]).hexdigest()[:12]
+    info = PngImagePlugin.PngInfo()
+    info.add_text(
+        "parameters",
+        "a cat <lora:detail_v1:0.7>\nSteps: 20, Sampler: Euler a, Seed: 5, Size: 512x512, "
+        f'Lora hashes: "detail_v1: {addnet}"',
+    )
+    image = tmp_path / "from_a1111.png"
+    Image.new("RGB", (8, 8)).save(image, pnginfo=info)
+    window = make_main_window()
+    assert window.restore_from_image(image)
+    assert window.model.get("prompt") == "a cat <lora:detail_v1:0.7>", "as written first"
+    qtbot.waitUntil(lambda: window.model.get("prompt") == "a cat <lora:add_detail:0.7>", timeout=WAIT_MS)
+    assert window.model.get("seed") == 5

@@ -307,3 +307,14 @@ def test_unusable_saved_preferences_are_dropped(qtbot: Any, tmp_path: Path) -> N
     assert model.config.rng_source == "CPU" and model.error is None
     prefs.qsettings.setValue("engine/sampler_settings", "not json")
     assert prefs.sampler_defaults == {}
+
+
+def test_batch_count_reaches_the_queued_config(
+    qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
+) -> None:
+    window = make_main_window(queue=queue)
+    set_spin(qtbot, window, "batch_size", 2)
+    set_spin(qtbot, window, "batch_count", 3)
+    config = queued(qtbot, window, queue)
+    assert (config.batch_size, config.batch_count) == (2, 3)
+    assert window.prompt_panel.batch_count.maximum() == 100

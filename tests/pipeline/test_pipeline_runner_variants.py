@@ -289,3 +289,85 @@ def test_config_error_raises_before_anything_runs(make_config, tmp_path: Path) -
 def test_stage_error_class_carries_stage_name() -> None:
     err = StageError("hires", "bad")
     assert err.stage == "hires" and str(err) == "hires: bad"
+
+
+# -- batch count (A1111's n_iter) -------------------------------------------------------------
+
+
+def test_batch_count_runs_one_engine_call_per_batch_with_seeds_stepping_across_them(
+    make_config, tmp_path: Path
+) -> None:
+    config = make_config(seed=10, batch_size=2, batch_count=3, txt2img={"hires_enabled": True})
+    result, executor, events = _run(config, tmp_path)
+    assert result.status == "COMPLETED", result.error
+    # One call per batch, each batch_size images; A1111's all_seeds = seed + i over count x size.
+    assert [call.payload.seeds for call in executor.calls] == [(10, 11), (12, 13), (14, 15)]
+    assert result.seeds == tuple(range(10, 16))
+    assert len(result.image_paths) == 6
+    assert {p.parent for p in result.image_paths} == {result.manifest_path.parent}, "one run folder"
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    assert manifest["seeds"] == list(range(10, 16))
+    assert [s["image_count"] for s in manifest["stages"]] == [6]
+    meta = read_image_metadata(result.image_paths[5])
+    assert meta.run_config is not None
+    assert (meta.run_config.seed, meta.run_config.batch_size, meta.run_config.batch_count) == (15, 1, 1)
+    assert "Seed: 15," in (meta.parameters or "") and "Batch count" not in (meta.parameters or "")
+    fractions = [e.fraction for e in events if isinstance(e, ev.StepProgress)]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    labels = {e.label for e in events if isinstance(e, ev.StepProgress)}
+    assert {"batch 1/3", "batch 3/3"} <= {label.split(",")[0] for label in labels}
+
+
+def test_batch_count_with_a_variation_seed_steps_the_variation_seed_across_batches(
+    make_config, tmp_path: Path
+) -> None:
+    config = make_config(seed=5, batch_size=2, batch_count=2, subseed=100, subseed_strength=0.3)
+    result, executor, events = _run(config, tmp_path)
+    assert [call.payload.seeds for call in executor.calls] == [(5, 5), (5, 5)]
+    # The second batch's config starts at the variation seed of its first image (100 + 2).
+    assert [call.payload.config.subseed for call in executor.calls] == [100, 102]
+    started = next(e for e in events if isinstance(e, ev.RunStarted))
+    assert started.subseeds == (100, 101, 102, 103)
+    meta = read_image_metadata(result.image_paths[3])
+    assert "Variation seed: 103," in (meta.parameters or "")
+
+
+def test_batch_count_img2img_seed_steps_across_batches(
+    make_config, input_image: Path, tmp_path: Path
+) -> None:
+    config = make_config(
+        input_image_path=str(input_image),
+        batch_size=1,
+        batch_count=3,
+        txt2img={"enabled": False},
+        img2img={"enabled": True, "seed": 40},
+    )
+    result, executor, _ = _run(config, tmp_path)
+    assert [call.payload.seeds for call in executor.calls] == [(40,), (41,), (42,)]
+    assert [len(call.payload.images) for call in executor.calls] == [1, 1, 1]
+    assert len(result.image_paths) == 3
+
+
+def test_a_failing_later_batch_keeps_nothing_of_the_run(make_config, tmp_path: Path) -> None:
+    class _FailsThirdCall(FakeExecutor):
+        def generate_images(self, stage, payload, progress, cancel_token):  # type: ignore[override]
+            if len(self.calls) == 2:
+                raise StageError(stage.value, "out of luck")
+            return super().generate_images(stage, payload, progress, cancel_token)
+
+    result, executor, _ = _run(make_config(seed=1, batch_count=4), tmp_path, _FailsThirdCall())
+    assert result.status == "FAILED"
+    assert len(executor.calls) == 2
+    assert not list((tmp_path / "runs").rglob("*.png")), "all or nothing: the first batches are not kept"
+
+
+def test_batch_count_keeps_every_batch_s_notes_once(make_config, tmp_path: Path) -> None:
+    class _Notes(FakeExecutor):
+        def generate_images(self, stage, payload, progress, cancel_token):  # type: ignore[override]
+            result = super().generate_images(stage, payload, progress, cancel_token)
+            note = "retried with VAE tiling" if len(self.calls) > 1 else None
+            return StageResult(result.images, StageInfo(notes=(note,) if note else ()))
+
+    _, _, events = _run(make_config(seed=1, batch_count=3), tmp_path, _Notes())
+    finished = next(e for e in events if isinstance(e, ev.StageFinished))
+    assert finished.notes == ("retried with VAE tiling",)

@@ -69,7 +69,7 @@ def test_with_a_variation_seed_copies_step_the_variation_seed_not_the_seed(make_
 
 def test_stepped_seeds_wrap_like_batch_seeds(make_config) -> None:
     assert [c.seed for c in stepped_copies(make_config(seed=MAX_SEED), 2)] == [MAX_SEED, 0]
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="from 1 to 10,000"):
         stepped_copies(make_config(), 0)
 
 
@@ -337,7 +337,7 @@ def test_a_queue_from_a_newer_version_is_refused_and_backed_up(queue_path: Path,
     conn.close()
     original = queue_path.read_bytes()
     with pytest.raises(
-        QueueError, match=r"newer StableNew Qt \(queue schema 7; this version reads schema 2\)"
+        QueueError, match=r"newer StableNew Qt \(queue schema 7; this version reads schema 3\)"
     ):
         JobQueue(queue_path)
     assert queue_path.read_bytes() == original
@@ -359,7 +359,7 @@ def test_a_new_queue_file_is_wal_with_a_schema_version(queue_path: Path) -> None
     JobQueue(queue_path).close()
     with sqlite3.connect(queue_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
 
@@ -389,7 +389,7 @@ def test_a_schema_1_queue_file_is_migrated_and_keeps_its_jobs(queue_path: Path, 
         cause = FailureCause(FailureKind.OUT_OF_MEMORY, "txt2img: out of memory", "txt2img")
         assert queue.mark_failed(claimed.id, cause).cause == cause
     with sqlite3.connect(queue_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
 
 
@@ -438,3 +438,8 @@ def test_with_new_seed_leaves_a_following_img2img_seed_alone(make_config) -> Non
 
     config = with_new_seed(make_config(seed=-1), random.Random(3))
     assert config.seed == random.Random(3).randint(0, MAX_SEED) and config.img2img.seed is None
+
+
+def test_add_count_steps_seeds_past_a_batch_count(job_queue: JobQueue, make_config) -> None:
+    jobs = job_queue.add(make_config(seed=100, batch_size=2, batch_count=3), count=2)
+    assert [job.config.seed for job in jobs] == [100, 106]

@@ -76,6 +76,10 @@ def test_move_cancel_retry_remove_clear_pause_resume(queue_path: Path, config_fi
 
 
 def test_errors_are_one_line_with_exit_codes(queue_path: Path, tmp_path: Path, capsys) -> None:
+    assert main(_q(queue_path, "retry", "9")) == 1  # no queue file yet: none is created
+    assert "error: there is no queue file" in capsys.readouterr().err and not queue_path.exists()
+    assert main(_q(queue_path, "pause")) == 0 and main(_q(queue_path, "resume")) == 0  # creates it
+    capsys.readouterr()
     assert main(_q(queue_path, "retry", "9")) == 1
     assert capsys.readouterr().err == "error: there is no job 9 in the queue\n"
     bad = tmp_path / "bad.json"

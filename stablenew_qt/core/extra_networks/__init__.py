@@ -27,7 +27,13 @@ from .requests import (
     ignored_dyn_warnings,
     lora_requests,
 )
-from .restore import RestoredNetwork, parse_network_hashes, restore_embedding_names, restore_lora_names
+from .restore import (
+    RestoredNetwork,
+    parse_network_hashes,
+    restore_embedding_names,
+    restore_lora_names,
+    restore_networks_in_config,
+)
 from .sidecars import Sidecars
 
 __all__ = [
@@ -61,4 +67,5 @@ __all__ = [
     "read_header",
     "restore_embedding_names",
     "restore_lora_names",
+    "restore_networks_in_config",
 ]

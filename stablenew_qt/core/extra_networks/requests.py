@@ -124,10 +124,11 @@ def family_problem(entry: LoraEntry, model_family: NetworkFamily, model_name: st
 def check_loras(
     requests: Sequence[LoraRequest],
     catalog: ExtraNetworksCatalog,
-    model_family: NetworkFamily,
+    model_family: NetworkFamily | None,
     model_name: str = "",
 ) -> tuple[dict[str, LoraEntry], list[ConfigProblem]]:
-    """Resolve every request against ``catalog`` and check it fits ``model_family``.
+    """Resolve every request against ``catalog`` and check it fits ``model_family`` (None: the
+    model's family is unknown, so only names, files and types are checked).
 
     Returns the entries by requested name and the problems (empty when the run can go ahead).
     Reads headers only (the catalog's scan), never weights.
@@ -152,7 +153,7 @@ def check_loras(
                 )
             )
             continue
-        mismatch = family_problem(entry, model_family, model_name)
+        mismatch = family_problem(entry, model_family, model_name) if model_family is not None else None
         if mismatch:
             problems.append(ConfigProblem(_FIELD, mismatch))
             continue

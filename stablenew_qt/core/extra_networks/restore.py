@@ -13,12 +13,21 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .catalog import ExtraNetworksCatalog
 from .entries import EmbeddingEntry
 
-__all__ = ["RestoredNetwork", "parse_network_hashes", "restore_embedding_names", "restore_lora_names"]
+if TYPE_CHECKING:
+    from ..config import RunConfig
+
+__all__ = [
+    "RestoredNetwork",
+    "parse_network_hashes",
+    "restore_embedding_names",
+    "restore_lora_names",
+    "restore_networks_in_config",
+]
 
 _LORA_TAG = re.compile(r"<(lora|lyco):([^:>]+)([:>])")
 Found = Literal["hash", "name", "missing"]
@@ -127,3 +136,50 @@ def _safe_hash(catalog: ExtraNetworksCatalog, entry: EmbeddingEntry) -> str | No
         return catalog.embedding_hash(entry)
     except OSError:
         return None
+
+
+def restore_networks_in_config(
+    config: RunConfig, parameters: str, catalog: ExtraNetworksCatalog, *, compute: bool = True
+) -> tuple[RunConfig, list[RestoredNetwork]]:
+    """``config`` (read from an image whose infotext is ``parameters``) with its prompts' LoRA and
+    embedding names restored from the image's ``Lora hashes`` / ``TI hashes`` (see
+    :func:`restore_lora_names`), and what was found. The top-level prompt and negative prompt,
+    the hires prompts and the img2img override are renamed; nothing else changes."""
+    from ..infotext_parse import parse_infotext
+
+    params = parse_infotext(parameters).params
+    lora_hashes, ti_hashes = params.get("Lora hashes", ""), params.get("TI hashes", "")
+    notes: dict[tuple[str, str], RestoredNetwork] = {}
+
+    def loras(text: str) -> str:
+        if "<" not in text:
+            return text
+        renamed, found = restore_lora_names(text, lora_hashes, catalog, compute=compute)
+        notes.update({(n.kind, n.written): n for n in found})
+        return renamed
+
+    def embeddings(pair: tuple[str, str]) -> tuple[str, str]:
+        if not ti_hashes:
+            return pair
+        renamed, found = restore_embedding_names(pair, ti_hashes, catalog, compute=compute)
+        notes.update({(n.kind, n.written): n for n in found})
+        return renamed
+
+    prompt, negative = embeddings((loras(config.prompt), loras(config.negative_prompt)))
+    t2i = config.txt2img
+    hires = embeddings((loras(t2i.hires_prompt), loras(t2i.hires_negative_prompt)))
+    updates: dict[str, object] = {
+        "prompt": prompt,
+        "negative_prompt": negative,
+        "txt2img": t2i.model_copy(update={"hires_prompt": hires[0], "hires_negative_prompt": hires[1]}),
+    }
+    i2i = config.img2img
+    if i2i.prompt is not None or i2i.negative_prompt is not None:
+        pair = embeddings((loras(i2i.prompt or ""), loras(i2i.negative_prompt or "")))
+        updates["img2img"] = i2i.model_copy(
+            update={
+                "prompt": None if i2i.prompt is None else pair[0],
+                "negative_prompt": None if i2i.negative_prompt is None else pair[1],
+            }
+        )
+    return config.model_copy(update=updates), list(notes.values())

@@ -19,7 +19,15 @@ from .axes import AXIS_TYPES, AxisType, LabelStyle, axis_type, format_label
 from .build import MAX_GRID_MEGAPIXELS, SweepCell, build_prompt_matrix, build_sweep, sweep_cells
 from .grid import compose_grid, image_grid, placeholder
 from .grid_font import GridFont
-from .grid_output import SWEEP_PLAN_KEY, SweepGrids, assemble_grids, grid_parameters, write_grid
+from .grid_output import (
+    SWEEP_PLAN_KEY,
+    SweepGrids,
+    assemble_grids,
+    grid_parameters,
+    grid_png,
+    grid_stem,
+    write_grid,
+)
 from .legend import GridLabel, GridLegend
 from .matrix import PromptMatrix, PromptMatrixOptions
 from .packs import PackEntry, load_prompt_pack, pack_configs, parse_json_pack, parse_text_pack
@@ -64,6 +72,8 @@ __all__ = [
     "extract_styles",
     "format_label",
     "grid_parameters",
+    "grid_png",
+    "grid_stem",
     "has_dynamic_syntax",
     "image_grid",
     "load_prompt_pack",

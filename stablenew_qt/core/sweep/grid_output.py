@@ -29,7 +29,15 @@ from .grid import compose_grid, image_grid, placeholder
 from .grid_font import GridFont
 from .plan import AXIS_NAMES, SweepPlan
 
-__all__ = ["SWEEP_PLAN_KEY", "SweepGrids", "assemble_grids", "grid_parameters", "write_grid"]
+__all__ = [
+    "SWEEP_PLAN_KEY",
+    "SweepGrids",
+    "assemble_grids",
+    "grid_parameters",
+    "grid_png",
+    "grid_stem",
+    "write_grid",
+]
 
 #: PNG text chunk holding the plan's JSON, so a grid can restore its whole sweep.
 SWEEP_PLAN_KEY = "stablenew_sweep_plan"
@@ -126,6 +134,18 @@ def grid_parameters(plan: SweepPlan, *, sub_grid: bool = False) -> dict[str, str
     return pairs
 
 
+def grid_stem(plan: SweepPlan) -> str:
+    """A1111's grid file name stem: ``xyz_grid`` or ``prompt_matrix``."""
+    return "prompt_matrix" if plan.matrix is not None else "xyz_grid"
+
+
+def grid_png(image: Image.Image, *, parameters: str, config: RunConfig, plan: SweepPlan) -> bytes:
+    """The grid's PNG bytes with its three text chunks (see :func:`write_grid`)."""
+    info = png_metadata(parameters, config)
+    info.add_text(SWEEP_PLAN_KEY, plan.to_json(indent=None))
+    return encode_png(image, info)
+
+
 def write_grid(
     image: Image.Image,
     folder: Path,
@@ -142,10 +162,8 @@ def write_grid(
     so restoring the grid restores that cell, as pasting A1111's grid infotext does) and the plan.
     ``stem`` defaults to A1111's ``xyz_grid`` or ``prompt_matrix``.
     """
-    stem = stem or ("prompt_matrix" if plan.matrix is not None else "xyz_grid")
-    info = png_metadata(parameters, config)
-    info.add_text(SWEEP_PLAN_KEY, plan.to_json(indent=None))
-    data = encode_png(image, info)
+    stem = stem or grid_stem(plan)
+    data = grid_png(image, parameters=parameters, config=config, plan=plan)
     folder.mkdir(parents=True, exist_ok=True)
     for number in range(_MAX_NUMBER_ATTEMPTS):
         path = safe_join(folder, f"{stem}-{number:05d}.png")

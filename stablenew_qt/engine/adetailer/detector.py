@@ -37,6 +37,8 @@ from typing import Any
 
 from PIL import Image
 
+from ...core.errors import shorten
+from ...core.files import FileRefused, open_regular_file
 from ..errors import ModelError
 from ..memory import MemoryBudget, ResidentLru
 from .masks import Detection, bbox_mask
@@ -191,19 +193,23 @@ def file_sha256(file: Path) -> str:
 
 
 def _read_bytes(file: Path) -> bytes:
+    """The detector's bytes: a regular file only (a FIFO would block, ``/dev/zero`` never ends),
+    at most MAX_DETECTOR_BYTES, read in chunks (read(n) would allocate all n bytes at once)."""
     chunks: list[bytes] = []
     size = 0
     try:
-        with file.open("rb") as stream:  # in chunks: read(n) would allocate all n bytes at once
+        with open_regular_file(file) as stream:
             while size <= MAX_DETECTOR_BYTES and (chunk := stream.read(2**22)):
                 chunks.append(chunk)
                 size += len(chunk)
+    except FileRefused as exc:
+        raise ModelError(f"cannot read detector {shorten(file)!r}: {exc}; choose a YOLO .pt file") from None
     except OSError as exc:
-        raise ModelError(f"cannot read detector {file}: {exc.strerror or exc}") from exc
+        raise ModelError(f"cannot read detector {shorten(file)!r}: {exc.strerror or exc}") from exc
     if size > MAX_DETECTOR_BYTES:
         raise ModelError(
-            f"detector {file.name} is larger than {MAX_DETECTOR_BYTES // 2**20} MiB; YOLO detectors are far "
-            "smaller: check that it is the right file"
+            f"detector {shorten(file.name)} is larger than {MAX_DETECTOR_BYTES // 2**20} MiB; YOLO detectors "
+            "are far smaller: check that it is the right file"
         )
     return b"".join(chunks)
 

@@ -89,8 +89,13 @@ def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> St
         refiner=refiner,
     )
     # 5. hires fix
+    params: dict[str, Any] = {}
+    if models.refiner and models.refiner.model_hash:
+        params["Refiner hash"] = models.refiner.model_hash
     if cfg.hires_enabled:
-        images = _hires(ctx, config, models, payload, latents, reporter)
+        images, hires_model = _hires(ctx, config, models, payload, latents, reporter)
+        if hires_model is not base and hires_model.model_hash:
+            params["Hires checkpoint hash"] = hires_model.model_hash
     else:
         images = _decode(ctx, base, latents, size)
     info = StageInfo(
@@ -98,9 +103,7 @@ def run(ctx: EngineContext, payload: StagePayload, reporter: StepReporter) -> St
         model_hash=base.model_hash,
         vae_name=base.vae_entry.name if base.vae_entry else None,
         vae_hash=base.vae_hash,
-        params={"Refiner hash": models.refiner.model_hash}
-        if models.refiner and models.refiner.model_hash
-        else {},
+        params=params,
     )
     return StageResult(tuple(images), info)
 
@@ -113,6 +116,20 @@ def _load_models(ctx: EngineContext, cfg: Txt2ImgConfig) -> _Models:
         )
     refiner = ctx.cache.refiner(cfg.refiner_model_name or "", base) if cfg.refiner_enabled else None
     return _Models(base, refiner)
+
+
+def _hires_model(ctx: EngineContext, cfg: Txt2ImgConfig, base: LoadedModel) -> LoadedModel:
+    """The hires pass's model: A1111's "Hires checkpoint" (with the run's VAE), else the base.
+    Its latents must be the first pass's kind, so another family is refused."""
+    if not cfg.hires_checkpoint or cfg.hires_checkpoint == cfg.model:
+        return base
+    model = ctx.cache.base(cfg.hires_checkpoint, cfg.vae)
+    if model.family is not base.family:
+        raise ModelError(
+            f"hires checkpoint '{model.name}' is {describe(model.family)} but the first pass's "
+            f"'{base.name}' is {describe(base.family)}: choose a hires checkpoint of the same family"
+        )
+    return model
 
 
 def _refiner_switch(
@@ -146,26 +163,30 @@ def _hires(
     payload: StagePayload,
     first: Any,
     reporter: StepReporter,
-) -> list[Image.Image]:
-    """Upscale the first pass and run the second pass (spec §2.2-2.4)."""
+) -> tuple[list[Image.Image], LoadedModel]:
+    """Upscale the first pass and run the second pass (spec §2.2-2.4). Returns the images and
+    the model the second pass ran on (A1111's "Hires checkpoint", which then also decodes; the
+    first pass is decoded by its own model before the switch, as A1111 does)."""
     cfg = config.txt2img
     target_w, target_h = hires_target_size(cfg)
     cover_w, cover_h = hires_cover_size(cfg)
     target = (target_w, target_h)
-    base = models.base
+    first_model = models.base
     if cfg.hires_upscaler_name in LATENT_MODES:
         latents = upscale_latents(first, cfg.hires_upscaler_name, (cover_h // 8, cover_w // 8))
         init = centre_crop_latents(latents, target_w, target_h)
         if cfg.hires_denoise <= 0:
-            return _decode(ctx, base, init, target)
+            return _decode(ctx, first_model, init, target), first_model
+        base = _hires_model(ctx, cfg, first_model)
     else:
         name = cfg.hires_upscaler_name
         upscaled = [
             _pixel_upscale(ctx, im, name, (cover_w, cover_h), target, reporter)
-            for im in _decode(ctx, base, first, (cfg.width, cfg.height))
+            for im in _decode(ctx, first_model, first, (cfg.width, cfg.height))
         ]
         if cfg.hires_denoise <= 0:
-            return upscaled
+            return upscaled, first_model
+        base = _hires_model(ctx, cfg, first_model)
         ctx.tile_vae_for(base.pipe, target_w, target_h)
         init = denoise.vae_encode(base.pipe, upscaled, target)
     # the second pass: A1111 encodes its prompts with the hires steps
@@ -201,7 +222,7 @@ def _hires(
         denoise=cfg.hires_denoise,
         fixed_steps=True,
     )
-    return _decode(ctx, base, latents, target)
+    return _decode(ctx, base, latents, target), base
 
 
 def _pixel_upscale(

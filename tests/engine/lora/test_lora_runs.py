@@ -1,0 +1,340 @@
+"""LoRA tags and embeddings in real runs: the runner, DiffusersExecutor and the demo SD 1.5 model.
+
+A run with ``<lora:detail:0.8>`` is compared with the same run where the LoRA was applied by hand
+(a LoraManager the run does not know about) and with the plain run; the counters show that a
+weight change reads no file and reloads no checkpoint, and that a bad tag fails before any load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from lora_files import build, sd15_layers, sdxl_layers, write, write_pt_embedding
+
+from stablenew_qt.core.config import RunConfig
+from stablenew_qt.core.errors import ConfigError
+from stablenew_qt.core.executor import CancelToken
+from stablenew_qt.core.extra_networks.run_check import prompt_uses
+from stablenew_qt.core.infotext import read_image_metadata
+from stablenew_qt.core.outputs import OutputSettings
+from stablenew_qt.core.runner import PipelineRunner
+from stablenew_qt.engine.conditioning import PromptEncoder
+from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
+from stablenew_qt.engine.extra_networks_run import embedding_args_for, strip_tags
+from stablenew_qt.engine.lora import LoraActivation, LoraManager
+
+
+@pytest.fixture
+def executor(models_dir: Path, demo_models: dict[str, Path]) -> DiffusersExecutor:
+    demo_root = next(iter(demo_models.values())).parent
+    return DiffusersExecutor(
+        EngineSettings(models_dir=models_dir, device="cpu", demo_dir=demo_root)  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def detail(models_dir: Path, reference_pipe: Any) -> Path:
+    """A kohya LoRA for the demo SD 1.5 model (UNet and text encoder)."""
+    return write(models_dir / "Lora" / "detail.safetensors", build(sd15_layers(reference_pipe()), seed=5))
+
+
+def _run(executor: DiffusersExecutor, tmp_path: Path, prompt: str, **data: Any) -> Any:
+    config = {
+        "prompt": prompt,
+        "seed": 7,
+        "txt2img": {"model": "demo-tiny-sd15", "width": 64, "height": 64, "steps": 2},
+        **data,
+    }
+    runner = PipelineRunner(executor, OutputSettings(tmp_path / "runs"))
+    result = runner.run(RunConfig.from_dict(config), CancelToken())
+    assert result.status == "COMPLETED", result.error
+    return result
+
+
+def _pixels(result: Any) -> np.ndarray:
+    return np.asarray(result.images[0], dtype=np.int16)
+
+
+def test_a_lora_tag_changes_the_image_and_equals_the_lora_applied_by_hand(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    plain = _pixels(_run(executor, tmp_path, "a lighthouse, "))
+    tagged = _pixels(_run(executor, tmp_path, "a lighthouse, <lora:detail:0.8>"))
+    assert np.abs(tagged - plain).max() > 0, "the LoRA changed the image"
+    # By hand: the same LoRA through a manager the run knows nothing of, then an untagged run
+    # (the tag's text is cut, so both runs encode "a lighthouse, ").
+    by_hand = DiffusersExecutor(executor.settings)
+    model = by_hand.context.cache.base("demo-tiny-sd15")
+    entry = by_hand.context.extra_networks.catalog.resolve_lora("detail")
+    LoraManager(model.pipe, model.family).apply([LoraActivation(entry, 0.8, 0.8)])
+    assert np.array_equal(_pixels(_run(by_hand, tmp_path, "a lighthouse, ")), tagged)
+
+
+def test_the_next_job_without_the_tag_is_the_base_image_bit_for_bit(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    before = _pixels(_run(executor, tmp_path, "a lighthouse"))
+    _run(executor, tmp_path, "a lighthouse <lora:detail:1>")
+    after = _pixels(_run(executor, tmp_path, "a lighthouse"))
+    assert np.array_equal(before, after)
+
+
+def test_a_weight_change_reads_no_file_and_reloads_no_checkpoint(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    first = _pixels(_run(executor, tmp_path, "a lighthouse <lora:detail:0.5>"))
+    second = _pixels(_run(executor, tmp_path, "a lighthouse <lora:detail:1.2>"))
+    ctx = executor.context
+    manager = ctx.extra_networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert (manager.file_reads, ctx.cache.loads) == (1, 1)
+    assert [a.unet for a in manager.active] == [1.2]
+    assert np.abs(first - second).max() > 0
+
+
+def test_infotext_and_manifest_record_the_lora(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    result = _run(executor, tmp_path, "a lighthouse <lora:detail:0.8>")
+    short = executor.context.extra_networks.catalog.lora_hash(
+        executor.context.extra_networks.catalog.resolve_lora("detail")
+    )
+    parameters = read_image_metadata(result.image_paths[0]).parameters
+    assert parameters.startswith("a lighthouse <lora:detail:0.8>\n"), "the prompt keeps its tag"
+    assert f'Lora hashes: "detail: {short}"' in parameters
+    assert "Lora files" not in parameters
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    (lora,) = manifest["stages"][0]["params"]["Lora files"]
+    assert lora == {"name": "detail", "file": str(detail), "hash": short, "te": 0.8, "unet": 0.8, "count": 1}
+
+
+def test_a_missing_lora_fails_before_any_model_loads(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    runner = PipelineRunner(executor, OutputSettings(tmp_path / "runs"))
+    config = RunConfig.from_dict(
+        {"prompt": "a <lora:detial:1>", "txt2img": {"model": "demo-tiny-sd15", "width": 64, "height": 64}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        runner.run(config, CancelToken())
+    (problem,) = caught.value.problems
+    assert problem.field == "prompt" and "detial" in problem.message and "detail" in problem.message
+    assert executor.context.cache.loads == 0
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_lora_of_another_family_fails_before_any_model_loads(
+    executor: DiffusersExecutor, models_dir: Path, reference_pipe: Any, tmp_path: Path
+) -> None:
+    write(models_dir / "Lora" / "xl_style.safetensors", build(sdxl_layers(reference_pipe("demo-tiny-sdxl"))))
+    config = RunConfig.from_dict(
+        {
+            "prompt": "a cat",
+            "txt2img": {
+                "model": "demo-tiny-sd15",
+                "width": 64,
+                "height": 64,
+                "hires_enabled": True,
+                "hires_prompt": "a cat <lora:xl_style:1>",
+            },
+        }
+    )
+    with pytest.raises(ConfigError) as caught:
+        executor.check_run(config)
+    (problem,) = caught.value.problems
+    assert problem.field == "txt2img.hires_prompt"
+    assert "made for SDXL" in problem.message and "SD" in problem.message
+    assert executor.context.cache.loads == 0
+
+
+def test_hypernetwork_tags_are_a_warning_and_cut_from_the_prompt(
+    executor: DiffusersExecutor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        tagged = _pixels(_run(executor, tmp_path, "a lighthouse <hypernet:anime:1>"))
+    assert any("hypernetworks are not supported" in r.getMessage() for r in caplog.records)
+    assert np.array_equal(tagged, _pixels(_run(executor, tmp_path, "a lighthouse ")))
+
+
+def test_every_stage_prompt_is_checked() -> None:
+    config = RunConfig.from_dict(
+        {
+            "prompt": "<lora:a:1>",
+            "negative_prompt": "plain",
+            "txt2img": {"model": "m", "hires_enabled": True, "hires_negative_prompt": "<lora:b:1>"},
+            "img2img": {"enabled": True, "model": "other", "prompt": "<lora:c:1>"},
+            "adetailer": {"enabled": True, "units": [{"adetailer_prompt": "<lora:d:1>"}]},
+        }
+    )
+    assert [(u.field, u.model) for u in prompt_uses(config)] == [
+        ("prompt", "m"),
+        ("txt2img.hires_negative_prompt", "m"),
+        ("img2img.prompt", "other"),
+        ("adetailer.units.0.adetailer_prompt", "m"),
+    ]
+    assert strip_tags("a, <lora:a:1>, b") == "a, , b"
+
+
+def test_embeddings_in_prompt_and_negative_change_the_conditioning(
+    executor: DiffusersExecutor, models_dir: Path
+) -> None:
+    ctx = executor.context
+    model = ctx.cache.base("demo-tiny-sd15")
+    assert embedding_args_for(ctx, model) == {}, "no embedding installed: nothing to pass"
+    width = model.pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    write_pt_embedding(models_dir / "embeddings" / "shiny.pt", torch.randn(2, width) * 3)
+    ctx.extra_networks.catalog.refresh()
+    args = embedding_args_for(ctx, model)
+    assert set(args) == {"embeddings", "embedding_override"}
+    with_ti = PromptEncoder.from_pipeline(model.pipe, **args)
+    without = PromptEncoder.from_pipeline(model.pipe)
+    for negative in (False, True):
+        a = with_ti.encode_texts(["a shiny cat"], negative=negative)[0].crossattn
+        b = without.encode_texts(["a shiny cat"], negative=negative)[0].crossattn
+        assert (a - b).abs().max().item() > 1e-3
+        same = with_ti.encode_texts(["a dull cat"], negative=negative)[0].crossattn
+        assert torch.equal(same, without.encode_texts(["a dull cat"], negative=negative)[0].crossattn)
+    assert ctx.extra_networks.embeddings.loads == 1
+    embedding_args_for(ctx, model)
+    assert ctx.extra_networks.embeddings.loads == 1, "loaded once per model"
+
+
+def test_a_hires_prompt_with_its_own_loras_is_checked_and_warned_about(
+    executor: DiffusersExecutor, detail: Path
+) -> None:
+    config = RunConfig.from_dict(
+        {
+            "prompt": "a cat <lora:detail:1>",
+            "txt2img": {
+                "model": "demo-tiny-sd15",
+                "hires_enabled": True,
+                "hires_prompt": "a cat <lora:detail:0.5>",
+            },
+        }
+    )
+    (warning,) = executor.check_run(config)
+    assert warning.startswith("txt2img.hires_prompt: its own LoRA tags are not applied yet")
+    same = config.model_copy(
+        update={"txt2img": config.txt2img.model_copy(update={"hires_prompt": "<lora:detail:1>"})}
+    )
+    assert executor.check_run(same) == []
+
+
+def test_lora_suspended_runs_the_block_without_loras_then_restores_them(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path
+) -> None:
+    ctx = executor.context
+    model = ctx.cache.base("demo-tiny-sd15")
+    with ctx.lora_suspended(model):  # no manager yet: nothing happens, nothing is created
+        pass
+    assert len(ctx.extra_networks.loras) == 0
+    _run(executor, tmp_path, "a lighthouse <lora:detail:0.7>")
+    manager = ctx.extra_networks.manager(model)
+    with ctx.lora_suspended(model):
+        assert manager.active == ()
+    assert [a.te for a in manager.active] == [0.7] and manager.file_reads == 1
+
+
+def test_the_sdxl_refiner_encodes_its_prompt_without_the_base_loras(
+    executor: DiffusersExecutor, models_dir: Path, reference_pipe: Any, tmp_path: Path
+) -> None:
+    from stablenew_qt.engine.conditioning import ConditioningOptions
+
+    write(
+        models_dir / "Lora" / "xl_style.safetensors",
+        build(sdxl_layers(reference_pipe("demo-tiny-sdxl")), seed=2),
+    )
+    _run(
+        executor,
+        tmp_path,
+        "a cat <lora:xl_style:1>",
+        txt2img={
+            "model": "demo-tiny-sdxl",
+            "width": 64,
+            "height": 64,
+            "steps": 2,
+            "refiner_enabled": True,
+            "refiner_model_name": "demo-tiny-sdxl-refiner",
+        },
+    )
+    ctx = executor.context
+    base = ctx.cache.base("demo-tiny-sdxl")
+    refiner = ctx.cache.refiner("demo-tiny-sdxl-refiner", base)
+    manager = ctx.extra_networks.manager(base)
+    assert [a.entry.name for a in manager.active] == ["xl_style"], "the LoRA is still on the base"
+    with torch.no_grad():
+        used = ctx.prompt_encoder(refiner, ConditioningOptions()).encode_texts(["a dog"])[0].crossattn
+        assert manager.active, "restored after the encoding"
+        patched = PromptEncoder.from_pipeline(refiner.pipe).encode_texts(["a dog"])[0].crossattn
+        manager.deactivate()
+        plain = PromptEncoder.from_pipeline(refiner.pipe).encode_texts(["a dog"])[0].crossattn
+    assert torch.equal(used, plain)
+    assert (patched - plain).abs().max().item() > 1e-4, "the LoRA does reach the shared text_encoder_2"
+
+
+def test_a_text_encoder_lora_weight_change_is_not_served_from_the_conditioning_cache(
+    executor: DiffusersExecutor, detail: Path
+) -> None:
+    from stablenew_qt.engine.conditioning import ConditioningOptions
+    from stablenew_qt.engine.extra_networks_run import activate_for_prompt
+
+    ctx = executor.context
+    model = ctx.cache.base("demo-tiny-sd15")
+    encode = lambda: ctx.prompt_encoder(model, ConditioningOptions()).encode_texts(["a cat"])[0].crossattn  # noqa: E731
+    with torch.no_grad():
+        plain = encode()
+        activate_for_prompt(ctx, model, "<lora:detail:1>")
+        strong = encode()
+        activate_for_prompt(ctx, model, "<lora:detail:0.3>")
+        weak = encode()
+        activate_for_prompt(ctx, model, "")
+        again = encode()
+    assert (strong - plain).abs().max().item() > 1e-4 and (strong - weak).abs().max().item() > 1e-4
+    assert torch.equal(again, plain)
+
+
+def test_embeddings_a_run_cannot_use_are_a_warning_line(
+    executor: DiffusersExecutor, models_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_pt_embedding(models_dir / "embeddings" / "xlonly.pt", torch.randn(1, 1280))
+    write_pt_embedding(models_dir / "embeddings" / "fits.pt", torch.randn(1, 32))
+    with caplog.at_level(logging.WARNING):
+        _run(executor, tmp_path, "a xlonly cat", negative_prompt="fits")
+    lines = [r.getMessage() for r in caplog.records if "embedding" in r.getMessage()]
+    assert any(line.startswith("embedding 'xlonly' does not fit this model") for line in lines)
+    assert not any("'fits'" in line for line in lines), "an embedding that fits is no warning"
+
+
+def test_an_embedding_in_a_run_changes_the_image_and_is_in_the_infotext(
+    executor: DiffusersExecutor, models_dir: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    plain = _pixels(_run(executor, tmp_path, "a shiny cat"))
+    shiny = write_pt_embedding(models_dir / "embeddings" / "shiny.pt", torch.randn(2, 32) * 3)
+    executor.context.extra_networks.catalog.refresh()
+    result = _run(executor, tmp_path, "a shiny cat")
+    assert np.abs(_pixels(result) - plain).max() > 0
+    digest = hashlib.sha256(shiny.read_bytes()).hexdigest()[:12]
+    assert f'TI hashes: "shiny: {digest}"' in read_image_metadata(result.image_paths[0]).parameters
+
+
+def test_ti_hashes_name_only_the_embeddings_the_prompts_use(
+    executor: DiffusersExecutor, models_dir: Path
+) -> None:
+    import hashlib
+
+    from stablenew_qt.engine.extra_networks_run import network_params
+
+    shiny = write_pt_embedding(models_dir / "embeddings" / "shiny.pt", torch.randn(2, 32))
+    write_pt_embedding(models_dir / "embeddings" / "unused.pt", torch.randn(1, 32))
+    ctx = executor.context
+    model = ctx.cache.base("demo-tiny-sd15")
+    digest = hashlib.sha256(shiny.read_bytes()).hexdigest()[:12]
+    assert network_params(ctx, model, "a Shiny cat", "blurry") == {"TI hashes": f"shiny: {digest}"}
+    assert network_params(ctx, model, "a cat", "") == {}
