@@ -146,9 +146,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_input_image(path: str | Path, field: str = "input_image_path", *, min_side: int = 1) -> Image.Image:
+def has_transparency(image: Image.Image) -> bool:
+    """True when the image has an alpha channel or a transparent palette entry."""
+    return "A" in image.getbands() or "transparency" in image.info
+
+
+def load_input_image(
+    path: str | Path, field: str = "input_image_path", *, min_side: int = 1, keep_alpha: bool = False
+) -> Image.Image:
     """Load an input image fully into memory as RGB, honouring EXIF orientation.
 
+    ``keep_alpha``: an image with transparency comes back as RGBA instead (the img2img stage takes
+    an inpaint mask from its alpha, ``img2img.mask_from_alpha``, and flattens it on white itself).
     The file and size checks of :func:`check_input_image` run again first (the file may have
     changed since the plan was made), before any pixel is decoded.
     """
@@ -157,6 +166,8 @@ def load_input_image(path: str | Path, field: str = "input_image_path", *, min_s
         try:
             image.load()
             upright = ImageOps.exif_transpose(image) or image
+            if keep_alpha and has_transparency(upright):
+                return upright.convert("RGBA")
             return to_rgb(upright).copy()
         except Exception as exc:
             log.debug("cannot decode %s", path, exc_info=True)

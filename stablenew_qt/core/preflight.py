@@ -18,6 +18,7 @@ from pathlib import Path
 from .config import RunConfig
 from .errors import ConfigError, shorten
 from .images import input_image_size
+from .img2img_geometry import img2img_output_size
 from .inpaint_checks import check_inpaint_pixels
 from .outputs import OutputSettings, check_output_root
 from .sequencer import StageExecutionPlan, StageName
@@ -40,18 +41,33 @@ def planned_image_sizes(
     """(stage, (width, height)) of the images each stage of ``plan`` hands on.
 
     ``input_size`` is the input image's size, needed when the plan does not start with txt2img.
-    txt2img makes its first-pass size (the hires size with hires fix), img2img and ADetailer keep
-    the size they get, upscale multiplies it as A1111's Extras do.
+    txt2img makes its first-pass size (the hires size with hires fix), img2img its
+    :func:`~.img2img_geometry.img2img_output_size` (processing size, outpaint canvas), ADetailer
+    keeps the size it gets, upscale multiplies it as A1111's Extras do.
     """
     size = input_size or (0, 0)
     sizes: list[tuple[StageName, tuple[int, int]]] = []
     for stage in plan.stages:
         if stage.stage is StageName.TXT2IMG:
             size = txt2img_output_size(config.txt2img)
+        elif stage.stage is StageName.IMG2IMG:
+            size = _img2img_size(config, size)
         elif stage.stage is StageName.UPSCALE:
             size = upscaled_size(*size, config.upscale.upscale_factor)
         sizes.append((stage.stage, size))
     return sizes
+
+
+def _img2img_size(config: RunConfig, size: tuple[int, int]) -> tuple[int, int]:
+    i2i = config.img2img
+    o = i2i.outpaint
+    return img2img_output_size(
+        i2i.width,
+        i2i.height,
+        size,
+        only_masked=i2i.inpainting and i2i.inpaint_area == "only masked",
+        outpaint=(o.left, o.right, o.top, o.bottom),
+    )
 
 
 def estimate_output_bytes(

@@ -188,7 +188,9 @@ class PipelineRunner:
         path = state.plan.input_image_path
         if path is None:
             return ()
-        image = load_input_image(path)
+        i2i = state.config.img2img
+        # mask_from_alpha: img2img (the first stage) takes the mask from the alpha, then flattens
+        image = load_input_image(path, keep_alpha=i2i.enabled and i2i.mask_from_alpha)
         try:
             state.source_parameters = read_image_metadata(path).parameters
         except ConfigError:

@@ -18,7 +18,9 @@ Steps (A1111 ``StableDiffusionProcessingImg2Img.init``, stage-semantics §1.4):
    image and mask cropped and "resize and fill"-ed to the processing size; the overlay mask is the
    full-size blurred mask. "whole picture": image and mask resized with the resize mode; the
    overlay mask is the blurred mask doubled and clipped.
-3. Masked content "fill": the masked area is blur-filled from its surroundings (A1111 ``fill``).
+3. Masked content other than "original" ("fill", and, as A1111 does, "latent noise" and "latent
+   nothing" before their latents are replaced): the masked area is blur-filled from its
+   surroundings (A1111 ``fill``).
 4. Latent mask: the processed mask resized to the latent grid (Pillow's default filter), /255,
    rounded; 1 = repaint. "latent noise" / "latent nothing" replace the masked latents.
 5. 9-channel models: ``image_conditioning`` = [mask at latent size (nearest), latents of the image
@@ -67,7 +69,8 @@ class EmptyMask(ValueError):
 class InpaintJob:
     """The pixel side of one inpaint pass.
 
-    ``image`` is what gets VAE-encoded (processing size, masked content "fill" applied);
+    ``image`` is what gets VAE-encoded (processing size; ``fill`` applied unless masked content
+    is "original");
     ``mask`` the processed blurred mask ("L", processing size) the latent mask comes from;
     ``original`` and ``overlay_mask`` are what :func:`finish_inpaint` composites onto (the full
     image for "only masked", the resized image otherwise); ``region`` is the "only masked" crop
@@ -145,7 +148,7 @@ def _job(
     region: Region | None,
     cfg: Img2ImgConfig,
 ) -> InpaintJob:
-    if cfg.masked_content == "fill":
+    if cfg.masked_content != "original":  # A1111 fills for the latent choices too (inpainting_fill != 1)
         work = fill(work, work_mask)
     return InpaintJob(work, work_mask, original, overlay, region, cfg.masked_content)
 
@@ -229,11 +232,23 @@ def inpaint_latents(
 def image_conditioning(job: InpaintJob, latents: torch.Tensor, encode: VaeEncode) -> torch.Tensor:
     """A1111 ``inpainting_image_conditioning`` with mask weight 1: [rounded mask at latent size
     (nearest), latents of the image whose masked pixels are 0 in [-1, 1]]; [1, 5, h, w]."""
+    return masked_image_conditioning(to_tensor(job.image), job.mask, latents, encode)
+
+
+def masked_image_conditioning(
+    pixels: torch.Tensor, mask: Image.Image, latents: torch.Tensor, encode: VaeEncode
+) -> torch.Tensor:
+    """:func:`image_conditioning` from ``pixels`` ([1, 3, H, W] in [-1, 1]) and an "L" ``mask``
+    (LANCZOS-resized to H x W when its size differs); ``latents`` give the latent size and dtype.
+    Shared by the img2img stage and ADetailer."""
     import torch
 
-    source = to_tensor(job.image)
-    pixel_mask = torch.round(torch.from_numpy(np.asarray(job.mask, np.float32) / 255.0))[None, None]
-    masked = encode(source * (1.0 - pixel_mask)).to(latents)
+    size = (pixels.shape[-1], pixels.shape[-2])
+    grey = mask.convert("L")
+    if grey.size != size:
+        grey = grey.resize(size, Image.Resampling.LANCZOS)
+    pixel_mask = torch.round(torch.from_numpy(np.asarray(grey, np.float32) / 255.0))[None, None]
+    masked = encode(pixels * (1.0 - pixel_mask.to(pixels))).to(latents)
     small = torch.nn.functional.interpolate(pixel_mask, size=tuple(latents.shape[-2:])).to(latents)
     return torch.cat([small.expand(masked.shape[0], -1, -1, -1), masked], dim=1)
 

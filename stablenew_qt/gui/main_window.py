@@ -418,6 +418,8 @@ class MainWindow(QMainWindow):
         self.results_panel.shutdown()
         self.extra_networks.shutdown()
         self.progress_panel.shutdown()
+        for card in self.cards.values():
+            card.shutdown()  # the mask editor's pending writes
         self.status.close()
         self.log_panel.detach()
         super().closeEvent(event)

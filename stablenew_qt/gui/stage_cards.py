@@ -20,6 +20,7 @@ from ..core.samplers import SAMPLERS, SCHEDULERS
 from ..core.sizes import hires_target_size, txt2img_output_size, upscaled_size
 from .config_model import ConfigModel
 from .fields import Binder, set_items, tip
+from .inpaint_section import InpaintSection
 from .services import BUILTIN_UPSCALERS, HIRES_UPSCALERS, ModelChoices
 
 SIZE_PRESETS: tuple[tuple[str, int, int], ...] = (
@@ -72,6 +73,9 @@ class StageCard(QGroupBox):
 
     def set_choices(self, choices: ModelChoices) -> None:
         """Offer freshly listed model names (after Models > Refresh)."""
+
+    def shutdown(self) -> None:
+        """Finish the card's background work (the window calls it when it closes)."""
 
 
 def _size_text(size: tuple[int, int]) -> str:
@@ -324,9 +328,14 @@ class Img2ImgCard(StageCard):
         negative.setPlaceholderText("Same as the main negative prompt")
         negative.setMaximumHeight(60)
         f.addRow("Negative override", negative)
+        self.inpaint = InpaintSection(model, b)
+        f.addRow(self.inpaint)
 
     def set_choices(self, choices: ModelChoices) -> None:
         set_items(self.checkpoint, choices.checkpoints, keep_first=1)
+
+    def shutdown(self) -> None:
+        self.inpaint.shutdown()
 
 
 class UpscaleCard(StageCard):

@@ -886,6 +886,17 @@ def test_load_input_image_reads_rgb(tmp_path: Path) -> None:
     assert image.getpixel((0, 0)) == (255, 255, 255)
 
 
+def test_load_input_image_keeps_the_alpha_only_when_asked_and_only_if_there_is_one(tmp_path: Path) -> None:
+    """img2img's mask_from_alpha needs the transparency; an opaque or palette-free image stays RGB."""
+    holed, opaque = tmp_path / "holed.png", tmp_path / "opaque.png"
+    Image.new("RGBA", (6, 4), (10, 20, 30, 0)).save(holed)
+    Image.new("L", (6, 4), 7).save(opaque)
+    kept = load_input_image(holed, keep_alpha=True)
+    assert kept.mode == "RGBA" and kept.getpixel((0, 0)) == (10, 20, 30, 0)
+    assert load_input_image(opaque, keep_alpha=True).mode == "RGB"
+    assert load_input_image(holed).getpixel((0, 0)) == (255, 255, 255)
+
+
 def test_load_input_image_truncated_png(tmp_path: Path) -> None:
     data = png_bytes(Image.effect_noise((64, 64), 50).convert("RGB"))
     path = tmp_path / "truncated.png"

@@ -233,3 +233,38 @@ def test_unit_noise_multiplier_and_variation_seed_change_the_repaint(
     varied = np.asarray(_adetailer(engine, varied_config, faces_image)[0].images[0])
     assert not np.array_equal(plain, multiplied)
     assert not np.array_equal(plain, varied)
+
+
+def test_adetailer_runs_after_an_img2img_inpaint(
+    engine: DiffusersExecutor, faces_image: Image.Image, tmp_path: Path
+) -> None:
+    """img2img repaints a strip at the top through its mask, then ADetailer repaints the faces of
+    that result: both stages run, the faces change, and rows far from both masks keep their bytes."""
+    source, mask_path = tmp_path / "faces.png", tmp_path / "strip.png"
+    faces_image.save(source)
+    strip = Image.new("L", faces_image.size)
+    strip.paste(255, (0, 0, 256, 24))
+    strip.save(mask_path)
+    inpaint = {"enabled": True, "steps": 4, "denoise": 0.75, "mask_path": str(mask_path)}
+
+    def run(adetailer: bool) -> tuple[np.ndarray, list[StageName]]:
+        events: list[object] = []
+        config = _config([FACE_UNIT], input_image_path=str(source), img2img=inpaint)
+        config = config.model_copy(
+            update={"adetailer": config.adetailer.model_copy(update={"enabled": adetailer})}
+        )
+        result = PipelineRunner(engine, OutputSettings(tmp_path / "runs")).run(
+            config, CancelToken(), events.append
+        )
+        assert result.status == "COMPLETED", result.error
+        return np.asarray(result.images[0]), [e.stage for e in events if isinstance(e, ev.StageFinished)]
+
+    both, stages = run(True)
+    alone, _ = run(False)
+    assert stages == [StageName.IMG2IMG, StageName.ADETAILER]
+    original = np.asarray(faces_image.convert("RGB"))
+    assert not np.array_equal(both[:24], original[:24]), "the strip is inpainted"
+    assert np.array_equal(both[:24], alone[:24]), "ADetailer leaves the strip (no face there) alone"
+    x1, y1, x2, y2 = FACES[0]
+    assert not np.array_equal(both[y1:y2, x1:x2], alone[y1:y2, x1:x2]), "ADetailer repaints a face"
+    assert np.array_equal(both[200:], original[200:]), "far from both masks nothing changes"

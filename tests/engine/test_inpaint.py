@@ -206,6 +206,17 @@ def test_latent_mask_is_rounded_at_latent_size_and_latent_choices_replace_the_ma
         inpaint_latents(job.__class__(**{**job.__dict__, "masked_content": "latent noise"}), latents)
 
 
+@pytest.mark.parametrize("content", ["fill", "original", "latent noise", "latent nothing"])
+def test_every_masked_content_but_original_encodes_the_filled_image(content: str) -> None:
+    """A1111's img2img ``init`` calls ``fill`` whenever ``inpainting_fill != 1`` (not "original"):
+    the latent choices replace only the rounded latent mask's cells, and the rest (and a
+    9-channel model's conditioning) comes from the filled image."""
+    image, mask = _image(), _rect_mask((64, 48), (16, 16, 48, 40))
+    job = prepare_inpaint(image, mask, _cfg(masked_content=content, mask_blur=2))
+    expected = image if content == "original" else fill(image, blur_mask(mask, 2))
+    assert np.array_equal(np.asarray(job.image), np.asarray(expected))
+
+
 def test_nine_channel_conditioning_is_mask_plus_masked_image_latents(vae: Any) -> None:
     image, mask = _image(), _rect_mask((64, 48), (16, 16, 48, 40))
     job = prepare_inpaint(image, mask, _cfg(mask_blur=0))

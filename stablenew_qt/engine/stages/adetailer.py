@@ -46,6 +46,7 @@ from ..adetailer.masks import (
     unit_prompts,
 )
 from ..context import EngineContext
+from ..inpaint import masked_image_conditioning
 from ..pipelines import LoadedModel
 from ..progress import StepReporter
 
@@ -330,19 +331,6 @@ def inpaint_latent_mask(mask: Image.Image, width: int, height: int) -> Any:
 
 
 def inpaint_image_conditioning(pipe: Any, pixels: Any, mask: Image.Image, init: Any) -> Any:
-    """A1111's ``inpainting_image_conditioning`` for a 9-channel UNet: the mask rounded to 0/1 at
-    pixel size, the pixels with the masked ones set to 0 (mask weight 1), VAE-encoded, and the
-    mask resized (nearest) to the latent size in front: ``[1, 5, h, w]``."""
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    size = (pixels.shape[-1], pixels.shape[-2])
-    grey = mask.convert("L")
-    if grey.size != size:
-        grey = grey.resize(size, Image.Resampling.LANCZOS)
-    cond_mask = torch.round(torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0))[None, None]
-    masked = pixels * (1.0 - cond_mask.to(pixels))
-    masked_latents = denoise.vae_encode_tensor(pipe, masked)
-    small = F.interpolate(cond_mask.to(masked_latents), size=init.shape[-2:])
-    return torch.cat([small, masked_latents], dim=1)
+    """A1111's ``inpainting_image_conditioning`` for a 9-channel UNet (``[1, 5, h, w]``), as the
+    img2img stage builds it (:func:`~..inpaint.masked_image_conditioning`)."""
+    return masked_image_conditioning(pixels, mask, init, lambda px: denoise.vae_encode_tensor(pipe, px))
