@@ -25,6 +25,7 @@ from stablenew_qt.core.infotext import read_image_metadata
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner
 from stablenew_qt.engine.conditioning import PromptEncoder
+from stablenew_qt.engine.context import _CONDITIONING
 from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
 from stablenew_qt.engine.extra_networks_run import embedding_args_for, strip_tags
 from stablenew_qt.engine.lora import LoraActivation, LoraManager
@@ -204,7 +205,7 @@ def test_embeddings_in_prompt_and_negative_change_the_conditioning(
     assert ctx.extra_networks.embeddings.loads == 1, "loaded once per model"
 
 
-def test_a_hires_prompt_with_its_own_loras_is_checked_and_warned_about(
+def test_hires_and_unit_prompts_with_their_own_loras_are_checked_without_a_warning(
     executor: DiffusersExecutor, detail: Path
 ) -> None:
     config = RunConfig.from_dict(
@@ -215,14 +216,128 @@ def test_a_hires_prompt_with_its_own_loras_is_checked_and_warned_about(
                 "hires_enabled": True,
                 "hires_prompt": "a cat <lora:detail:0.5>",
             },
+            "adetailer": {"enabled": True, "units": [{"adetailer_prompt": "a face <lora:detail:0.3>"}]},
         }
     )
-    (warning,) = executor.check_run(config)
-    assert warning.startswith("txt2img.hires_prompt: its own LoRA tags are not applied yet")
-    same = config.model_copy(
-        update={"txt2img": config.txt2img.model_copy(update={"hires_prompt": "<lora:detail:1>"})}
+    assert executor.check_run(config) == [], "per-pass tags are applied: nothing to warn about"
+    bad = config.model_copy(
+        update={"txt2img": config.txt2img.model_copy(update={"hires_prompt": "<lora:detial:1>"})}
     )
-    assert executor.check_run(same) == []
+    with pytest.raises(ConfigError) as caught:
+        executor.check_run(bad)
+    assert [p.field for p in caught.value.problems] == ["txt2img.hires_prompt"]
+
+
+def test_a_unit_with_its_own_checkpoint_checks_the_main_loras_it_takes_in() -> None:
+    config = RunConfig.from_dict(
+        {
+            "prompt": "<lora:a:1>",
+            "txt2img": {"model": "m"},
+            "adetailer": {
+                "enabled": True,
+                "units": [
+                    {"adetailer_prompt": "x [SEP]", "adetailer_use_checkpoint": True, "adetailer_checkpoint": "c"},
+                    {"adetailer_prompt": "y", "adetailer_use_checkpoint": True, "adetailer_checkpoint": "c"},
+                ],
+            },
+        }
+    )
+    uses = [(u.field, u.text, u.model) for u in prompt_uses(config)]
+    assert uses == [("prompt", "<lora:a:1>", "m"), ("adetailer.units.0.adetailer_prompt", "<lora:a:1>", "c")]
+
+
+def _hires_run(executor: DiffusersExecutor, tmp_path: Path, prompt: str, hires_prompt: str) -> Any:
+    txt2img = {
+        "model": "demo-tiny-sd15",
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "hires_enabled": True,
+        "hires_upscale_factor": 1.5,
+        "hires_steps": 2,
+        "hires_prompt": hires_prompt,
+    }
+    return _run(executor, tmp_path, prompt, txt2img=txt2img)
+
+
+@pytest.fixture
+def other(models_dir: Path, reference_pipe: Any) -> Path:
+    """A second kohya LoRA for the demo SD 1.5 model."""
+    return write(models_dir / "Lora" / "other.safetensors", build(sd15_layers(reference_pipe()), seed=6))
+
+
+def _active_per_pass(executor: DiffusersExecutor, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list]]:
+    """Records, for every sampling pass, its label and the LoRAs active on the demo model."""
+    from stablenew_qt.engine import denoise
+
+    ctx = executor.context
+    seen: list[tuple[str, list]] = []
+    run_pass = denoise.run_pass
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        model = ctx.cache.base("demo-tiny-sd15")
+        managers = ctx.extra_networks.loras._managers
+        active = managers[model.pipe].active if model.pipe in managers else ()
+        seen.append((kwargs["label"].split(":")[0], [(a.entry.name, a.unet) for a in active]))
+        return run_pass(*args, **kwargs)
+
+    monkeypatch.setattr(denoise, "run_pass", spy)
+    return seen
+
+
+def test_a_hires_prompt_lora_applies_to_the_hires_pass_only_and_equals_it_by_hand(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stablenew_qt.engine.stages import txt2img
+
+    plain = _pixels(_hires_run(executor, tmp_path, "a lighthouse", "a lighthouse "))
+    seen = _active_per_pass(executor, monkeypatch)
+    tagged = _pixels(_hires_run(executor, tmp_path, "a lighthouse", "a lighthouse <lora:detail:0.8>"))
+    assert seen == [("txt2img", []), ("hires", [("detail", 0.8)])]
+    assert np.abs(tagged - plain).max() > 0, "the hires prompt's LoRA changed the image"
+    # By hand: the LoRA through a manager the run knows nothing of, for the hires pass only.
+    by_hand = DiffusersExecutor(executor.settings)
+    model = by_hand.context.cache.base("demo-tiny-sd15")
+    entry = by_hand.context.extra_networks.catalog.resolve_lora("detail")
+    hires = txt2img._hires
+
+    def hires_with_the_lora(*args: Any) -> Any:
+        # The run does not know this LoRA: its cached first-pass encodings (the negative) must go.
+        model.derived.pop(_CONDITIONING)
+        manager = LoraManager(model.pipe, model.family)
+        manager.apply([LoraActivation(entry, 0.8, 0.8)])
+        try:
+            return hires(*args)
+        finally:
+            manager.unload_all()
+
+    monkeypatch.setattr(txt2img, "_hires", hires_with_the_lora)
+    assert np.array_equal(_pixels(_hires_run(by_hand, tmp_path, "a lighthouse", "a lighthouse ")), tagged)
+
+
+def test_the_main_loras_come_back_after_the_hires_pass_and_both_are_in_the_infotext(
+    executor: DiffusersExecutor, detail: Path, other: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _active_per_pass(executor, monkeypatch)
+    result = _hires_run(executor, tmp_path, "a lighthouse <lora:detail:1>", "a lighthouse <lora:other:0.5>")
+    assert seen == [("txt2img", [("detail", 1.0)]), ("hires", [("other", 0.5)])]
+    ctx = executor.context
+    manager = ctx.extra_networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert [(a.entry.name, a.unet) for a in manager.active] == [("detail", 1.0)], "restored"
+    catalog = ctx.extra_networks.catalog
+    hashes = {name: catalog.lora_hash(catalog.resolve_lora(name)) for name in ("detail", "other")}
+    parameters = read_image_metadata(result.image_paths[0]).parameters
+    assert f'Lora hashes: "detail: {hashes["detail"]}, other: {hashes["other"]}"' in parameters
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    files = manifest["stages"][0]["params"]["Lora files"]
+    assert [(f["name"], f["unet"]) for f in files] == [("detail", 1.0), ("other", 0.5)]
+    again = _hires_run(executor, tmp_path, "a lighthouse <lora:detail:1>", "a lighthouse <lora:other:0.5>")
+    assert np.array_equal(_pixels(again), _pixels(result))
+    assert (manager.file_reads, ctx.cache.loads) == (2, 1), "no file re-read, no checkpoint reload"
+    # The same hires prompt as the main one changes nothing (A1111 reuses the first pass's networks).
+    seen.clear()
+    _hires_run(executor, tmp_path, "a lighthouse <lora:detail:1>", "")
+    assert seen == [("txt2img", [("detail", 1.0)]), ("hires", [("detail", 1.0)])]
 
 
 def test_lora_suspended_runs_the_block_without_loras_then_restores_them(
