@@ -163,13 +163,17 @@ def activations_for(
     return [(r.name, LoraActivation(resolved[r.name], r.te, r.unet, r.count)) for r in requests]
 
 
-def activate_for_prompt(ctx: NetworkContext, model: LoadedModel, *prompts: str) -> AppliedLoras | None:
+def activate_for_prompt(
+    ctx: NetworkContext, model: LoadedModel, *prompts: str, record: bool = True
+) -> AppliedLoras | None:
     """Make exactly the LoRAs of ``prompts`` active on ``model``'s base pipeline (and the
     pipelines derived from it). With no tags and no manager yet, nothing is created: the
-    pipeline stays as loaded. Returns what the manager did, or None."""
+    pipeline stays as loaded. ``record``: add them to the stage's used LoRAs (the infotext).
+    Returns what the manager did, or None."""
     wanted = activations_for(ctx, model, *prompts)
     networks = ctx.extra_networks
-    networks.used += [use for use in wanted if use not in networks.used]
+    if record:
+        networks.used += [use for use in wanted if use not in networks.used]
     if not wanted and model.pipe not in _managed(networks):
         return None
     applied = networks.manager(model).apply([a for _name, a in wanted])
@@ -257,7 +261,9 @@ def prepare_stage(
     model: LoadedModel | None = None
     if any(tag.name in LORA_TAG_NAMES for p in prompts for tag in extract_extra_networks(p)[1]):
         model = ctx.cache.base(*stage_model(payload.config, stage))
-        activate_for_prompt(ctx, model, *prompts)
+        # ADetailer: active between its inpaints (a unit that takes in the main prompt then
+        # switches nothing), in the infotext only where an inpaint uses them
+        activate_for_prompt(ctx, model, *prompts, record=stage != "adetailer")
     for manager in list(_managed(networks).values()):
         if (model is None or manager is not networks.manager(model)) and manager.active:
             manager.deactivate()

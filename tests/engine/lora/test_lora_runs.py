@@ -236,7 +236,11 @@ def test_a_unit_with_its_own_checkpoint_checks_the_main_loras_it_takes_in() -> N
             "adetailer": {
                 "enabled": True,
                 "units": [
-                    {"adetailer_prompt": "x [SEP]", "adetailer_use_checkpoint": True, "adetailer_checkpoint": "c"},
+                    {
+                        "adetailer_prompt": "x [SEP]",
+                        "adetailer_use_checkpoint": True,
+                        "adetailer_checkpoint": "c",
+                    },
                     {"adetailer_prompt": "y", "adetailer_use_checkpoint": True, "adetailer_checkpoint": "c"},
                 ],
             },
@@ -453,3 +457,111 @@ def test_ti_hashes_name_only_the_embeddings_the_prompts_use(
     digest = hashlib.sha256(shiny.read_bytes()).hexdigest()[:12]
     assert network_params(ctx, model, "a Shiny cat", "blurry") == {"TI hashes": f"shiny: {digest}"}
     assert network_params(ctx, model, "a cat", "") == {}
+
+
+# -- ADetailer units: each inpaint with its prompt's LoRAs --------------------------------------
+
+DATA = Path(__file__).parents[2] / "data"
+FACES = [(30, 40, 110, 130), (150, 60, 230, 150)]
+FACE_UNIT = {
+    "adetailer_model": "face_tiny.pt",
+    "adetailer_strength": 0.5,
+    "adetailer_steps": 4,
+    "adetailer_use_steps": True,
+    "adetailer_mask_k": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def faces_image() -> Any:
+    """Drawn faces the committed tiny detector finds (tests/tools/make_tiny_face_detector.py)."""
+    import importlib.util
+    import sys
+
+    tool = Path(__file__).parents[2] / "tools" / "make_tiny_face_detector.py"
+    spec = importlib.util.spec_from_file_location("make_tiny_face_detector", tool)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module.draw_faces_image(256, FACES, seed=5)
+
+
+@pytest.fixture
+def face_engine(models_dir: Path, demo_models: dict[str, Path], detail: Path) -> DiffusersExecutor:
+    import shutil
+
+    (models_dir / "adetailer").mkdir()
+    detector = Path(shutil.copy(DATA / "face_tiny.pt", models_dir / "adetailer" / "face_tiny.pt"))
+    settings = EngineSettings(
+        models_dir=models_dir,
+        device="cpu",  # type: ignore[arg-type]
+        demo_dir=next(iter(demo_models.values())).parent,
+        trusted_detectors=(detector,),
+        trust_file=models_dir / "trust.json",
+    )
+    return DiffusersExecutor(settings)
+
+
+def _adetailer(engine: DiffusersExecutor, image: Any, prompt: str, *unit_prompts: str) -> Any:
+    from stablenew_qt.core.executor import StagePayload
+    from stablenew_qt.core.sequencer import StageExecution, StageName
+
+    config = RunConfig.from_dict(
+        {
+            "prompt": prompt,
+            "seed": 9,
+            "txt2img": {"enabled": False, "model": "demo-tiny-sd15"},
+            "img2img": {"enabled": True, "steps": 4, "denoise": 0.3},
+            "adetailer": {
+                "enabled": True,
+                "units": [{**FACE_UNIT, "adetailer_prompt": p} for p in unit_prompts],
+            },
+        }
+    )
+    stage = StageExecution(StageName.ADETAILER, 1, config.adetailer)
+    payload = StagePayload(config, config.prompt, config.negative_prompt, (config.seed,), (image,))
+    return engine.generate_images(stage, payload, lambda *_a, **_k: None, CancelToken())
+
+
+def test_a_unit_prompt_lora_changes_only_that_units_repaint_and_equals_it_by_hand(
+    face_engine: DiffusersExecutor, faces_image: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = _adetailer(face_engine, faces_image, "portrait photo", "a face", "a face ")
+    seen = _active_per_pass(face_engine, monkeypatch)
+    tagged = _adetailer(
+        face_engine, faces_image, "portrait photo <lora:detail:0.5>", "a face", "a face <lora:detail:1>"
+    )
+    assert seen == [("ADetailer 1/2", []), ("ADetailer 2/2", [("detail", 1.0)])]
+    ctx = face_engine.context
+    manager = ctx.extra_networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert [(a.entry.name, a.unet) for a in manager.active] == [("detail", 0.5)], "the main prompt's again"
+    out = np.asarray(tagged.images[0], dtype=np.int16)
+    assert np.abs(out - np.asarray(plain.images[0], dtype=np.int16)).max() > 0
+    catalog = ctx.extra_networks.catalog
+    short = catalog.lora_hash(catalog.resolve_lora("detail"))
+    assert tagged.info.params["Lora hashes"] == f"detail: {short}"
+    assert [(f["name"], f["unet"]) for f in tagged.info.params["Lora files"]] == [("detail", 1.0)]
+    # By hand: unit 1 plain, then unit 2 with the LoRA through a manager the run knows nothing of.
+    by_hand = DiffusersExecutor(face_engine.settings)
+    first = _adetailer(by_hand, faces_image, "portrait photo", "a face").images[0]
+    model = by_hand.context.cache.base("demo-tiny-sd15")
+    model.derived.pop(_CONDITIONING)  # encoded without the LoRA the run does not know about
+    entry = by_hand.context.extra_networks.catalog.resolve_lora("detail")
+    LoraManager(model.pipe, model.family).apply([LoraActivation(entry, 1.0, 1.0)])
+    second = _adetailer(by_hand, first, "portrait photo", "a face ").images[0]
+    assert np.array_equal(np.asarray(second, dtype=np.int16), out)
+    again = _adetailer(
+        face_engine, faces_image, "portrait photo <lora:detail:0.5>", "a face", "a face <lora:detail:1>"
+    )
+    assert np.array_equal(np.asarray(again.images[0], dtype=np.int16), out)
+    assert (manager.file_reads, ctx.cache.loads) == (1, 1), "no file re-read, no checkpoint reload"
+
+
+def test_a_blank_unit_prompt_brings_the_main_prompts_loras(
+    face_engine: DiffusersExecutor, faces_image: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _active_per_pass(face_engine, monkeypatch)
+    result = _adetailer(face_engine, faces_image, "portrait photo <lora:detail:0.7>", "", "[PROMPT], smile")
+    assert seen == [("ADetailer 1/2", [("detail", 0.7)]), ("ADetailer 2/2", [("detail", 0.7)])]
+    assert [(f["name"], f["unet"]) for f in result.info.params["Lora files"]] == [("detail", 0.7)]
