@@ -270,8 +270,10 @@ def other(models_dir: Path, reference_pipe: Any) -> Path:
     return write(models_dir / "Lora" / "other.safetensors", build(sd15_layers(reference_pipe()), seed=6))
 
 
-def _active_per_pass(executor: DiffusersExecutor, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list]]:
-    """Records, for every sampling pass, its label and the LoRAs active on the demo model."""
+def _active_per_pass(
+    executor: DiffusersExecutor, monkeypatch: pytest.MonkeyPatch, checkpoint: str = "demo-tiny-sd15"
+) -> list[tuple[str, list]]:
+    """Records, for every sampling pass, its label and the LoRAs active on ``checkpoint``."""
     from stablenew_qt.engine import denoise
 
     ctx = executor.context
@@ -279,7 +281,7 @@ def _active_per_pass(executor: DiffusersExecutor, monkeypatch: pytest.MonkeyPatc
     run_pass = denoise.run_pass
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        model = ctx.cache.base("demo-tiny-sd15")
+        model = ctx.cache.base(checkpoint)
         managers = ctx.extra_networks.loras._managers
         active = managers[model.pipe].active if model.pipe in managers else ()
         seen.append((kwargs["label"].split(":")[0], [(a.entry.name, a.unet) for a in active]))
@@ -503,7 +505,7 @@ def face_engine(models_dir: Path, demo_models: dict[str, Path], detail: Path) ->
     return DiffusersExecutor(settings)
 
 
-def _adetailer(engine: DiffusersExecutor, image: Any, prompt: str, *unit_prompts: str) -> Any:
+def _adetailer(engine: DiffusersExecutor, image: Any, prompt: str, *unit_prompts: str, **unit: Any) -> Any:
     from stablenew_qt.core.executor import StagePayload
     from stablenew_qt.core.sequencer import StageExecution, StageName
 
@@ -515,7 +517,7 @@ def _adetailer(engine: DiffusersExecutor, image: Any, prompt: str, *unit_prompts
             "img2img": {"enabled": True, "steps": 4, "denoise": 0.3},
             "adetailer": {
                 "enabled": True,
-                "units": [{**FACE_UNIT, "adetailer_prompt": p} for p in unit_prompts],
+                "units": [{**FACE_UNIT, **unit, "adetailer_prompt": p} for p in unit_prompts],
             },
         }
     )
@@ -565,3 +567,32 @@ def test_a_blank_unit_prompt_brings_the_main_prompts_loras(
     result = _adetailer(face_engine, faces_image, "portrait photo <lora:detail:0.7>", "", "[PROMPT], smile")
     assert seen == [("ADetailer 1/2", [("detail", 0.7)]), ("ADetailer 2/2", [("detail", 0.7)])]
     assert [(f["name"], f["unet"]) for f in result.info.params["Lora files"]] == [("detail", 0.7)]
+
+
+def test_a_unit_with_its_own_checkpoint_gets_its_loras_on_that_checkpoint(
+    face_engine: DiffusersExecutor, faces_image: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = {"adetailer_use_checkpoint": True, "adetailer_checkpoint": "demo-tiny-sd15-inpaint"}
+    config_check = RunConfig.from_dict(
+        {
+            "prompt": "portrait photo <lora:detail:0.5>",
+            "txt2img": {"enabled": False, "model": "demo-tiny-sd15"},
+            "img2img": {"enabled": True},
+            "adetailer": {
+                "enabled": True,
+                "units": [{**FACE_UNIT, **own, "adetailer_prompt": "a face <lora:detail:1>"}],
+            },
+        }
+    )
+    assert face_engine.check_run(config_check) == []
+    seen = _active_per_pass(face_engine, monkeypatch, "demo-tiny-sd15-inpaint")
+    _adetailer(face_engine, faces_image, "portrait photo <lora:detail:0.5>", "a face <lora:detail:1>", **own)
+    assert seen == [("ADetailer 1/1", [("detail", 1.0)])]
+    ctx = face_engine.context
+    networks = ctx.extra_networks
+    inpaint = networks.manager(ctx.cache.base("demo-tiny-sd15-inpaint"))
+    assert inpaint.active == (), "the unit's checkpoint is back to no LoRA"
+    main = networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert [(a.entry.name, a.unet) for a in main.active] == [("detail", 0.5)], (
+        "the main checkpoint kept its own"
+    )
