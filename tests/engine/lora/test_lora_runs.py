@@ -461,6 +461,31 @@ def test_ti_hashes_name_only_the_embeddings_the_prompts_use(
     assert network_params(ctx, model, "a cat", "") == {}
 
 
+def test_a_hires_checkpoint_gets_the_hires_pass_loras_and_gives_them_back(
+    executor: DiffusersExecutor, detail: Path, models_dir: Path, reference_pipe: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # A1111 activates the hires pass's networks (the main prompt's, when the hires prompt is the
+    # same) on the model loaded for that pass, the "Hires checkpoint".
+    reference_pipe().save_pretrained(models_dir / "Stable-diffusion" / "other15")
+    seen = _active_per_pass(executor, monkeypatch, "other15")
+    txt2img = {
+        "model": "demo-tiny-sd15",
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "hires_enabled": True,
+        "hires_steps": 2,
+        "hires_checkpoint": "other15",
+    }
+    _run(executor, tmp_path, "a lighthouse <lora:detail:1>", txt2img=txt2img)
+    assert seen == [("txt2img", []), ("hires", [("detail", 1.0)])]
+    ctx = executor.context
+    assert ctx.extra_networks.manager(ctx.cache.base("other15")).active == (), "given back"
+    main = ctx.extra_networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert [(a.entry.name, a.unet) for a in main.active] == [("detail", 1.0)]
+
+
 # -- ADetailer units: each inpaint with its prompt's LoRAs --------------------------------------
 
 DATA = Path(__file__).parents[2] / "data"
