@@ -7,7 +7,8 @@
   unsupported, damaged or pickle LoRAs and LoRAs of another family are one ConfigError; the
   ``<hypernet:...>`` and ``dyn=`` warnings come back as log lines.
 * :func:`activate_for_prompt`: make a prompt's LoRAs active on a resident base pipeline (one
-  :class:`~.lora.LoraManager` per pipeline, dropped with it), none when it has none.
+  :class:`~.lora.LoraManager` per pipeline, dropped with it), none when it has none;
+  :func:`pass_loras` does it for one pass (hires, an ADetailer inpaint) and restores after.
 * :func:`strip_tags`: the prompt text without its ``<kind:...>`` tags, for code that hands plain
   strings to diffusers.
 * :func:`embedding_args_for`: the ``embeddings`` / ``embedding_override`` arguments of a
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     import torch
 
-    from ..core.extra_networks import EmbeddingEntry, LoraEntry
+    from ..core.extra_networks import EmbeddingEntry
     from ..core.prompt_chunks import EmbeddingFix
     from .conditioning import PromptEncoder
     from .embeddings import EmbeddingLibrary, EmbeddingStore
@@ -52,6 +53,7 @@ __all__ = [
     "check_run",
     "embedding_args_for",
     "network_params",
+    "pass_loras",
     "prompt_uses",
     "strip_tags",
 ]
@@ -76,10 +78,10 @@ class ExtraNetworks:
     catalog: ExtraNetworksCatalog
     _loras: LoraRegistry | None = None
     _embeddings: EmbeddingStore | None = None
-    #: The LoRAs (name as written, entry) each pipeline's last activation used, for the infotext.
-    last: dict[int, list[tuple[str, LoraEntry]]] = field(default_factory=dict)
-    #: Their multipliers (name as written -> te, unet, count), for the manifest.
-    weights: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    #: The LoRAs (name as written, activation) the current stage's passes used, in first-use
+    #: order, for the infotext and the manifest: ``prepare_stage`` clears it, every activation
+    #: adds to it (the first pass, the hires pass, each ADetailer inpaint).
+    used: list[tuple[str, LoraActivation]] = field(default_factory=list)
 
     @classmethod
     def for_models(cls, models_dir: Path) -> ExtraNetworks:
@@ -111,7 +113,7 @@ class ExtraNetworks:
 def check_run(ctx: NetworkContext, config: RunConfig) -> list[str]:
     """Check every LoRA tag of ``config`` before anything loads (``check_config_networks``, the
     checkpoint families from their headers); returns warnings (hypernetworks removed, ``dyn``
-    ignored, per-pass tags not applied). Raises ConfigError with one problem per bad tag. The
+    ignored). Raises ConfigError with one problem per bad tag. The
     catalog is rescanned first, so files added since the last run are found."""
     if not prompt_uses(config):
         return []
@@ -161,16 +163,17 @@ def activations_for(
     return [(r.name, LoraActivation(resolved[r.name], r.te, r.unet, r.count)) for r in requests]
 
 
-def activate_for_prompt(ctx: NetworkContext, model: LoadedModel, *prompts: str) -> AppliedLoras | None:
+def activate_for_prompt(
+    ctx: NetworkContext, model: LoadedModel, *prompts: str, record: bool = True
+) -> AppliedLoras | None:
     """Make exactly the LoRAs of ``prompts`` active on ``model``'s base pipeline (and the
     pipelines derived from it). With no tags and no manager yet, nothing is created: the
-    pipeline stays as loaded. Returns what the manager did, or None."""
+    pipeline stays as loaded. ``record``: add them to the stage's used LoRAs (the infotext).
+    Returns what the manager did, or None."""
     wanted = activations_for(ctx, model, *prompts)
     networks = ctx.extra_networks
-    networks.last[id(model.pipe)] = [(name, a.entry) for name, a in wanted]
-    networks.weights[id(model.pipe)] = {
-        name: {"te": a.te, "unet": a.unet, "count": a.count} for name, a in wanted
-    }
+    if record:
+        networks.used += [use for use in wanted if use not in networks.used]
     if not wanted and model.pipe not in _managed(networks):
         return None
     applied = networks.manager(model).apply([a for _name, a in wanted])
@@ -183,6 +186,25 @@ def activate_for_prompt(ctx: NetworkContext, model: LoadedModel, *prompts: str) 
 
 def _managed(networks: ExtraNetworks) -> Any:
     return networks._loras._managers if networks._loras is not None else {}
+
+
+@contextmanager
+def pass_loras(ctx: NetworkContext, model: LoadedModel, *prompts: str) -> Iterator[None]:
+    """Run one pass (the hires pass, an ADetailer inpaint) with exactly the LoRAs of its own
+    tagged ``prompts`` active on ``model``, then put back the LoRAs that were active before (the
+    stage's main prompt's: the refiner and later passes expect them). A1111 activates the hires
+    prompt's networks for its second pass, and ADetailer's inpaint is an img2img run of the
+    unit's prompt. Loads nothing when neither the prompts nor ``model`` have LoRAs."""
+    networks = ctx.extra_networks
+    before = networks.manager(model).active if model.pipe in _managed(networks) else ()
+    activate_for_prompt(ctx, model, *prompts)
+    try:
+        yield
+    finally:
+        if model.pipe in _managed(networks):
+            manager = networks.manager(model)
+            if manager.active != before:
+                manager.apply(before)
 
 
 @contextmanager
@@ -208,37 +230,18 @@ def stage_model(config: RunConfig, stage: str) -> tuple[str, str | None]:
 
 
 def stripped_config(config: RunConfig) -> RunConfig:
-    """``config`` with the tags cut out of the prompts the stages read from it (hires, img2img
-    override, ADetailer units); the top-level prompts stay (the infotext shows them)."""
-    t2i, i2i, ad = config.txt2img, config.img2img, config.adetailer
-    updates: dict[str, Any] = {}
-    if "<" in t2i.hires_prompt + t2i.hires_negative_prompt:
-        updates["txt2img"] = t2i.model_copy(
-            update={
-                "hires_prompt": strip_tags(t2i.hires_prompt),
-                "hires_negative_prompt": strip_tags(t2i.hires_negative_prompt),
-            }
-        )
-    if "<" in (i2i.prompt or "") + (i2i.negative_prompt or ""):
-        updates["img2img"] = i2i.model_copy(
-            update={
-                "prompt": None if i2i.prompt is None else strip_tags(i2i.prompt),
-                "negative_prompt": None if i2i.negative_prompt is None else strip_tags(i2i.negative_prompt),
-            }
-        )
-    units = ad.units
-    if any("<" in u.adetailer_prompt + u.adetailer_negative_prompt for u in units):
-        new_units = [
-            u.model_copy(
-                update={
-                    "adetailer_prompt": strip_tags(u.adetailer_prompt),
-                    "adetailer_negative_prompt": strip_tags(u.adetailer_negative_prompt),
-                }
-            )
-            for u in units
-        ]
-        updates["adetailer"] = ad.model_copy(update={"units": tuple(new_units)})
-    return config.model_copy(update=updates) if updates else config
+    """``config`` with the tags cut out of the img2img override prompts (the img2img stage reads
+    them as its payload's prompts, applied and cut by :func:`prepare_stage`). The top-level
+    prompts keep theirs (the infotext shows them), and so do the hires and ADetailer unit
+    prompts: those passes apply and cut their own tags (:func:`pass_loras`)."""
+    i2i = config.img2img
+    if "<" not in (i2i.prompt or "") + (i2i.negative_prompt or ""):
+        return config
+    update = {
+        "prompt": None if i2i.prompt is None else strip_tags(i2i.prompt),
+        "negative_prompt": None if i2i.negative_prompt is None else strip_tags(i2i.negative_prompt),
+    }
+    return config.model_copy(update={"img2img": i2i.model_copy(update=update)})
 
 
 def prepare_stage(
@@ -246,25 +249,30 @@ def prepare_stage(
 ) -> tuple[StagePayload, LoadedModel | None]:
     """Before a denoising stage: the stage prompt's LoRAs active on its base model (loaded now
     when the prompt has tags; otherwise every manager is switched to no LoRA, loading nothing),
-    and the payload with the tags cut out of its text. Returns the model the LoRAs went on."""
+    and the payload with the tags cut out of its text. The ADetailer stage keeps its payload's
+    tagged prompts: a unit with no prompt of its own (or ``[PROMPT]``) uses the main prompt,
+    tags included, and each inpaint applies the LoRAs of the prompt it resolves
+    (:func:`pass_loras`). Returns the model the LoRAs went on."""
     from dataclasses import replace
 
     prompts = (payload.prompt, payload.negative_prompt)
     networks = ctx.extra_networks
+    networks.used.clear()
     model: LoadedModel | None = None
     if any(tag.name in LORA_TAG_NAMES for p in prompts for tag in extract_extra_networks(p)[1]):
         model = ctx.cache.base(*stage_model(payload.config, stage))
-        activate_for_prompt(ctx, model, *prompts)
+        # ADetailer: active between its inpaints (a unit that takes in the main prompt then
+        # switches nothing), in the infotext only where an inpaint uses them
+        activate_for_prompt(ctx, model, *prompts, record=stage != "adetailer")
     for manager in list(_managed(networks).values()):
         if (model is None or manager is not networks.manager(model)) and manager.active:
             manager.deactivate()
-    if model is None:
-        networks.last.clear()
+    keep_tags = stage == "adetailer"
     stripped = replace(
         payload,
         config=stripped_config(payload.config),
-        prompt=strip_tags(payload.prompt),
-        negative_prompt=strip_tags(payload.negative_prompt),
+        prompt=payload.prompt if keep_tags else strip_tags(payload.prompt),
+        negative_prompt=payload.negative_prompt if keep_tags else strip_tags(payload.negative_prompt),
     )
     if stage in ("txt2img", "img2img") and networks.catalog.embeddings():
         base = model or ctx.cache.base(*stage_model(payload.config, stage))
@@ -288,10 +296,11 @@ def stage_params(
     to its parameters."""
     from dataclasses import replace
 
-    if model is None:
-        if not ctx.extra_networks.catalog.embeddings():
-            return result
+    networks = ctx.extra_networks
+    if model is None and networks.catalog.embeddings():
         model = ctx.cache.base(*stage_model(payload.config, stage))
+    if model is None and not networks.used:
+        return result
     params = network_params(ctx, model, payload.prompt, payload.negative_prompt)
     if not params:
         return result
@@ -405,23 +414,25 @@ def embedding_warnings(library: EmbeddingLibrary, tokenize: Any, *prompts: str) 
 # -- infotext ---------------------------------------------------------------------------------
 
 
-def network_params(ctx: NetworkContext, model: LoadedModel, *prompts: str) -> dict[str, Any]:
-    """``Lora hashes`` and ``TI hashes`` for what ``prompts`` used on ``model`` (A1111: ``"name:
-    hash, ..."``, only the networks the prompt used; embeddings are matched by token ids)."""
+def network_params(ctx: NetworkContext, model: LoadedModel | None, *prompts: str) -> dict[str, Any]:
+    """``Lora hashes`` and ``TI hashes`` for what the stage used (A1111: ``"name: hash, ..."``,
+    only the networks a pass used). The LoRAs are those of every pass of the stage (A1111 merges
+    the hires pass's into the first pass's ``lora_hashes``), each name once; the manifest's
+    ``Lora files`` lists each (name, multipliers) used. Embeddings are those ``prompts`` use on
+    ``model``, matched by token ids (none without a model)."""
     networks = ctx.extra_networks
     params: dict[str, Any] = {}
-    loras = networks.last.get(id(model.pipe), [])
-    if loras:
-        hashes = [networks.catalog.lora_hash(entry) for _name, entry in loras]
-        params["Lora hashes"] = ", ".join(
-            f"{_hash_name(name)}: {short}" for (name, _entry), short in zip(loras, hashes, strict=True)
-        )
-        weights = networks.weights.get(id(model.pipe), {})
-        params["Lora files"] = [
-            {"name": name, "file": str(entry.path), "hash": short, **weights.get(name, {})}
-            for (name, entry), short in zip(loras, hashes, strict=True)
-        ]
-    if networks.catalog.embeddings():
+    if networks.used:
+        hashes: dict[str, str] = {}
+        files: list[dict[str, Any]] = []
+        for name, a in networks.used:
+            short = networks.catalog.lora_hash(a.entry)
+            hashes.setdefault(_hash_name(name), short)
+            where = {"name": name, "file": str(a.entry.path), "hash": short}
+            files.append({**where, "te": a.te, "unet": a.unet, "count": a.count})
+        params["Lora hashes"] = ", ".join(f"{name}: {short}" for name, short in hashes.items())
+        params["Lora files"] = files
+    if model is not None and networks.catalog.embeddings():
         from .embeddings.library import _tokenizer_of
 
         library = embedding_library(ctx, model)

@@ -11,7 +11,8 @@ family from headers; the window can pass ``lambda _model: None`` to check names 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import RunConfig
@@ -19,9 +20,11 @@ from ..errors import ConfigProblem
 from ..prompt_parser import extract_extra_networks
 from .catalog import ExtraNetworksCatalog
 from .lora_info import NetworkFamily
-from .requests import LORA_TAG_NAMES, check_loras, hypernetwork_warnings, ignored_dyn_warnings, lora_requests
+from .requests import check_loras, hypernetwork_warnings, ignored_dyn_warnings, lora_requests
 
 __all__ = ["PromptUse", "check_config_networks", "prompt_uses"]
+
+_SEP = re.compile(r"\s*\[SEP\]\s*")  # ADetailer's per-detection prompt separator
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,14 @@ def prompt_uses(config: RunConfig) -> list[PromptUse]:
             own_checkpoint = (unit.adetailer_checkpoint or "").strip()
             if unit.adetailer_use_checkpoint and own_checkpoint not in ("", "Use same checkpoint", "None"):
                 model = own_checkpoint
-            uses += [
-                PromptUse(f"adetailer.units.{index}.adetailer_prompt", unit.adetailer_prompt, model),
-                PromptUse(
-                    f"adetailer.units.{index}.adetailer_negative_prompt",
-                    unit.adetailer_negative_prompt,
-                    model,
-                ),
-            ]
+            field = f"adetailer.units.{index}"
+            for name, text, main in (
+                ("adetailer_prompt", unit.adetailer_prompt, config.prompt),
+                ("adetailer_negative_prompt", unit.adetailer_negative_prompt, config.negative_prompt),
+            ):
+                uses.append(PromptUse(f"{field}.{name}", text, model))
+                if model != own and _uses_main(text):  # the main prompt's LoRAs on its checkpoint
+                    uses.append(PromptUse(f"{field}.{name}", main, model))
     return [use for use in uses if "<" in use.text]
 
 
@@ -101,24 +104,10 @@ def check_config_networks(
             families[use.model] = family_of(use.model)
         _resolved, found = check_loras(requests, catalog, families[use.model], use.model)
         problems += [ConfigProblem(use.field, p.message) for p in found]
-    if not problems:
-        warnings += _per_pass_warnings(config, uses)
     return list(dict.fromkeys(problems)), list(dict.fromkeys(warnings))
 
 
-#: Prompts whose LoRA tags are checked but not applied on their own yet: the stage applies the
-#: LoRAs of its main prompt (see docs/extra-networks.md, "In runs").
-_STAGE_PROMPT_ONLY = ("txt2img.hires_", "adetailer.units.")
-
-
-def _per_pass_warnings(config: RunConfig, uses: Sequence[PromptUse]) -> list[str]:
-    main = _lora_set(config.prompt) | _lora_set(config.negative_prompt)
-    return [
-        f"{use.field}: its own LoRA tags are not applied yet; this pass uses the LoRAs of the main prompt"
-        for use in uses
-        if use.field.startswith(_STAGE_PROMPT_ONLY) and _lora_set(use.text) - main
-    ]
-
-
-def _lora_set(text: str) -> set[str]:
-    return {tag.text for tag in extract_extra_networks(text)[1] if tag.name in LORA_TAG_NAMES}
+def _uses_main(unit_prompt: str) -> bool:
+    """Whether an ADetailer unit prompt takes in the main prompt (a blank ``[SEP]`` part or
+    ``[PROMPT]``), and with it the main prompt's LoRA tags."""
+    return "[PROMPT]" in unit_prompt or any(not part.strip() for part in _SEP.split(unit_prompt))

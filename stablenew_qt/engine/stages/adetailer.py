@@ -8,7 +8,8 @@ Per image, per active unit in order (each detecting on the image the previous un
 4. Per mask j, in order (each result feeding the next): prompt part j (``[SKIP]`` skips), seed =
    image seed + j, blur the mask with A1111's kernel, crop the padded mask box expanded to the
    working aspect ratio, inpaint it at working size, paste back through the blurred mask so
-   every pixel outside it is unchanged.
+   every pixel outside it is unchanged. The prompt part's LoRA tags (the main prompt's when it
+   is blank or uses ``[PROMPT]``) are active for that inpaint only, on the checkpoint it runs on.
 
 The inpaint step is one A1111 img2img sampling run (``ksampling.sample`` through
 ``engine.denoise``): the crop's VAE latents as ``init_latents``, A1111's latent mask (the crop's
@@ -46,6 +47,7 @@ from ..adetailer.masks import (
     unit_prompts,
 )
 from ..context import EngineContext
+from ..extra_networks_run import pass_loras, strip_tags
 from ..inpaint import masked_image_conditioning
 from ..pipelines import LoadedModel
 from ..progress import StepReporter
@@ -193,8 +195,8 @@ def _run_unit(
     reporter.total += per_mask * len(masks)
     what = (detections[0].label if detections else "") or "detection"
     for j, prepared in enumerate(masks):
-        prompt = unit_prompts(unit.adetailer_prompt, job.prompt, j)
-        if prompt is None:
+        prompt = unit_prompts(unit.adetailer_prompt, job.prompt, j)  # tags kept: see _inpaint
+        if prompt is None or strip_tags(prompt).strip() == "[SKIP]":
             reporter.total -= per_mask
             continue
         negative = unit_negative_prompt(unit.adetailer_negative_prompt, job.negative, j)
@@ -251,9 +253,13 @@ def _inpaint(
             image.resize((width, height), Image.Resampling.LANCZOS),
             blurred.resize((width, height), Image.Resampling.LANCZOS),
         )
-    generated = _sample_inpaint(
-        ctx, config, loaded, job, crop_image, crop_mask, (prompt, negative), seeds, strength, reporter, label
-    )
+    # the prompt's own LoRAs for this inpaint (ADetailer runs it as an A1111 img2img), on the
+    # checkpoint it runs on; the stage's main LoRAs come back after
+    with pass_loras(ctx, loaded, prompt, negative):
+        texts = (strip_tags(prompt), strip_tags(negative))
+        generated = _sample_inpaint(
+            ctx, config, loaded, job, crop_image, crop_mask, texts, seeds, strength, reporter, label
+        )
     if region is None:
         # Whole-image inpaint: scale back and composite with A1111's doubled overlay mask.
         overlay = blurred.point(lambda v: min(2 * v, 255))

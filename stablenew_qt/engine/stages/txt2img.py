@@ -9,12 +9,14 @@ prompts encoded by A1111's prompt encoder (weights, BREAK, long prompts, prompt 
 4. Refiner without hires: A1111's switch inside the same run at ``refiner_switch_at``.
 5. Hires fix: upscale (latent, or decode - pixel upscaler - encode), then the second pass with
    fresh noise for the same seeds, ``fixed_steps`` (A1111 runs exactly the hires steps), the hires
-   sampler/schedule/prompts when set; with a refiner, A1111's default "second pass" mode switches
-   inside that pass only.
+   sampler/schedule/prompts when set (a hires prompt that differs brings its own LoRAs for that
+   pass: ``pass_loras``, the main prompt's restored after); with a refiner, A1111's default
+   "second pass" mode switches inside that pass only.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from ...core.sizes import hires_cover_size, hires_target_size
 from .. import denoise
 from ..context import EngineContext
 from ..errors import ModelError
+from ..extra_networks_run import pass_loras, strip_tags
 from ..family import ModelFamily, describe
 from ..ksampling import RefinerSwitch
 from ..pipelines import LoadedModel
@@ -195,34 +198,49 @@ def _hires(
     first_steps = denoise.schedule_steps(cfg.sampler, cfg.steps)
     hires_steps = denoise.schedule_steps(sampler, steps)
     count = len(payload.seeds)
+    tagged = hires_prompts(config)
     prompts = _Prompts(
-        (cfg.hires_prompt or payload.prompt,) * count,
-        (cfg.hires_negative_prompt or payload.negative_prompt,) * count,
+        (strip_tags(cfg.hires_prompt) if cfg.hires_prompt else payload.prompt,) * count,
+        (strip_tags(cfg.hires_negative_prompt) if cfg.hires_negative_prompt else payload.negative_prompt,)
+        * count,
     )
-    options = denoise.conditioning_options(config, cfg.clip_skip)
-    conds = denoise.conds_for(
-        ctx, base, options, prompts.prompts, prompts.negatives, target, first_steps, hires_steps
-    )
-    refiner = None
-    if models.refiner is not None:  # A1111's default: the refiner switch in the second pass only
-        refiner = _refiner_switch(ctx, config, models.refiner, prompts, target, first_steps, hires_steps)
-    latents = denoise.run_pass(
-        denoise.denoiser_for(base),
-        config,
-        sampler,
-        schedule,
-        steps,
-        conds,
-        denoise.noise_for(config, base, payload.seeds, target),
-        cfg_scale=cfg.cfg_scale,
-        reporter=reporter,
-        label="hires",
-        refiner=refiner,
-        init_latents=init,
-        denoise=cfg.hires_denoise,
-        fixed_steps=True,
-    )
+    # A1111 activates the hires prompt's own networks for this pass when it differs, and the
+    # networks of the pass on the hires checkpoint when it has one
+    loras: AbstractContextManager[None] = nullcontext()
+    if tagged != (config.prompt, config.negative_prompt) or base is not first_model:
+        loras = pass_loras(ctx, base, *tagged)
+    with loras:
+        options = denoise.conditioning_options(config, cfg.clip_skip)
+        conds = denoise.conds_for(
+            ctx, base, options, prompts.prompts, prompts.negatives, target, first_steps, hires_steps
+        )
+        refiner = None
+        if models.refiner is not None:  # A1111's default: the refiner switch in the second pass only
+            refiner = _refiner_switch(ctx, config, models.refiner, prompts, target, first_steps, hires_steps)
+        latents = denoise.run_pass(
+            denoise.denoiser_for(base),
+            config,
+            sampler,
+            schedule,
+            steps,
+            conds,
+            denoise.noise_for(config, base, payload.seeds, target),
+            cfg_scale=cfg.cfg_scale,
+            reporter=reporter,
+            label="hires",
+            refiner=refiner,
+            init_latents=init,
+            denoise=cfg.hires_denoise,
+            fixed_steps=True,
+        )
     return _decode(ctx, base, latents, target), base
+
+
+def hires_prompts(config: RunConfig) -> tuple[str, str]:
+    """The hires pass's prompt and negative with their tags: its own when set, else the main
+    ones (the top-level prompts keep their tags in the config the stage gets)."""
+    cfg = config.txt2img
+    return cfg.hires_prompt or config.prompt, cfg.hires_negative_prompt or config.negative_prompt
 
 
 def _pixel_upscale(

@@ -25,6 +25,7 @@ from stablenew_qt.core.infotext import read_image_metadata
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner
 from stablenew_qt.engine.conditioning import PromptEncoder
+from stablenew_qt.engine.context import _CONDITIONING
 from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
 from stablenew_qt.engine.extra_networks_run import embedding_args_for, strip_tags
 from stablenew_qt.engine.lora import LoraActivation, LoraManager
@@ -204,7 +205,7 @@ def test_embeddings_in_prompt_and_negative_change_the_conditioning(
     assert ctx.extra_networks.embeddings.loads == 1, "loaded once per model"
 
 
-def test_a_hires_prompt_with_its_own_loras_is_checked_and_warned_about(
+def test_hires_and_unit_prompts_with_their_own_loras_are_checked_without_a_warning(
     executor: DiffusersExecutor, detail: Path
 ) -> None:
     config = RunConfig.from_dict(
@@ -215,14 +216,134 @@ def test_a_hires_prompt_with_its_own_loras_is_checked_and_warned_about(
                 "hires_enabled": True,
                 "hires_prompt": "a cat <lora:detail:0.5>",
             },
+            "adetailer": {"enabled": True, "units": [{"adetailer_prompt": "a face <lora:detail:0.3>"}]},
         }
     )
-    (warning,) = executor.check_run(config)
-    assert warning.startswith("txt2img.hires_prompt: its own LoRA tags are not applied yet")
-    same = config.model_copy(
-        update={"txt2img": config.txt2img.model_copy(update={"hires_prompt": "<lora:detail:1>"})}
+    assert executor.check_run(config) == [], "per-pass tags are applied: nothing to warn about"
+    bad = config.model_copy(
+        update={"txt2img": config.txt2img.model_copy(update={"hires_prompt": "<lora:detial:1>"})}
     )
-    assert executor.check_run(same) == []
+    with pytest.raises(ConfigError) as caught:
+        executor.check_run(bad)
+    assert [p.field for p in caught.value.problems] == ["txt2img.hires_prompt"]
+
+
+def test_a_unit_with_its_own_checkpoint_checks_the_main_loras_it_takes_in() -> None:
+    config = RunConfig.from_dict(
+        {
+            "prompt": "<lora:a:1>",
+            "txt2img": {"model": "m"},
+            "adetailer": {
+                "enabled": True,
+                "units": [
+                    {
+                        "adetailer_prompt": "x [SEP]",
+                        "adetailer_use_checkpoint": True,
+                        "adetailer_checkpoint": "c",
+                    },
+                    {"adetailer_prompt": "y", "adetailer_use_checkpoint": True, "adetailer_checkpoint": "c"},
+                ],
+            },
+        }
+    )
+    uses = [(u.field, u.text, u.model) for u in prompt_uses(config)]
+    assert uses == [("prompt", "<lora:a:1>", "m"), ("adetailer.units.0.adetailer_prompt", "<lora:a:1>", "c")]
+
+
+def _hires_run(executor: DiffusersExecutor, tmp_path: Path, prompt: str, hires_prompt: str) -> Any:
+    txt2img = {
+        "model": "demo-tiny-sd15",
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "hires_enabled": True,
+        "hires_upscale_factor": 1.5,
+        "hires_steps": 2,
+        "hires_prompt": hires_prompt,
+    }
+    return _run(executor, tmp_path, prompt, txt2img=txt2img)
+
+
+@pytest.fixture
+def other(models_dir: Path, reference_pipe: Any) -> Path:
+    """A second kohya LoRA for the demo SD 1.5 model."""
+    return write(models_dir / "Lora" / "other.safetensors", build(sd15_layers(reference_pipe()), seed=6))
+
+
+def _active_per_pass(
+    executor: DiffusersExecutor, monkeypatch: pytest.MonkeyPatch, checkpoint: str = "demo-tiny-sd15"
+) -> list[tuple[str, list]]:
+    """Records, for every sampling pass, its label and the LoRAs active on ``checkpoint``."""
+    from stablenew_qt.engine import denoise
+
+    ctx = executor.context
+    seen: list[tuple[str, list]] = []
+    run_pass = denoise.run_pass
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        model = ctx.cache.base(checkpoint)
+        managers = ctx.extra_networks.loras._managers
+        active = managers[model.pipe].active if model.pipe in managers else ()
+        seen.append((kwargs["label"].split(":")[0], [(a.entry.name, a.unet) for a in active]))
+        return run_pass(*args, **kwargs)
+
+    monkeypatch.setattr(denoise, "run_pass", spy)
+    return seen
+
+
+def test_a_hires_prompt_lora_applies_to_the_hires_pass_only_and_equals_it_by_hand(
+    executor: DiffusersExecutor, detail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stablenew_qt.engine.stages import txt2img
+
+    plain = _pixels(_hires_run(executor, tmp_path, "a lighthouse", "a lighthouse "))
+    seen = _active_per_pass(executor, monkeypatch)
+    tagged = _pixels(_hires_run(executor, tmp_path, "a lighthouse", "a lighthouse <lora:detail:0.8>"))
+    assert seen == [("txt2img", []), ("hires", [("detail", 0.8)])]
+    assert np.abs(tagged - plain).max() > 0, "the hires prompt's LoRA changed the image"
+    # By hand: the LoRA through a manager the run knows nothing of, for the hires pass only.
+    by_hand = DiffusersExecutor(executor.settings)
+    model = by_hand.context.cache.base("demo-tiny-sd15")
+    entry = by_hand.context.extra_networks.catalog.resolve_lora("detail")
+    hires = txt2img._hires
+
+    def hires_with_the_lora(*args: Any) -> Any:
+        # The run does not know this LoRA: its cached first-pass encodings (the negative) must go.
+        model.derived.pop(_CONDITIONING)
+        manager = LoraManager(model.pipe, model.family)
+        manager.apply([LoraActivation(entry, 0.8, 0.8)])
+        try:
+            return hires(*args)
+        finally:
+            manager.unload_all()
+
+    monkeypatch.setattr(txt2img, "_hires", hires_with_the_lora)
+    assert np.array_equal(_pixels(_hires_run(by_hand, tmp_path, "a lighthouse", "a lighthouse ")), tagged)
+
+
+def test_the_main_loras_come_back_after_the_hires_pass_and_both_are_in_the_infotext(
+    executor: DiffusersExecutor, detail: Path, other: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _active_per_pass(executor, monkeypatch)
+    result = _hires_run(executor, tmp_path, "a lighthouse <lora:detail:1>", "a lighthouse <lora:other:0.5>")
+    assert seen == [("txt2img", [("detail", 1.0)]), ("hires", [("other", 0.5)])]
+    ctx = executor.context
+    manager = ctx.extra_networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert [(a.entry.name, a.unet) for a in manager.active] == [("detail", 1.0)], "restored"
+    catalog = ctx.extra_networks.catalog
+    hashes = {name: catalog.lora_hash(catalog.resolve_lora(name)) for name in ("detail", "other")}
+    parameters = read_image_metadata(result.image_paths[0]).parameters
+    assert f'Lora hashes: "detail: {hashes["detail"]}, other: {hashes["other"]}"' in parameters
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    files = manifest["stages"][0]["params"]["Lora files"]
+    assert [(f["name"], f["unet"]) for f in files] == [("detail", 1.0), ("other", 0.5)]
+    again = _hires_run(executor, tmp_path, "a lighthouse <lora:detail:1>", "a lighthouse <lora:other:0.5>")
+    assert np.array_equal(_pixels(again), _pixels(result))
+    assert (manager.file_reads, ctx.cache.loads) == (2, 1), "no file re-read, no checkpoint reload"
+    # The same hires prompt as the main one changes nothing (A1111 reuses the first pass's networks).
+    seen.clear()
+    _hires_run(executor, tmp_path, "a lighthouse <lora:detail:1>", "")
+    assert seen == [("txt2img", [("detail", 1.0)]), ("hires", [("detail", 1.0)])]
 
 
 def test_lora_suspended_runs_the_block_without_loras_then_restores_them(
@@ -338,3 +459,165 @@ def test_ti_hashes_name_only_the_embeddings_the_prompts_use(
     digest = hashlib.sha256(shiny.read_bytes()).hexdigest()[:12]
     assert network_params(ctx, model, "a Shiny cat", "blurry") == {"TI hashes": f"shiny: {digest}"}
     assert network_params(ctx, model, "a cat", "") == {}
+
+
+def test_a_hires_checkpoint_gets_the_hires_pass_loras_and_gives_them_back(
+    executor: DiffusersExecutor, detail: Path, models_dir: Path, reference_pipe: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # A1111 activates the hires pass's networks (the main prompt's, when the hires prompt is the
+    # same) on the model loaded for that pass, the "Hires checkpoint".
+    reference_pipe().save_pretrained(models_dir / "Stable-diffusion" / "other15")
+    seen = _active_per_pass(executor, monkeypatch, "other15")
+    txt2img = {
+        "model": "demo-tiny-sd15",
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "hires_enabled": True,
+        "hires_steps": 2,
+        "hires_checkpoint": "other15",
+    }
+    _run(executor, tmp_path, "a lighthouse <lora:detail:1>", txt2img=txt2img)
+    assert seen == [("txt2img", []), ("hires", [("detail", 1.0)])]
+    ctx = executor.context
+    assert ctx.extra_networks.manager(ctx.cache.base("other15")).active == (), "given back"
+    main = ctx.extra_networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert [(a.entry.name, a.unet) for a in main.active] == [("detail", 1.0)]
+
+
+# -- ADetailer units: each inpaint with its prompt's LoRAs --------------------------------------
+
+DATA = Path(__file__).parents[2] / "data"
+FACES = [(30, 40, 110, 130), (150, 60, 230, 150)]
+FACE_UNIT = {
+    "adetailer_model": "face_tiny.pt",
+    "adetailer_strength": 0.5,
+    "adetailer_steps": 4,
+    "adetailer_use_steps": True,
+    "adetailer_mask_k": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def faces_image() -> Any:
+    """Drawn faces the committed tiny detector finds (tests/tools/make_tiny_face_detector.py)."""
+    import importlib.util
+    import sys
+
+    tool = Path(__file__).parents[2] / "tools" / "make_tiny_face_detector.py"
+    spec = importlib.util.spec_from_file_location("make_tiny_face_detector", tool)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module.draw_faces_image(256, FACES, seed=5)
+
+
+@pytest.fixture
+def face_engine(models_dir: Path, demo_models: dict[str, Path], detail: Path) -> DiffusersExecutor:
+    import shutil
+
+    (models_dir / "adetailer").mkdir()
+    detector = Path(shutil.copy(DATA / "face_tiny.pt", models_dir / "adetailer" / "face_tiny.pt"))
+    settings = EngineSettings(
+        models_dir=models_dir,
+        device="cpu",  # type: ignore[arg-type]
+        demo_dir=next(iter(demo_models.values())).parent,
+        trusted_detectors=(detector,),
+        trust_file=models_dir / "trust.json",
+    )
+    return DiffusersExecutor(settings)
+
+
+def _adetailer(engine: DiffusersExecutor, image: Any, prompt: str, *unit_prompts: str, **unit: Any) -> Any:
+    from stablenew_qt.core.executor import StagePayload
+    from stablenew_qt.core.sequencer import StageExecution, StageName
+
+    config = RunConfig.from_dict(
+        {
+            "prompt": prompt,
+            "seed": 9,
+            "txt2img": {"enabled": False, "model": "demo-tiny-sd15"},
+            "img2img": {"enabled": True, "steps": 4, "denoise": 0.3},
+            "adetailer": {
+                "enabled": True,
+                "units": [{**FACE_UNIT, **unit, "adetailer_prompt": p} for p in unit_prompts],
+            },
+        }
+    )
+    stage = StageExecution(StageName.ADETAILER, 1, config.adetailer)
+    payload = StagePayload(config, config.prompt, config.negative_prompt, (config.seed,), (image,))
+    return engine.generate_images(stage, payload, lambda *_a, **_k: None, CancelToken())
+
+
+def test_a_unit_prompt_lora_changes_only_that_units_repaint_and_equals_it_by_hand(
+    face_engine: DiffusersExecutor, faces_image: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = _adetailer(face_engine, faces_image, "portrait photo", "a face", "a face ")
+    seen = _active_per_pass(face_engine, monkeypatch)
+    tagged = _adetailer(
+        face_engine, faces_image, "portrait photo <lora:detail:0.5>", "a face", "a face <lora:detail:1>"
+    )
+    assert seen == [("ADetailer 1/2", []), ("ADetailer 2/2", [("detail", 1.0)])]
+    ctx = face_engine.context
+    manager = ctx.extra_networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert [(a.entry.name, a.unet) for a in manager.active] == [("detail", 0.5)], "the main prompt's again"
+    out = np.asarray(tagged.images[0], dtype=np.int16)
+    assert np.abs(out - np.asarray(plain.images[0], dtype=np.int16)).max() > 0
+    catalog = ctx.extra_networks.catalog
+    short = catalog.lora_hash(catalog.resolve_lora("detail"))
+    assert tagged.info.params["Lora hashes"] == f"detail: {short}"
+    assert [(f["name"], f["unet"]) for f in tagged.info.params["Lora files"]] == [("detail", 1.0)]
+    # By hand: unit 1 plain, then unit 2 with the LoRA through a manager the run knows nothing of.
+    by_hand = DiffusersExecutor(face_engine.settings)
+    first = _adetailer(by_hand, faces_image, "portrait photo", "a face").images[0]
+    model = by_hand.context.cache.base("demo-tiny-sd15")
+    model.derived.pop(_CONDITIONING)  # encoded without the LoRA the run does not know about
+    entry = by_hand.context.extra_networks.catalog.resolve_lora("detail")
+    LoraManager(model.pipe, model.family).apply([LoraActivation(entry, 1.0, 1.0)])
+    second = _adetailer(by_hand, first, "portrait photo", "a face ").images[0]
+    assert np.array_equal(np.asarray(second, dtype=np.int16), out)
+    again = _adetailer(
+        face_engine, faces_image, "portrait photo <lora:detail:0.5>", "a face", "a face <lora:detail:1>"
+    )
+    assert np.array_equal(np.asarray(again.images[0], dtype=np.int16), out)
+    assert (manager.file_reads, ctx.cache.loads) == (1, 1), "no file re-read, no checkpoint reload"
+
+
+def test_a_blank_unit_prompt_brings_the_main_prompts_loras(
+    face_engine: DiffusersExecutor, faces_image: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _active_per_pass(face_engine, monkeypatch)
+    result = _adetailer(face_engine, faces_image, "portrait photo <lora:detail:0.7>", "", "[PROMPT], smile")
+    assert seen == [("ADetailer 1/2", [("detail", 0.7)]), ("ADetailer 2/2", [("detail", 0.7)])]
+    assert [(f["name"], f["unet"]) for f in result.info.params["Lora files"]] == [("detail", 0.7)]
+
+
+def test_a_unit_with_its_own_checkpoint_gets_its_loras_on_that_checkpoint(
+    face_engine: DiffusersExecutor, faces_image: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = {"adetailer_use_checkpoint": True, "adetailer_checkpoint": "demo-tiny-sd15-inpaint"}
+    config_check = RunConfig.from_dict(
+        {
+            "prompt": "portrait photo <lora:detail:0.5>",
+            "txt2img": {"enabled": False, "model": "demo-tiny-sd15"},
+            "img2img": {"enabled": True},
+            "adetailer": {
+                "enabled": True,
+                "units": [{**FACE_UNIT, **own, "adetailer_prompt": "a face <lora:detail:1>"}],
+            },
+        }
+    )
+    assert face_engine.check_run(config_check) == []
+    seen = _active_per_pass(face_engine, monkeypatch, "demo-tiny-sd15-inpaint")
+    _adetailer(face_engine, faces_image, "portrait photo <lora:detail:0.5>", "a face <lora:detail:1>", **own)
+    assert seen == [("ADetailer 1/1", [("detail", 1.0)])]
+    ctx = face_engine.context
+    networks = ctx.extra_networks
+    inpaint = networks.manager(ctx.cache.base("demo-tiny-sd15-inpaint"))
+    assert inpaint.active == (), "the unit's checkpoint is back to no LoRA"
+    main = networks.manager(ctx.cache.base("demo-tiny-sd15"))
+    assert [(a.entry.name, a.unet) for a in main.active] == [("detail", 0.5)], (
+        "the main checkpoint kept its own"
+    )
