@@ -102,6 +102,26 @@ def _add(pairs: _Pairs, new: Mapping[str, Any]) -> None:
             pairs[key] = value
 
 
+#: ``"name: hash, ..."`` lists that every stage contributes to (A1111 lists every network the
+#: image's passes used; here ADetailer's own LoRAs come from a later stage than txt2img's).
+_HASH_LISTS = ("Lora hashes", "TI hashes")
+
+
+def _merge_hash_lists(pairs: _Pairs, params: Mapping[str, Any]) -> None:
+    """Extend ``pairs``' hash lists with the entries of ``params``' not yet listed, by name."""
+    for key in _HASH_LISTS:
+        if key not in pairs or not params.get(key):
+            continue
+        entries = [e.strip() for e in str(pairs[key]).split(",") if e.strip()]
+        names = {e.split(":", 1)[0].strip() for e in entries}
+        for entry in (e.strip() for e in str(params[key]).split(",")):
+            name = entry.split(":", 1)[0].strip()
+            if entry and name not in names:
+                entries.append(entry)
+                names.add(name)
+        pairs[key] = ", ".join(entries)
+
+
 def _model_label(name: str | None) -> str | None:
     """A checkpoint's infotext name: the file name without its checkpoint extension."""
     if not name:
@@ -151,7 +171,9 @@ def build_infotext(
     _add(added, _postprocess_pairs(config))
     for stage in CANONICAL_ORDER:
         if stage in stage_infos:
-            _add(added, {k: v for k, v in stage_infos[stage].params.items() if k not in _NOT_SHOWN})
+            params = stage_infos[stage].params
+            _merge_hash_lists(added, params)
+            _add(added, {k: v for k, v in params.items() if k not in _NOT_SHOWN})
     _add(added, extra or {})
     if not base and source_parameters and source_parameters.strip():
         return _append_to_source(source_parameters, added, version)

@@ -256,6 +256,22 @@ def test_stage_params_follow_in_plan_order_skipping_present_and_internal_keys() 
     )
 
 
+def test_lora_and_ti_hashes_of_later_stages_join_the_first_list_by_name() -> None:
+    # A1111 lists every network the image's passes used: ADetailer's own LoRAs come in its stage.
+    config = make(adetailer={"enabled": True})
+    infos = {
+        StageName.TXT2IMG: StageInfo(
+            SD15.model_name, SD15.model_hash, params={"Lora hashes": "a: 1, b: 2", "TI hashes": "neg: 9"}
+        ),
+        StageName.ADETAILER: StageInfo(params={"Lora hashes": "b: 2, face: 3", "TI hashes": "neg: 9"}),
+    }
+    params = parse_infotext(build(config, infos)).params
+    assert params["Lora hashes"] == "a: 1, b: 2, face: 3"
+    assert params["TI hashes"] == "neg: 9"
+    only_later = {StageName.ADETAILER: StageInfo(params={"Lora hashes": "face: 3"})}
+    assert parse_infotext(build(config, only_later)).params["Lora hashes"] == "face: 3"
+
+
 UPSCALE_ONLY = {
     "txt2img": {"enabled": False},
     "upscale": {"enabled": True, "upscale_model": "R-ESRGAN 4x+", "upscale_factor": 4.0},
