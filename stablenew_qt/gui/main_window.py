@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -53,6 +53,7 @@ from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
 from .status_bar import SessionStatus
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
+from .window_layout import LEFT_MIN_WIDTH, RIGHT_MIN_WIDTH, first_geometry, left_width
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,10 @@ class MainWindow(QMainWindow):
             cards.addWidget(card)
         cards.addStretch(1)
         scroll = QScrollArea()
+        scroll.setObjectName("cards.scroll")
         scroll.setWidgetResizable(True)
         scroll.setWidget(column)
+        self.cards_scroll = scroll
         editors = QSplitter(Qt.Orientation.Vertical)
         editors.addWidget(self.prompt_panel)
         editors.addWidget(scroll)
@@ -164,9 +167,13 @@ class MainWindow(QMainWindow):
         ):
             self.tabs.addTab(panel, title)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("window.splitter")
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        left.setMinimumWidth(LEFT_MIN_WIDTH)  # below their hints: a narrow screen still fits
+        self.tabs.setMinimumWidth(RIGHT_MIN_WIDTH)
         self.setCentralWidget(self.splitter)
 
     def _build_controls(self) -> None:
@@ -380,6 +387,8 @@ class MainWindow(QMainWindow):
                 return
 
     def _restore_layout(self, layout: WindowLayout) -> None:
+        if layout.geometry is None:
+            self.first_layout()
         for value, restore in (
             (layout.geometry, self.restoreGeometry),
             (layout.state, self.restoreState),
@@ -389,6 +398,21 @@ class MainWindow(QMainWindow):
                 restore(value)
         if layout.tab is not None:
             self.tabs.setCurrentIndex(layout.tab)
+
+    def first_layout(self, available: QRect | None = None) -> None:
+        """The first start's size (85 % of ``available``, the screen's free area by default) and a
+        left panel wide enough for the cards."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if available is None and screen is not None:
+            available = screen.availableGeometry()
+        if available is not None:
+            self.setGeometry(first_geometry(available))
+        column = self.cards_scroll.widget()
+        cards = column.sizeHint().width() if column is not None else 0
+        scrollbar = self.cards_scroll.verticalScrollBar().sizeHint().width()
+        total = self.width()
+        left = left_width(total, cards, scrollbar)
+        self.splitter.setSizes([left, max(total - left, RIGHT_MIN_WIDTH)])
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True

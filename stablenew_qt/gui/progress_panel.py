@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QW
 
 from ..core.events import RunCancelled, RunCompleted, RunFailed, RunStarted, StageStarted, StepProgress
 from .bridge import EventBridge
+from .elided_label import ElidedLabel
 from .thumbnails import ThumbnailLoader
 
 PREVIEW_INTERVAL_S = 0.1
@@ -47,9 +48,9 @@ class ProgressPanel(QWidget):
         self.stage = QProgressBar()
         self.stage.setObjectName("progress.stage")
         self.stage.setToolTip("Progress of the current stage")
-        self.label = QLabel("Idle")
+        self.label = ElidedLabel("Idle")
         self.label.setObjectName("progress.label")
-        self.timing = QLabel("")
+        self.timing = ElidedLabel("")
         self.timing.setObjectName("progress.timing")
         self.preview = QLabel()
         self.preview.setObjectName("progress.preview")

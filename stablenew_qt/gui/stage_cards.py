@@ -18,7 +18,8 @@ from ..core.errors import ConfigProblem
 from ..core.samplers import SAMPLERS, SCHEDULERS
 from ..core.sizes import hires_target_size, txt2img_output_size, upscaled_size
 from .config_model import ConfigModel
-from .fields import Binder, set_items, tip
+from .elided_label import breakable
+from .fields import Binder, narrow, set_items, tip
 from .services import BUILTIN_UPSCALERS, HIRES_UPSCALERS, ModelChoices
 
 SIZE_PRESETS: tuple[tuple[str, int, int], ...] = (
@@ -66,7 +67,9 @@ class StageCard(QGroupBox):
 
     def show_problems(self, problems: Sequence[ConfigProblem]) -> None:
         """Show ``problems`` inline (an empty list hides the error line)."""
-        self.error_label.setText("\n".join(str(p) for p in problems))
+        text = "\n".join(str(p) for p in problems)
+        self.error_label.setText(breakable(text))  # a long word wraps instead of widening the card
+        self.error_label.setToolTip(text)
         self.error_label.setVisible(bool(problems))
 
     def set_choices(self, choices: ModelChoices) -> None:
@@ -113,7 +116,7 @@ class Txt2ImgCard(StageCard):
         size.addWidget(b.spin("txt2img.width", 64, 4096, tip("Image width, a multiple of 8.", "Width"), 8))
         size.addWidget(QLabel("×"))
         size.addWidget(b.spin("txt2img.height", 64, 4096, tip("Image height, a multiple of 8.", "Height"), 8))
-        self.presets = QComboBox()
+        self.presets = narrow(QComboBox(), 8)
         self.presets.setObjectName("txt2img.size_preset")
         self.presets.setToolTip("Common sizes for SD 1.5 and SDXL")
         self.presets.addItem("Presets…")
