@@ -31,7 +31,6 @@ from ..core.config import RunConfig
 from ..core.errors import ConfigError
 from ..core.events import InterruptedJobsFound, LifecycleChanged, RunStarted
 from ..core.executor import Engine
-from ..core.infotext import config_from_image
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
 from ..core.outputs import OutputSettings
 from ..core.queue import Job, JobQueue
@@ -41,12 +40,14 @@ from .bridge import EventBridge
 from .config_model import ConfigModel, section_of
 from .engine_host import EngineHost
 from .history_panel import HistoryPanel
+from .image_drop import FileDropFilter
 from .log_panel import LogPanel
 from .menus import ModelsMenu, QueueMenu, ViewMenu
 from .preferences import Preferences, WindowLayout
 from .progress_panel import ProgressPanel
 from .prompt_panel import InputImagePanel, PromptPanel
 from .queue_panel import QueuePanel
+from .restore import SettingsRestorer
 from .results_panel import ResultsPanel
 from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
@@ -154,6 +155,13 @@ class MainWindow(QMainWindow):
         self.progress_panel = ProgressPanel(self.bridge)
         self.results_panel = ResultsPanel(self.bridge, self.prefs.output_dir)
         self.results_panel.useSettingsRequested.connect(self._on_use_settings_requested)
+        self.restorer = SettingsRestorer(
+            self, self.model, lambda: self.choices, self.input_panel.set_image, self.show_status
+        )
+        self.prompt_drop = FileDropFilter(self)  # a PNG dropped on a prompt box restores it
+        for edit in (self.prompt_panel.prompt, self.prompt_panel.negative):
+            self.prompt_drop.watch(edit)
+        self.prompt_drop.filesDropped.connect(lambda files: self.restore_from_image(files[0]))
         self.log_panel = LogPanel()
         self.queue_panel = QueuePanel(self.host.queue, self.bridge)
         self.history_panel = HistoryPanel(self.host.queue, self.bridge)
@@ -366,14 +374,9 @@ class MainWindow(QMainWindow):
         self.restore_from_image(path)
 
     def restore_from_image(self, path: Path) -> bool:
-        """Restore the settings an image (ours or A1111's) was made with; False with a message if not."""
-        try:
-            self.apply_config(config_from_image(path))
-        except ConfigError as exc:
-            self.show_status(f"Cannot use {path.name}: {exc}", 15000)
-            return False
-        self.show_status(f"Settings restored from {path.name}", 5000)
-        return True
+        """Restore the settings any common generator's image was made with; False with a message
+        (or, for an image without settings, the offer to use it as the input image) if not."""
+        return self.restorer.restore(path)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():

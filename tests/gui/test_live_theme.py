@@ -68,7 +68,9 @@ def test_switching_the_theme_live_reaches_every_widget_both_ways(
             "progress label": window.progress_panel.label,
             "progress bar": progress,
         }
-        qtbot.waitUntil(lambda d=dark, p=parts: all(is_dark(w.palette()) is d for w in p.values()), timeout=2000)
+        qtbot.waitUntil(
+            lambda d=dark, p=parts: all(is_dark(w.palette()) is d for w in p.values()), timeout=2000
+        )
         assert unreadable(window) == [], theme
         bar = window.statusBar()
         assert abs(_lightness(bar, Role.Window) - _lightness(bar, Role.WindowText)) >= CONTRAST
