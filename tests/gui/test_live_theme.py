@@ -41,14 +41,15 @@ def unreadable(window: MainWindow) -> list[str]:
     """Enabled, visible labels and edit boxes whose text is too close to their background."""
     found = []
     for label in window.findChildren(QLabel):
-        if label.isVisible() and label.isEnabled() and label.property("role") is None:
-            if abs(_lightness(label, Role.Window) - _lightness(label, label.foregroundRole())) < CONTRAST:
-                found.append(f"label {label.objectName() or label.text()[:20]!r}")
+        shown = label.isVisible() and label.isEnabled() and label.property("role") is None
+        text = _lightness(label, label.foregroundRole())
+        if shown and abs(_lightness(label, Role.Window) - text) < CONTRAST:
+            found.append(f"label {label.objectName() or label.text()[:20]!r}")
     edits: list[QWidget] = [*window.findChildren(QLineEdit), *window.findChildren(QPlainTextEdit)]
     for edit in [*edits, *window.findChildren(QSpinBox)]:
-        if edit.isVisible() and edit.isEnabled():
-            if abs(_lightness(edit, Role.Base) - _lightness(edit, Role.Text)) < CONTRAST:
-                found.append(f"edit {edit.objectName()!r}")
+        shown = edit.isVisible() and edit.isEnabled()
+        if shown and abs(_lightness(edit, Role.Base) - _lightness(edit, Role.Text)) < CONTRAST:
+            found.append(f"edit {edit.objectName()!r}")
     return found
 
 
