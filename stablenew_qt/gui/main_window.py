@@ -40,6 +40,7 @@ from .bridge import EventBridge
 from .config_model import ConfigModel, section_of
 from .engine_host import EngineHost
 from .history_panel import HistoryPanel
+from .image_actions import sent_to
 from .image_drop import FileDropFilter
 from .log_panel import LogPanel
 from .menus import ModelsMenu, QueueMenu, ViewMenu
@@ -155,6 +156,8 @@ class MainWindow(QMainWindow):
         self.progress_panel = ProgressPanel(self.bridge)
         self.results_panel = ResultsPanel(self.bridge, self.prefs.output_dir)
         self.results_panel.useSettingsRequested.connect(self._on_use_settings_requested)
+        self.results_panel.actions_.sendToRequested.connect(self.send_to)
+        self.results_panel.actions_.errorOccurred.connect(lambda text: self.show_status(text, 10000))
         self.restorer = SettingsRestorer(
             self, self.model, lambda: self.choices, self.input_panel.set_image, self.show_status
         )
@@ -369,6 +372,11 @@ class MainWindow(QMainWindow):
     def apply_config(self, config: RunConfig) -> None:
         """Show ``config`` in every widget (e.g. "use these settings")."""
         self.model.replace(config)
+
+    def send_to(self, path: Path, stage: str) -> None:
+        """Start ``stage`` ("img2img" or "upscale") from the image ``path`` (A1111's Send to)."""
+        self.apply_config(sent_to(self.model.config, path, stage))
+        self.show_status(f"{path.name} sent to {stage}", 5000)
 
     def _on_use_settings_requested(self, path: Path) -> None:
         self.restore_from_image(path)
