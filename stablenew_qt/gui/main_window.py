@@ -37,6 +37,7 @@ from ..core.queue import Job, JobQueue
 from ..core.session import SessionOptions, open_session
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
+from .close_guard import CloseChoice, ask_close
 from .config_model import ConfigModel, section_of
 from .engine_host import EngineHost
 from .history_panel import HistoryPanel
@@ -96,6 +97,10 @@ class MainWindow(QMainWindow):
             self.model.set("txt2img.model", self.choices.checkpoints[0])
         self._busy = False
         self._closed = False
+        #: Closing during a run asks what to do with the job (tests that close at teardown turn it off).
+        self.ask_before_closing = True
+        self.close_question: QMessageBox | None = None
+        self._close_chosen = self._quit_when_idle = False
         self._build_widgets()
         self._build_controls()
         self._build_menus()
@@ -325,7 +330,10 @@ class MainWindow(QMainWindow):
             self._busy = True
         elif event.new in TERMINAL_STATES:
             self._busy = False
-            if not self._closed:
+            if self._quit_when_idle and not self._closed:
+                self._close_chosen = True
+                QTimer.singleShot(0, self.close)
+            elif not self._closed:
                 self.idle_timer.start()
         self.models_menu.set_engine_busy(self._busy)
         self._update_buttons()
@@ -425,7 +433,26 @@ class MainWindow(QMainWindow):
         left = left_width(total, cards, scrollbar)
         self.splitter.setSizes([left, max(total - left, RIGHT_MIN_WIDTH)])
 
+    def _on_close_answered(self, choice: CloseChoice) -> None:
+        self.close_question = None
+        if choice is CloseChoice.STAY:
+            return
+        if choice is CloseChoice.KEEP:
+            self._close_chosen = True
+            self.close()
+            return
+        self._quit_when_idle = True  # closed by _on_lifecycle_changed when the job ends
+        if choice is CloseChoice.CANCEL:
+            self._on_cancel_clicked()
+        self.show_status("Closing when the job ends…", 0)
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        running = self._busy or self.host.state is LifecycleState.RUNNING  # the event may be on its way
+        if running and self.ask_before_closing and not self._close_chosen:
+            event.ignore()
+            if self.close_question is None:
+                self.close_question = ask_close(self, self._on_close_answered)
+            return
         self._closed = True
         self.idle_timer.stop()
         self.prefs.save_window_layout(

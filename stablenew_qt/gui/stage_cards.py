@@ -85,6 +85,7 @@ class Txt2ImgCard(StageCard):
 
     def __init__(self, model: ConfigModel, choices: ModelChoices, parent: QWidget | None = None) -> None:
         super().__init__(model, "txt2img", "txt2img", parent)
+        self._parked: list[str] = []
         b, f = self.binder, self.form
         self.checkpoint = b.combo(
             "txt2img.model",
@@ -130,6 +131,7 @@ class Txt2ImgCard(StageCard):
         self.vbox.addWidget(self._refiner_section(choices))
         self.vbox.addWidget(self._hires_section())
         model.changed.connect(self._on_model_changed)
+        model.replaced.connect(self._on_model_changed)  # the final size after a restore too
         self._on_model_changed("")
 
     def _refiner_section(self, choices: ModelChoices) -> QCollapsible:
@@ -204,6 +206,23 @@ class Txt2ImgCard(StageCard):
         section.addWidget(body)
         return section
 
+    #: The sections that run inside txt2img (issue 17, item 5).
+    INNER = ("txt2img.refiner_enabled", "txt2img.hires_enabled")
+
+    def _on_toggled(self, checked: bool) -> None:
+        # Unticking the card greys out the refiner and hires checkboxes, so they could not be
+        # turned off when the sequencer says they need txt2img: they are parked off with the
+        # card and come back when it is ticked again.
+        if not checked:
+            self._parked = [path for path in self.INNER if self.model.get(path)]
+            for path in self._parked:
+                self.model.set(path, False)
+        super()._on_toggled(checked)
+        if checked:
+            for path in self._parked:
+                self.model.set(path, True)
+            self._parked = []
+
     def _on_presets_activated(self, index: int) -> None:
         if index > 0:
             _, width, height = SIZE_PRESETS[index - 1]
@@ -212,7 +231,7 @@ class Txt2ImgCard(StageCard):
             self.binder.refresh()
         self.presets.setCurrentIndex(0)
 
-    def _on_model_changed(self, _path: str) -> None:
+    def _on_model_changed(self, _change: object) -> None:
         t2i: Txt2ImgConfig = self.model.config.txt2img
         size = hires_target_size(t2i) if t2i.hires_enabled else (t2i.width, t2i.height)
         self.final_size.setText(_size_text(size))

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.fake_executor import FakeExecutor
@@ -126,7 +126,9 @@ def test_closing_during_a_run_cancels_it_and_stops_the_threads(
     window.generate_button.click()
     assert fake.blocked.wait(5)
     queue_file = window.session.queue.path
-    window.close()
+    window.close()  # asks what to do with the running job
+    assert window.isVisible() and window.close_question is not None
+    window.close_question.findChild(QPushButton, "close.keep").click()  # "Quit now, resume it next time"
     assert not window.host.engine_thread.isRunning() and not window.host.queue.thread_.isRunning()
     assert window.host.state is LifecycleState.CANCELLED
     with JobQueue(queue_file) as queue:
