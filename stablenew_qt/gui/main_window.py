@@ -31,6 +31,7 @@ from ..core.config import RunConfig
 from ..core.errors import ConfigError
 from ..core.events import InterruptedJobsFound, LifecycleChanged, RunStarted
 from ..core.executor import Engine
+from ..core.field_labels import all_in_user_words, in_user_words
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
 from ..core.outputs import OutputSettings
 from ..core.queue import Job, JobQueue
@@ -343,9 +344,10 @@ class MainWindow(QMainWindow):
         problems = error.problems if error else ()
         for name, card in self.cards.items():
             card.show_problems([p for p in problems if section_of(p) == name])
-        self.prompt_panel.show_problems([str(p) for p in problems if section_of(p) == "prompt"])
-        self.input_panel.show_problems([str(p) for p in problems if section_of(p) == "input"])
-        self._show_config_error(str(error) if error else "")
+        # In the window's words: "Input image: …", not "input_image_path: …" (issue 17, item 9).
+        self.prompt_panel.show_problems([in_user_words(p) for p in problems if section_of(p) == "prompt"])
+        self.input_panel.show_problems([in_user_words(p) for p in problems if section_of(p) == "input"])
+        self._show_config_error((all_in_user_words(problems) or str(error)) if error else "")
         self._update_buttons()
 
     def _show_config_error(self, message: str) -> None:

@@ -15,6 +15,7 @@ from superqt.utils import signals_blocked
 
 from ..core.config import Txt2ImgConfig
 from ..core.errors import ConfigProblem
+from ..core.field_labels import all_in_user_words
 from ..core.samplers import SAMPLERS, SCHEDULERS
 from ..core.sizes import hires_target_size, txt2img_output_size, upscaled_size
 from .config_model import ConfigModel
@@ -67,7 +68,7 @@ class StageCard(QGroupBox):
 
     def show_problems(self, problems: Sequence[ConfigProblem]) -> None:
         """Show ``problems`` inline (an empty list hides the error line)."""
-        text = "\n".join(str(p) for p in problems)
+        text = all_in_user_words(problems)
         self.error_label.setText(breakable(text))  # a long word wraps instead of widening the card
         self.error_label.setToolTip(text)
         self.error_label.setVisible(bool(problems))

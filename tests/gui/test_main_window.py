@@ -38,7 +38,7 @@ def test_config_error_disables_generate_and_shows_inline_and_in_the_status_bar(
     assert isinstance(refiner, QCheckBox)
     refiner.setChecked(True)  # no refiner model chosen
     assert not window.generate_button.isEnabled()
-    assert window.error_label.text().startswith("Config Error: txt2img.refiner_model_name")
+    assert window.error_label.text().startswith("Config Error: Refiner model: choose")  # the label shown
     assert window.cards["txt2img"].error_label.isVisibleTo(window)
     assert "refiner" in window.cards["txt2img"].error_label.text()
     assert window.lifecycle_label.text() == "IDLE"

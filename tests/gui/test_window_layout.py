@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QRect
 from pytestqt.qtbot import QtBot
 
+from stablenew_qt.core.errors import ConfigProblem
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.sequencer import StageName
 from stablenew_qt.gui.elided_label import ElidedLabel, breakable
@@ -43,7 +44,7 @@ def test_a_2000_character_config_error_keeps_the_window_within_the_screen(
     before = window.width()
     window.status.show_config_error(LONG)
     card = window.cards["txt2img"]
-    card.show_problems([LONG])  # type: ignore[list-item]
+    card.show_problems([ConfigProblem("txt2img.model", LONG)])
     qtbot.wait(50)
     assert window.width() == before <= _screen_width(window)
     assert window.error_label.toolTip() == LONG
