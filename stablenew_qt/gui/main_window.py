@@ -54,6 +54,7 @@ from .restore import SettingsRestorer
 from .results_panel import ResultsPanel
 from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
+from .stage_state import FAMILY_SIZES, family_of
 from .status_bar import SessionStatus
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
@@ -95,7 +96,11 @@ class MainWindow(QMainWindow):
         self.host = EngineHost(self.session, self.bridge, self)
         self.choices = services.list_models(self.prefs.models_dir)
         if not self.model.get("txt2img.model") and self.choices.checkpoints:
-            self.model.set("txt2img.model", self.choices.checkpoints[0])
+            first = self.choices.checkpoints[0]
+            self.model.set("txt2img.model", first)
+            width, height = FAMILY_SIZES[family_of(first)]  # SD 1.5 starts at 512 x 512 (issue 17)
+            self.model.set("txt2img.width", width)
+            self.model.set("txt2img.height", height)
         self._busy = False
         self._closed = False
         #: Closing during a run asks what to do with the job (tests that close at teardown turn it off).

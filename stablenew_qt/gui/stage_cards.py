@@ -22,6 +22,7 @@ from .config_model import ConfigModel
 from .elided_label import breakable
 from .fields import Binder, narrow, set_items, tip
 from .services import BUILTIN_UPSCALERS, HIRES_UPSCALERS, ModelChoices
+from .stage_state import family_size_after, hires_title, refiner_title
 
 SIZE_PRESETS: tuple[tuple[str, int, int], ...] = (
     ("512 × 512 (SD 1.5)", 512, 512),
@@ -129,8 +130,11 @@ class Txt2ImgCard(StageCard):
         f.addRow("Clip skip", b.spin("txt2img.clip_skip", 1, 12, tip("Skip last CLIP layers.", "Clip skip")))
         self.vbox = self.layout()
         assert isinstance(self.vbox, QVBoxLayout)
-        self.vbox.addWidget(self._refiner_section(choices))
-        self.vbox.addWidget(self._hires_section())
+        self.refiner_section = self._refiner_section(choices)
+        self.hires_section = self._hires_section()
+        self.vbox.addWidget(self.refiner_section)
+        self.vbox.addWidget(self.hires_section)
+        self._checkpoint = self.model.config.txt2img.model
         model.changed.connect(self._on_model_changed)
         model.replaced.connect(self._on_model_changed)  # the final size after a restore too
         self._on_model_changed("")
@@ -232,10 +236,22 @@ class Txt2ImgCard(StageCard):
             self.binder.refresh()
         self.presets.setCurrentIndex(0)
 
-    def _on_model_changed(self, _change: object) -> None:
+    def _on_model_changed(self, change: object) -> None:
         t2i: Txt2ImgConfig = self.model.config.txt2img
+        if change == "txt2img.model":
+            self._offer_family_size(t2i)
+            t2i = self.model.config.txt2img
+        self._checkpoint = t2i.model
         size = hires_target_size(t2i) if t2i.hires_enabled else (t2i.width, t2i.height)
         self.final_size.setText(_size_text(size))
+        self.hires_section.setText(hires_title(t2i))
+        self.refiner_section.setText(refiner_title(t2i))
+
+    def _offer_family_size(self, t2i: Txt2ImgConfig) -> None:
+        size = family_size_after(self._checkpoint, t2i.model, (t2i.width, t2i.height))
+        if size is not None:
+            self.model.set("txt2img.width", size[0])
+            self.model.set("txt2img.height", size[1])
 
     def set_choices(self, choices: ModelChoices) -> None:
         set_items(self.checkpoint, choices.checkpoints)
