@@ -36,6 +36,7 @@ from ..core.lifecycle import TERMINAL_STATES, LifecycleState
 from ..core.outputs import OutputSettings
 from ..core.queue import Job, JobQueue
 from ..core.session import SessionOptions, open_session
+from ..core.user_settings import save_models_dir
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
 from .close_guard import CloseChoice, ask_close
@@ -371,7 +372,11 @@ class MainWindow(QMainWindow):
             card.set_choices(self.choices)
         self.show_status(f"{len(self.choices.checkpoints)} checkpoint(s) found", 5000)
 
-    def _on_prefs_models_dir_changed(self, _folder: Path) -> None:
+    def _on_prefs_models_dir_changed(self, folder: Path) -> None:
+        try:
+            save_models_dir(folder)  # the CLI uses the folder chosen here (issue 17, item 12)
+        except OSError as exc:
+            log.warning("cannot save the models folder for the CLI: %s", exc)
         self.host.replace_engine(self._make_engine())
         self.refresh_models()
 
