@@ -66,6 +66,7 @@ def list_models(models_dir: Path) -> ModelChoices:
         vaes=tuple(e.name for e in catalog.vaes()),
         upscalers=tuple(e.name for e in catalog.upscalers()),
         detectors=tuple(e.name for e in catalog.detectors()),
+        demo_checkpoints=DEMO_MODELS,
     )
 
 

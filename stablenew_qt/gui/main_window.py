@@ -41,6 +41,7 @@ from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
 from .close_guard import CloseChoice, ask_close
 from .config_model import ConfigModel, section_of
+from .demo_notice import DemoNotice
 from .engine_host import EngineHost
 from .history_panel import HistoryPanel
 from .image_actions import sent_to
@@ -121,6 +122,8 @@ class MainWindow(QMainWindow):
         self._on_validity_changed(self.model.error)
         self._restore_layout(self.prefs.window_layout())
         self.host.take_over_queue()  # before the warm-up: quick, and the banner shows at once
+        self.demo_notice = DemoNotice(self, settings, self.models_menu.choose_models_folder)
+        self.demo_notice.offer(self.choices, self.prefs.models_dir)
 
     def _make_engine(self) -> Engine:
         return self.services.make_engine(self.prefs.models_dir, self.prefs.memory_mode)
@@ -370,7 +373,7 @@ class MainWindow(QMainWindow):
         self.choices = self.services.list_models(self.prefs.models_dir)
         for card in self.cards.values():
             card.set_choices(self.choices)
-        self.show_status(f"{len(self.choices.checkpoints)} checkpoint(s) found", 5000)
+        self.show_status(f"Models in {self.prefs.models_dir}: {self.choices.summary()}", 10000)
 
     def _on_prefs_models_dir_changed(self, folder: Path) -> None:
         try:

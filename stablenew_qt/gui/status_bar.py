@@ -83,7 +83,8 @@ class SessionStatus(QObject):
         self.lifecycle_label.setText(event.new.value)
 
     def _on_engine_reported(self, event: EngineReported) -> None:
-        self.device_label.setText(event.summary)
+        if event.summary:  # a new engine that has not run yet keeps the last device shown
+            self.device_label.setText(event.summary)
 
     def _on_run_completed(self, event: RunCompleted) -> None:
         self.show(f"Saved {len(event.image_paths)} image(s) to {event.output_dir}", 10000)
