@@ -50,6 +50,7 @@ class DemoNotice(QObject):
         )
         box.setObjectName("dialog.demo_models")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
         def nothing() -> None:
             pass
 
