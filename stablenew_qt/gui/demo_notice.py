@@ -50,6 +50,8 @@ class DemoNotice(QObject):
         )
         box.setObjectName("dialog.demo_models")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setModal(False)  # the window stays usable meanwhile
+        box.setWindowModality(Qt.WindowModality.NonModal)
 
         def nothing() -> None:
             pass
@@ -61,7 +63,7 @@ class DemoNotice(QObject):
         }
         box.buttonClicked.connect(lambda button: actions.get(button, nothing)())
         self.box = box
-        box.open()
+        box.show()
         return box
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from ..core.config import RunConfig
+from ..core.errors import ConfigProblem
 from .services import BUILTIN_UPSCALERS, HIRES_UPSCALERS, ModelChoices
 
 #: How many close installed names a message offers.
@@ -28,12 +29,25 @@ class MissingModel:
     label: str
     name: str
     closest: tuple[str, ...] = ()
+    #: Installed names of this kind, when none is close to ``name`` (the first few).
+    others: tuple[str, ...] = ()
 
-    def __str__(self) -> str:
-        text = f"{self.label}: {self.name!r} is not installed"
+    @property
+    def message(self) -> str:
+        """What is wrong, without the label: "'x' is not installed; closest installed: y"."""
+        text = f"{self.name!r} is not installed"
         if self.closest:
             return text + "; closest installed: " + ", ".join(self.closest)
+        if self.others:
+            return text + "; installed: " + ", ".join(self.others)
         return text + "; none of this kind is installed"
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.message}"
+
+    def as_problem(self) -> ConfigProblem:
+        """This as a ConfigProblem of its field (shown on its card like a config error)."""
+        return ConfigProblem(self.path, self.message)
 
 
 def _key(name: str) -> str:
@@ -84,7 +98,7 @@ def _wanted(config: RunConfig, choices: ModelChoices) -> list[tuple[str, str, st
 def missing_models(config: RunConfig, choices: ModelChoices) -> list[MissingModel]:
     """The models ``config``'s enabled stages name that ``choices`` does not list."""
     return [
-        MissingModel(path, label, name, closest_names(name, installed))
+        MissingModel(path, label, name, closest_names(name, installed), tuple(installed[:CLOSEST]))
         for path, label, name, installed in _wanted(config, choices)
         if name and not is_installed(name, installed)
     ]

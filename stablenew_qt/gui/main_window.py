@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.config import RunConfig
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, ConfigProblem
 from ..core.events import InterruptedJobsFound, LifecycleChanged, RunStarted
 from ..core.executor import Engine
 from ..core.field_labels import all_in_user_words, in_user_words
@@ -46,6 +46,7 @@ from .engine_host import EngineHost
 from .history_panel import HistoryPanel
 from .image_actions import sent_to
 from .image_drop import FileDropFilter
+from .installed import missing_models
 from .log_panel import LogPanel
 from .menus import ModelsMenu, QueueMenu, ViewMenu
 from .preferences import Preferences, WindowLayout
@@ -103,6 +104,10 @@ class MainWindow(QMainWindow):
             width, height = FAMILY_SIZES[family_of(first)]  # SD 1.5 starts at 512 x 512 (issue 17)
             self.model.set("txt2img.width", width)
             self.model.set("txt2img.height", height)
+            if self.choices.detectors and self.model.get("adetailer.units.0.adetailer_model") not in (
+                self.choices.detectors
+            ):  # the default detector only when it is installed
+                self.model.set("adetailer.units.0.adetailer_model", self.choices.detectors[0])
         self._busy = False
         self._closed = False
         #: Closing during a run asks what to do with the job (tests that close at teardown turn it off).
@@ -240,6 +245,8 @@ class MainWindow(QMainWindow):
     def _connect_session(self) -> None:
         bridge = self.bridge
         self.model.validityChanged.connect(self._on_validity_changed)
+        self.model.changed.connect(self._show_card_problems)
+        self.model.replaced.connect(self._show_card_problems)
         bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
         bridge.runStarted.connect(self._on_run_started)
         bridge.interruptedJobsFound.connect(self._on_interrupted_jobs_found)
@@ -351,13 +358,24 @@ class MainWindow(QMainWindow):
     # -- validation --------------------------------------------------------------------------
     def _on_validity_changed(self, error: ConfigError | None) -> None:
         problems = error.problems if error else ()
-        for name, card in self.cards.items():
-            card.show_problems([p for p in problems if section_of(p) == name])
+        self._show_card_problems()
         # In the window's words: "Input image: …", not "input_image_path: …" (issue 17, item 9).
         self.prompt_panel.show_problems([in_user_words(p) for p in problems if section_of(p) == "prompt"])
         self.input_panel.show_problems([in_user_words(p) for p in problems if section_of(p) == "input"])
         self._show_config_error((all_in_user_words(problems) or str(error)) if error else "")
         self._update_buttons()
+
+    def _show_card_problems(self, _change: object = None) -> None:
+        # Config errors, and models the config names that are not installed (checked as the user
+        # types, issue 17 item 4: a warning on the card; the engine has the last word at run time).
+        error = self.model.error
+        problems = [*(error.problems if error else ()), *self.missing_models()]
+        for name, card in self.cards.items():
+            card.show_problems([p for p in problems if section_of(p) == name])
+
+    def missing_models(self) -> list[ConfigProblem]:
+        """The models the current settings name that are not installed, as card problems."""
+        return [m.as_problem() for m in missing_models(self.model.config, self.choices)]
 
     def _show_config_error(self, message: str) -> None:
         self.configErrorChanged.emit(self.status.show_config_error(message))
@@ -373,6 +391,7 @@ class MainWindow(QMainWindow):
         self.choices = self.services.list_models(self.prefs.models_dir)
         for card in self.cards.values():
             card.set_choices(self.choices)
+        self._show_card_problems()
         self.show_status(f"Models in {self.prefs.models_dir}: {self.choices.summary()}", 10000)
 
     def _on_prefs_models_dir_changed(self, folder: Path) -> None:

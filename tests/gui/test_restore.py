@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QComboBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.config import RunConfig
@@ -107,3 +107,31 @@ def test_installed_names_match_with_or_without_the_extension() -> None:
     assert closest_names("dreamshaper_8", ("dreamshaper_7.safetensors", "juggernaut.ckpt")) == (
         "dreamshaper_7.safetensors",
     )
+
+
+def test_validation_as_you_type_knows_what_is_installed(
+    qtbot: QtBot, make_main_window: MakeMainWindow
+) -> None:
+    window = make_main_window()
+    combo = window.cards["txt2img"].checkpoint  # type: ignore[attr-defined]
+    combo.setEditText("dreamshaper_8")
+    line = window.cards["txt2img"].error_label
+    assert line.isVisibleTo(window)
+    assert line.toolTip() == (
+        "Model (txt2img): 'dreamshaper_8' is not installed; "
+        "installed: tiny-sd.safetensors, demo-tiny-sdxl, demo-tiny-sdxl-refiner"
+    )
+    assert window.generate_button.isEnabled(), "a warning: the engine has the last word"
+    combo.setEditText("tiny-sd")  # the installed file's name without its extension
+    assert not line.isVisibleTo(window)
+
+
+def test_uninstalled_detectors_are_not_offered_nor_the_default(
+    qtbot: QtBot, make_main_window: MakeMainWindow
+) -> None:
+    choices = ModelChoices(checkpoints=("tiny-sd.safetensors",), detectors=("hand_yolov8n.pt",))
+    window = make_main_window(choices=choices)
+    detector = window.findChild(QComboBox, "adetailer.units.0.adetailer_model")
+    assert isinstance(detector, QComboBox)
+    assert [detector.itemText(i) for i in range(detector.count())] == ["hand_yolov8n.pt", "None"]
+    assert window.model.get("adetailer.units.0.adetailer_model") == "hand_yolov8n.pt"
