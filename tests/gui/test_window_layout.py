@@ -4,6 +4,7 @@ uses the screen, a left panel wide enough for the cards, the splitter remembered
 from __future__ import annotations
 
 from PySide6.QtCore import QRect
+from PySide6.QtGui import QColor, QPixmap
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.errors import ConfigProblem
@@ -26,6 +27,10 @@ def test_a_2000_character_run_error_keeps_the_window_within_the_screen(
 ) -> None:
     window = make_main_window(FakeExecutor().fail_at(StageName.TXT2IMG, LONG, step=1))
     small_txt2img(qtbot, window)
+    stale = QPixmap(16, 16)
+    stale.fill(QColor("red"))
+    window.progress_panel.show_image(stale)  # a preview of an earlier run
+    assert not window.progress_panel.preview.pixmap().isNull()
     generate_and_wait(qtbot, window, "runFailed")
     qtbot.wait(50)  # let the layouts settle
     assert window.width() <= _screen_width(window)
@@ -35,6 +40,7 @@ def test_a_2000_character_run_error_keeps_the_window_within_the_screen(
     assert label.toolTip() == label.text(), "and shown in the tooltip"
     assert any(LONG in r.getMessage() for r in window.log_panel.records), "and in the Log"
     assert label.shown_text().endswith("…") and len(label.shown_text()) < 300
+    assert window.progress_panel.preview.pixmap().isNull(), "no stale preview under the error"
 
 
 def test_a_2000_character_config_error_keeps_the_window_within_the_screen(
