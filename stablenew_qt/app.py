@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .core.errors import ConfigError
 from .core.executor import Engine
-from .core.options import MemoryMode
+from .core.options import ExitCode, MemoryMode
 from .core.queue import default_queue_path
 from .gui.services import AppServices, ModelChoices
 
@@ -65,17 +66,33 @@ def list_models(models_dir: Path) -> ModelChoices:
         vaes=tuple(e.name for e in catalog.vaes()),
         upscalers=tuple(e.name for e in catalog.upscalers()),
         detectors=tuple(e.name for e in catalog.detectors()),
+        demo_checkpoints=DEMO_MODELS,
     )
 
 
 def default_services() -> AppServices:
     """The real engine, the default models folder and the default output folder."""
     from .core.outputs import default_output_dir
-    from .core.paths import default_models_dir
+    from .core.user_settings import models_dir
 
     return AppServices(
-        make_engine, list_models, default_models_dir(), default_output_dir(), trust_detector=trust_detector
+        make_engine, list_models, models_dir(), default_output_dir(), trust_detector=trust_detector
     )
+
+
+def _models_dir_option(args: list[str]) -> Path | None:
+    """The folder given as ``--models-dir DIR`` (or ``--models-dir=DIR``); ConfigError if it does
+    not exist; None when not given."""
+    from .core.user_settings import checked_models_dir
+
+    for index, arg in enumerate(args):
+        if arg == "--models-dir":
+            if index + 1 >= len(args):
+                raise ConfigError("give a folder after --models-dir", "--models-dir")
+            return checked_models_dir(args[index + 1])
+        if arg.startswith("--models-dir="):
+            return checked_models_dir(arg.split("=", 1)[1])
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,15 +105,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .gui.main_window import MainWindow
+    from .gui.preferences import MODELS_DIR_KEY
     from .gui.theme import apply_saved_theme, apply_stylesheet
 
     args = list(argv or [])
+    try:
+        chosen = _models_dir_option(args)
+    except ConfigError as exc:
+        print(f"Config Error: {exc}", file=sys.stderr)
+        return int(ExitCode.CONFIG_ERROR)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "stablenew-qt"])
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     settings = QSettings(APP_NAME, APP_NAME)
+    if chosen is not None:  # --models-dir: this folder from now on, for the window and the CLI
+        settings.setValue(MODELS_DIR_KEY, str(chosen))
     apply_saved_theme(app, settings)  # before the stylesheet, which wraps the native style
     apply_stylesheet(app, STYLE_SHEET)
     if APP_ICON.is_file():

@@ -20,7 +20,11 @@ _DEFAULT_LOG = "default"
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models-dir", metavar="DIR", help="A1111-style models folder (default: ./models)")
+    parser.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        help="A1111-style models folder (default: the one chosen in the window, else ./models)",
+    )
     parser.add_argument(
         "--device",
         choices=[p.value for p in DevicePreference],
@@ -67,11 +71,14 @@ def learning_log(args: argparse.Namespace) -> Path | None:
 
 
 def engine_settings(args: argparse.Namespace) -> EngineSettings:
-    from ..core.paths import default_models_dir
+    """The engine's settings; the models folder as :func:`~stablenew_qt.core.user_settings.models_dir`
+    decides (``--models-dir``, else the folder chosen in the window, else the default). Raises
+    ConfigError (exit 2) for a ``--models-dir`` that does not exist."""
+    from ..core.user_settings import models_dir
     from ..engine.executor import EngineSettings
 
     return EngineSettings(
-        models_dir=Path(args.models_dir) if args.models_dir else default_models_dir(),
+        models_dir=models_dir(args.models_dir),
         device=DevicePreference(args.device),
         memory_mode=MemoryMode(args.memory_mode),
         trusted_detectors=trusted_detector_files(args.trust_model or ()),

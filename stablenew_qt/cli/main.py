@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         "in-process with diffusers. With no command, the desktop app starts.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--models-dir",
+        dest="window_models_dir",
+        metavar="DIR",
+        help="with no command: open the window on this A1111/Forge models folder (remembered)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
@@ -53,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         from ..app import main as app_main  # the one way from the CLI into Qt: no command given
 
-        return app_main([])
+        return app_main(["--models-dir", args.window_models_dir] if args.window_models_dir else [])
     with app_logging(getattr(args, "verbose", False)) as logs:
         args.logs = logs
         try:

@@ -11,7 +11,7 @@ from ..core.config import ADETAILER_SAME, MAX_ADETAILER_UNITS, ADetailerUnit
 from ..core.samplers import SAMPLERS, SCHEDULERS
 from .config_model import ConfigModel
 from .fields import Binder, set_items, tip
-from .services import STANDARD_DETECTORS, ModelChoices
+from .services import ModelChoices
 from .stage_cards import StageCard
 
 
@@ -225,7 +225,9 @@ class UnitPage(QWidget):
 
 
 def _detectors(choices: ModelChoices) -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*choices.detectors, *STANDARD_DETECTORS)))
+    # Installed detectors only (issue 17, item 4: four uninstalled standard names were offered);
+    # "None" turns a unit off. A name typed or restored that is not installed is shown as such.
+    return (*dict.fromkeys(choices.detectors), "None")
 
 
 class ADetailerCard(StageCard):

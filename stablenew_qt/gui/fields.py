@@ -115,6 +115,7 @@ class Binder:
         """A choice of ``items``. With ``none_text`` the first entry stands for ``None``."""
         box = QComboBox()
         box.setEditable(editable)
+        narrow(box)
         if none_text is not None:
             box.addItem(none_text)
         box.addItems(list(items))
@@ -162,6 +163,17 @@ class Binder:
         self._bind(path, edit, tooltip, show)
         edit.textChanged.connect(write)
         return edit
+
+
+#: Characters a combo box asks room for: long model names elide instead of widening the cards.
+COMBO_MIN_CHARS = 14
+
+
+def narrow(box: QComboBox, chars: int = COMBO_MIN_CHARS) -> QComboBox:
+    """Size ``box`` for ``chars`` characters, not its longest item (its popup still shows all)."""
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(chars)
+    return box
 
 
 def set_items(box: QComboBox, items: Sequence[str], *, keep_first: int = 0) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -28,33 +28,42 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.config import RunConfig
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, ConfigProblem
 from ..core.events import InterruptedJobsFound, LifecycleChanged, RunStarted
 from ..core.executor import Engine
-from ..core.infotext import config_from_image
+from ..core.field_labels import all_in_user_words, in_user_words
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
 from ..core.outputs import OutputSettings
 from ..core.queue import Job, JobQueue
 from ..core.session import SessionOptions, open_session
+from ..core.user_settings import save_models_dir
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
+from .close_guard import CloseChoice, ask_close
 from .config_model import ConfigModel, section_of
+from .demo_notice import DemoNotice
 from .engine_host import EngineHost
 from .extra_networks_tab import ExtraNetworksTab
 from .history_panel import HistoryPanel
+from .image_actions import sent_to
+from .image_drop import FileDropFilter
+from .installed import missing_models
 from .log_panel import LogPanel
 from .menus import ModelsMenu, QueueMenu, ViewMenu
 from .preferences import Preferences, WindowLayout
 from .progress_panel import ProgressPanel
 from .prompt_panel import InputImagePanel, PromptPanel
 from .queue_panel import QueuePanel
+from .restore import SettingsRestorer
 from .results_panel import ResultsPanel
 from .sampler_settings_dialog import SamplerSettingsEntry
 from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
+from .stage_state import FAMILY_SIZES, family_of
 from .status_bar import SessionStatus
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
+from .window_layout import LEFT_MIN_WIDTH, RIGHT_MIN_WIDTH, first_geometry, left_width
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +101,21 @@ class MainWindow(QMainWindow):
         self.host = EngineHost(self.session, self.bridge, self)
         self.choices = services.list_models(self.prefs.models_dir)
         if not self.model.get("txt2img.model") and self.choices.checkpoints:
-            self.model.set("txt2img.model", self.choices.checkpoints[0])
+            first = self.choices.checkpoints[0]
+            self.model.set("txt2img.model", first)
+            width, height = FAMILY_SIZES[family_of(first)]  # SD 1.5 starts at 512 x 512 (issue 17)
+            self.model.set("txt2img.width", width)
+            self.model.set("txt2img.height", height)
+            if self.choices.detectors and self.model.get("adetailer.units.0.adetailer_model") not in (
+                self.choices.detectors
+            ):  # the default detector only when it is installed
+                self.model.set("adetailer.units.0.adetailer_model", self.choices.detectors[0])
         self._busy = False
         self._closed = False
+        #: Closing during a run asks what to do with the job (tests that close at teardown turn it off).
+        self.ask_before_closing = True
+        self.close_question: QMessageBox | None = None
+        self._close_chosen = self._quit_when_idle = False
         self._build_widgets()
         self._build_controls()
         self._build_menus()
@@ -108,6 +129,8 @@ class MainWindow(QMainWindow):
         self._on_validity_changed(self.model.error)
         self._restore_layout(self.prefs.window_layout())
         self.host.take_over_queue()  # before the warm-up: quick, and the banner shows at once
+        self.demo_notice = DemoNotice(self, settings, self.models_menu.choose_models_folder)
+        self.demo_notice.offer(self.choices, self.prefs.models_dir)
 
     def _make_engine(self) -> Engine:
         return self.services.make_engine(self.prefs.models_dir, self.prefs.memory_mode)
@@ -140,8 +163,10 @@ class MainWindow(QMainWindow):
             cards.addWidget(card)
         cards.addStretch(1)
         scroll = QScrollArea()
+        scroll.setObjectName("cards.scroll")
         scroll.setWidgetResizable(True)
         scroll.setWidget(column)
+        self.cards_scroll = scroll
         editors = QSplitter(Qt.Orientation.Vertical)
         editors.addWidget(self.prompt_panel)
         editors.addWidget(scroll)
@@ -153,6 +178,15 @@ class MainWindow(QMainWindow):
         self.progress_panel = ProgressPanel(self.bridge)
         self.results_panel = ResultsPanel(self.bridge, self.prefs.output_dir)
         self.results_panel.useSettingsRequested.connect(self._on_use_settings_requested)
+        self.results_panel.actions_.sendToRequested.connect(self.send_to)
+        self.results_panel.actions_.errorOccurred.connect(lambda text: self.show_status(text, 10000))
+        self.restorer = SettingsRestorer(
+            self, self.model, lambda: self.choices, self.input_panel.set_image, self.show_status
+        )
+        self.prompt_drop = FileDropFilter(self)  # a PNG dropped on a prompt box restores it
+        for edit in (self.prompt_panel.prompt, self.prompt_panel.negative):
+            self.prompt_drop.watch(edit)
+        self.prompt_drop.filesDropped.connect(lambda files: self.restore_from_image(files[0]))
         self.log_panel = LogPanel()
         self.queue_panel = QueuePanel(self.host.queue, self.bridge)
         self.history_panel = HistoryPanel(self.host.queue, self.bridge)
@@ -170,9 +204,13 @@ class MainWindow(QMainWindow):
             self.tabs, prompts.prompt, prompts.negative, self.prefs.models_dir, self.model, prompts
         )
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("window.splitter")
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        left.setMinimumWidth(LEFT_MIN_WIDTH)  # below their hints: a narrow screen still fits
+        self.tabs.setMinimumWidth(RIGHT_MIN_WIDTH)
         self.setCentralWidget(self.splitter)
 
     def _build_controls(self) -> None:
@@ -215,6 +253,8 @@ class MainWindow(QMainWindow):
     def _connect_session(self) -> None:
         bridge = self.bridge
         self.model.validityChanged.connect(self._on_validity_changed)
+        self.model.changed.connect(self._show_card_problems)
+        self.model.replaced.connect(self._show_card_problems)
         bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
         bridge.runStarted.connect(self._on_run_started)
         bridge.interruptedJobsFound.connect(self._on_interrupted_jobs_found)
@@ -317,7 +357,10 @@ class MainWindow(QMainWindow):
             self._busy = True
         elif event.new in TERMINAL_STATES:
             self._busy = False
-            if not self._closed:
+            if self._quit_when_idle and not self._closed:
+                self._close_chosen = True
+                QTimer.singleShot(0, self.close)
+            elif not self._closed:
                 self.idle_timer.start()
         self.models_menu.set_engine_busy(self._busy)
         self._update_buttons()
@@ -325,12 +368,24 @@ class MainWindow(QMainWindow):
     # -- validation --------------------------------------------------------------------------
     def _on_validity_changed(self, error: ConfigError | None) -> None:
         problems = error.problems if error else ()
+        self._show_card_problems()
+        # In the window's words: "Input image: …", not "input_image_path: …" (issue 17, item 9).
+        self.prompt_panel.show_problems([in_user_words(p) for p in problems if section_of(p) == "prompt"])
+        self.input_panel.show_problems([in_user_words(p) for p in problems if section_of(p) == "input"])
+        self._show_config_error((all_in_user_words(problems) or str(error)) if error else "")
+        self._update_buttons()
+
+    def _show_card_problems(self, _change: object = None) -> None:
+        # Config errors, and models the config names that are not installed (checked as the user
+        # types, issue 17 item 4: a warning on the card; the engine has the last word at run time).
+        error = self.model.error
+        problems = [*(error.problems if error else ()), *self.missing_models()]
         for name, card in self.cards.items():
             card.show_problems([p for p in problems if section_of(p) == name])
-        self.prompt_panel.show_problems([str(p) for p in problems if section_of(p) == "prompt"])
-        self.input_panel.show_problems([str(p) for p in problems if section_of(p) == "input"])
-        self._show_config_error(str(error) if error else "")
-        self._update_buttons()
+
+    def missing_models(self) -> list[ConfigProblem]:
+        """The models the current settings name that are not installed, as card problems."""
+        return [m.as_problem() for m in missing_models(self.model.config, self.choices)]
 
     def _show_config_error(self, message: str) -> None:
         self.configErrorChanged.emit(self.status.show_config_error(message))
@@ -346,9 +401,14 @@ class MainWindow(QMainWindow):
         self.choices = self.services.list_models(self.prefs.models_dir)
         for card in self.cards.values():
             card.set_choices(self.choices)
-        self.show_status(f"{len(self.choices.checkpoints)} checkpoint(s) found", 5000)
+        self._show_card_problems()
+        self.show_status(f"Models in {self.prefs.models_dir}: {self.choices.summary()}", 10000)
 
-    def _on_prefs_models_dir_changed(self, _folder: Path) -> None:
+    def _on_prefs_models_dir_changed(self, folder: Path) -> None:
+        try:
+            save_models_dir(folder)  # the CLI uses the folder chosen here (issue 17, item 12)
+        except OSError as exc:
+            log.warning("cannot save the models folder for the CLI: %s", exc)
         self.host.replace_engine(self._make_engine())
         self.refresh_models()
         self.extra_networks.set_models_dir(self.prefs.models_dir)
@@ -366,19 +426,21 @@ class MainWindow(QMainWindow):
         """Show ``config`` in every widget (e.g. "use these settings")."""
         self.model.replace(config)
 
+    def send_to(self, path: Path, stage: str) -> None:
+        """Start ``stage`` ("img2img" or "upscale") from the image ``path`` (A1111's Send to)."""
+        self.apply_config(sent_to(self.model.config, path, stage))
+        self.show_status(f"{path.name} sent to {stage}", 5000)
+
     def _on_use_settings_requested(self, path: Path) -> None:
         self.restore_from_image(path)
 
     def restore_from_image(self, path: Path) -> bool:
-        """Restore the settings an image (ours or A1111's) was made with; False with a message if not."""
-        try:
-            self.apply_config(config_from_image(path))
-        except ConfigError as exc:
-            self.show_status(f"Cannot use {path.name}: {exc}", 15000)
-            return False
-        self.show_status(f"Settings restored from {path.name}", 5000)
-        self.extra_networks.restore_names(path)  # LoRA/embedding names by hash, off the GUI thread
-        return True
+        """Restore the settings any common generator's image was made with; False with a message
+        (or, for an image without settings, the offer to use it as the input image) if not."""
+        restored = self.restorer.restore(path)
+        if restored:
+            self.extra_networks.restore_names(path)  # LoRA/embedding names by hash, off the GUI thread
+        return restored
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -392,6 +454,8 @@ class MainWindow(QMainWindow):
                 return
 
     def _restore_layout(self, layout: WindowLayout) -> None:
+        if layout.geometry is None:
+            self.first_layout()
         for value, restore in (
             (layout.geometry, self.restoreGeometry),
             (layout.state, self.restoreState),
@@ -402,7 +466,41 @@ class MainWindow(QMainWindow):
         if layout.tab is not None:
             self.tabs.setCurrentIndex(layout.tab)
 
+    def first_layout(self, available: QRect | None = None) -> None:
+        """The first start's size (85 % of ``available``, the screen's free area by default) and a
+        left panel wide enough for the cards."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if available is None and screen is not None:
+            available = screen.availableGeometry()
+        if available is not None:
+            self.setGeometry(first_geometry(available))
+        column = self.cards_scroll.widget()
+        cards = column.sizeHint().width() if column is not None else 0
+        scrollbar = self.cards_scroll.verticalScrollBar().sizeHint().width()
+        total = self.width()
+        left = left_width(total, cards, scrollbar)
+        self.splitter.setSizes([left, max(total - left, RIGHT_MIN_WIDTH)])
+
+    def _on_close_answered(self, choice: CloseChoice) -> None:
+        self.close_question = None
+        if choice is CloseChoice.STAY:
+            return
+        if choice is CloseChoice.KEEP:
+            self._close_chosen = True
+            self.close()
+            return
+        self._quit_when_idle = True  # closed by _on_lifecycle_changed when the job ends
+        if choice is CloseChoice.CANCEL:
+            self._on_cancel_clicked()
+        self.show_status("Closing when the job ends…", 0)
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        running = self._busy or self.host.state is LifecycleState.RUNNING  # the event may be on its way
+        if running and self.ask_before_closing and not self._close_chosen:
+            event.ignore()
+            if self.close_question is None:
+                self.close_question = ask_close(self, self._on_close_answered)
+            return
         self._closed = True
         self.idle_timer.stop()
         self.prefs.save_window_layout(

@@ -96,6 +96,10 @@ class ModelsMenu(QMenu):
         _open_folder(self.prefs.models_dir)
 
     def _on_set_models_triggered(self) -> None:
+        self.choose_models_folder()
+
+    def choose_models_folder(self) -> None:
+        """Ask for a models folder (an A1111/Forge ``models`` folder works) and use it."""
         if not self._idle():
             return
         folder = QFileDialog.getExistingDirectory(

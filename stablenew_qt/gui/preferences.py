@@ -106,6 +106,10 @@ def _theme(value: object) -> str | None:
     return value if isinstance(value, str) and value in THEMES else None
 
 
+#: The QSettings key of the models folder (``app.main --models-dir`` sets it too).
+MODELS_DIR_KEY = "paths/models_dir"
+
+
 @dataclass(frozen=True)
 class WindowLayout:
     """The window's geometry, dock state, splitter and current tab, as Qt saved them."""
@@ -142,7 +146,7 @@ class Preferences(QObject):
         "paths/output_dir", _path, lambda p: p.default_output_dir, "Where runs write their folders."
     )
     models_dir = _Preference[Path](
-        "paths/models_dir", _path, lambda p: p.default_models_dir, "An A1111-style models folder."
+        MODELS_DIR_KEY, _path, lambda p: p.default_models_dir, "An A1111-style models folder."
     )
     memory_mode = _Preference[MemoryMode](
         "engine/memory_mode", _memory, lambda _p: MemoryMode.GPU, "Where the engine keeps weights."

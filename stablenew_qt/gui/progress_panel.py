@@ -16,7 +16,9 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.events import RunCancelled, RunCompleted, RunFailed, RunStarted, StageStarted, StepProgress
+from ..core.sequencer import StageName
 from .bridge import EventBridge
+from .elided_label import ElidedLabel
 from .thumbnails import ThumbnailLoader
 
 PREVIEW_INTERVAL_S = 0.1
@@ -47,9 +49,9 @@ class ProgressPanel(QWidget):
         self.stage = QProgressBar()
         self.stage.setObjectName("progress.stage")
         self.stage.setToolTip("Progress of the current stage")
-        self.label = QLabel("Idle")
+        self.label = ElidedLabel("Idle")
         self.label.setObjectName("progress.label")
-        self.timing = QLabel("")
+        self.timing = ElidedLabel("")
         self.timing.setObjectName("progress.timing")
         self.preview = QLabel()
         self.preview.setObjectName("progress.preview")
@@ -90,6 +92,8 @@ class ProgressPanel(QWidget):
 
     def _on_stage_started(self, event: StageStarted) -> None:
         self.stage.setValue(0)
+        if event.stage == StageName.ADETAILER:
+            self.preview.clear()  # the last denoising preview is not what ADetailer works on
         self.label.setText(f"stage {event.index + 1}/{event.total_stages} {event.stage}")
 
     def _on_step_progress(self, event: StepProgress) -> None:
@@ -138,6 +142,8 @@ class ProgressPanel(QWidget):
             self.show_image(QPixmap.fromImage(image))
 
     def _on_run_failed(self, event: RunFailed) -> None:
+        self._final = None
+        self.preview.clear()  # a stale preview under the error read as a result (issue 17, item 10)
         self._finish(f"Error: {event.message}")
 
     def _on_run_cancelled(self, event: RunCancelled) -> None:

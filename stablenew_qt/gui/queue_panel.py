@@ -55,6 +55,13 @@ PROMPT_CHARS = 60
 ACTIVE_STATUSES = (JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.INTERRUPTED)
 
 
+#: What the Queue tab says when it holds no job.
+EMPTY_QUEUE = (
+    "The queue is empty. Generate runs the current settings at once; Add to queue keeps them here "
+    "for later, to run with Run queue. Finished jobs are in History."
+)
+
+
 def job_text(job: Job) -> str:
     """One line for ``job``: id, status, model and the start of its prompt (and its error)."""
     prompt = str(job.config_data.get("prompt") or "").replace("\n", " ")
@@ -146,6 +153,11 @@ class QueuePanel(QWidget):
         layout.addWidget(self._build_banner())
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
+        self.empty_label = QLabel(EMPTY_QUEUE)
+        self.empty_label.setObjectName("queue.empty")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.empty_label)
         layout.addWidget(self.list, 1)
 
     def _build_banner(self) -> QFrame:
@@ -210,6 +222,7 @@ class QueuePanel(QWidget):
         self.list.blockSignals(False)
         self.pause_button.setChecked(paused)
         self.pause_button.setText("Resume" if paused else "Pause")
+        self.empty_label.setVisible(not self.jobs)
         queued = sum(job.status is JobStatus.QUEUED for job in self.jobs)
         self.count_label.setText(f"Queued: {queued}" + (" (paused)" if paused else ""))
         self.queuedCountChanged.emit(queued)
@@ -331,7 +344,12 @@ class QueuePanel(QWidget):
         self.runRequested.emit()
 
     def _on_pause_button_clicked(self, checked: bool) -> None:
-        self.client.set_paused(checked)
+        if checked:
+            self.client.set_paused(True)
+            return
+        # Resume starts the queue too (issue 17, item 8: a second "Run queue" click was needed),
+        # once the queue thread has un-paused it.
+        self.client.call(lambda: self.client.queue.resume(), lambda _none: self.runRequested.emit())
 
     def _on_rows_moved(
         self, _parent: QModelIndex, start: int, _end: int, _dest: QModelIndex, row: int

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import heapq
 import stat
+import time
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -34,6 +36,7 @@ from ..core.errors import ConfigError
 from ..core.events import RunCompleted
 from ..core.infotext import read_image_metadata
 from .bridge import EventBridge
+from .image_actions import ImageActions
 from .thumbnails import ThumbnailLoader
 
 THUMB = 96
@@ -48,6 +51,11 @@ def past_images(output_dir: Path, limit: int = MAX_PAST_IMAGES) -> list[Path]:
     Reads the whole folder tree (one stat per image: 10-25 ms per 1,000 images on a local disk),
     so the panel calls it on its loader's pool, never on the GUI thread.
     """
+    return [path for path, _mtime in listed_images(output_dir, limit)]
+
+
+def listed_images(output_dir: Path, limit: int = MAX_PAST_IMAGES) -> list[tuple[Path, float]]:
+    """:func:`past_images` with each image's modification time (seconds since the epoch)."""
     found: list[tuple[float, Path]] = []
     try:
         for path in output_dir.glob("*/*/*.png"):
@@ -59,7 +67,18 @@ def past_images(output_dir: Path, limit: int = MAX_PAST_IMAGES) -> list[Path]:
                 found.append((info.st_mtime, path))
     except OSError:
         return []
-    return [path for _mtime, path in heapq.nlargest(limit, found, key=lambda pair: pair[0])]
+    return [(path, mtime) for mtime, path in heapq.nlargest(limit, found, key=lambda pair: pair[0])]
+
+
+def image_label(path: Path, when: float, now: float | None = None) -> str:
+    """A gallery label that tells images apart: the time it was made and its seed
+    ("14:03:22 · seed 1234"; the date too when not today). Our files are ``<index>-<seed>.png``."""
+    made = datetime.fromtimestamp(when)
+    today = datetime.fromtimestamp(time.time() if now is None else now).date()
+    stamp = made.strftime("%H:%M:%S" if made.date() == today else "%m-%d %H:%M")
+    parts = path.stem.split("-")
+    seed = parts[1] if len(parts) > 1 and parts[1].isdigit() else None
+    return f"{stamp} · seed {seed}" if seed else f"{stamp} · {path.stem}"
 
 
 def _placeholder_icon() -> QIcon:
@@ -69,7 +88,8 @@ def _placeholder_icon() -> QIcon:
 
 
 class ResultsPanel(QWidget):
-    """The gallery. Emits :attr:`useSettingsRequested` with an image path for the window to restore."""
+    """The gallery. Emits :attr:`useSettingsRequested` with an image path for the window to restore;
+    its context menu (:attr:`actions_`) also sends an image to img2img or upscale."""
 
     useSettingsRequested = Signal(object)
 
@@ -82,6 +102,12 @@ class ResultsPanel(QWidget):
         self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
         self.gallery.setMovement(QListView.Movement.Static)
         self.gallery.currentItemChanged.connect(self._on_gallery_current_item_changed)
+        self.actions_ = ImageActions(self)
+        self.actions_.useSettingsRequested.connect(self.useSettingsRequested)
+        self.actions_.deleted.connect(self._on_actions_deleted)
+        self.gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.gallery.customContextMenuRequested.connect(self._on_gallery_custom_context_menu_requested)
+        self.gallery.itemActivated.connect(self._on_gallery_item_activated)  # double-click, Enter
         self.viewer = QLabel("No image selected")
         self.viewer.setObjectName("results.viewer")
         self.viewer.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -135,18 +161,18 @@ class ResultsPanel(QWidget):
         self.thumbnails.cancel_pending()  # thumbnails and listing of the previous folder
         self._waiting.clear()
         self.gallery.clear()
-        self.thumbnails.submit(partial(past_images, output_dir), self._on_past_images_listed)
+        self.thumbnails.submit(partial(listed_images, output_dir), self._on_past_images_listed)
 
     def add_image(self, path: Path) -> None:
         """Put ``path`` first in the gallery (its thumbnail follows)."""
-        self.gallery.insertItem(0, self._item(path))
+        self.gallery.insertItem(0, self._item(path, time.time()))
 
     def shutdown(self) -> None:
         """Stop loading images and wait for the loader's running work (the window is closing)."""
         self.thumbnails.shutdown()
 
-    def _item(self, path: Path) -> QListWidgetItem:
-        item = QListWidgetItem(self._placeholder, path.stem)
+    def _item(self, path: Path, when: float) -> QListWidgetItem:
+        item = QListWidgetItem(self._placeholder, image_label(path, when))
         item.setData(Qt.ItemDataRole.UserRole, str(path))
         item.setToolTip(str(path))
         # Registered before the request: a cache hit answers inside request().
@@ -154,11 +180,11 @@ class ResultsPanel(QWidget):
         self.thumbnails.request(path, THUMB)
         return item
 
-    def _on_past_images_listed(self, paths: list[Path]) -> None:
+    def _on_past_images_listed(self, listed: list[tuple[Path, float]]) -> None:
         shown = {str(path) for path in self.image_paths()}  # this session's, also on disk
-        for path in paths:
+        for path, when in listed:
             if str(path) not in shown:
-                self.gallery.addItem(self._item(path))
+                self.gallery.addItem(self._item(path, when))
 
     def _on_thumbnails_thumbnail_ready(self, path: Path, size: int, image: QImage) -> None:
         if self._viewed == (str(path), size):
@@ -217,6 +243,22 @@ class ResultsPanel(QWidget):
                 Qt.TransformationMode.SmoothTransformation,
             )
         )
+
+    def _on_gallery_custom_context_menu_requested(self, pos: QPoint) -> None:
+        item = self.gallery.itemAt(pos)
+        if item is not None:
+            self.gallery.setCurrentItem(item)
+            path = Path(item.data(Qt.ItemDataRole.UserRole))
+            self.actions_.menu(path).exec(self.gallery.viewport().mapToGlobal(pos))
+
+    def _on_gallery_item_activated(self, item: QListWidgetItem) -> None:
+        self.actions_.full_view(Path(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _on_actions_deleted(self, path: Path) -> None:
+        for row in reversed(range(self.gallery.count())):
+            if self.gallery.item(row).data(Qt.ItemDataRole.UserRole) == str(path):
+                self.gallery.takeItem(row)
+        self._waiting.pop(str(path), None)
 
     def _on_open_clicked(self) -> None:
         if self.selected is not None:

@@ -25,6 +25,30 @@ class ModelChoices:
     vaes: tuple[str, ...] = ()
     upscalers: tuple[str, ...] = ()
     detectors: tuple[str, ...] = ()
+    #: Which of ``checkpoints`` are the built-in demo models (noise by design).
+    demo_checkpoints: tuple[str, ...] = ()
+
+    @property
+    def installed_checkpoints(self) -> tuple[str, ...]:
+        """The checkpoints found in the models folder (the demo models left out)."""
+        demo = set(self.demo_checkpoints)
+        return tuple(name for name in self.checkpoints if name not in demo)
+
+    def summary(self) -> str:
+        """What was found, per kind: "2 checkpoints (+3 demo), 1 VAE, 0 upscalers, 2 detectors"."""
+
+        def count(n: int, noun: str) -> str:
+            return f"{n} {noun}{'' if n == 1 else 's'}"
+
+        demo = f" (+{len(self.demo_checkpoints)} demo)" if self.demo_checkpoints else ""
+        return ", ".join(
+            (
+                count(len(self.installed_checkpoints), "checkpoint") + demo,
+                count(len(self.vaes), "VAE"),
+                count(len(self.upscalers), "upscaler"),
+                count(len(self.detectors), "detector"),
+            )
+        )
 
 
 #: Built-in pixel upscalers every executor offers besides the ESRGAN-folder models.

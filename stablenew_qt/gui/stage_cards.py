@@ -15,13 +15,16 @@ from superqt.utils import signals_blocked
 
 from ..core.config import Txt2ImgConfig
 from ..core.errors import ConfigProblem
+from ..core.field_labels import all_in_user_words
 from ..core.infotext_parse import SAME_CHECKPOINT, SAME_SAMPLER, SAME_SCHEDULER
 from ..core.samplers import SAMPLERS, SCHEDULERS
 from ..core.sizes import hires_target_size, txt2img_output_size, upscaled_size
 from .config_model import ConfigModel
-from .fields import Binder, set_items, tip
+from .elided_label import breakable
+from .fields import Binder, narrow, set_items, tip
 from .inpaint_section import InpaintSection
 from .services import BUILTIN_UPSCALERS, HIRES_UPSCALERS, ModelChoices
+from .stage_state import family_size_after, hires_title, refiner_title
 
 SIZE_PRESETS: tuple[tuple[str, int, int], ...] = (
     ("512 × 512 (SD 1.5)", 512, 512),
@@ -68,7 +71,9 @@ class StageCard(QGroupBox):
 
     def show_problems(self, problems: Sequence[ConfigProblem]) -> None:
         """Show ``problems`` inline (an empty list hides the error line)."""
-        self.error_label.setText("\n".join(str(p) for p in problems))
+        text = all_in_user_words(problems)
+        self.error_label.setText(breakable(text))  # a long word wraps instead of widening the card
+        self.error_label.setToolTip(text)
         self.error_label.setVisible(bool(problems))
 
     def set_choices(self, choices: ModelChoices) -> None:
@@ -87,6 +92,7 @@ class Txt2ImgCard(StageCard):
 
     def __init__(self, model: ConfigModel, choices: ModelChoices, parent: QWidget | None = None) -> None:
         super().__init__(model, "txt2img", "txt2img", parent)
+        self._parked: list[str] = []
         b, f = self.binder, self.form
         self.checkpoint = b.combo(
             "txt2img.model",
@@ -118,7 +124,7 @@ class Txt2ImgCard(StageCard):
         size.addWidget(b.spin("txt2img.width", 64, 4096, tip("Image width, a multiple of 8.", "Width"), 8))
         size.addWidget(QLabel("×"))
         size.addWidget(b.spin("txt2img.height", 64, 4096, tip("Image height, a multiple of 8.", "Height"), 8))
-        self.presets = QComboBox()
+        self.presets = narrow(QComboBox(), 8)
         self.presets.setObjectName("txt2img.size_preset")
         self.presets.setToolTip("Common sizes for SD 1.5 and SDXL")
         self.presets.addItem("Presets…")
@@ -129,9 +135,13 @@ class Txt2ImgCard(StageCard):
         f.addRow("Clip skip", b.spin("txt2img.clip_skip", 1, 12, tip("Skip last CLIP layers.", "Clip skip")))
         self.vbox = self.layout()
         assert isinstance(self.vbox, QVBoxLayout)
-        self.vbox.addWidget(self._refiner_section(choices))
-        self.vbox.addWidget(self._hires_section(choices))
+        self.refiner_section = self._refiner_section(choices)
+        self.hires_section = self._hires_section(choices)
+        self.vbox.addWidget(self.refiner_section)
+        self.vbox.addWidget(self.hires_section)
+        self._checkpoint = self.model.config.txt2img.model
         model.changed.connect(self._on_model_changed)
+        model.replaced.connect(self._on_model_changed)  # the final size after a restore too
         self._on_model_changed("")
 
     def _refiner_section(self, choices: ModelChoices) -> QCollapsible:
@@ -253,6 +263,23 @@ class Txt2ImgCard(StageCard):
         section.addWidget(body)
         return section
 
+    #: The sections that run inside txt2img (issue 17, item 5).
+    INNER = ("txt2img.refiner_enabled", "txt2img.hires_enabled")
+
+    def _on_toggled(self, checked: bool) -> None:
+        # Unticking the card greys out the refiner and hires checkboxes, so they could not be
+        # turned off when the sequencer says they need txt2img: they are parked off with the
+        # card and come back when it is ticked again.
+        if not checked:
+            self._parked = [path for path in self.INNER if self.model.get(path)]
+            for path in self._parked:
+                self.model.set(path, False)
+        super()._on_toggled(checked)
+        if checked:
+            for path in self._parked:
+                self.model.set(path, True)
+            self._parked = []
+
     def _on_presets_activated(self, index: int) -> None:
         if index > 0:
             _, width, height = SIZE_PRESETS[index - 1]
@@ -261,10 +288,22 @@ class Txt2ImgCard(StageCard):
             self.binder.refresh()
         self.presets.setCurrentIndex(0)
 
-    def _on_model_changed(self, _path: str) -> None:
+    def _on_model_changed(self, change: object) -> None:
         t2i: Txt2ImgConfig = self.model.config.txt2img
+        if change == "txt2img.model":
+            self._offer_family_size(t2i)
+            t2i = self.model.config.txt2img
+        self._checkpoint = t2i.model
         size = hires_target_size(t2i) if t2i.hires_enabled else (t2i.width, t2i.height)
         self.final_size.setText(_size_text(size))
+        self.hires_section.setText(hires_title(t2i))
+        self.refiner_section.setText(refiner_title(t2i))
+
+    def _offer_family_size(self, t2i: Txt2ImgConfig) -> None:
+        size = family_size_after(self._checkpoint, t2i.model, (t2i.width, t2i.height))
+        if size is not None:
+            self.model.set("txt2img.width", size[0])
+            self.model.set("txt2img.height", size[1])
 
     def set_choices(self, choices: ModelChoices) -> None:
         set_items(self.checkpoint, choices.checkpoints)

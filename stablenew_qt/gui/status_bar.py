@@ -21,6 +21,7 @@ from ..core.events import (
 from ..core.lifecycle import LifecycleState
 from ..core.queue import Job, JobStatus
 from .bridge import EventBridge
+from .elided_label import ElidedLabel
 
 
 def _label(name: str, tooltip: str, text: str = "") -> QLabel:
@@ -39,7 +40,8 @@ class SessionStatus(QObject):
         self.bar = bar
         self.closed = False
         self.lifecycle_label = _label("status.lifecycle", "Run state", LifecycleState.IDLE.value)
-        self.error_label = _label("status.config_error", "")
+        self.error_label = ElidedLabel()  # a long error never widens the window (issue 17)
+        self.error_label.setObjectName("status.config_error")
         self.error_label.setProperty("role", "error")
         self.device_label = _label(
             "status.device", "Device, precision and GPU memory in use (after each run)"
@@ -81,7 +83,8 @@ class SessionStatus(QObject):
         self.lifecycle_label.setText(event.new.value)
 
     def _on_engine_reported(self, event: EngineReported) -> None:
-        self.device_label.setText(event.summary)
+        if event.summary:  # a new engine that has not run yet keeps the last device shown
+            self.device_label.setText(event.summary)
 
     def _on_run_completed(self, event: RunCompleted) -> None:
         self.show(f"Saved {len(event.image_paths)} image(s) to {event.output_dir}", 10000)

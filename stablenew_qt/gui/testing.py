@@ -110,6 +110,7 @@ def make_main_window(qtbot: Any, tmp_path: Path) -> Iterator[MakeMainWindow]:
     yield make
     problems: list[str] = []
     for window in windows:
+        window.ask_before_closing = False  # a run still going is interrupted, as "resume it next time"
         window.close()
         problems += leftovers(window)
         window.deleteLater()

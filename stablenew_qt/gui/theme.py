@@ -140,10 +140,19 @@ class ThemeManager(QObject):
             wanted == Qt.ColorScheme.Dark
         ):
             self._use_style(self._native_style)
-            return
-        self._use_style("fusion")
-        self._app.setPalette(explicit_palette(wanted == Qt.ColorScheme.Dark))
-        self._explicit = True
+        else:
+            self._use_style("fusion")
+            self._app.setPalette(explicit_palette(wanted == Qt.ColorScheme.Dark))
+            self._explicit = True
+        self._repolish()
+
+    def _repolish(self) -> None:
+        # Under a stylesheet, widgets already polished keep the palette they were polished with
+        # (issue 17, item 2: cards, the right pane and the status bar stayed light in Dark).
+        # Setting the sheet again re-polishes every widget with the palette now in effect.
+        sheet = self._app.styleSheet()
+        if sheet:
+            self._app.setStyleSheet(sheet)
 
     def _use_style(self, name: str) -> None:
         if name and name.lower() != self._style.lower():

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.fake_executor import FakeExecutor
@@ -38,7 +38,7 @@ def test_config_error_disables_generate_and_shows_inline_and_in_the_status_bar(
     assert isinstance(refiner, QCheckBox)
     refiner.setChecked(True)  # no refiner model chosen
     assert not window.generate_button.isEnabled()
-    assert window.error_label.text().startswith("Config Error: txt2img.refiner_model_name")
+    assert window.error_label.text().startswith("Config Error: Refiner model: choose")  # the label shown
     assert window.cards["txt2img"].error_label.isVisibleTo(window)
     assert "refiner" in window.cards["txt2img"].error_label.text()
     assert window.lifecycle_label.text() == "IDLE"
@@ -126,7 +126,9 @@ def test_closing_during_a_run_cancels_it_and_stops_the_threads(
     window.generate_button.click()
     assert fake.blocked.wait(5)
     queue_file = window.session.queue.path
-    window.close()
+    window.close()  # asks what to do with the running job
+    assert window.isVisible() and window.close_question is not None
+    window.close_question.findChild(QPushButton, "close.keep").click()  # "Quit now, resume it next time"
     assert not window.host.engine_thread.isRunning() and not window.host.queue.thread_.isRunning()
     assert window.host.state is LifecycleState.CANCELLED
     with JobQueue(queue_file) as queue:

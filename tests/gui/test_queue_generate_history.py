@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 
 from stablenew_qt.core.errors import FailureCause, FailureKind
 from stablenew_qt.core.fake_executor import FakeExecutor
@@ -111,7 +112,11 @@ def close_mid_job(qtbot: Any, window: MainWindow, queue: JobQueue) -> int:
     job = queue.add(queue_config(window, "interrupted by closing", steps=50))[0]
     with qtbot.waitSignal(window.bridge.stepProgress, timeout=RUN_TIMEOUT_MS):
         window.host.run_queue()
-    window.close()
+    window.close()  # asks what to do with the running job: "Quit now, resume it next time"
+    assert window.close_question is not None
+    keep = window.close_question.findChild(QPushButton, "close.keep")
+    assert isinstance(keep, QPushButton)
+    keep.click()
     assert not window.host.engine_thread.isRunning()
     return job.id
 

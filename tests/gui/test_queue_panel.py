@@ -202,8 +202,10 @@ def test_pause_stops_after_the_current_job(qtbot: Any, make_window: MakeWindow, 
     wait_listed(qtbot, panel, queue, ids[1:])
     qtbot.waitUntil(lambda: panel.count_label.text() == "Queued: 2 (paused)", timeout=RUN_TIMEOUT_MS)
     assert panel.pause_button.text() == "Resume"
-    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not queue.paused, timeout=RUN_TIMEOUT_MS)
+    with qtbot.waitSignal(bridge.queueRunFinished, timeout=RUN_TIMEOUT_MS) as resumed:
+        qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)  # Resume runs the queue too
+    assert not queue.paused and resumed.args[0].jobs_run == 2
+    assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED] * 3
 
 
 def test_clear_finished_and_cancel_the_running_job(

@@ -1,0 +1,90 @@
+"""The words the window uses for each RunConfig field, so messages name what the user sees.
+
+"input_image_path: … set input_image_path" reads to a user as "Input image: … set Input image";
+"txt2img.width: must be a multiple of 8" as "Width (txt2img): must be a multiple of 8" (issue 17,
+item 9). One table, :data:`FIELD_LABELS`, for the window and the CLI; a path it does not list is
+shown in words made from its last part.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .errors import ConfigProblem
+
+#: RunConfig path -> the label the window shows next to that knob.
+FIELD_LABELS: dict[str, str] = {
+    "prompt": "Prompt",
+    "negative_prompt": "Negative prompt",
+    "seed": "Seed",
+    "batch_size": "Batch size",
+    "input_image_path": "Input image",
+    "txt2img.enabled": "txt2img",
+    "txt2img.model": "Model (txt2img)",
+    "txt2img.vae": "VAE",
+    "txt2img.sampler": "Sampler",
+    "txt2img.scheduler": "Schedule",
+    "txt2img.steps": "Steps",
+    "txt2img.cfg_scale": "CFG",
+    "txt2img.width": "Width",
+    "txt2img.height": "Height",
+    "txt2img.clip_skip": "Clip skip",
+    "txt2img.refiner_enabled": "Use a refiner",
+    "txt2img.refiner_model_name": "Refiner model",
+    "txt2img.refiner_switch_at": "Switch at",
+    "txt2img.hires_enabled": "Hires fix",
+    "txt2img.hires_upscaler_name": "Hires upscaler",
+    "txt2img.hires_upscale_factor": "Upscale by",
+    "txt2img.hires_resize_width": "Resize width to",
+    "txt2img.hires_resize_height": "Resize height to",
+    "txt2img.hires_steps": "Hires steps",
+    "txt2img.hires_denoise": "Hires denoise",
+    "img2img.enabled": "img2img",
+    "img2img.model": "Model (img2img)",
+    "img2img.denoise": "Denoise (img2img)",
+    "img2img.steps": "Steps (img2img)",
+    "img2img.cfg_scale": "CFG (img2img)",
+    "img2img.sampler": "Sampler (img2img)",
+    "img2img.prompt": "Prompt override",
+    "img2img.negative_prompt": "Negative override",
+    "upscale.enabled": "Upscale",
+    "upscale.upscale_model": "Upscaler",
+    "upscale.upscale_factor": "Scale by",
+    "adetailer.enabled": "ADetailer",
+    "adetailer.units": "ADetailer units",
+}
+_UNIT = re.compile(r"^adetailer\.units\.(\d+)\.(\w+)$")
+# Longest first, so "txt2img.hires_steps" is replaced before "txt2img.steps" could match part of it.
+_PATHS = re.compile(
+    r"(?<![\w.])("
+    + "|".join(re.escape(p) for p in sorted(FIELD_LABELS, key=len, reverse=True))
+    + r")(?![\w.])"
+)
+
+
+def field_label(path: str) -> str:
+    """The label for ``path``: from :data:`FIELD_LABELS`, "ADetailer unit 2: Detector" for a
+    unit's field, else words made from its last part ("hires_cfg_scale" -> "Hires cfg scale")."""
+    if path in FIELD_LABELS:
+        return FIELD_LABELS[path]
+    unit = _UNIT.match(path)
+    if unit:
+        return f"ADetailer unit {int(unit.group(1)) + 1}: {_words(unit.group(2).removeprefix('adetailer_'))}"
+    return _words(path.rsplit(".", 1)[-1]) if path else ""
+
+
+def in_user_words(problem: ConfigProblem) -> str:
+    """``problem`` as the window says it: the field's label, and labels for paths in the message."""
+    message = _PATHS.sub(lambda m: FIELD_LABELS[m.group(1)], problem.message)
+    return f"{field_label(problem.field)}: {message}" if problem.field else message
+
+
+def all_in_user_words(problems: Iterable[ConfigProblem]) -> str:
+    """One line per problem, in the window's words."""
+    return "\n".join(in_user_words(p) for p in problems)
+
+
+def _words(name: str) -> str:
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]

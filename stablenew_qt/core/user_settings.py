@@ -1,0 +1,85 @@
+"""Settings the window and the CLI share: today, the models folder (issue 17, item 12).
+
+One small JSON file, ``settings.json`` in the user data folder, holds ``{"models_dir": "..."}``.
+The window writes it when the user chooses a folder; every command reads it, so ``stablenew-qt
+run`` uses the folder chosen in the window. :func:`models_dir` decides which folder applies:
+
+1. the command line's ``--models-dir`` (a folder that does not exist is a ConfigError: exit 2);
+2. ``$STABLENEW_MODELS_DIR``;
+3. the saved folder (ignored, with a log line, once it no longer exists);
+4. :func:`~stablenew_qt.core.paths.default_models_dir` (``./models`` or the data folder's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from .atomic_files import atomic_replace_bytes
+from .errors import ConfigError
+from .outputs import app_data_dir
+from .paths import default_models_dir
+
+log = logging.getLogger(__name__)
+
+SETTINGS_NAME = "settings.json"
+_MODELS_KEY = "models_dir"
+
+
+def settings_file() -> Path:
+    """The shared settings file in the user data folder."""
+    return app_data_dir() / SETTINGS_NAME
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring the settings file %s: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def saved_models_dir(path: Path | None = None) -> Path | None:
+    """The models folder saved by the window (None when none is saved)."""
+    value = _read(path or settings_file()).get(_MODELS_KEY)
+    return Path(value).expanduser() if isinstance(value, str) and value else None
+
+
+def save_models_dir(folder: Path, path: Path | None = None) -> None:
+    """Remember ``folder`` as the models folder for the window and the CLI."""
+    target = path or settings_file()
+    data = _read(target)
+    data[_MODELS_KEY] = str(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_replace_bytes(target, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def checked_models_dir(text: str) -> Path:
+    """``text`` as a models folder that exists; ConfigError (exit 2) naming it otherwise."""
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(
+            f"{text} {what}: give an existing A1111/Forge models folder (the one holding Stable-diffusion/)",
+            "--models-dir",
+        )
+    return folder
+
+
+def models_dir(cli_value: str | None = None, path: Path | None = None) -> Path:
+    """The models folder that applies (see the module's docstring for the order)."""
+    if cli_value:
+        return checked_models_dir(cli_value)
+    if os.environ.get("STABLENEW_MODELS_DIR"):
+        return default_models_dir()
+    saved = saved_models_dir(path)
+    if saved is not None:
+        if saved.is_dir():
+            return saved
+        log.info("the saved models folder %s is gone; using the default", saved)
+    return default_models_dir()

@@ -1,0 +1,122 @@
+"""The Results gallery's actions (issue 17, item 6): context menu, full view with zoom, delete to
+the trash after asking, send to img2img / upscale, labels that tell images apart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QMessageBox
+from pytestqt.qtbot import QtBot
+
+from stablenew_qt.gui.image_viewer import ImageViewer
+from stablenew_qt.gui.results_panel import image_label
+from stablenew_qt.gui.testing import MakeMainWindow
+
+
+def a1111_png(path: Path) -> Path:
+    info = PngInfo()
+    info.add_text(
+        "parameters", "a red fox in the snow\nNegative prompt: blurry\nSteps: 12, Seed: 4242, Model: tiny-sd"
+    )
+    Image.new("RGB", (64, 48), (200, 90, 40)).save(path, pnginfo=info)
+    return path
+
+
+MENU = [
+    "Open",
+    "Full view",
+    "Copy image",
+    "Copy parameters",
+    "Use these settings",
+    "Send to img2img",
+    "Send to upscale",
+    "Reveal in folder",
+    "Delete…",
+]
+
+
+def _shown(window: object, tmp_path: Path, name: str = "00000-4242.png") -> Path:
+    path = a1111_png(tmp_path / name)
+    window.results_panel.add_image(path)  # type: ignore[attr-defined]
+    return path
+
+
+def _action(menu: object, text: str) -> QAction:
+    [action] = [a for a in menu.actions() if a.text() == text]  # type: ignore[attr-defined]
+    return action
+
+
+def test_the_context_menu_offers_every_action_and_use_settings_restores(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window()
+    path = _shown(window, tmp_path)
+    menu = window.results_panel.actions_.menu(path)
+    assert [a.text() for a in menu.actions()] == MENU
+    _action(menu, "Use these settings").trigger()
+    assert window.model.get("prompt") == "a red fox in the snow"
+    _action(menu, "Copy parameters").trigger()
+    assert QGuiApplication.clipboard().text().startswith("a red fox in the snow\nNegative prompt: blurry")
+    _action(menu, "Copy image").trigger()
+    assert QGuiApplication.clipboard().image().size().width() == 64
+
+
+def test_send_to_img2img_and_upscale_start_from_the_image(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window()
+    path = _shown(window, tmp_path)
+    _action(window.results_panel.actions_.menu(path), "Send to img2img").trigger()
+    assert window.model.get("input_image_path") == str(path)
+    assert not window.cards["txt2img"].isChecked() and window.cards["img2img"].isChecked()
+    assert window.model.plan is not None and window.model.plan.names[0] == "img2img"
+    _action(window.results_panel.actions_.menu(path), "Send to upscale").trigger()
+    assert window.cards["upscale"].isChecked() and not window.cards["img2img"].isChecked()
+    assert window.model.plan is not None and list(window.model.plan.names) == ["upscale"]
+
+
+def test_delete_asks_and_cancel_keeps_the_image(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the trash, on Linux
+    window = make_main_window()
+    path = _shown(window, tmp_path)
+    box = window.results_panel.actions_.delete(path)
+    assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert path.exists() and window.results_panel.image_paths() == [path]
+    box = window.results_panel.actions_.delete(path)
+    with qtbot.waitSignal(window.results_panel.actions_.deleted):
+        box.button(QMessageBox.StandardButton.Yes).click()
+    assert not path.exists() and window.results_panel.image_paths() == []
+
+
+def test_double_click_opens_the_full_view_with_zoom(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window()
+    path = _shown(window, tmp_path)
+    gallery = window.results_panel.gallery
+    window.tabs.setCurrentWidget(window.results_panel)
+    item = gallery.item(0)
+    gallery.itemActivated.emit(item)  # what a double-click or Enter on the item emits
+    viewer = window.results_panel.actions_.viewer
+    assert isinstance(viewer, ImageViewer) and viewer.isVisible() and viewer.path == path
+    viewer.set_zoom(1.0)
+    assert viewer.image.size().width() == 64
+    qtbot.keyClick(viewer, Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier)
+    assert viewer.zoom == 1.25 and viewer.image.width() == 80
+    viewer.close()
+
+
+def test_labels_tell_images_apart_by_time_and_seed() -> None:
+    now = datetime(2026, 12, 2, 15, 30, 0).timestamp()
+    assert image_label(Path("00000-4242.png"), now - 5, now) == "15:29:55 · seed 4242"
+    assert image_label(Path("00001-4243.png"), now - 86400 * 2, now) == "11-30 15:30 · seed 4243"
+    assert image_label(Path("fox.png"), now, now) == "15:30:00 · fox"
