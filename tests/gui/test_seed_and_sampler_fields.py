@@ -116,7 +116,7 @@ def test_a_variation_seed_out_of_range_is_an_error_in_words(
     window = make_main_window()
     type_text(qtbot, window, "subseed", "9999999999")
     assert not window.generate_button.isEnabled()
-    assert "subseed" in window.prompt_panel.error_label.text()
+    assert "Variation seed" in window.prompt_panel.error_label.text()
     assert "4294967295" in window.prompt_panel.error_label.text()
 
 
