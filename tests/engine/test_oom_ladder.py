@@ -182,6 +182,18 @@ def test_offload_rungs_switch_the_cache_memory_mode() -> None:
     assert context.force_vae_tiling is False and context.cache.calls[-1] is MemoryMode.GPU
 
 
+def test_a_split_batch_keeps_each_images_variation_seed() -> None:
+    from stablenew_qt.core.executor import StagePayload
+
+    config = RunConfig.from_dict({"seed": 5, "batch_size": 4, "subseed": 100, "subseed_strength": 0.3})
+    payload = StagePayload(config, "a lighthouse", "", (5, 5, 5, 5))
+    parts = oom.split_payload(payload, 3)
+    assert [p.seeds for p in parts] == [(5, 5, 5), (5,)]
+    assert [p.config.subseed for p in parts] == [100, 103], "the second call starts at image 3's"
+    plain = StagePayload(RunConfig.from_dict({"seed": 5}), "x", "", (5, 6, 7))
+    assert [p.config.subseed for p in oom.split_payload(plain, 2)] == [-1, -1]
+
+
 def test_what_counts_as_out_of_memory() -> None:
     assert oom.is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
     assert oom.is_out_of_memory(MemoryError())
