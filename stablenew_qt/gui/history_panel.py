@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from ..core.events import QueueChanged
 from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueError, filter_jobs
 from .bridge import EventBridge
+from .image_actions import SEND_TO
 from .queue_client import QueueClient
 from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, job_text, load_config
 from .thumbnails import ThumbnailLoader
@@ -70,6 +71,11 @@ def period_start(label: str, now: datetime | None = None) -> datetime | None:
         return None
     now = now or datetime.now().astimezone()
     return now.replace(hour=0, minute=0, second=0, microsecond=0) - back
+
+
+def first_image(job: Job) -> Path | None:
+    """The job's first image, if it still exists (what "Send to" starts from)."""
+    return job.outputs[0] if job.outputs and job.outputs[0].is_file() else None
 
 
 def job_folder(job: Job) -> Path | None:
@@ -136,6 +142,8 @@ class HistoryPanel(QWidget):
     requeued = Signal(object)
     #: An operation was refused (message for the user).
     errorOccurred = Signal(str)
+    #: "Send to <stage>" was chosen for a job: its first image's path and the stage (A1111's Send to).
+    sendToRequested = Signal(object, str)
     #: The list now shows the history as it was when read (after :meth:`refresh`).
     listed = Signal()
 
@@ -386,6 +394,13 @@ class HistoryPanel(QWidget):
             ("Re-queue", True, self.requeue),
             ("Re-queue with a new seed", True, self.requeue_new_seed),
             ("Load into the editor", True, self.load),
+            *((text, first_image(job) is not None, partial(self._send_to, stage)) for stage, text in SEND_TO),
             ("Remove", True, self.remove),
         )
         return job_menu(self, job.id, entries)
+
+    def _send_to(self, stage: str, job_id: int) -> None:
+        job = next((j for j in self.jobs if j.id == job_id), None)
+        image = first_image(job) if job is not None else None
+        if image is not None:
+            self.sendToRequested.emit(image, stage)

@@ -21,7 +21,11 @@ from ..core.infotext import read_image_metadata
 from .image_viewer import ImageViewer
 
 #: Stages an image can be sent to, as (stage, menu text).
-SEND_TO: tuple[tuple[str, str], ...] = (("img2img", "Send to img2img"), ("upscale", "Send to upscale"))
+SEND_TO: tuple[tuple[str, str], ...] = (
+    ("img2img", "Send to img2img"),
+    ("inpaint", "Send to inpaint"),
+    ("upscale", "Send to upscale"),
+)
 
 
 class ImageActions(QObject):
@@ -118,14 +122,19 @@ class ImageActions(QObject):
 
 
 def sent_to(config: RunConfig, path: Path, stage: str) -> RunConfig:
-    """``config`` starting ``stage`` ("img2img" or "upscale") from the image ``path``, as A1111's
-    "Send to": txt2img off, the input image set, ``stage`` on (img2img off for upscale)."""
+    """``config`` starting ``stage`` ("img2img", "inpaint" or "upscale") from the image ``path``,
+    as A1111's "Send to": txt2img off, the input image set, ``stage`` on (img2img off for
+    upscale). "inpaint" is img2img with the previous image's mask and outpaint cleared (they
+    belonged to another image); the window then opens the mask editor on it."""
     if stage not in dict(SEND_TO):
         raise ValueError(f"cannot send an image to {stage!r}; choose one of {', '.join(dict(SEND_TO))}")
     data = config.model_dump(mode="json")
     data["input_image_path"] = str(path)
     data["txt2img"]["enabled"] = False
-    data["img2img"]["enabled"] = stage == "img2img"
+    data["img2img"]["enabled"] = stage in ("img2img", "inpaint")
+    if stage == "inpaint":
+        data["img2img"].update(mask_path=None, mask_from_alpha=False)
+        data["img2img"]["outpaint"] = {"left": 0, "right": 0, "top": 0, "bottom": 0}
     if stage == "upscale":
         data["upscale"]["enabled"] = True
     return RunConfig.from_dict(data)

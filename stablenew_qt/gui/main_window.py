@@ -265,6 +265,7 @@ class MainWindow(QMainWindow):
             panel.loadRequested.connect(self.apply_config)
             panel.errorOccurred.connect(self.status.show_queue_error)
         self.history_panel.requeued.connect(self.status.show_requeued)
+        self.history_panel.sendToRequested.connect(self.send_to)
 
     def _follow_preferences(self) -> None:
         prefs = self.prefs
@@ -427,9 +428,13 @@ class MainWindow(QMainWindow):
         self.model.replace(config)
 
     def send_to(self, path: Path, stage: str) -> None:
-        """Start ``stage`` ("img2img" or "upscale") from the image ``path`` (A1111's Send to)."""
+        """Start ``stage`` ("img2img", "inpaint" or "upscale") from the image ``path`` (A1111's
+        Send to); for inpaint the mask editor opens on the image."""
         self.apply_config(sent_to(self.model.config, path, stage))
         self.show_status(f"{path.name} sent to {stage}", 5000)
+        card = self.cards["img2img"]
+        if stage == "inpaint" and isinstance(card, Img2ImgCard):
+            card.inpaint.paint_button.click()
 
     def _on_use_settings_requested(self, path: Path) -> None:
         self.restore_from_image(path)

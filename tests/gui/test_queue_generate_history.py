@@ -268,9 +268,16 @@ def test_history_requeues_loads_opens_and_removes(
         ("Re-queue", True),
         ("Re-queue with a new seed", True),
         ("Load into the editor", True),
+        ("Send to img2img", True),
+        ("Send to inpaint", True),
+        ("Send to upscale", True),
         ("Remove", True),
     ]
+    next(a for a in menu.actions() if a.text() == "Send to upscale").trigger()
+    assert window.model.get("input_image_path") == str(done.outputs[0])
+    assert window.cards["upscale"].isChecked() and not window.cards["txt2img"].isChecked()
     menu.deleteLater()
+    window.apply_config(done.config)
     click(qtbot, history.requeue_button)
     click(qtbot, history.new_seed_button)
     qtbot.waitUntil(lambda: len(queue.list(status=S.QUEUED)) == 2, timeout=RUN_TIMEOUT_MS)

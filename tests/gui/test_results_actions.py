@@ -35,6 +35,7 @@ MENU = [
     "Copy parameters",
     "Use these settings",
     "Send to img2img",
+    "Send to inpaint",
     "Send to upscale",
     "Reveal in folder",
     "Delete…",
@@ -79,6 +80,21 @@ def test_send_to_img2img_and_upscale_start_from_the_image(
     _action(window.results_panel.actions_.menu(path), "Send to upscale").trigger()
     assert window.cards["upscale"].isChecked() and not window.cards["img2img"].isChecked()
     assert window.model.plan is not None and list(window.model.plan.names) == ["upscale"]
+
+
+def test_send_to_inpaint_starts_img2img_on_the_image_and_opens_the_mask_editor(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window()
+    path = _shown(window, tmp_path)
+    window.model.set("img2img.mask_path", str(tmp_path / "old-mask.png"))  # another image's mask
+    _action(window.results_panel.actions_.menu(path), "Send to inpaint").trigger()
+    assert window.model.get("input_image_path") == str(path)
+    assert window.cards["img2img"].isChecked() and not window.cards["txt2img"].isChecked()
+    assert window.model.get("img2img.mask_path") is None
+    section = window.cards["img2img"].inpaint
+    assert section.dialog is not None and section.dialog.isVisible(), "the mask editor is open"
+    section.dialog.close()
 
 
 def test_delete_asks_and_cancel_keeps_the_image(
