@@ -501,3 +501,13 @@ def test_out_of_range_values_are_dropped_with_a_note(tmp_path: Path) -> None:
 def test_workflow_json_text_is_accepted_as_a_string(tmp_path: Path) -> None:
     s = read(tmp_path, json.dumps(comfy_txt2img()))
     assert s.config.txt2img.steps == 20
+
+
+def test_info_prints_a_comfyui_images_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stablenew_qt.cli import main
+
+    path = json_png(tmp_path / "comfy.png", {"prompt": comfy_txt2img()})
+    assert main(["info", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["parameters"] is None and out["generator"] == "ComfyUI"
+    assert out["settings"] == read_generation_settings(path).config.model_dump(mode="json")
