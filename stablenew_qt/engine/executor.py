@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.config import RunConfig
-from ..core.errors import CancelRequested, FailureKind, OutOfMemoryError, StageError
+from ..core.errors import CancelRequested, ConfigError, FailureKind, OutOfMemoryError, StageError
 from ..core.executor import CancelToken, ProgressCallback, StagePayload, StageResult
 from ..core.options import DevicePreference, MemoryMode
 from ..core.sequencer import StageExecution, StageName
@@ -106,10 +106,15 @@ class DiffusersExecutor:
         return device.describe() if used is None else f"{device.describe()}, {used / 2**30:.1f} GiB in use"
 
     def check_run(self, config: RunConfig) -> list[str]:
-        """Check ``config``'s LoRA tags against the installed LoRAs and the checkpoints' families
-        before anything loads (the runner calls this first). ConfigError, or warnings to log."""
+        """Check, before anything loads (the runner calls this first), the checkpoints' families
+        (refiner and hires checkpoint against the base, from their headers) and ``config``'s LoRA
+        tags against the installed LoRAs. ConfigError, or warnings to log."""
         from .extra_networks_run import check_run
+        from .family import model_family_problems
 
+        problems = model_family_problems(self.context.cache.family_of, config)
+        if problems:
+            raise ConfigError(problems)
         return check_run(self.context, config)
 
     def generate_images(

@@ -8,11 +8,13 @@ A diffusers folder is judged by its ``model_index.json`` and ``unet/config.json`
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import shorten
+from ..core.config import RunConfig
+from ..core.errors import ConfigProblem, shorten
 from ..core.files import FileRefused, regular_file_size
 from .errors import MissingModelError, ModelError, UnreadableModelError
 from .model_files import read_config_json, read_safetensors_header
@@ -222,3 +224,45 @@ def _read_json(folder: Path, relative: str, index: dict[str, Any] | None = None)
             "diffusers folder"
         )
     return read_config_json(path, f"{folder.name}/{relative}")
+
+
+def model_family_problems(family_of: Callable[[str], ModelFamily], config: RunConfig) -> list[ConfigProblem]:
+    """The txt2img refiner and hires checkpoint that cannot work with the base model, found from
+    the files' headers before anything loads (the stage would refuse them only after loading the
+    base). A name ``family_of`` cannot resolve is left to the stage, which reports it."""
+    t2i = config.txt2img
+    if not t2i.enabled:
+        return []
+    base = _known_family(family_of, t2i.model)
+    if base is None:
+        return []
+    problems: list[ConfigProblem] = []
+    if t2i.refiner_enabled and t2i.refiner_model_name:
+        refiner = _known_family(family_of, t2i.refiner_model_name)
+        if refiner is not None and not (refiner is ModelFamily.SDXL_REFINER and base is ModelFamily.SDXL):
+            problems.append(
+                ConfigProblem(
+                    "txt2img.refiner_model_name",
+                    f"'{t2i.refiner_model_name}' is {describe(refiner)} but the base model is "
+                    f"{describe(base)}: an SDXL refiner works only after an SDXL base; choose an "
+                    "SDXL refiner with an SDXL base, or turn the refiner off",
+                )
+            )
+    if t2i.hires_enabled and t2i.hires_checkpoint and t2i.hires_checkpoint != t2i.model:
+        hires = _known_family(family_of, t2i.hires_checkpoint)
+        if hires is not None and hires is not base:
+            problems.append(
+                ConfigProblem(
+                    "txt2img.hires_checkpoint",
+                    f"'{t2i.hires_checkpoint}' is {describe(hires)} but the first pass's model is "
+                    f"{describe(base)}: choose a hires checkpoint of the same family",
+                )
+            )
+    return problems
+
+
+def _known_family(family_of: Callable[[str], ModelFamily], name: str) -> ModelFamily | None:
+    try:
+        return family_of(name)
+    except (ModelError, OSError, ValueError):  # missing or unreadable: the stage reports it
+        return None

@@ -20,6 +20,7 @@ from PIL import Image
 
 from stablenew_qt.core import events as ev
 from stablenew_qt.core.config import RunConfig
+from stablenew_qt.core.errors import ConfigError
 from stablenew_qt.core.executor import CancelToken
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner, RunResult
@@ -442,8 +443,24 @@ def test_hires_checkpoint_runs_the_second_pass_on_that_model(
     assert b"Hires checkpoint: other15" in text
 
 
-def test_a_hires_checkpoint_of_another_family_is_refused(executor, tmp_path: Path) -> None:
+def test_a_hires_checkpoint_of_another_family_is_refused_before_anything_loads(
+    executor, tmp_path: Path
+) -> None:
     config = _config(txt2img={"hires_enabled": True, "hires_checkpoint": SDXL})
-    result = PipelineRunner(executor, OutputSettings(tmp_path / "runs")).run(config, CancelToken())
-    assert result.status == "FAILED"
-    assert "choose a hires checkpoint of the same family" in (result.error or "")
+    loads = executor.context.cache.loads
+    with pytest.raises(ConfigError, match="choose a hires checkpoint of the same family") as caught:
+        PipelineRunner(executor, OutputSettings(tmp_path / "runs")).run(config, CancelToken())
+    assert [p.field for p in caught.value.problems] == ["txt2img.hires_checkpoint"]
+    assert executor.context.cache.loads == loads and not (tmp_path / "runs").exists()
+
+
+def test_an_sd15_base_with_an_sdxl_refiner_is_refused_before_anything_loads(executor, tmp_path: Path) -> None:
+    # Issue 17, item 4: this passed validation and failed only after loading the base.
+    config = _config(txt2img={"refiner_enabled": True, "refiner_model_name": REFINER})
+    loads = executor.context.cache.loads
+    with pytest.raises(ConfigError, match="an SDXL refiner works only after an SDXL base") as caught:
+        PipelineRunner(executor, OutputSettings(tmp_path / "runs")).run(config, CancelToken())
+    assert [p.field for p in caught.value.problems] == ["txt2img.refiner_model_name"]
+    assert executor.context.cache.loads == loads
+    sdxl = _config(txt2img={"model": SDXL, "refiner_enabled": True, "refiner_model_name": REFINER})
+    assert executor.check_run(sdxl) == [], "an SDXL base with its refiner passes"

@@ -16,11 +16,13 @@ from PIL import Image
 
 from stablenew_qt.core import events as ev
 from stablenew_qt.core.config import RunConfig
+from stablenew_qt.core.errors import ConfigError
 from stablenew_qt.core.executor import CancelToken
 from stablenew_qt.core.outputs import OutputSettings
 from stablenew_qt.core.runner import PipelineRunner, RunResult
 from stablenew_qt.core.sequencer import StageName
 from stablenew_qt.engine.denoise import img2img_step_count
+from stablenew_qt.engine.errors import ModelError
 from stablenew_qt.engine.executor import DiffusersExecutor, EngineSettings
 
 SD15 = "demo-tiny-sd15"
@@ -143,11 +145,17 @@ def test_sdxl_refiner_hand_off_shares_modules(executor, tmp_path: Path) -> None:
 
 
 def test_refiner_of_another_family_is_a_clear_error(executor, tmp_path: Path) -> None:
+    # Found from the files' headers before anything loads (the runner's engine check)...
     config = _config(txt2img={"model": SDXL, "refiner_enabled": True, "refiner_model_name": SD15})
-    result, _ = _run(executor, config, tmp_path)
-    assert result.status == "FAILED"
-    assert result.error is not None and result.error.startswith("txt2img: refiner 'demo-tiny-sd15' is SD")
-    assert "SDXL" in result.error
+    with pytest.raises(ConfigError) as caught:
+        _run(executor, config, tmp_path)
+    [problem] = caught.value.problems
+    assert problem.field == "txt2img.refiner_model_name"
+    assert problem.message.startswith("'demo-tiny-sd15' is SD") and "SDXL refiner" in problem.message
+    # ... and the stage itself still refuses it when asked directly.
+    base = executor.context.cache.base(SDXL)
+    with pytest.raises(ModelError, match="refiner 'demo-tiny-sd15' is SD"):
+        executor.context.cache.refiner(SD15, base)
 
 
 @pytest.mark.parametrize(
