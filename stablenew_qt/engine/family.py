@@ -239,22 +239,26 @@ def model_family_problems(family_of: Callable[[str], ModelFamily], config: RunCo
     problems: list[ConfigProblem] = []
     if t2i.refiner_enabled and t2i.refiner_model_name:
         refiner = _known_family(family_of, t2i.refiner_model_name)
-        if refiner is not None and not (refiner is ModelFamily.SDXL_REFINER and base is ModelFamily.SDXL):
-            problems.append(
-                ConfigProblem(
-                    "txt2img.refiner_model_name",
-                    f"'{t2i.refiner_model_name}' is {describe(refiner)} but the base model is "
-                    f"{describe(base)}: an SDXL refiner works only after an SDXL base; choose an "
-                    "SDXL refiner with an SDXL base, or turn the refiner off",
-                )
+        name = shorten(t2i.refiner_model_name)
+        if refiner is not None and refiner is not ModelFamily.SDXL_REFINER:
+            message = (
+                f"'{name}' is {describe(refiner)}, not an SDXL refiner: choose an SDXL refiner "
+                "(e.g. sd_xl_refiner_1.0) with an SDXL base, or turn the refiner off"
             )
+            problems.append(ConfigProblem("txt2img.refiner_model_name", message))
+        elif refiner is not None and base is not ModelFamily.SDXL:
+            message = (
+                f"'{name}' is an SDXL refiner, but the base model is {describe(base)}: an SDXL "
+                "refiner works only after an SDXL base; choose one, or turn the refiner off"
+            )
+            problems.append(ConfigProblem("txt2img.refiner_model_name", message))
     if t2i.hires_enabled and t2i.hires_checkpoint and t2i.hires_checkpoint != t2i.model:
         hires = _known_family(family_of, t2i.hires_checkpoint)
         if hires is not None and hires is not base:
             problems.append(
                 ConfigProblem(
                     "txt2img.hires_checkpoint",
-                    f"'{t2i.hires_checkpoint}' is {describe(hires)} but the first pass's model is "
+                    f"'{shorten(t2i.hires_checkpoint)}' is {describe(hires)} but the first pass's model is "
                     f"{describe(base)}: choose a hires checkpoint of the same family",
                 )
             )
