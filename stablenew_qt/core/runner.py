@@ -80,6 +80,15 @@ def image_seeds(base: int, count: int) -> tuple[int, ...]:
     return tuple((base + i) % (MAX_SEED + 1) for i in range(count))
 
 
+def from_image(config: RunConfig, start: int) -> RunConfig:
+    """``config`` for the images of a batch from image ``start`` on (a batch-count batch, a smaller
+    call of the out-of-memory ladder): its variation seed is image ``start``'s, so ``subseed + i``
+    inside the part is each image's own (A1111's ``all_subseeds``)."""
+    if not start or config.subseed_strength <= 0 or config.subseed < 0:
+        return config
+    return config.model_copy(update={"subseed": image_seeds(config.subseed, start + 1)[-1]})
+
+
 def batch_seeds(config: RunConfig, base: int, count: int) -> tuple[int, ...]:
     """A batch's seeds as A1111's ``process_images`` draws them: ``base + i``, except with a
     variation seed on (strength > 0), where every image keeps ``base`` and only the variation
@@ -426,9 +435,8 @@ def _payload(
         negative = i2i.negative_prompt if i2i.negative_prompt is not None else negative
         if i2i.seed is not None:
             batch_seeds_ = batch_seeds(config, i2i.seed, end)[start:end]
-    if start and config.subseed_strength > 0 and config.subseed >= 0:
-        config = config.model_copy(update={"subseed": image_seeds(config.subseed, start + 1)[-1]})
-    return StagePayload(config, prompt, negative, batch_seeds_, images[start:end] if images else ())
+    part = images[start:end] if images else ()
+    return StagePayload(from_image(config, start), prompt, negative, batch_seeds_, part)
 
 
 def _first_sampling_seeds(state: _RunState) -> tuple[int, ...]:

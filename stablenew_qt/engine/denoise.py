@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from ..core.config import MAX_SEED, RunConfig, SamplerSettings
+from ..core.config import RunConfig, SamplerSettings
 from ..core.prompt_chunks import Emphasis
+from ..core.runner import image_seeds
 from .conditioning import ConditioningOptions
 from .ksampling import (
     DenoiserModel,
@@ -113,11 +114,9 @@ def latent_shape(loaded: LoadedModel, width: int, height: int) -> tuple[int, int
 # -- seeds and sampler settings ---------------------------------------------------------------------
 
 
-def variation_seeds(config: RunConfig, count: int, offset: int = 0) -> tuple[int, ...]:
-    """A1111's per-image variation seeds ``subseed + i`` (+ ``offset``); none when strength is 0."""
-    if config.subseed_strength <= 0:
-        return ()
-    return tuple((config.subseed + offset + i) % (MAX_SEED + 1) for i in range(count))
+def variation_seeds(config: RunConfig, count: int) -> tuple[int, ...]:
+    """A1111's per-image variation seeds ``subseed + i``; none when strength is 0."""
+    return image_seeds(config.subseed, count) if config.subseed_strength > 0 else ()
 
 
 def noise_spec(config: RunConfig, seeds: Sequence[int], subseeds: Sequence[int] | None = None) -> NoiseSpec:

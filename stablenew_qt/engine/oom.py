@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..core.config import MAX_SEED
 from ..core.executor import StagePayload
 from ..core.options import MemoryMode
+from ..core.runner import from_image
 from ..core.sequencer import StageName
 
 
@@ -105,18 +105,14 @@ def memory_key(name: StageName, payload: StagePayload) -> MemoryKey:
 
 
 def split_payload(payload: StagePayload, batch: int) -> list[StagePayload]:
-    """``payload`` as calls of at most ``batch`` images each (seeds, and input images with them).
-    With a variation seed on, each part's config starts at its first image's variation seed, so
-    ``subseed + i`` inside the part is still the image's own (A1111's ``all_subseeds``)."""
+    """``payload`` as calls of at most ``batch`` images each (seeds, and input images with them;
+    each part's variation seed its first image's, :func:`core.runner.from_image`)."""
     parts = []
-    config = payload.config
     for start in range(0, len(payload.seeds), batch):
         seeds = payload.seeds[start : start + batch]
         images = payload.images[start : start + batch] if payload.images else ()
-        part_config = config
-        if start and config.subseed_strength > 0 and config.subseed >= 0:
-            part_config = config.model_copy(update={"subseed": (config.subseed + start) % (MAX_SEED + 1)})
-        parts.append(dataclasses.replace(payload, config=part_config, seeds=seeds, images=images))
+        config = from_image(payload.config, start)
+        parts.append(dataclasses.replace(payload, config=config, seeds=seeds, images=images))
     return parts
 
 
