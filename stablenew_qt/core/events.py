@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,46 @@ class SessionRefused:
     message: str
 
 
-SessionNotice = QueueChanged | InterruptedJobsFound | QueueRunFinished | EngineReported | SessionRefused
+# -- workers (core/workers.py) -----------------------------------------------------------------
+class WorkerState(StrEnum):
+    STARTING = "starting"  # the process is coming up (imports, engine)
+    IDLE = "idle"
+    BUSY = "busy"  # running ``WorkerInfo.job_id``
+    FAILED = "failed"  # it could not start: ``WorkerInfo.message`` says why (no CUDA, no models folder, ...)
+    LOST = "lost"  # its process or node died; its job was interrupted and queued again once
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker, as the Workers panel and ``queue run`` show it."""
+
+    worker_id: str  # stable while the pool lives: "w0", "w1", ...
+    node: str = ""  # host name or node IP ("" until it has started)
+    device: str = ""  # e.g. "cuda:0 NVIDIA H200" or "cpu"
+    vram_total_mb: int | None = None
+    vram_used_mb: int | None = None
+    #: The checkpoints its engine holds loaded now (file names), what placement prefers.
+    resident: tuple[str, ...] = ()
+    state: WorkerState = WorkerState.STARTING
+    job_id: int | None = None
+    #: The running job's progress in 0..1 (0 when idle).
+    fraction: float = 0.0
+    message: str = ""
+    #: Jobs it has run to an end, and checkpoint loads it made (what placement keeps low).
+    jobs_done: int = 0
+    loads: int = 0
+
+
+@dataclass(frozen=True)
+class WorkersChanged:
+    """A session event: the pool's workers as they are now (sent when one changes state, and at
+    most a few times a second for progress)."""
+
+    workers: tuple[WorkerInfo, ...]
+
+
+SessionNotice = (
+    QueueChanged | InterruptedJobsFound | QueueRunFinished | EngineReported | SessionRefused | WorkersChanged
+)
 SessionEvent = RunEvent | JobEvent | SessionNotice
 SessionListener = Callable[[SessionEvent], None]
