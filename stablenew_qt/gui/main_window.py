@@ -32,11 +32,13 @@ from ..core.errors import ConfigError, ConfigProblem
 from ..core.events import InterruptedJobsFound, LifecycleChanged, RunStarted
 from ..core.executor import Engine
 from ..core.field_labels import all_in_user_words, in_user_words
+from ..core.job_runner import JobRunnerFactory
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
 from ..core.outputs import OutputSettings
 from ..core.queue import Job, JobQueue
 from ..core.session import SessionOptions, open_session
-from ..core.user_settings import save_models_dir
+from ..core.user_settings import save_models_dir, save_workers, saved_workers
+from ..core.workers import WorkersSetting
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
 from .close_guard import CloseChoice, ask_close
@@ -64,6 +66,8 @@ from .status_bar import SessionStatus
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
 from .window_layout import LEFT_MIN_WIDTH, RIGHT_MIN_WIDTH, first_geometry, left_width
+from .workers_dialog import WorkersDialog
+from .workers_panel import WorkersPanel
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,11 @@ class MainWindow(QMainWindow):
             settings, models_dir=services.models_dir, output_dir=services.output_dir, parent=self
         )
         self.model = ConfigModel(self.prefs.last_config(), self)
-        self.session = open_session(self._make_engine(), self._session_options(queue_path), queue=queue)
+        self.workers_setting = saved_workers(services.settings_file)
+        self.workers_problem = ""
+        self.session = open_session(
+            self._make_engine(), self._session_options(queue_path), queue=queue, job_runner=self._job_runner()
+        )
         self.bridge = EventBridge(self)
         self.host = EngineHost(self.session, self.bridge, self)
         self.choices = services.list_models(self.prefs.models_dir)
@@ -131,6 +139,33 @@ class MainWindow(QMainWindow):
         self.host.take_over_queue()  # before the warm-up: quick, and the banner shows at once
         self.demo_notice = DemoNotice(self, settings, self.models_menu.choose_models_folder)
         self.demo_notice.offer(self.choices, self.prefs.models_dir)
+
+    def _job_runner(self) -> JobRunnerFactory | None:
+        """The job runner the saved workers setting asks for (None: this process's engine). Only
+        called when the setting is on, so Ray is never imported otherwise."""
+        setting, make = self.workers_setting, self.services.job_runner_for
+        if not setting.enabled or make is None:
+            return None
+        try:
+            return make(setting)
+        except ConfigError as exc:  # e.g. Ray is not installed: run here and say so
+            log.warning("workers %s cannot start: %s", setting, exc)
+            self.workers_problem = f"Workers {setting} cannot start, so jobs run on this GPU: {exc}"
+            self.workers_setting = WorkersSetting(models_dir=setting.models_dir)
+            return None
+
+    def open_workers_dialog(self) -> WorkersDialog:
+        """The Workers dialog (Queue > Workers…), shown without blocking; OK saves for the next start."""
+        dialog = WorkersDialog(
+            saved_workers(self.services.settings_file),
+            lambda setting: save_workers(setting, self.services.settings_file),
+            self,
+        )
+        dialog.accepted.connect(
+            lambda: self.show_status(f"Workers: {dialog.saved} from the next start", 10000)
+        )
+        dialog.open()
+        return dialog
 
     def _make_engine(self) -> Engine:
         return self.services.make_engine(self.prefs.models_dir, self.prefs.memory_mode)
@@ -190,6 +225,10 @@ class MainWindow(QMainWindow):
         self.log_panel = LogPanel()
         self.queue_panel = QueuePanel(self.host.queue, self.bridge)
         self.history_panel = HistoryPanel(self.host.queue, self.bridge)
+        self.workers_panel = WorkersPanel(self.bridge, self.workers_setting)
+        self.workers_panel.settings_button.clicked.connect(self.open_workers_dialog)
+        if self.workers_problem:
+            self.workers_panel.notice.setText(self.workers_problem)
         self.tabs = QTabWidget()
         for panel, title in (
             (self.progress_panel, "Progress"),
@@ -203,6 +242,7 @@ class MainWindow(QMainWindow):
         self.extra_networks = ExtraNetworksTab(
             self.tabs, prompts.prompt, prompts.negative, self.prefs.models_dir, self.model, prompts
         )
+        self.tabs.addTab(self.workers_panel, "Workers")  # last: saved tab indexes keep their meaning
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("window.splitter")
         self.splitter.addWidget(left)
@@ -247,6 +287,10 @@ class MainWindow(QMainWindow):
         self.queue_menu = QueueMenu(self.prefs, self)
         self.sampler_settings = SamplerSettingsEntry(self.model, self.prefs, self)
         self.sampler_settings.add_to(self.models_menu)
+        self.queue_menu.addSeparator()
+        workers = self.queue_menu.addAction("Workers…")
+        workers.setToolTip("Run the queue's jobs on this GPU, all local GPUs, N workers or a Ray cluster")
+        workers.triggered.connect(self.open_workers_dialog)
         for menu in (self.models_menu, ViewMenu(self.prefs, self), self.queue_menu):
             self.menuBar().addMenu(menu)
 
