@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 
 from .core.errors import ConfigError
@@ -21,11 +22,12 @@ from .core.queue import default_queue_path
 from .gui.services import AppServices, ModelChoices
 
 APP_NAME = "StableNewQt"
-#: The stylesheet and icon of a source checkout (a wheel does not carry them; the app then runs
-#: without).
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+#: The stylesheet, icon and example presets: package data (``stablenew_qt/resources/``), found
+#: through importlib.resources in a source checkout and in an installed wheel alike.
+RESOURCES = Path(str(files("stablenew_qt") / "resources"))
 STYLE_SHEET = RESOURCES / "style.qss"
 APP_ICON = RESOURCES / "icons" / "stablenew.svg"
+PRESETS = RESOURCES / "presets"
 
 
 def make_engine(models_dir: Path, memory_mode: MemoryMode) -> Engine:

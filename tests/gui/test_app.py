@@ -27,7 +27,7 @@ def test_app_opens_the_window_and_exits_without_importing_torch(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert "heavy: \n" in done.stdout
-    assert "icon: True stylesheet: True" in done.stdout  # from resources/ in a source checkout
+    assert "icon: True stylesheet: True" in done.stdout  # package data: stablenew_qt/resources/
     assert "QThread: Destroyed while thread is still running" not in done.stderr
 
 
