@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
-from .core.errors import ConfigError
+from .core.config import RunConfig
+from .core.errors import ConfigError, ConfigProblem
 from .core.executor import Engine
 from .core.options import ExitCode, MemoryMode
 from .core.queue import default_queue_path
@@ -72,13 +73,38 @@ def list_models(models_dir: Path) -> ModelChoices:
     )
 
 
+def check_families(models_dir: Path, config: RunConfig) -> list[ConfigProblem]:
+    """The refiner and hires checkpoints of ``config`` that cannot follow its base model, from the
+    checkpoints' headers under ``models_dir`` (nothing loads, no torch): the engine's own run-time
+    check, for the window to run off the GUI thread as the user types. Names that do not resolve
+    to a file (missing, a hub id, a demo model) are left to the engine."""
+    from .engine.errors import ModelError
+    from .engine.family import ModelFamily, detect_family, model_family_problems
+    from .engine.models import ModelCatalog
+
+    catalog = ModelCatalog(models_dir)
+
+    def family_of(name: str) -> ModelFamily:
+        entry = catalog.resolve_checkpoint(name)
+        if entry.path is None:
+            raise ModelError(f"{name} has no local file to read")
+        return detect_family(entry.path)
+
+    return model_family_problems(family_of, config)
+
+
 def default_services() -> AppServices:
     """The real engine, the default models folder and the default output folder."""
     from .core.outputs import default_output_dir
     from .core.user_settings import models_dir
 
     return AppServices(
-        make_engine, list_models, models_dir(), default_output_dir(), trust_detector=trust_detector
+        make_engine,
+        list_models,
+        models_dir(),
+        default_output_dir(),
+        trust_detector=trust_detector,
+        check_families=check_families,
     )
 
 

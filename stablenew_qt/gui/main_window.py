@@ -46,6 +46,7 @@ from .config_model import ConfigModel, section_of
 from .demo_notice import DemoNotice
 from .engine_host import EngineHost
 from .extra_networks_tab import ExtraNetworksTab
+from .family_check import FamilyCheck
 from .history_panel import HistoryPanel
 from .image_actions import sent_to
 from .image_drop import FileDropFilter
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
                 self.choices.detectors
             ):  # the default detector only when it is installed
                 self.model.set("adetailer.units.0.adetailer_model", self.choices.detectors[0])
+        self.family_check = FamilyCheck(services.check_families, self)
         self._busy = False
         self._closed = False
         #: Closing during a run asks what to do with the job (tests that close at teardown turn it off).
@@ -135,6 +137,7 @@ class MainWindow(QMainWindow):
         self._follow_preferences()
         self.trust_offer = TrustOffer(services, self.bridge, self, self.host.retry_now)
         self._on_validity_changed(self.model.error)
+        self._check_families()
         self._restore_layout(self.prefs.window_layout())
         self.host.take_over_queue()  # before the warm-up: quick, and the banner shows at once
         self.demo_notice = DemoNotice(self, settings, self.models_menu.choose_models_folder)
@@ -299,6 +302,9 @@ class MainWindow(QMainWindow):
         self.model.validityChanged.connect(self._on_validity_changed)
         self.model.changed.connect(self._show_card_problems)
         self.model.replaced.connect(self._show_card_problems)
+        self.model.changed.connect(self._check_families)
+        self.model.replaced.connect(self._check_families)
+        self.family_check.problemsChanged.connect(self._show_card_problems)
         bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
         bridge.runStarted.connect(self._on_run_started)
         bridge.interruptedJobsFound.connect(self._on_interrupted_jobs_found)
@@ -424,9 +430,13 @@ class MainWindow(QMainWindow):
         # Config errors, and models the config names that are not installed (checked as the user
         # types, issue 17 item 4: a warning on the card; the engine has the last word at run time).
         error = self.model.error
-        problems = [*(error.problems if error else ()), *self.missing_models()]
+        problems = [*(error.problems if error else ()), *self.missing_models(), *self.family_check.problems]
         for name, card in self.cards.items():
             card.show_problems([p for p in problems if section_of(p) == name])
+
+    def _check_families(self, _change: object = None) -> None:
+        # The refiner/hires checkpoint family, from the headers, off the GUI thread (issue 17).
+        self.family_check.request(self.prefs.models_dir, self.model.config)
 
     def missing_models(self) -> list[ConfigProblem]:
         """The models the current settings name that are not installed, as card problems."""
@@ -457,6 +467,7 @@ class MainWindow(QMainWindow):
         self.host.replace_engine(self._make_engine())
         self.refresh_models()
         self.extra_networks.set_models_dir(self.prefs.models_dir)
+        self._check_families()
 
     def _on_prefs_memory_mode_changed(self, mode: object) -> None:
         self.host.replace_engine(self._make_engine())
@@ -563,6 +574,7 @@ class MainWindow(QMainWindow):
         self.host.shutdown()  # the running job is interrupted: offered for resume at the next start
         self.session.close()
         self.results_panel.shutdown()
+        self.family_check.shutdown()
         self.extra_networks.shutdown()
         self.progress_panel.shutdown()
         for card in self.cards.values():
