@@ -98,3 +98,13 @@ def test_a_stale_answer_is_dropped_and_the_gui_thread_never_waits(qtbot: QtBot, 
         "the first answer was stale"
     )
     check.shutdown()
+
+
+def test_a_hires_checkpoint_of_another_family_is_found_too(tmp_path: Path) -> None:
+    models = _models(tmp_path)
+    config = RunConfig()
+    t2i = config.txt2img.model_copy(
+        update={"model": "tinyxl", "hires_enabled": True, "hires_checkpoint": "tiny15"}
+    )
+    [problem] = check_families(models, config.model_copy(update={"txt2img": t2i}))
+    assert problem.field == "txt2img.hires_checkpoint" and "same family" in problem.message

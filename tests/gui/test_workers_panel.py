@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.app import STYLE_SHEET
@@ -222,3 +222,18 @@ def test_a_workers_runner_that_cannot_start_leaves_the_jobs_on_this_gpu(
     assert window.workers_setting == WorkersSetting()
     assert "cannot start, so jobs run on this GPU" in window.workers_panel.notice.text()
     assert list(window.workers_panel.rows) == [THIS_GPU_ID]
+
+
+def test_queue_menu_workers_opens_the_dialog_and_ok_saves_for_the_next_start(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    file = tmp_path / "settings.json"
+    window = make_main_window(settings_file=file)
+    [action] = [a for a in window.queue_menu.actions() if a.text() == "Workers…"]
+    action.trigger()
+    [dialog] = [d for d in window.findChildren(WorkersDialog) if d.isVisible()]
+    assert dialog.isVisible() and "next starts" in dialog.findChildren(QLabel)[-1].text()
+    dialog.mode.setCurrentIndex(dialog.mode.findData("local"))
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert saved_workers(file) == WorkersSetting(WorkersMode.LOCAL)
+    assert window.workers_setting == WorkersSetting(), "the running window keeps its setting until restarted"
