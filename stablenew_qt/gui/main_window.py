@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
             lambda setting: save_workers(setting, self.services.settings_file),
             self,
         )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # a new one for every opening
         dialog.accepted.connect(
             lambda: self.show_status(f"Workers: {dialog.saved} from the next start", 10000)
         )
