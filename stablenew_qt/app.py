@@ -12,20 +12,23 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 
-from .core.errors import ConfigError
+from .core.config import RunConfig
+from .core.errors import ConfigError, ConfigProblem
 from .core.executor import Engine
 from .core.options import ExitCode, MemoryMode
 from .core.queue import default_queue_path
 from .gui.services import AppServices, ModelChoices
 
 APP_NAME = "StableNewQt"
-#: The stylesheet and icon of a source checkout (a wheel does not carry them; the app then runs
-#: without).
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+#: The stylesheet, icon and example presets: package data (``stablenew_qt/resources/``), found
+#: through importlib.resources in a source checkout and in an installed wheel alike.
+RESOURCES = Path(str(files("stablenew_qt") / "resources"))
 STYLE_SHEET = RESOURCES / "style.qss"
 APP_ICON = RESOURCES / "icons" / "stablenew.svg"
+PRESETS = RESOURCES / "presets"
 
 
 def make_engine(models_dir: Path, memory_mode: MemoryMode) -> Engine:
@@ -70,13 +73,38 @@ def list_models(models_dir: Path) -> ModelChoices:
     )
 
 
+def check_families(models_dir: Path, config: RunConfig) -> list[ConfigProblem]:
+    """The refiner and hires checkpoints of ``config`` that cannot follow its base model, from the
+    checkpoints' headers under ``models_dir`` (nothing loads, no torch): the engine's own run-time
+    check, for the window to run off the GUI thread as the user types. Names that do not resolve
+    to a file (missing, a hub id, a demo model) are left to the engine."""
+    from .engine.errors import ModelError
+    from .engine.family import ModelFamily, detect_family, model_family_problems
+    from .engine.models import ModelCatalog
+
+    catalog = ModelCatalog(models_dir)
+
+    def family_of(name: str) -> ModelFamily:
+        entry = catalog.resolve_checkpoint(name)
+        if entry.path is None:
+            raise ModelError(f"{name} has no local file to read")
+        return detect_family(entry.path)
+
+    return model_family_problems(family_of, config)
+
+
 def default_services() -> AppServices:
     """The real engine, the default models folder and the default output folder."""
     from .core.outputs import default_output_dir
     from .core.user_settings import models_dir
 
     return AppServices(
-        make_engine, list_models, models_dir(), default_output_dir(), trust_detector=trust_detector
+        make_engine,
+        list_models,
+        models_dir(),
+        default_output_dir(),
+        trust_detector=trust_detector,
+        check_families=check_families,
     )
 
 

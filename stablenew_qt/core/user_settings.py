@@ -1,6 +1,7 @@
-"""Settings the window and the CLI share: today, the models folder (issue 17, item 12).
+"""Settings the window and the CLI share: the models folder (issue 17, item 12) and the workers.
 
-One small JSON file, ``settings.json`` in the user data folder, holds ``{"models_dir": "..."}``.
+One small JSON file, ``settings.json`` in the user data folder, holds ``{"models_dir": "...",
+"workers": "local", "workers_models_dir": "..."}`` (see :func:`saved_workers`).
 The window writes it when the user chooses a folder; every command reads it, so ``stablenew-qt
 run`` uses the folder chosen in the window. :func:`models_dir` decides which folder applies:
 
@@ -21,11 +22,14 @@ from .atomic_files import atomic_replace_bytes
 from .errors import ConfigError
 from .outputs import app_data_dir
 from .paths import default_models_dir
+from .workers import WorkersSetting
 
 log = logging.getLogger(__name__)
 
 SETTINGS_NAME = "settings.json"
 _MODELS_KEY = "models_dir"
+_WORKERS_KEY = "workers"
+_WORKERS_MODELS_KEY = "workers_models_dir"
 
 
 def settings_file() -> Path:
@@ -50,13 +54,36 @@ def saved_models_dir(path: Path | None = None) -> Path | None:
     return Path(value).expanduser() if isinstance(value, str) and value else None
 
 
-def save_models_dir(folder: Path, path: Path | None = None) -> None:
-    """Remember ``folder`` as the models folder for the window and the CLI."""
-    target = path or settings_file()
+def _write(target: Path, changes: dict[str, object]) -> None:
     data = _read(target)
-    data[_MODELS_KEY] = str(folder)
+    data.update(changes)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_replace_bytes(target, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def save_models_dir(folder: Path, path: Path | None = None) -> None:
+    """Remember ``folder`` as the models folder for the window and the CLI."""
+    _write(path or settings_file(), {_MODELS_KEY: str(folder)})
+
+
+def saved_workers(path: Path | None = None) -> WorkersSetting:
+    """The workers setting saved by the window (this GPU only when none is saved, or when the
+    saved text no longer parses: logged)."""
+    data = _read(path or settings_file())
+    text = data.get(_WORKERS_KEY)
+    folder = data.get(_WORKERS_MODELS_KEY)
+    models = Path(folder).expanduser() if isinstance(folder, str) and folder else None
+    try:
+        return WorkersSetting.parse(text if isinstance(text, str) else "", models)
+    except ConfigError as exc:
+        log.warning("ignoring the saved workers setting: %s", exc)
+        return WorkersSetting(models_dir=models)
+
+
+def save_workers(setting: WorkersSetting, path: Path | None = None) -> None:
+    """Remember ``setting`` (and its models folder on the nodes, "" for none) for the next start."""
+    models = str(setting.models_dir) if setting.models_dir is not None else ""
+    _write(path or settings_file(), {_WORKERS_KEY: str(setting), _WORKERS_MODELS_KEY: models})
 
 
 def checked_models_dir(text: str) -> Path:

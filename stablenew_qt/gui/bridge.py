@@ -6,7 +6,8 @@ a locked queue and, when the queue was empty, wakes the GUI thread through a que
 GUI thread then drains the queue in order and emits one typed signal per event. Consecutive
 :class:`StepProgress` events are coalesced (latest wins), so a slow GUI never falls behind the
 engine and previews stay throttled to what the event loop can show; consecutive
-:class:`QueueChanged` events are merged the same way (one refresh for a burst of changes).
+:class:`QueueChanged` events are merged the same way (one refresh for a burst of changes), and consecutive
+:class:`WorkersChanged` keep only the latest (each one is the whole pool's state).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class EventBridge(QObject):
     queueRunFinished = Signal(object)  # QueueRunFinished
     engineReported = Signal(object)  # EngineReported
     sessionRefused = Signal(object)  # SessionRefused
+    workersChanged = Signal(object)  # WorkersChanged
 
     _wake = Signal()
 
@@ -72,6 +74,7 @@ class EventBridge(QObject):
             ev.QueueRunFinished: self.queueRunFinished,
             ev.EngineReported: self.engineReported,
             ev.SessionRefused: self.sessionRefused,
+            ev.WorkersChanged: self.workersChanged,
         }
         self._wake.connect(self._on_wake, Qt.ConnectionType.QueuedConnection)
 
@@ -85,6 +88,9 @@ class EventBridge(QObject):
             if isinstance(event, ev.QueueChanged) and isinstance(last, ev.QueueChanged):
                 merged = tuple(dict.fromkeys((*last.job_ids, *event.job_ids)))
                 self._pending[-1] = ev.QueueChanged(merged)
+                return
+            if isinstance(event, ev.WorkersChanged) and isinstance(last, ev.WorkersChanged):
+                self._pending[-1] = event  # the workers as they are now: latest wins
                 return
             was_empty = not self._pending
             self._pending.append(event)

@@ -32,11 +32,13 @@ from ..core.errors import ConfigError, ConfigProblem
 from ..core.events import InterruptedJobsFound, LifecycleChanged, RunStarted
 from ..core.executor import Engine
 from ..core.field_labels import all_in_user_words, in_user_words
+from ..core.job_runner import JobRunnerFactory
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
 from ..core.outputs import OutputSettings
 from ..core.queue import Job, JobQueue
 from ..core.session import SessionOptions, open_session
-from ..core.user_settings import save_models_dir
+from ..core.user_settings import save_models_dir, save_workers, saved_workers
+from ..core.workers import WorkersSetting
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
 from .close_guard import CloseChoice, ask_close
@@ -44,6 +46,7 @@ from .config_model import ConfigModel, section_of
 from .demo_notice import DemoNotice
 from .engine_host import EngineHost
 from .extra_networks_tab import ExtraNetworksTab
+from .family_check import FamilyCheck
 from .history_panel import HistoryPanel
 from .image_actions import sent_to
 from .image_drop import FileDropFilter
@@ -64,6 +67,8 @@ from .status_bar import SessionStatus
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
 from .window_layout import LEFT_MIN_WIDTH, RIGHT_MIN_WIDTH, first_geometry, left_width
+from .workers_dialog import WorkersDialog
+from .workers_panel import WorkersPanel
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +101,11 @@ class MainWindow(QMainWindow):
             settings, models_dir=services.models_dir, output_dir=services.output_dir, parent=self
         )
         self.model = ConfigModel(self.prefs.last_config(), self)
-        self.session = open_session(self._make_engine(), self._session_options(queue_path), queue=queue)
+        self.workers_setting = saved_workers(services.settings_file)
+        self.workers_problem = ""
+        self.session = open_session(
+            self._make_engine(), self._session_options(queue_path), queue=queue, job_runner=self._job_runner()
+        )
         self.bridge = EventBridge(self)
         self.host = EngineHost(self.session, self.bridge, self)
         self.choices = services.list_models(self.prefs.models_dir)
@@ -110,6 +119,7 @@ class MainWindow(QMainWindow):
                 self.choices.detectors
             ):  # the default detector only when it is installed
                 self.model.set("adetailer.units.0.adetailer_model", self.choices.detectors[0])
+        self.family_check = FamilyCheck(services.check_families, self)
         self._busy = False
         self._closed = False
         #: Closing during a run asks what to do with the job (tests that close at teardown turn it off).
@@ -127,10 +137,39 @@ class MainWindow(QMainWindow):
         self._follow_preferences()
         self.trust_offer = TrustOffer(services, self.bridge, self, self.host.retry_now)
         self._on_validity_changed(self.model.error)
+        self._check_families()
         self._restore_layout(self.prefs.window_layout())
         self.host.take_over_queue()  # before the warm-up: quick, and the banner shows at once
         self.demo_notice = DemoNotice(self, settings, self.models_menu.choose_models_folder)
         self.demo_notice.offer(self.choices, self.prefs.models_dir)
+
+    def _job_runner(self) -> JobRunnerFactory | None:
+        """The job runner the saved workers setting asks for (None: this process's engine). Only
+        called when the setting is on, so Ray is never imported otherwise."""
+        setting, make = self.workers_setting, self.services.job_runner_for
+        if not setting.enabled or make is None:
+            return None
+        try:
+            return make(setting)
+        except ConfigError as exc:  # e.g. Ray is not installed: run here and say so
+            log.warning("workers %s cannot start: %s", setting, exc)
+            self.workers_problem = f"Workers {setting} cannot start, so jobs run on this GPU: {exc}"
+            self.workers_setting = WorkersSetting(models_dir=setting.models_dir)
+            return None
+
+    def open_workers_dialog(self) -> WorkersDialog:
+        """The Workers dialog (Queue > Workers…), shown without blocking; OK saves for the next start."""
+        dialog = WorkersDialog(
+            saved_workers(self.services.settings_file),
+            lambda setting: save_workers(setting, self.services.settings_file),
+            self,
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # a new one for every opening
+        dialog.accepted.connect(
+            lambda: self.show_status(f"Workers: {dialog.saved} from the next start", 10000)
+        )
+        dialog.open()
+        return dialog
 
     def _make_engine(self) -> Engine:
         return self.services.make_engine(self.prefs.models_dir, self.prefs.memory_mode)
@@ -190,6 +229,10 @@ class MainWindow(QMainWindow):
         self.log_panel = LogPanel()
         self.queue_panel = QueuePanel(self.host.queue, self.bridge)
         self.history_panel = HistoryPanel(self.host.queue, self.bridge)
+        self.workers_panel = WorkersPanel(self.bridge, self.workers_setting)
+        self.workers_panel.settings_button.clicked.connect(self.open_workers_dialog)
+        if self.workers_problem:
+            self.workers_panel.notice.setText(self.workers_problem)
         self.tabs = QTabWidget()
         for panel, title in (
             (self.progress_panel, "Progress"),
@@ -203,6 +246,7 @@ class MainWindow(QMainWindow):
         self.extra_networks = ExtraNetworksTab(
             self.tabs, prompts.prompt, prompts.negative, self.prefs.models_dir, self.model, prompts
         )
+        self.tabs.addTab(self.workers_panel, "Workers")  # last: saved tab indexes keep their meaning
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("window.splitter")
         self.splitter.addWidget(left)
@@ -247,6 +291,10 @@ class MainWindow(QMainWindow):
         self.queue_menu = QueueMenu(self.prefs, self)
         self.sampler_settings = SamplerSettingsEntry(self.model, self.prefs, self)
         self.sampler_settings.add_to(self.models_menu)
+        self.queue_menu.addSeparator()
+        workers = self.queue_menu.addAction("Workers…")
+        workers.setToolTip("Run the queue's jobs on this GPU, all local GPUs, N workers or a Ray cluster")
+        workers.triggered.connect(self.open_workers_dialog)
         for menu in (self.models_menu, ViewMenu(self.prefs, self), self.queue_menu):
             self.menuBar().addMenu(menu)
 
@@ -255,6 +303,9 @@ class MainWindow(QMainWindow):
         self.model.validityChanged.connect(self._on_validity_changed)
         self.model.changed.connect(self._show_card_problems)
         self.model.replaced.connect(self._show_card_problems)
+        self.model.changed.connect(self._check_families)
+        self.model.replaced.connect(self._check_families)
+        self.family_check.problemsChanged.connect(self._show_card_problems)
         bridge.lifecycleChanged.connect(self._on_lifecycle_changed)
         bridge.runStarted.connect(self._on_run_started)
         bridge.interruptedJobsFound.connect(self._on_interrupted_jobs_found)
@@ -380,9 +431,13 @@ class MainWindow(QMainWindow):
         # Config errors, and models the config names that are not installed (checked as the user
         # types, issue 17 item 4: a warning on the card; the engine has the last word at run time).
         error = self.model.error
-        problems = [*(error.problems if error else ()), *self.missing_models()]
+        problems = [*(error.problems if error else ()), *self.missing_models(), *self.family_check.problems]
         for name, card in self.cards.items():
             card.show_problems([p for p in problems if section_of(p) == name])
+
+    def _check_families(self, _change: object = None) -> None:
+        # The refiner/hires checkpoint family, from the headers, off the GUI thread (issue 17).
+        self.family_check.request(self.prefs.models_dir, self.model.config)
 
     def missing_models(self) -> list[ConfigProblem]:
         """The models the current settings name that are not installed, as card problems."""
@@ -413,6 +468,7 @@ class MainWindow(QMainWindow):
         self.host.replace_engine(self._make_engine())
         self.refresh_models()
         self.extra_networks.set_models_dir(self.prefs.models_dir)
+        self._check_families()
 
     def _on_prefs_memory_mode_changed(self, mode: object) -> None:
         self.host.replace_engine(self._make_engine())
@@ -519,6 +575,7 @@ class MainWindow(QMainWindow):
         self.host.shutdown()  # the running job is interrupted: offered for resume at the next start
         self.session.close()
         self.results_panel.shutdown()
+        self.family_check.shutdown()
         self.extra_networks.shutdown()
         self.progress_panel.shutdown()
         for card in self.cards.values():

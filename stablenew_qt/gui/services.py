@@ -7,14 +7,17 @@ engine must be cheap (no torch import): it loads itself on its first job, on the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import FailureCause, FailureKind
+from ..core.config import RunConfig
+from ..core.errors import ConfigProblem, FailureCause, FailureKind
 from ..core.executor import Engine
+from ..core.job_runner import JobRunnerFactory
 from ..core.options import MemoryMode
 from ..core.samplers import BUILTIN_PIXEL_UPSCALERS, LATENT_UPSCALERS
+from ..core.workers import WorkersSetting
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,14 @@ class AppServices:
     lists names without loading anything; ``models_dir``/``output_dir`` are the defaults used when
     the preferences have none. ``trust_detector(path, sha256)`` trusts that file if its bytes still
     have that SHA-256 (raises OSError otherwise, or when the trust list cannot be written).
+
+    ``job_runner_for(setting)`` gives the job runner for a workers setting that is on (the
+    composition root's binds the cluster package, which imports Ray only when called); None, or
+    no ``job_runner_for``, runs the jobs on this process's engine. ``settings_file`` is the shared
+    user settings file (None: the one in the user data folder), where the workers setting lives.
+    ``check_families(models_dir, config)`` finds a refiner or hires checkpoint of the wrong family
+    from the files' headers (slow-ish disk reads: the window calls it off the GUI thread); None
+    leaves that check to the engine at run time.
     """
 
     make_engine: Callable[[Path, MemoryMode], Engine]
@@ -101,3 +112,6 @@ class AppServices:
     models_dir: Path
     output_dir: Path
     trust_detector: Callable[[Path, str], None] = _cannot_trust
+    job_runner_for: Callable[[WorkersSetting], JobRunnerFactory | None] | None = None
+    settings_file: Path | None = None
+    check_families: Callable[[Path, RunConfig], Sequence[ConfigProblem]] | None = None

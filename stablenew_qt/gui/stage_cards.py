@@ -54,7 +54,7 @@ class StageCard(QGroupBox):
         self.error_label = QLabel()
         self.error_label.setObjectName(f"{section}.error")
         self.error_label.setWordWrap(True)
-        self.error_label.setProperty("role", "error")  # styled by resources/style.qss
+        self.error_label.setProperty("role", "error")  # styled by stablenew_qt/resources/style.qss
         self.error_label.hide()
         self.form = QFormLayout()
         layout = QVBoxLayout(self)

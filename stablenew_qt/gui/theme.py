@@ -11,7 +11,7 @@ The setting (``appearance/theme`` in the app's QSettings) is one of :data:`THEME
   draws every control from the palette.
 
 One :class:`ThemeManager` per application (:func:`theme_manager`) does the applying; the View menu
-and ``app.main`` only choose. The stylesheet (``resources/style.qss``) uses palette roles, so it
+and ``app.main`` only choose. The stylesheet (``stablenew_qt/resources/style.qss``) uses palette roles, so it
 follows whichever palette is in effect.
 """
 

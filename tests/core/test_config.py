@@ -29,7 +29,7 @@ from stablenew_qt.core.images import load_input_image, to_rgb
 from stablenew_qt.core.samplers import SAMPLERS, SCHEDULERS
 from stablenew_qt.core.sequencer import StageSequencer
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "resources" / "presets"
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "stablenew_qt" / "resources" / "presets"
 TOP_KEYS = (
     "schema_version, prompt, negative_prompt, seed, batch_size, batch_count, subseed, subseed_strength, "
     "seed_resize_from_w, seed_resize_from_h, rng_source, eta_noise_seed_delta, emphasis, "

@@ -11,9 +11,12 @@ from stablenew_qt.core.user_settings import (
     checked_models_dir,
     models_dir,
     save_models_dir,
+    save_workers,
     saved_models_dir,
+    saved_workers,
     settings_file,
 )
+from stablenew_qt.core.workers import WorkersMode, WorkersSetting
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +60,25 @@ def test_a_broken_settings_file_is_ignored(tmp_path: Path) -> None:
 
 def test_the_settings_file_lives_in_the_user_data_folder() -> None:
     assert settings_file().name == "settings.json"
+
+
+def test_the_workers_setting_is_kept_beside_the_models_folder(tmp_path: Path) -> None:
+    file = tmp_path / "settings.json"
+    assert saved_workers(file) == WorkersSetting()  # nothing saved: this GPU only
+    save_models_dir(tmp_path, file)
+    save_workers(WorkersSetting.parse("ray://head:10001", Path("/srv/models")), file)
+    again = saved_workers(file)
+    assert (again.mode, again.address, again.models_dir) == (
+        WorkersMode.ADDRESS,
+        "ray://head:10001",
+        Path("/srv/models"),
+    )
+    assert saved_models_dir(file) == tmp_path, "the other keys stay"
+    save_workers(WorkersSetting.parse("3"), file)
+    assert saved_workers(file) == WorkersSetting(WorkersMode.COUNT, count=3)
+
+
+def test_a_saved_workers_text_that_no_longer_parses_reads_as_this_gpu(tmp_path: Path) -> None:
+    file = tmp_path / "settings.json"
+    file.write_text('{"workers": "many", "workers_models_dir": ""}', encoding="utf-8")
+    assert saved_workers(file) == WorkersSetting()

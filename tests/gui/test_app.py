@@ -1,4 +1,5 @@
-"""The composition root: ``stablenew-qt`` opens the window without importing torch on the GUI thread."""
+"""The composition root: ``stablenew-qt`` opens the window without importing torch on the GUI thread
+(nor Ray, with the workers setting off)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ SCRIPT = """
 import sys
 from stablenew_qt.app import main
 code = main(["--exit-after-show"])
-heavy = sorted(m for m in ("torch", "diffusers", "transformers", "ultralytics") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "diffusers", "transformers", "ultralytics", "ray") if m in sys.modules)
 print("heavy:", ",".join(heavy))
 from PySide6.QtWidgets import QApplication
 app = QApplication.instance()
@@ -27,7 +28,7 @@ def test_app_opens_the_window_and_exits_without_importing_torch(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert "heavy: \n" in done.stdout
-    assert "icon: True stylesheet: True" in done.stdout  # from resources/ in a source checkout
+    assert "icon: True stylesheet: True" in done.stdout  # package data: stablenew_qt/resources/
     assert "QThread: Destroyed while thread is still running" not in done.stderr
 
 

@@ -82,3 +82,16 @@ def test_every_event_kind_has_its_signal_and_queue_changes_merge(qtbot: QtBot) -
     ]
     kinds = set(ev.RunEvent.__args__) | set(ev.JobEvent.__args__) | set(ev.SessionNotice.__args__)  # type: ignore[attr-defined]
     assert kinds == set(bridge._signals), "a signal for every event the session announces"
+
+
+def test_workers_changed_reaches_its_signal_latest_wins(qtbot: QtBot) -> None:
+    bridge = EventBridge()
+    heard: list[ev.WorkersChanged] = []
+    bridge.workersChanged.connect(heard.append)
+    first = ev.WorkersChanged((ev.WorkerInfo("w0", state=ev.WorkerState.STARTING),))
+    latest = ev.WorkersChanged((ev.WorkerInfo("w0", state=ev.WorkerState.IDLE),))
+    bridge.post(first)
+    bridge.post(latest)
+    with qtbot.waitSignal(bridge.sessionRefused, timeout=2000):
+        bridge.post(ev.SessionRefused("x"))
+    assert heard == [latest]
