@@ -190,6 +190,8 @@ class MainWindow(QMainWindow):
         self.log_panel = LogPanel()
         self.queue_panel = QueuePanel(self.host.queue, self.bridge)
         self.history_panel = HistoryPanel(self.host.queue, self.bridge)
+        self.results_panel.client = self.host.queue  # ratings are stored with the queue's jobs
+        self.results_panel.errorOccurred.connect(lambda text: self.show_status(text, 10000))
         self.tabs = QTabWidget()
         for panel, title in (
             (self.progress_panel, "Progress"),
