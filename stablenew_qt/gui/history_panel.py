@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
+from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon, QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -44,6 +44,7 @@ from .bridge import EventBridge
 from .image_actions import SEND_TO
 from .queue_client import QueueClient
 from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, job_text, load_config
+from .rating import NOT_A_RATING, rating_from_key, stars
 from .thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ def history_text(job: Job) -> str:
     """Two lines: the job's summary, then when it finished and what it left."""
     when = job.when.strftime("%Y-%m-%d %H:%M")
     images = f"{len(job.outputs)} image(s)" if job.outputs else "no images"
-    return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}"
+    rated = f"  ·  {stars(job.rating)}" if job.rating else ""
+    return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}{rated}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,14 @@ class HistoryFilters:
     text: str | None = None
     model: str | None = None
     since: datetime | None = None
+    #: Keep jobs rated at least this (1-5); None keeps rated and unrated.
+    min_rating: int | None = None
+    #: "newest" (newest first) or "rating" (best rated first, unrated last, then newest).
+    sort: str = "newest"
+
+
+#: The sort choices: label -> HistoryFilters.sort.
+SORTS: dict[str, str] = {"Newest first": "newest", "Best rated first": "rating"}
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,11 @@ def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | Q
         model=filters.model,
         since=filters.since,
     )
+    if filters.min_rating is not None:
+        jobs = [job for job in jobs if (job.rating or 0) >= filters.min_rating]
     jobs.sort(key=lambda job: (job.when, job.id), reverse=True)
+    if filters.sort == "rating":
+        jobs.sort(key=lambda job: -(job.rating or 0))  # stable: newest first among equals
     return HistoryListing(jobs, sorted({job.model for job in finished if job.model}))
 
 
@@ -162,7 +176,13 @@ class HistoryPanel(QWidget):
         self._search_timer.setInterval(SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self.refresh)
         self.search.textChanged.connect(self._search_timer.start)
-        for combo in (self.status_filter, self.model_filter, self.period_filter):
+        for combo in (
+            self.status_filter,
+            self.model_filter,
+            self.period_filter,
+            self.rating_filter,
+            self.sort_order,
+        ):
             combo.currentIndexChanged.connect(self.refresh)
         bridge.queueChanged.connect(self._on_queue_changed)
         self.refresh()
@@ -186,11 +206,24 @@ class HistoryPanel(QWidget):
         self.period_filter.setObjectName("history.period")
         self.period_filter.setToolTip("Show jobs that finished in this period")
         self.period_filter.addItems(list(PERIODS))
+        self.rating_filter = QComboBox()
+        self.rating_filter.setObjectName("history.rating")
+        self.rating_filter.setToolTip("Show jobs rated at least this (keys 1-5 rate the selected job)")
+        self.rating_filter.addItem("Any rating", 0)
+        for n in range(1, 6):
+            self.rating_filter.addItem(f"rated ≥ {n}", n)
+        self.sort_order = QComboBox()
+        self.sort_order.setObjectName("history.sort")
+        self.sort_order.setToolTip("Order of the list")
+        for label, key in SORTS.items():
+            self.sort_order.addItem(label, key)
         filters = QHBoxLayout()
         filters.addWidget(self.status_filter)
         filters.addWidget(self.search, 1)
         filters.addWidget(self.model_filter)
         filters.addWidget(self.period_filter)
+        filters.addWidget(self.rating_filter)
+        filters.addWidget(self.sort_order)
         self.list = QListWidget()
         self.list.setObjectName("history.list")
         self.list.setIconSize(QSize(THUMB, THUMB))
@@ -199,6 +232,7 @@ class HistoryPanel(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._on_list_custom_context_menu_requested)
         self.list.currentRowChanged.connect(self._on_list_current_row_changed)
+        self.list.installEventFilter(self)
         self.summary = QLabel("")
         self.summary.setObjectName("history.summary")
         self.open_button = self._button(
@@ -253,6 +287,8 @@ class HistoryPanel(QWidget):
             text=self.search.text().strip() or None,
             model=self.model_filter.currentData() or None,
             since=period_start(self.period_filter.currentText()),
+            min_rating=self.rating_filter.currentData() or None,
+            sort=self.sort_order.currentData() or "newest",
         )
 
     def refresh(self) -> None:
@@ -344,6 +380,28 @@ class HistoryPanel(QWidget):
         job = self.selected_job()
         if job is not None:
             operation(job.id)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.list and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            return self._on_list_key(event)
+        return super().eventFilter(watched, event)
+
+    def _on_list_key(self, event: QKeyEvent) -> bool:
+        job = self.selected_job()
+        rating = rating_from_key(event)
+        if job is not None and rating != NOT_A_RATING:
+            self.rate(job.id, rating)
+            return True
+        return False
+
+    def rate(self, job_id: int, rating: int | None) -> None:
+        """Store ``rating`` (1-5, None clears) for the job, on the queue thread; the list follows
+        through the queue's change."""
+        self.client.call(
+            lambda: self.client.queue.rate(job_id, rating),
+            on_error=lambda message: self.errorOccurred.emit(f"Cannot rate job {job_id}: {message}"),
+        )
 
     def open_folder(self, job_id: int) -> Path | None:
         """Open the job's run folder in the file manager; returns it (None if it is gone)."""

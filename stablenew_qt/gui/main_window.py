@@ -233,6 +233,8 @@ class MainWindow(QMainWindow):
         self.workers_panel.settings_button.clicked.connect(self.open_workers_dialog)
         if self.workers_problem:
             self.workers_panel.notice.setText(self.workers_problem)
+        self.results_panel.client = self.host.queue  # ratings are stored with the queue's jobs
+        self.results_panel.errorOccurred.connect(lambda text: self.show_status(text, 10000))
         self.tabs = QTabWidget()
         for panel, title in (
             (self.progress_panel, "Progress"),

@@ -17,8 +17,8 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QPixmap
+from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -37,6 +37,8 @@ from ..core.events import RunCompleted
 from ..core.infotext import read_image_metadata
 from .bridge import EventBridge
 from .image_actions import ImageActions
+from .queue_client import QueueClient
+from .rating import NOT_A_RATING, rate_image, rating_from_key, stars
 from .thumbnails import ThumbnailLoader
 
 THUMB = 96
@@ -92,6 +94,10 @@ class ResultsPanel(QWidget):
     its context menu (:attr:`actions_`) also sends an image to img2img or upscale."""
 
     useSettingsRequested = Signal(object)
+    #: An image was rated (its path, the rating 1-5 or None).
+    rated = Signal(object, object)
+    #: Something could not be done (a message for the user).
+    errorOccurred = Signal(str)
 
     def __init__(self, bridge: EventBridge, output_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +114,9 @@ class ResultsPanel(QWidget):
         self.gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.gallery.customContextMenuRequested.connect(self._on_gallery_custom_context_menu_requested)
         self.gallery.itemActivated.connect(self._on_gallery_item_activated)  # double-click, Enter
+        self.gallery.installEventFilter(self)
+        #: Where ratings are stored (the window sets it; without a queue, images cannot be rated).
+        self.client: QueueClient | None = None
         self.viewer = QLabel("No image selected")
         self.viewer.setObjectName("results.viewer")
         self.viewer.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -250,6 +259,44 @@ class ResultsPanel(QWidget):
             self.gallery.setCurrentItem(item)
             path = Path(item.data(Qt.ItemDataRole.UserRole))
             self.actions_.menu(path).exec(self.gallery.viewport().mapToGlobal(pos))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.gallery and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            return self._on_gallery_key(event)
+        return super().eventFilter(watched, event)
+
+    def _on_gallery_key(self, event: QKeyEvent) -> bool:
+        path = self.selected
+        if path is None:
+            return False
+        rating = rating_from_key(event)
+        if rating != NOT_A_RATING:
+            self.rate(path, rating)
+            return True
+        if event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            self.actions_.full_view(path)
+            return True
+        return False
+
+    def rate(self, path: Path, rating: int | None) -> None:
+        """Rate the job that made ``path`` (queue thread); :attr:`rated` follows."""
+        if self.client is None:
+            self.errorOccurred.emit("Ratings are stored in the queue, and this window has none")
+            return
+        self.client.call(
+            partial(rate_image, self.client.queue, path, rating),
+            on_done=lambda _job: self._on_rated(path, rating),
+            on_error=lambda message: self.errorOccurred.emit(f"Cannot rate {path.name}: {message}"),
+        )
+
+    def _on_rated(self, path: Path, rating: int | None) -> None:
+        for row in range(self.gallery.count()):
+            item = self.gallery.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == str(path):
+                label = item.text().split("  ")[0]
+                item.setText(f"{label}  {stars(rating)}".rstrip())
+        self.rated.emit(path, rating)
 
     def _on_gallery_item_activated(self, item: QListWidgetItem) -> None:
         self.actions_.full_view(Path(item.data(Qt.ItemDataRole.UserRole)))
