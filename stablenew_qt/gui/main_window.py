@@ -147,7 +147,11 @@ class MainWindow(QMainWindow):
         """The job runner the saved workers setting asks for (None: this process's engine). Only
         called when the setting is on, so Ray is never imported otherwise."""
         setting, make = self.workers_setting, self.services.job_runner_for
-        if not setting.enabled or make is None:
+        if not setting.enabled:
+            return None
+        if make is None:  # no dispatcher in this build yet (issue 16): say so, never pretend
+            self.workers_problem = f"Workers {setting}: not in this build yet; jobs run on this GPU"
+            self.workers_setting = WorkersSetting(models_dir=setting.models_dir)
             return None
         try:
             return make(setting)
