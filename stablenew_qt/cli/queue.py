@@ -24,12 +24,13 @@ from typing import Any
 
 from ..core.config import load_run_config
 from ..core.errors import shorten
-from ..core.events import JobFinished, JobInterrupted, JobStarted, QueuePaused, SessionEvent
+from ..core.events import JobFinished, JobInterrupted, JobStarted, QueuePaused, SessionEvent, WorkersChanged
 from ..core.files import FileRefused, user_path
 from ..core.job import MAX_COPIES, Job, JobStatus
 from ..core.options import ExitCode
 from ..core.queue import JobQueue, QueueError, QueueMissing, default_queue_path
 from ..core.sequencer import StageSequencer
+from ..core.workers import WorkersSetting
 from .engine_options import add_engine_options, add_output_options, learning_log, make_engine, output_settings
 from .logs import first_line
 from .queue_groups import (
@@ -84,6 +85,13 @@ def add_parser(subparsers: Any) -> None:
         "--resume-interrupted", action="store_true", help="first re-run jobs that a crash interrupted"
     )
     run.add_argument("--pause-on-failure", action="store_true", help="pause the queue when a job fails")
+    run.add_argument(
+        "--workers",
+        metavar="local|N|ADDRESS",
+        default="this",
+        help="run jobs on Ray workers: 'local' (one per GPU), N workers, or a cluster ('auto', "
+        "'ray://host:port'); default: this GPU, in this process (see docs/workers.md)",
+    )
     add_engine_options(run)
     for name, func, text in (
         ("retry", cmd_retry, "queue a failed, cancelled or interrupted job again"),
@@ -298,7 +306,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     engine = make_engine(args)
     log_path = args.logs.details()
-    with open_session(engine, options) as session:
+    workers = WorkersSetting.parse(args.workers)  # ConfigError (exit 2) for a bad value
+    job_runner = None
+    if workers.enabled:  # only now is stablenew_qt.cluster (and, when the pool starts, Ray) imported
+        from ..cluster import job_runner_factory
+
+        job_runner = job_runner_factory(
+            workers,
+            engine.settings,
+            save_intermediates=options.output.save_intermediates,
+            pause_on_failure=options.pause_on_failure,
+            auto_resume=options.auto_resume,
+        )
+        print(f"workers: {workers}", file=sys.stderr, flush=True)
+    with open_session(engine, options, job_runner=job_runner) as session:  # type: ignore[arg-type]
         session.subscribe(TextProgress(sys.stderr))
         session.subscribe(_report)
         session.take_over_queue()
@@ -323,6 +344,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _report(event: SessionEvent) -> None:
+    if isinstance(event, WorkersChanged):
+        for worker in event.workers:
+            where = f"{worker.node} {worker.device}".strip()
+            note = f": {worker.message}" if worker.message else ""
+            running = f" job {worker.job_id}" if worker.job_id is not None else ""
+            print(f"worker {worker.worker_id} ({where}) {worker.state.value}{running}{note}", file=sys.stderr)
+        return
     if not isinstance(event, JobInterrupted | JobStarted | JobFinished | QueuePaused):
         return
     job = event.job

@@ -105,6 +105,14 @@ class DiffusersExecutor:
         used = memory_in_use(device)
         return device.describe() if used is None else f"{device.describe()}, {used / 2**30:.1f} GiB in use"
 
+    def resident_checkpoints(self) -> tuple[str, ...]:
+        """The checkpoints loaded now, least recently used first (none before the engine loads)."""
+        return tuple(self._context.cache.resident()) if self._context is not None else ()
+
+    def checkpoint_loads(self) -> int:
+        """How many checkpoint loads the engine has made (what a worker's placement keeps low)."""
+        return self._context.cache.loads if self._context is not None else 0
+
     def check_run(self, config: RunConfig) -> list[str]:
         """Check, before anything loads (the runner calls this first), the checkpoints' families
         (refiner and hires checkpoint against the base, from their headers) and ``config``'s LoRA
