@@ -319,9 +319,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             auto_resume=options.auto_resume,
         )
         print(f"workers: {workers}", file=sys.stderr, flush=True)
-    with open_session(engine, options, job_runner=job_runner) as session:  # type: ignore[arg-type]
+    with open_session(engine, options, job_runner=job_runner) as session:
         session.subscribe(TextProgress(sys.stderr))
-        session.subscribe(_report)
+        session.subscribe(_Report())
         session.take_over_queue()
         stop = threading.Event()
         try:
@@ -343,16 +343,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _report(event: SessionEvent) -> None:
-    if isinstance(event, WorkersChanged):
+class _Report:
+    """What ``queue run`` prints about jobs and workers (stderr; image paths on stdout). A worker's
+    line is printed when its state or job changes, not for every progress update."""
+
+    def __init__(self) -> None:
+        self._workers: dict[str, tuple[object, ...]] = {}
+
+    def __call__(self, event: SessionEvent) -> None:
+        if isinstance(event, WorkersChanged):
+            self._print_workers(event)
+        elif isinstance(event, JobInterrupted | JobStarted | JobFinished | QueuePaused):
+            _report(event)
+
+    def _print_workers(self, event: WorkersChanged) -> None:
         for worker in event.workers:
+            key = (worker.state, worker.job_id, worker.message, tuple(worker.resident))
+            if self._workers.get(worker.worker_id) == key:
+                continue
+            self._workers[worker.worker_id] = key
             where = f"{worker.node} {worker.device}".strip()
             note = f": {worker.message}" if worker.message else ""
             running = f" job {worker.job_id}" if worker.job_id is not None else ""
-            print(f"worker {worker.worker_id} ({where}) {worker.state.value}{running}{note}", file=sys.stderr)
-        return
-    if not isinstance(event, JobInterrupted | JobStarted | JobFinished | QueuePaused):
-        return
+            place = f" ({where})" if where else ""
+            print(f"worker {worker.worker_id}{place} {worker.state.value}{running}{note}", file=sys.stderr)
+
+
+def _report(event: JobInterrupted | JobStarted | JobFinished | QueuePaused) -> None:
     job = event.job
     if isinstance(event, JobInterrupted):
         advice = (
@@ -362,12 +379,15 @@ def _report(event: SessionEvent) -> None:
         )
         print(f"job {job.id} was interrupted when the app stopped; {advice}", file=sys.stderr)
     elif isinstance(event, JobStarted):
-        print(f"job {job.id}: started (attempt {job.attempts})", file=sys.stderr, flush=True)
+        on = f" on worker {event.worker}" if event.worker else ""
+        print(f"job {job.id}: started (attempt {job.attempts}){on}", file=sys.stderr, flush=True)
     elif isinstance(event, JobFinished):
         for path in job.outputs:
             print(path, flush=True)
-        detail = f": {first_line(job.error)}" if job.status is JobStatus.FAILED and job.error else ""
-        print(f"job {job.id}: {job.status.value}{detail}", file=sys.stderr, flush=True)
+        explained = job.status in (JobStatus.FAILED, JobStatus.INTERRUPTED) and job.error
+        detail = f": {first_line(job.error)}" if explained and job.error else ""
+        on = f" on worker {event.worker.split(' ', 1)[0]}" if event.worker else ""
+        print(f"job {job.id}: {job.status.value}{on}{detail}", file=sys.stderr, flush=True)
     else:
         print(
             f"queue paused because job {job.id} failed; `stablenew-qt queue resume` to go on",

@@ -122,17 +122,21 @@ EventSink = Callable[[RunEvent], None]
 # -- a job ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class JobStarted:
-    """``job`` was claimed (status running) and its run is about to start."""
+    """``job`` was claimed (status running) and its run is about to start; ``worker`` names the
+    worker it runs on ("" for this process's engine)."""
 
     job: Job
+    worker: str = ""
 
 
 @dataclass(frozen=True)
 class JobFinished:
     """``job`` ended: its status is completed, failed or cancelled (or interrupted when the app
-    is closing); a failed job's ``job.cause`` says why."""
+    is closing, or its worker was lost); a failed job's ``job.cause`` says why. ``worker`` names
+    the worker it ran on ("" for this process's engine)."""
 
     job: Job
+    worker: str = ""
 
 
 @dataclass(frozen=True)

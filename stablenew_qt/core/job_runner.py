@@ -41,6 +41,7 @@ from .events import (
     QueuePaused,
     RunEvent,
     RunStarted,
+    SessionListener,
     StageStarted,
     StepProgress,
 )
@@ -68,7 +69,9 @@ class JobRunner(Protocol):
     @property
     def current(self) -> Job | None: ...
 
-    def subscribe(self, listener: JobListener) -> Unsubscribe: ...
+    def subscribe(self, listener: SessionListener) -> Unsubscribe:
+        """Job events (and, from a dispatcher, its workers' run and WorkersChanged events)."""
+        ...
 
     def take_over_queue(self) -> list[Job]: ...
 
@@ -81,6 +84,10 @@ class JobRunner(Protocol):
     def cancel_current(self) -> bool: ...
 
     def interrupt_current(self) -> bool: ...
+
+    def close(self) -> None:
+        """Release what the runner holds (a dispatcher stops its workers)."""
+        ...
 
 
 #: Builds the JobRunner of a session from its queue and controller (the default:
@@ -233,6 +240,9 @@ class SingleNodeJobRunner:
         if running and current is not None and current.id == job_id:
             self.cancel_current()
         return running
+
+    def close(self) -> None:
+        """Nothing to release: the engine belongs to the session."""
 
     # -- internals -------------------------------------------------------------------------
     def _run(self, job: Job) -> Job:

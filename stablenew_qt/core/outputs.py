@@ -58,6 +58,7 @@ __all__ = [
     "build_manifest",
     "check_output_root",
     "discard_partial_runs",
+    "publish_run_files",
     "published_run_images",
     "safe_join",
 ]
@@ -69,6 +70,11 @@ _MAX_NUMBER_ATTEMPTS = 100_000
 _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]+")
 _FINAL_IMAGE = re.compile(r"[0-9]{5,}-[0-9]+\.png")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: The most a worker's run may send back: files, bytes in all, folder depth.
+MAX_RUN_FILES = 10_000
+MAX_RUN_BYTES = 8 * 2**30
+_MAX_RUN_DEPTH = 4
 
 
 def app_data_dir() -> Path:
@@ -332,6 +338,103 @@ class RunOutputs:
             f"cannot {what} in {shorten(str(self._path.parent))!r}: {exc.strerror or exc}; free some space "
             "or choose another output folder (nothing of this run was kept)"
         )
+
+
+# --- a run made elsewhere ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """A run folder :func:`publish_run_files` wrote: its final images and manifest."""
+
+    folder: Path
+    images: tuple[Path, ...]
+    manifest: Path | None
+
+
+def publish_run_files(
+    output_root: Path,
+    date: str,
+    run_id: str,
+    files: Mapping[str, bytes],
+    manifest_extra: Mapping[str, Any] | None = None,
+) -> PublishedRun:
+    """Write a run that ran in another process (a worker) into ``<output_root>/<date>/<run_id>/``,
+    all at once, exactly as :meth:`RunOutputs.publish` does: every file is staged in the hidden
+    ``.<run_id>.partial`` folder with :func:`~.atomic_files.atomic_write_bytes`, then one
+    :func:`~.atomic_files.rename_no_replace` makes the folder appear whole.
+
+    ``files`` maps POSIX paths inside the run folder to bytes. The sender is not trusted with
+    paths: every one must be a relative path of portable names (no ``..``, no absolute path, no
+    backslash, no hidden name), checked with :func:`~.atomic_files.safe_join`; ``date`` must be
+    ``YYYY-MM-DD`` and ``run_id`` a run id. ``manifest_extra`` keys are added to ``manifest.json``
+    (which must be a JSON object naming this run). Raises OutputError, with nothing written, for a
+    refused path or manifest, too many files, or a failed write or publish.
+    """
+    if not _DATE.fullmatch(date) or not _RUN_ID.fullmatch(run_id):
+        raise OutputError(f"refused a run from a worker: bad run folder {date!r}/{run_id!r}")
+    if len(files) > MAX_RUN_FILES or sum(len(data) for data in files.values()) > MAX_RUN_BYTES:
+        raise OutputError(f"refused run {run_id} from a worker: more than {MAX_RUN_FILES} files or 8 GiB")
+    check_output_root(output_root)
+    try:
+        folder = safe_join(output_root, date, run_id)
+        staging = safe_join(output_root, date, partial_run_name(run_id))
+        targets = [(_run_file_parts(name), data) for name, data in sorted(files.items())]
+        for parts, _data in targets:
+            safe_join(staging, *parts)  # raises ValueError naming the bad part
+    except ValueError as exc:
+        raise OutputError(f"refused run {run_id} from a worker: {exc}") from None
+    manifest = _manifest_with(files.get(MANIFEST_NAME), run_id, manifest_extra)
+    if os.path.lexists(folder) or os.path.lexists(staging):
+        raise OutputError(f"a run folder {shorten(str(folder))!r} exists already; nothing was overwritten")
+    written: list[Path] = []
+    try:
+        for parts, data in targets:
+            if parts == (MANIFEST_NAME,) and manifest is not None:
+                data = manifest
+            target = safe_join(staging, *parts)  # again: a link made meanwhile cannot lead out
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, data)
+            written.append(folder.joinpath(*parts))
+        for sub in sorted({p.parent for p in staging.rglob("*")} | {staging}, key=lambda p: -len(p.parts)):
+            fsync_folder(sub)
+        rename_no_replace(staging, folder)
+        fsync_folder(folder.parent)
+    except (OSError, ValueError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            staging.parent.rmdir()  # only when no other run is in it
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise OutputError(
+            f"cannot write run {run_id} in {shorten(str(folder.parent))!r}: {reason}; free some space "
+            "or choose another output folder (nothing of this run was kept)"
+        ) from exc
+    images = tuple(p for p in written if p.parent == folder and _FINAL_IMAGE.fullmatch(p.name))
+    manifest_path = folder / MANIFEST_NAME if MANIFEST_NAME in files else None
+    return PublishedRun(folder, images, manifest_path)
+
+
+def _run_file_parts(name: str) -> tuple[str, ...]:
+    if not isinstance(name, str) or "\\" in name or name.startswith("/"):
+        raise ValueError(f"unsafe file name {name!r}: give a relative POSIX path")
+    parts = tuple(name.split("/"))
+    if len(parts) > _MAX_RUN_DEPTH or any(part.startswith(".") for part in parts):
+        raise ValueError(f"unsafe file name {name!r}: no hidden names, at most {_MAX_RUN_DEPTH} levels")
+    return parts
+
+
+def _manifest_with(data: bytes | None, run_id: str, extra: Mapping[str, Any] | None) -> bytes | None:
+    if data is None:
+        return None
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise OutputError(f"refused run {run_id} from a worker: its manifest.json is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("run_id") != run_id:
+        raise OutputError(f"refused run {run_id} from a worker: its manifest.json is for another run")
+    manifest.update(extra or {})
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False, default=json_default)
+    return (text + "\n").encode("utf-8")
 
 
 # --- crash recovery ----------------------------------------------------------------------------

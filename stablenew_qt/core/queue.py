@@ -143,14 +143,32 @@ class JobQueue(GroupOperations):
                 job_id = None if sql.read_setting(db, "paused") == "1" else sql.claim_next(db)
             return None if job_id is None else self._changed([job_id])[0]
 
-    def claim(self, job_id: int) -> Job | None:
+    def claim(self, job_id: int, *, concurrent: bool = False) -> Job | None:
         """Claim the queued job ``job_id`` out of turn ("Generate": run this one now), even while
-        the queue is paused. None if it is not queued any more or a job is running already. Like
+        the queue is paused. None if it is not queued any more or a job is running already (a
+        dispatcher running jobs on several workers passes ``concurrent``). Like
         :meth:`next_job`, makes this JobQueue the runner."""
         with self._lock:
             self._become_runner()
             with self._write() as db:
-                claimed = sql.claim(db, job_id)
+                claimed = sql.claim(db, job_id, concurrent=concurrent)
+            return None if claimed is None else self._changed([claimed])[0]
+
+    def claim_chosen(
+        self, choose: Callable[[builtins.list[Job]], Job | None], *, lookahead: int = 64
+    ) -> Job | None:
+        """Claim the job ``choose`` picks from the first ``lookahead`` runnable jobs (run order,
+        paused groups skipped), while other jobs may be running: how a dispatcher places jobs on
+        several workers (see core/dispatch.py). One transaction, so nothing else claims or cancels
+        the job between the choice and the claim; ``choose`` must be quick and touch no queue.
+        None when the queue is paused, nothing is runnable, or ``choose`` returns None."""
+        with self._lock:
+            self._become_runner()
+            with self._write() as db:
+                if sql.read_setting(db, "paused") == "1":
+                    return None
+                chosen = choose(sql.runnable_jobs(db, lookahead))
+                claimed = None if chosen is None else sql.claim(db, chosen.id, concurrent=True)
             return None if claimed is None else self._changed([claimed])[0]
 
     def recover_interrupted(self, auto_resume: bool = False) -> builtins.list[Job]:
@@ -207,11 +225,13 @@ class JobQueue(GroupOperations):
         cause = FailureCause(FailureKind.CANCELLED, "cancelled by the user")
         return self._finish(job_id, JobStatus.CANCELLED, None, cause, run_id, None)
 
-    def mark_interrupted(self, job_id: int, run_id: str | None = None) -> Job:
-        """The app was closed while the job ran: it becomes interrupted, offered for resume on
-        the next start like a job a crash interrupted (the run's partial work was discarded)."""
-        cause = FailureCause(FailureKind.INTERRUPTED, sql.CLOSED_MESSAGE)
-        return self._finish(job_id, JobStatus.INTERRUPTED, sql.CLOSED_MESSAGE, cause, run_id, None)
+    def mark_interrupted(self, job_id: int, run_id: str | None = None, message: str | None = None) -> Job:
+        """The app was closed while the job ran (or ``message`` says what else stopped it: a
+        worker that died): it becomes interrupted, offered for resume on the next start like a
+        job a crash interrupted (the run's partial work was discarded)."""
+        text = message or sql.CLOSED_MESSAGE
+        cause = FailureCause(FailureKind.INTERRUPTED, text)
+        return self._finish(job_id, JobStatus.INTERRUPTED, text, cause, run_id, None)
 
     # -- changing the queue ----------------------------------------------------------------
     def cancel(self, job_id: int) -> bool:

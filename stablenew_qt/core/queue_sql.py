@@ -78,22 +78,30 @@ def requeue(db: sqlite3.Connection, ids: Sequence[int], *, front: bool) -> None:
         )
 
 
+RUNNABLE = (
+    "status = 'queued' AND (group_id IS NULL OR group_id NOT IN (SELECT id FROM groups WHERE paused = 1))"
+)
+
+
 def claim_next(db: sqlite3.Connection) -> int | None:
     """Mark the first queued job running (attempts + 1), skipping paused groups' jobs; None if one
     runs already or none waits."""
     if db.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone():
         return None
-    row = db.execute(
-        "SELECT id FROM jobs WHERE status = 'queued' AND (group_id IS NULL OR group_id NOT IN "
-        f"(SELECT id FROM groups WHERE paused = 1)) {QUEUED_ORDER}"
-    ).fetchone()
+    row = db.execute(f"SELECT id FROM jobs WHERE {RUNNABLE} {QUEUED_ORDER}").fetchone()
     return None if row is None else claim(db, int(row[0]))
 
 
-def claim(db: sqlite3.Connection, job_id: int) -> int | None:
+def runnable_jobs(db: sqlite3.Connection, limit: int) -> list[Job]:
+    """The first ``limit`` queued jobs in run order, paused groups' jobs skipped."""
+    rows = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {RUNNABLE} {QUEUED_ORDER} LIMIT ?", (limit,))
+    return [job_from_row(row) for row in rows.fetchall()]
+
+
+def claim(db: sqlite3.Connection, job_id: int, *, concurrent: bool = False) -> int | None:
     """Mark the queued job ``job_id`` running (attempts + 1); None if it is not queued (any more) or
-    another job runs already."""
-    if db.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone():
+    another job runs already (unless ``concurrent``: a dispatcher runs several at once)."""
+    if not concurrent and db.execute("SELECT 1 FROM jobs WHERE status = 'running'").fetchone():
         return None
     cursor = db.execute(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, finished = NULL, "

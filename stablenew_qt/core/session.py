@@ -36,7 +36,6 @@ from .controller import AppController
 from .events import (
     EngineReported,
     InterruptedJobsFound,
-    JobEvent,
     JobFinished,
     QueueRunFinished,
     SessionEvent,
@@ -290,14 +289,19 @@ class EngineSession:
         self.job_runner.pause_on_failure = on
 
     def close(self) -> None:
-        """Stop listening and close the queue the session opened (a temporary one is deleted)."""
+        """Stop listening, release the job runner (a dispatcher stops its workers) and close the
+        queue the session opened (a temporary one is deleted)."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        try:
+            self.job_runner.close()
+        except Exception:
+            log.exception("the job runner did not close cleanly")
         if self._owned is not None:
             self._owned.close()
 
     # -- internals ---------------------------------------------------------------------------
-    def _on_job_event(self, event: JobEvent) -> None:
+    def _on_job_event(self, event: SessionEvent) -> None:
         self._listeners.emit(event)
-        if isinstance(event, JobFinished):
+        if isinstance(event, JobFinished) and not event.worker:
             self.report_engine()  # every job changes what the device holds
