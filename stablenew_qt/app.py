@@ -18,8 +18,10 @@ from pathlib import Path
 from .core.config import RunConfig
 from .core.errors import ConfigError, ConfigProblem
 from .core.executor import Engine
+from .core.job_runner import JobRunnerFactory
 from .core.options import ExitCode, MemoryMode
 from .core.queue import default_queue_path
+from .core.workers import WorkersSetting
 from .gui.services import AppServices, ModelChoices
 
 APP_NAME = "StableNewQt"
@@ -73,6 +75,19 @@ def list_models(models_dir: Path) -> ModelChoices:
     )
 
 
+def workers_job_runner(
+    setting: WorkersSetting, models_dir: Path, memory_mode: MemoryMode
+) -> JobRunnerFactory:
+    """The dispatcher over Ray workers for ``setting`` (on), each worker's engine built for
+    ``models_dir`` (or the setting's own workers' folder) and ``memory_mode``. Imports the cluster
+    package now and Ray only when the first job starts the pool (on the engine thread)."""
+    from .cluster import job_runner_factory
+    from .engine.executor import EngineSettings, default_trust_file
+
+    engine = EngineSettings(models_dir=models_dir, memory_mode=memory_mode, trust_file=default_trust_file())
+    return job_runner_factory(setting, engine)
+
+
 def check_families(models_dir: Path, config: RunConfig) -> list[ConfigProblem]:
     """The refiner and hires checkpoints of ``config`` that cannot follow its base model, from the
     checkpoints' headers under ``models_dir`` (nothing loads, no torch): the engine's own run-time
@@ -104,6 +119,7 @@ def default_services() -> AppServices:
         models_dir(),
         default_output_dir(),
         trust_detector=trust_detector,
+        job_runner_for=workers_job_runner,
         check_families=check_families,
     )
 

@@ -49,6 +49,7 @@ from .errors import ConfigError, FailureCause, FailureKind, OutputError
 from .events import (
     JobFinished,
     JobStarted,
+    LifecycleChanged,
     QueuePaused,
     RunCompleted,
     RunFailed,
@@ -64,7 +65,7 @@ from .events import (
 from .job import Job, JobStatus
 from .job_group import JobGroup
 from .job_runner import JobRunnerFactory, SingleNodeJobRunner
-from .lifecycle import LifecycleState
+from .lifecycle import TERMINAL_STATES, LifecycleState
 from .listeners import Listeners, Unsubscribe
 from .outputs import publish_run_files
 from .queue import JobQueue
@@ -221,6 +222,7 @@ class DispatchingJobRunner:
         self._passed: dict[int, int] = {}
         self._interrupt = False
         self._workers_sent = 0.0
+        self._state = LifecycleState.IDLE
 
     # -- JobRunner ---------------------------------------------------------------------------
     @property
@@ -228,6 +230,17 @@ class DispatchingJobRunner:
         """The first running job (None when no worker is busy); see :attr:`running`."""
         running = self.running
         return running[0] if running else None
+
+    @property
+    def state(self) -> LifecycleState:
+        """RUNNING while any worker runs a job; when the last one ends, how it ended (interrupted
+        shows as CANCELLED) until :meth:`return_to_idle`. Sent as LifecycleChanged, so the window
+        shows the dispatcher's runs as it shows its own engine's."""
+        return self._state
+
+    def return_to_idle(self) -> None:
+        if self._state in TERMINAL_STATES:
+            self._set_state(LifecycleState.IDLE)
 
     @property
     def running(self) -> tuple[Job, ...]:
@@ -395,6 +408,7 @@ class DispatchingJobRunner:
         slot.info = dataclasses.replace(
             slot.info, state=WorkerState.BUSY, job_id=job.id, fraction=0.0, message=""
         )
+        self._set_state(LifecycleState.RUNNING)
         self._emit(JobStarted(job, worker=self._where(slot)))
         self._send_workers(force=True)
         token, inbox, handle = slot.token, self._inbox, slot.handle
@@ -545,6 +559,7 @@ class DispatchingJobRunner:
             "; queued again" if again else "; it had been tried before, so it stays interrupted: retry it"
         )
         recorded = self.queue.mark_interrupted(job.id, slot.run_id, message)
+        self._settle(JobStatus.CANCELLED)
         self._emit(JobFinished(recorded, worker=self._where(slot)))
         if again:
             self.queue.retry(job.id, front=True)  # attempt 2 at its next claim
@@ -556,6 +571,7 @@ class DispatchingJobRunner:
     def _ended(self, slot: _Slot, recorded: Job) -> Job:
         job = slot.job
         slot.job = None
+        self._settle(recorded.status)
         slot.last_model = checkpoint_key(job.model) if job is not None else slot.last_model
         info = slot.handle.info  # the worker's own view after the job (resident models, loads)
         slot.info = dataclasses.replace(
@@ -588,6 +604,21 @@ class DispatchingJobRunner:
                 self.queue.mark_cancelled(job.id, slot.run_id)
             except Exception:
                 log.exception("job %s could not be recorded as cancelled", job.id)
+        self._settle(JobStatus.CANCELLED)
+
+    def _settle(self, status: JobStatus) -> None:
+        """When no worker is busy any more, the lifecycle shows how the last job ended."""
+        if self._state is LifecycleState.RUNNING and not any(slot.busy for slot in self._slots):
+            ended = {JobStatus.COMPLETED: LifecycleState.COMPLETED, JobStatus.FAILED: LifecycleState.FAILED}
+            self._set_state(ended.get(status, LifecycleState.CANCELLED))
+
+    def _set_state(self, new: LifecycleState) -> None:
+        old, self._state = self._state, new
+        if old is not new:
+            if old in TERMINAL_STATES and new is LifecycleState.RUNNING:
+                self._emit(LifecycleChanged(old, LifecycleState.IDLE))  # the lifecycle's own path
+                old = LifecycleState.IDLE
+            self._emit(LifecycleChanged(old, new))
 
     @staticmethod
     def _where(slot: _Slot) -> str:

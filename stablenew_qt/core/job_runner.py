@@ -69,6 +69,13 @@ class JobRunner(Protocol):
     @property
     def current(self) -> Job | None: ...
 
+    @property
+    def state(self) -> LifecycleState:
+        """RUNNING while a job runs, then how the last one ended until :meth:`return_to_idle`."""
+        ...
+
+    def return_to_idle(self) -> None: ...
+
     def subscribe(self, listener: SessionListener) -> Unsubscribe:
         """Job events (and, from a dispatcher, its workers' run and WorkersChanged events)."""
         ...
@@ -125,6 +132,14 @@ class SingleNodeJobRunner:
     def current(self) -> Job | None:
         """The job running now, as it was claimed (None between jobs)."""
         return self._current
+
+    @property
+    def state(self) -> LifecycleState:
+        """The controller's lifecycle (this runner runs its jobs through it)."""
+        return self.controller.state
+
+    def return_to_idle(self) -> None:
+        self.controller.return_to_idle()
 
     def subscribe(self, listener: JobListener) -> Unsubscribe:
         """Call ``listener`` with every JobEvent (on the runner's thread); returns an unsubscriber."""

@@ -97,8 +97,9 @@ def open_session(
     owned, problem = (None, None) if queue is not None else _open_queue(options)
     used = queue if queue is not None else owned
     assert used is not None
-    make_runner = job_runner or _single_node(options)
-    return EngineSession(controller, used, make_runner(used, controller), owned=owned, queue_problem=problem)
+    made = (job_runner or _single_node(options))(used, controller)
+    made.pause_on_failure = made.pause_on_failure or options.pause_on_failure
+    return EngineSession(controller, used, made, owned=owned, queue_problem=problem)
 
 
 def _single_node(options: SessionOptions) -> JobRunnerFactory:
@@ -170,7 +171,8 @@ class EngineSession:
     # -- reading -----------------------------------------------------------------------------
     @property
     def state(self) -> LifecycleState:
-        return self.controller.state
+        """The lifecycle of the session's runs (a dispatcher's: RUNNING while any worker runs one)."""
+        return self.job_runner.state
 
     @property
     def engine(self) -> Engine:
@@ -268,7 +270,7 @@ class EngineSession:
 
     def return_to_idle(self) -> None:
         """Show IDLE again after a run's end state (see AppController.return_to_idle)."""
-        self.controller.return_to_idle()
+        self.job_runner.return_to_idle()
 
     # -- changing how jobs run (the engine's thread, between jobs) ---------------------------
     def replace_engine(self, engine: Engine) -> None:

@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..core.config import RunConfig
 from ..core.controller import RunInProgress
+from ..core.errors import ConfigError
 from ..core.events import SessionRefused
 from ..core.executor import Engine
 from ..core.lifecycle import LifecycleState
@@ -87,6 +88,8 @@ class _EngineWorker(QObject):
         try:
             yield
         except (RunInProgress, QueueError) as exc:  # QueueLocked: another process runs this queue
+            self.bridge.post(SessionRefused(str(exc)))
+        except ConfigError as exc:  # the workers could not start (no Ray, cluster unreachable)
             self.bridge.post(SessionRefused(str(exc)))
         except Exception:
             log.exception("the engine stopped on an unexpected error")

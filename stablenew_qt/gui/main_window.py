@@ -149,12 +149,12 @@ class MainWindow(QMainWindow):
         setting, make = self.workers_setting, self.services.job_runner_for
         if not setting.enabled:
             return None
-        if make is None:  # no dispatcher in this build yet (issue 16): say so, never pretend
-            self.workers_problem = f"Workers {setting}: not in this build yet; jobs run on this GPU"
+        if make is None:  # a build without the cluster binding (tests): say so, never pretend
+            self.workers_problem = f"Workers {setting}: not in this build; jobs run on this GPU"
             self.workers_setting = WorkersSetting(models_dir=setting.models_dir)
             return None
         try:
-            return make(setting)
+            return make(setting, self.prefs.models_dir, self.prefs.memory_mode)
         except ConfigError as exc:  # e.g. Ray is not installed: run here and say so
             log.warning("workers %s cannot start: %s", setting, exc)
             self.workers_problem = f"Workers {setting} cannot start, so jobs run on this GPU: {exc}"

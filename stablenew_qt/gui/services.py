@@ -98,9 +98,10 @@ class AppServices:
     the preferences have none. ``trust_detector(path, sha256)`` trusts that file if its bytes still
     have that SHA-256 (raises OSError otherwise, or when the trust list cannot be written).
 
-    ``job_runner_for(setting)`` gives the job runner for a workers setting that is on (the
-    composition root's binds the cluster package, which imports Ray only when called); None, or
-    no ``job_runner_for``, runs the jobs on this process's engine. ``settings_file`` is the shared
+    ``job_runner_for(setting, models_dir, memory_mode)`` gives the job runner for a workers setting
+    that is on, its workers' engines built for that models folder and memory mode (the composition
+    root's binds the cluster package, which imports Ray only when called); None, or no
+    ``job_runner_for``, runs the jobs on this process's engine. ``settings_file`` is the shared
     user settings file (None: the one in the user data folder), where the workers setting lives.
     ``check_families(models_dir, config)`` finds a refiner or hires checkpoint of the wrong family
     from the files' headers (slow-ish disk reads: the window calls it off the GUI thread); None
@@ -112,6 +113,6 @@ class AppServices:
     models_dir: Path
     output_dir: Path
     trust_detector: Callable[[Path, str], None] = _cannot_trust
-    job_runner_for: Callable[[WorkersSetting], JobRunnerFactory | None] | None = None
+    job_runner_for: Callable[[WorkersSetting, Path, MemoryMode], JobRunnerFactory | None] | None = None
     settings_file: Path | None = None
     check_families: Callable[[Path, RunConfig], Sequence[ConfigProblem]] | None = None

@@ -1,13 +1,17 @@
 """Ray workers on the CPU: a custom resource stands for the GPUs, two actors on the demo models.
 
 One local Ray for the module (``ray.init`` takes ~6 s, each actor's engine a few more); the pool
-joins it, so it does not shut it down. The kill test runs last: it takes a worker away.
+joins it, so it does not shut it down. The handles are tested on their own, then under the
+dispatcher (a session running the queue on them), then ``queue run --workers 2`` starts a pool of
+its own in the same Ray. The kill test runs last: it takes a worker away.
 """
 
 from __future__ import annotations
 
 import io
-import threading
+import json
+import os
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,12 +21,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stablenew_qt.cli import main
 from stablenew_qt.core.config import RunConfig
-from stablenew_qt.core.events import RunCompleted, StepProgress, WorkerState
+from stablenew_qt.core.dispatch import dispatching
+from stablenew_qt.core.events import (
+    JobFinished,
+    JobStarted,
+    QueueRunFinished,
+    RunCompleted,
+    StepProgress,
+    WorkerInfo,
+    WorkersChanged,
+    WorkerState,
+)
+from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.job import Job, JobStatus
 from stablenew_qt.core.lifecycle import LifecycleState
+from stablenew_qt.core.outputs import OutputSettings
+from stablenew_qt.core.queue import JobQueue
+from stablenew_qt.core.session import EngineSession, SessionOptions, open_session
 from stablenew_qt.core.worker_side import WorkerRuntime
-from stablenew_qt.core.workers import RemoteRunResult, WorkerLost, WorkersSetting
+from stablenew_qt.core.workers import RemoteRunResult, WorkersSetting
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'stablenew-qt[cluster]'")
 
@@ -74,7 +93,7 @@ def engine_settings(tmp_path_factory: pytest.TempPathFactory, demo_models: dict[
 def local_ray() -> Iterator[Any]:
     ray.init(
         num_cpus=2,
-        resources={WORKER_RESOURCE: 2},
+        resources={WORKER_RESOURCE: 4},  # two for the module's pool, two for the CLI's
         include_dashboard=False,
         log_to_driver=False,
         logging_level="ERROR",
@@ -156,28 +175,117 @@ def test_models_stay_resident_and_loads_are_counted(
     assert info.state is WorkerState.IDLE
 
 
-def test_a_killed_worker_raises_worker_lost_and_the_other_keeps_serving(
-    pool: tuple[RayWorkerPool, list[RayWorkerHandle]],
+class SharedPool:
+    """The module's started handles as a WorkerPool (the module fixture stops them, not the session)."""
+
+    def __init__(self, handles: list[RayWorkerHandle]) -> None:
+        self.handles = handles
+
+    def start(self) -> tuple[list[Any], list[WorkerInfo]]:
+        return list(self.handles), []
+
+    def close(self) -> None:
+        pass
+
+
+def open_dispatching_session(tmp_path: Path, handles: list[RayWorkerHandle]) -> EngineSession:
+    options = SessionOptions(OutputSettings(tmp_path / "out"), queue_path=tmp_path / "queue.sqlite3")
+    return open_session(FakeExecutor(), options, job_runner=dispatching(SharedPool(handles)))
+
+
+def test_the_dispatcher_runs_eight_queued_jobs_exactly_once_across_both_ray_workers(
+    pool: tuple[RayWorkerPool, list[RayWorkerHandle]], tmp_path: Path
 ) -> None:
-    _, (victim, survivor) = pool
-    errors: list[BaseException] = []
-    started = threading.Event()
+    _, handles = pool
+    with open_dispatching_session(tmp_path, handles) as session:
+        seen: list[Any] = []
+        session.subscribe(seen.append)
+        jobs = session.enqueue(make_job(0).config, 8)
+        finished = session.run_queue()
+        recorded = [session.queue.get(job.id) for job in jobs]
+    assert sorted(job.id for job in finished) == [job.id for job in jobs]
+    assert all(job.status is JobStatus.COMPLETED and job.attempts == 1 for job in recorded)
+    ran_on: dict[int, str] = {}
+    for job in recorded:
+        assert job.outputs and all(path.is_file() for path in job.outputs)
+        manifest = json.loads((job.outputs[0].parent / "manifest.json").read_text(encoding="utf-8"))
+        ran_on[job.id] = manifest["worker"]["worker_id"]
+        assert manifest["worker"]["node"] and "CPU" in manifest["worker"]["device"]
+    assert set(ran_on.values()) == {"w0", "w1"}, f"both workers were used: {ran_on}"
+    started = [e.job.id for e in seen if isinstance(e, JobStarted)]
+    assert sorted(started) == sorted(ran_on), "each job started once"
+    assert any(isinstance(e, StepProgress) for e in seen) and isinstance(seen[-1], QueueRunFinished)
 
-    def on_event(event: Any) -> None:
-        if isinstance(event, StepProgress):
-            started.set()
 
-    def run() -> None:
-        try:
-            victim.run(make_job(20, steps=100), on_event)
-        except BaseException as exc:
-            errors.append(exc)
+def test_queue_run_workers_2_runs_the_queue_on_two_ray_workers(
+    pool: tuple[RayWorkerPool, list[RayWorkerHandle]],
+    demo_models: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    queue_path, out = tmp_path / "queue.sqlite3", tmp_path / "out"
+    with JobQueue(queue_path) as queue:
+        jobs = queue.add(make_job(0).config, 4)
+    # The workers find the session's prebuilt demo models where the app looks for them.
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "StableNewQt" / "demo-models"
+    made_link = not cache.exists()
+    if made_link:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.symlink_to(next(iter(demo_models.values())).parent, target_is_directory=True)
+    models = tmp_path / "models"
+    models.mkdir()
+    try:
+        args = ["queue", "run", "--queue", str(queue_path), "--output", str(out), "--workers", "2"]
+        code = main([*args, "--models-dir", str(models), "--device", "cpu"])
+    finally:
+        if made_link:
+            cache.unlink()
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    with JobQueue(queue_path) as queue:
+        recorded = [queue.get(job.id) for job in jobs]
+    assert all(job.status is JobStatus.COMPLETED and job.attempts == 1 for job in recorded), captured.err
+    printed = [line for line in captured.out.splitlines() if line.strip()]
+    assert sorted(printed) == sorted(str(path) for job in recorded for path in job.outputs)
+    for job in recorded:
+        assert re.search(rf"job {job.id}: completed on worker w[01]\b", captured.err), captured.err
+    assert "worker w0" in captured.err and "worker w1" in captured.err
+    assert local_ray_is_kept(pool)
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    assert started.wait(60), errors
-    ray.kill(victim._actor)
-    thread.join(60)
-    assert len(errors) == 1 and isinstance(errors[0], WorkerLost), errors
+
+def local_ray_is_kept(pool: tuple[RayWorkerPool, list[RayWorkerHandle]]) -> bool:
+    """The CLI's pool joined the module's Ray: closing it kept that Ray and the module's workers."""
+    return ray.is_initialized() and all(h.info.state is WorkerState.IDLE for h in pool[1])
+
+
+def test_a_killed_worker_leaves_its_job_requeued_once_and_the_other_worker_completes_everything(
+    pool: tuple[RayWorkerPool, list[RayWorkerHandle]], tmp_path: Path
+) -> None:
+    _, handles = pool
+    victim = handles[0]
+    killed: list[int] = []
+
+    def kill_the_first_busy_w0(event: Any) -> None:
+        if isinstance(event, WorkersChanged) and not killed:
+            w0 = next(w for w in event.workers if w.worker_id == "w0")
+            if w0.state is WorkerState.BUSY and w0.fraction > 0 and w0.job_id is not None:
+                killed.append(w0.job_id)
+                ray.kill(victim._actor)
+
+    with open_dispatching_session(tmp_path, handles) as session:
+        session.subscribe(kill_the_first_busy_w0)
+        seen: list[Any] = []
+        session.subscribe(seen.append)
+        jobs = session.enqueue(make_job(0, steps=30).config, 3)
+        session.run_queue()
+        recorded = {job.id: session.queue.get(job.id) for job in jobs}
+    assert len(killed) == 1, "the kill happened while w0 ran a job"
+    assert all(job.status is JobStatus.COMPLETED for job in recorded.values()), recorded
+    assert recorded[killed[0]].attempts == 2, "the lost job ran again once, and completed once"
+    assert [job.attempts for i, job in recorded.items() if i != killed[0]] == [1, 1]
+    assert len({job.outputs[0].parent for job in recorded.values()}) == 3
+    lost = [e for e in seen if isinstance(e, JobFinished) and e.job.status is JobStatus.INTERRUPTED]
+    assert [e.job.id for e in lost] == killed
+    last = [e for e in seen if isinstance(e, WorkersChanged)][-1]
+    assert {w.worker_id: w.state for w in last.workers} == {"w0": WorkerState.LOST, "w1": WorkerState.IDLE}
     assert victim.info.state is WorkerState.LOST
-    assert survivor.run(make_job(21), lambda _e: None).status is LifecycleState.COMPLETED

@@ -391,3 +391,47 @@ def test_a_job_left_running_by_a_dead_dispatcher_is_recovered_as_today(
         assert reopened.get(job.id).status is S.QUEUED, "auto-resume queued it again"
         finished = runner.run_until_empty()
         assert [(j.id, j.status, j.attempts) for j in finished] == [(job.id, S.COMPLETED, 2)]
+
+
+def test_the_lifecycle_is_running_while_any_worker_runs_and_then_says_how_the_last_ended(
+    job_queue, app_controller, make_config
+) -> None:
+    workers = [LocalWorker("w0", step_delay=0.01), LocalWorker("w1", step_delay=0.01)]
+    job_queue.add(make_config(), 3)
+    runner, seen = _dispatcher(job_queue, app_controller, workers)
+    assert runner.state is LifecycleState.IDLE
+    runner.run_until_empty()
+    changes = [(e.old, e.new) for e in seen if isinstance(e, ev.LifecycleChanged)]
+    assert changes[0] == (LifecycleState.IDLE, LifecycleState.RUNNING)
+    assert changes[-1] == (LifecycleState.RUNNING, LifecycleState.COMPLETED)
+    legal = {
+        (LifecycleState.IDLE, LifecycleState.RUNNING),
+        (LifecycleState.RUNNING, LifecycleState.COMPLETED),
+        (LifecycleState.COMPLETED, LifecycleState.IDLE),
+    }
+    assert set(changes) <= legal, changes
+    assert runner.state is LifecycleState.COMPLETED
+    runner.return_to_idle()
+    assert runner.state is LifecycleState.IDLE
+
+
+def test_a_session_over_the_dispatcher_forwards_every_event(tmp_path: Path, make_config) -> None:
+    from stablenew_qt.core.dispatch import dispatching
+    from stablenew_qt.core.fake_executor import FakeExecutor
+    from stablenew_qt.core.outputs import OutputSettings
+    from stablenew_qt.core.session import SessionOptions, open_session
+
+    pool = ListPool([LocalWorker("w0"), LocalWorker("w1")])
+    options = SessionOptions(
+        OutputSettings(tmp_path / "out"), queue_path=tmp_path / "q.sqlite3", pause_on_failure=True
+    )
+    with open_session(FakeExecutor(), options, job_runner=dispatching(pool)) as session:
+        assert session.job_runner.pause_on_failure, "the session's option reaches the dispatcher"
+        seen: list = []
+        session.subscribe(seen.append)
+        job = session.generate(make_config())
+        assert job.status is S.COMPLETED and session.state is LifecycleState.COMPLETED
+        kinds = {type(e) for e in seen}
+        assert {ev.JobStarted, ev.RunStarted, ev.StepProgress, ev.RunCompleted, ev.JobFinished} <= kinds
+        assert ev.WorkersChanged in kinds and ev.LifecycleChanged in kinds
+    assert pool.closed, "closing the session stops the workers"

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_workers import ListPool, LocalWorker
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel
 from pytestqt.qtbot import QtBot
@@ -16,6 +18,7 @@ from pytestqt.qtbot import QtBot
 from stablenew_qt.app import STYLE_SHEET
 from stablenew_qt.core import events as ev
 from stablenew_qt.core.controller import AppController
+from stablenew_qt.core.dispatch import dispatching
 from stablenew_qt.core.errors import ConfigError
 from stablenew_qt.core.events import WorkerInfo, WorkerState
 from stablenew_qt.core.job_runner import JobRunner, JobRunnerFactory, SingleNodeJobRunner
@@ -179,7 +182,8 @@ def test_the_dialog_validates_and_saves_only_a_valid_setting(qtbot: QtBot, tmp_p
 
 
 def _recording_factory(asked: list[WorkersSetting], built: list[JobRunner]):  # type: ignore[no-untyped-def]
-    def job_runner_for(setting: WorkersSetting) -> JobRunnerFactory:
+    def job_runner_for(setting: WorkersSetting, models_dir: Path, _memory: object) -> JobRunnerFactory:
+        assert models_dir.is_absolute()
         asked.append(setting)
 
         def make(queue: JobQueue, controller: AppController) -> JobRunner:
@@ -215,7 +219,7 @@ def test_a_workers_runner_that_cannot_start_leaves_the_jobs_on_this_gpu(
     file = tmp_path / "settings.json"
     save_workers(WorkersSetting.parse("4"), file)
 
-    def no_ray(_setting: WorkersSetting) -> JobRunnerFactory:
+    def no_ray(_setting: WorkersSetting, _models: Path, _memory: object) -> JobRunnerFactory:
         raise ConfigError("Ray is not installed: pip install 'stablenew-qt[cluster]'", "workers")
 
     window = make_main_window(job_runner_for=no_ray, settings_file=file)
@@ -237,3 +241,36 @@ def test_queue_menu_workers_opens_the_dialog_and_ok_saves_for_the_next_start(
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     assert saved_workers(file) == WorkersSetting(WorkersMode.LOCAL)
     assert window.workers_setting == WorkersSetting(), "the running window keeps its setting until restarted"
+
+
+def test_with_two_workers_the_window_runs_its_jobs_on_them_and_the_tab_shows_both(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    """The dispatcher over two in-process workers (the worker side on the FakeExecutor): Generate
+    runs on a worker, its image is published in the window's output folder and shown, and the
+    Workers tab has a row per worker with what it did."""
+    file = tmp_path / "settings.json"
+    save_workers(WorkersSetting.parse("2"), file)
+    workers = [LocalWorker("w0"), LocalWorker("w1")]
+
+    def two_workers(_setting: WorkersSetting, _models: Path, _memory: object) -> JobRunnerFactory:
+        return dispatching(ListPool(list(workers)))
+
+    window = make_main_window(job_runner_for=two_workers, settings_file=file)
+    small_txt2img(qtbot, window)
+    with qtbot.waitSignal(window.bridge.jobFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    job = finished.args[0].job
+    assert job.status.value == "completed" and job.outputs[0].is_file()
+    assert job.outputs[0].is_relative_to(window.prefs.output_dir)
+    assert workers[0].jobs + workers[1].jobs == [job.id]
+    panel = window.workers_panel
+    qtbot.waitUntil(lambda: set(panel.rows) == {"w0", "w1"}, timeout=RUN_TIMEOUT_MS)
+
+    def states() -> dict[str, str]:
+        return {wid: row.items[COL_STATE].text().lower() for wid, row in panel.rows.items()}
+
+    qtbot.waitUntil(lambda: all("idle" in text for text in states().values()), timeout=RUN_TIMEOUT_MS)
+    assert set(states()) == {"w0", "w1"}
+    window.session.close()
+    assert all(worker.closed for worker in workers), "closing the session stops the workers"
