@@ -64,6 +64,7 @@ from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
 from .stage_state import FAMILY_SIZES, family_of
 from .status_bar import SessionStatus
+from .sweep_panel import SweepPanel
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
 from .window_layout import LEFT_MIN_WIDTH, RIGHT_MIN_WIDTH, first_geometry, left_width
@@ -253,6 +254,11 @@ class MainWindow(QMainWindow):
             self.tabs, prompts.prompt, prompts.negative, self.prefs.models_dir, self.model, prompts
         )
         self.tabs.addTab(self.workers_panel, "Workers")  # last: saved tab indexes keep their meaning
+        self.sweep_panel = SweepPanel(self.model, self.bridge, self.host.queue, lambda: self.choices)
+        self.sweep_panel.queued.connect(
+            lambda group: self.show_status(f"Sweep queued as group #{group.id}: {group.label}", 10000)
+        )
+        self.tabs.addTab(self.sweep_panel, "Sweep")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("window.splitter")
         self.splitter.addWidget(left)
@@ -582,6 +588,7 @@ class MainWindow(QMainWindow):
         self.session.close()
         self.results_panel.shutdown()
         self.family_check.shutdown()
+        self.sweep_panel.shutdown()
         self.extra_networks.shutdown()
         self.progress_panel.shutdown()
         for card in self.cards.values():
