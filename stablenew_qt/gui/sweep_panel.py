@@ -7,8 +7,8 @@ and, as the user types:
   the field that holds them;
 - a **check** of the whole sweep as the queue would build it (unknown names, axes with no effect,
   RunConfig limits), on the panel's own thread a moment after the last change, which also gives
-  the **estimated time**: the last runs' seconds per image step (measured from the RunStarted,
-  StageFinished and RunCompleted events the window receives; :mod:`~stablenew_qt.core.sweep.estimate`)
+  the **estimated time**: the last runs' seconds per image step (:class:`~.run_speed.RunSpeed`, from the
+  events the window receives; :mod:`~stablenew_qt.core.sweep.estimate`)
   times the steps of every image of every cell;
 - a **warning** when the sweep makes more than :data:`WARN_IMAGES` images or takes more than
   :data:`WARN_SECONDS`; Queue sweep then asks before queueing.
@@ -39,18 +39,17 @@ from PySide6.QtWidgets import (
 
 from ..core.atomic_files import atomic_replace_bytes
 from ..core.errors import ConfigError
-from ..core.events import RunCancelled, RunCompleted, RunFailed, RunStarted, StageFinished
 from ..core.field_labels import all_in_user_words
 from ..core.job_group import GroupKind, JobGroup
-from ..core.sequencer import StageName
 from ..core.sweep import PromptMatrixOptions, SweepContext, SweepJobs, SweepSpec, axis_type, sweep_jobs
-from ..core.sweep.estimate import SpeedMeter, config_steps, format_duration, image_count, plan_steps
+from ..core.sweep.estimate import config_steps, format_duration, image_count
 from ..core.sweep.matrix import split_matrix_prompt
 from ..core.sweep.plan import AXIS_NAMES
 from .background import Background
 from .bridge import EventBridge
 from .config_model import ConfigModel
 from .queue_client import QueueClient
+from .run_speed import RunSpeed
 from .services import ModelChoices
 from .sweep_axes import AxisRow
 
@@ -63,7 +62,6 @@ WARN_SECONDS = 30 * 60
 #: The whole-sweep check runs this long after the last change (ms).
 CHECK_DELAY_MS = 300
 SWEEP_FILTER = "Sweep (*.json)"
-_SAMPLING_STAGES = (StageName.TXT2IMG, StageName.IMG2IMG)
 
 
 @dataclass(frozen=True)
@@ -109,10 +107,9 @@ class SweepPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.model, self.queue, self._choices = model, queue, choices
-        self.meter = SpeedMeter()
+        self.speed = RunSpeed(bridge, self)
         self.checked: SweepSize | None = None  # of the last check that passed
         self.confirm_box: QMessageBox | None = None
-        self._runs: dict[str, list[float]] = {}  # run id -> [image steps, sampling seconds]
         self._loaded = SweepSpec()  # options the panel has no widget for survive a load and save
         self._check_number = 0
         self.background = Background(self)
@@ -128,11 +125,7 @@ class SweepPanel(QWidget):
             box.toggled.connect(self._on_changed)
         model.changed.connect(self._on_changed)
         model.replaced.connect(self._on_changed)
-        bridge.runStarted.connect(self._on_run_started)
-        bridge.stageFinished.connect(self._on_stage_finished)
-        bridge.runCompleted.connect(self._on_run_completed)
-        bridge.runFailed.connect(self._on_run_ended)
-        bridge.runCancelled.connect(self._on_run_ended)
+        self.speed.changed.connect(self._show_estimate)
         self._on_changed()
 
     def _build(self) -> None:
@@ -281,11 +274,11 @@ class SweepPanel(QWidget):
 
     def estimated_seconds(self) -> float | None:
         """The checked sweep's estimate (None: no check yet, or no run measured yet)."""
-        rate = self.meter.seconds_per_step
+        rate = self.speed.seconds_per_step
         return None if rate is None or self.checked is None else self.checked.image_steps * rate
 
     def _show_estimate(self) -> None:
-        rate, seconds = self.meter.seconds_per_step, self.estimated_seconds()
+        rate, seconds = self.speed.seconds_per_step, self.estimated_seconds()
         if rate is None:
             self.estimate_label.setText(
                 "Estimated time: no estimate yet (it comes from the next run's speed)"
@@ -303,30 +296,12 @@ class SweepPanel(QWidget):
     def _warning(self, size: SweepSize | None) -> str:
         if size is None:
             return ""
-        seconds = self.meter.seconds_per_step
+        seconds = self.speed.seconds_per_step
         over_time = seconds is not None and size.image_steps * seconds > WARN_SECONDS
         if size.images <= WARN_IMAGES and not over_time:
             return ""
         took = f" ({format_duration(size.image_steps * seconds)})" if seconds is not None else ""
         return f"A large sweep: {_plural(size.images, 'image')}{took}. Queue sweep asks before queueing it."
-
-    # -- speed of the last runs ---------------------------------------------------------------
-    def _on_run_started(self, event: RunStarted) -> None:
-        self._runs[event.run_id] = [plan_steps(event.plan) * len(event.seeds), 0.0]
-
-    def _on_stage_finished(self, event: StageFinished) -> None:
-        run = self._runs.get(event.run_id)
-        if run is not None and event.stage in _SAMPLING_STAGES:
-            run[1] += event.seconds
-
-    def _on_run_completed(self, event: RunCompleted) -> None:
-        run = self._runs.pop(event.run_id, None)
-        if run is not None:
-            self.meter.record(run[1], int(run[0]))
-            self._show_estimate()
-
-    def _on_run_ended(self, event: RunFailed | RunCancelled) -> None:
-        self._runs.pop(event.run_id, None)
 
     # -- queueing -----------------------------------------------------------------------------
     def _on_queue_clicked(self) -> None:

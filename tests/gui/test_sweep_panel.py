@@ -116,7 +116,7 @@ def test_estimate_comes_from_the_last_runs_speed(qtbot: Any, make_main_window: M
     assert panel.estimate_label.text().startswith("Estimated time: no estimate yet")
     assert panel.estimated_seconds() is None
     generate_and_wait(qtbot, window)  # 3 steps of one image
-    rate = panel.meter.seconds_per_step
+    rate = panel.speed.seconds_per_step
     assert rate is not None and 0.005 < rate < 1.0, rate
     assert panel.estimated_seconds() == pytest.approx((3 + 6) * rate)
     assert "s per step" in panel.estimate_label.text() and "about" in panel.estimate_label.text()
@@ -217,3 +217,20 @@ def test_config_steps_counts_what_the_estimate_multiplies(make_main_window: Make
     config = make_main_window().model.config
     hires = config.model_copy(update={"txt2img": config.txt2img.model_copy(update={"hires_enabled": True})})
     assert config_steps(hires) == 2 * config.txt2img.steps
+
+
+def test_queue_sweep_in_prompt_matrix_mode_queues_every_combination(
+    qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
+) -> None:
+    window = make_main_window(queue=queue)
+    panel = sweep_tab(qtbot, window)
+    set_axis(panel, "x", "CFG Scale", "4, 6")  # left out: a matrix has no axes
+    window.model.set("prompt", "a cat|hat|scarf")
+    panel.matrix.setChecked(True)
+    assert not panel.rows[0].isEnabled()
+    with qtbot.waitSignal(panel.queued, timeout=RUN_TIMEOUT_MS):
+        panel.queue_button.click()
+    (group,) = queue.groups()
+    prompts = [job.config.prompt for job in queue.group_jobs(group.id)]
+    assert prompts == ["a cat", "a cat, hat", "a cat, scarf", "a cat, hat, scarf"]
+    assert group.label == "prompt matrix of 4"
