@@ -234,3 +234,21 @@ def test_queue_sweep_in_prompt_matrix_mode_queues_every_combination(
     prompts = [job.config.prompt for job in queue.group_jobs(group.id)]
     assert prompts == ["a cat", "a cat, hat", "a cat, scarf", "a cat, hat, scarf"]
     assert group.label == "prompt matrix of 4"
+
+
+def test_the_editor_drops_a_wildcard_template_when_it_shows_a_config(
+    make_main_window: MakeMainWindow,
+) -> None:
+    window = make_main_window()
+    expanded = window.model.config.model_copy(
+        update={
+            "prompt": "a red boat",
+            "prompt_template": "a __colour__ boat",
+            "negative_prompt_template": "",
+        }
+    )
+    window.apply_config(expanded)  # "use these settings" of a wildcard job
+    assert window.model.config.prompt == "a red boat"
+    assert (
+        window.model.config.prompt_template is None and window.model.config.negative_prompt_template is None
+    )
