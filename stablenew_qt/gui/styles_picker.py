@@ -36,7 +36,7 @@ __all__ = ["STYLES_FILE", "StylesPicker", "styles_paths"]
 
 STYLES_FILE = "styles.csv"
 #: The list's height in rows: the prompt stays the largest thing in the area.
-VISIBLE_ROWS = 4
+VISIBLE_ROWS = 3
 
 
 def styles_paths(models_dir: Path, own_file: Path) -> list[Path]:
@@ -67,7 +67,8 @@ class StylesPicker(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("styles.list")
         self.list.setToolTip("Tick styles to apply to the prompt (styles.csv, as in A1111)")
-        self.list.setMaximumHeight(self.list.sizeHintForRow(0) * VISIBLE_ROWS + 24)
+        rows = self.list.fontMetrics().lineSpacing() + 6  # a check box row is a little taller than text
+        self.list.setFixedHeight(rows * VISIBLE_ROWS + 2 * self.list.frameWidth())
         self.list.itemChanged.connect(self._on_item_changed)
         self.apply_button = QPushButton("Apply styles")
         self.apply_button.setObjectName("styles.apply")
