@@ -284,7 +284,10 @@ class SweepPanel(QWidget):
                 "Estimated time: no estimate yet (it comes from the next run's speed)"
             )
         elif seconds is None:
-            self.estimate_label.setText("Estimated time: checking the sweep…")
+            waiting = self.parse_ok and self.error_label.isHidden()
+            self.estimate_label.setText(
+                "Estimated time: checking the sweep…" if waiting else "Estimated time: fix the sweep first"
+            )
         else:
             self.estimate_label.setText(
                 f"Estimated time: {format_duration(seconds)} ({rate:.3g} s per step, from the last runs)"

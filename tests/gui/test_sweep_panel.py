@@ -46,7 +46,7 @@ def set_axis(panel: SweepPanel, name: str, type_: str, values: str) -> None:
 
 
 def wait_checked(qtbot: Any, panel: SweepPanel) -> None:
-    checked = lambda: panel.checked is not None or panel.error_label.isVisible()  # noqa: E731
+    checked = lambda: panel.checked is not None or not panel.error_label.isHidden()  # noqa: E731
     qtbot.waitUntil(checked, timeout=RUN_TIMEOUT_MS)
 
 
@@ -120,6 +120,11 @@ def test_estimate_comes_from_the_last_runs_speed(qtbot: Any, make_main_window: M
     assert rate is not None and 0.005 < rate < 1.0, rate
     assert panel.estimated_seconds() == pytest.approx((3 + 6) * rate)
     assert "s per step" in panel.estimate_label.text() and "about" in panel.estimate_label.text()
+    set_axis(panel, "y", "Hires steps", "5")  # hires fix is off: the check says so, no estimate
+    wait_checked(qtbot, panel)
+    assert "hires" in panel.error_label.text().lower()
+    assert panel.estimate_label.text() == "Estimated time: fix the sweep first"
+    set_axis(panel, "y", "Nothing", "")
     window.model.set("batch_size", 3)  # three images a cell: three times the time
     wait_checked(qtbot, panel)
     qtbot.waitUntil(lambda: panel.estimated_seconds() is not None, timeout=RUN_TIMEOUT_MS)
@@ -252,3 +257,19 @@ def test_the_editor_drops_a_wildcard_template_when_it_shows_a_config(
     assert (
         window.model.config.prompt_template is None and window.model.config.negative_prompt_template is None
     )
+
+
+def test_a_queued_sweep_runs_from_the_queue_tab_and_its_grid_is_written(
+    qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
+) -> None:
+    window = make_main_window(queue=queue)
+    panel = sweep_tab(qtbot, window)
+    set_axis(panel, "x", "CFG Scale", "4, 6")
+    with qtbot.waitSignal(panel.queued, timeout=RUN_TIMEOUT_MS):
+        panel.queue_button.click()
+    with qtbot.waitSignal(window.bridge.groupFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        window.queue_panel.run_button.click()
+    group = finished.args[0].group
+    (grid,) = group.grid_paths
+    assert grid.is_file() and grid.name.startswith("xyz_grid-")
+    assert [j.status for j in queue.group_jobs(group.id)] == [JobStatus.COMPLETED] * 2
