@@ -273,3 +273,15 @@ def test_a_queued_sweep_runs_from_the_queue_tab_and_its_grid_is_written(
     (grid,) = group.grid_paths
     assert grid.is_file() and grid.name.startswith("xyz_grid-")
     assert [j.status for j in queue.group_jobs(group.id)] == [JobStatus.COMPLETED] * 2
+
+
+def test_a_long_estimate_warns_too_even_with_few_images(qtbot: Any, make_main_window: MakeMainWindow) -> None:
+    window = make_main_window()
+    panel = sweep_tab(qtbot, window)
+    set_axis(panel, "x", "CFG Scale", "4, 6")  # 2 images of 3 steps
+    wait_checked(qtbot, panel)
+    assert not panel.warning_label.isVisible()
+    panel.speed.meter.record(600.0, 1)  # as if the last run took ten minutes a step
+    panel.speed.changed.emit()
+    assert panel.estimated_seconds() == pytest.approx(3600.0)
+    assert panel.warning_label.isVisible() and "2 images (about 1 h 0 min)" in panel.warning_label.text()
