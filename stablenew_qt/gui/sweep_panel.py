@@ -41,7 +41,15 @@ from ..core.atomic_files import atomic_replace_bytes
 from ..core.errors import ConfigError
 from ..core.field_labels import all_in_user_words
 from ..core.job_group import GroupKind, JobGroup
-from ..core.sweep import PromptMatrixOptions, SweepContext, SweepJobs, SweepSpec, axis_type, sweep_jobs
+from ..core.sweep import (
+    AxisSpec,
+    PromptMatrixOptions,
+    SweepContext,
+    SweepJobs,
+    SweepSpec,
+    axis_type,
+    sweep_jobs,
+)
 from ..core.sweep.estimate import config_steps, format_duration, image_count
 from ..core.sweep.matrix import split_matrix_prompt
 from ..core.sweep.plan import AXIS_NAMES
@@ -193,9 +201,7 @@ class SweepPanel(QWidget):
             else None,
         )
         for row in self.rows:
-            data[row.name] = (
-                row.spec() if not matrix else row.spec().model_copy(update={"type": "Nothing"})
-            ).model_dump()
+            data[row.name] = (AxisSpec() if matrix else row.spec()).model_dump()
         return SweepSpec.from_dict(data)
 
     def show_spec(self, spec: SweepSpec) -> None:
@@ -226,9 +232,11 @@ class SweepPanel(QWidget):
     def _count_text(self) -> str:
         config = self.model.config
         if self.matrix.isChecked():
-            parts = len(split_matrix_prompt(config.prompt)) - 1
+            options = self._loaded.prompt_matrix or PromptMatrixOptions()
+            text = config.prompt if options.prompt_type == "positive" else config.negative_prompt
+            parts = len(split_matrix_prompt(text)) - 1
             if parts < 1:
-                return "Prompt matrix: the prompt has no | parts to switch on and off"
+                return f"Prompt matrix: the {options.prompt_type} prompt has no | parts to switch on and off"
             return (
                 f"Prompt matrix: {parts} part{'s' if parts > 1 else ''} after the first = {2**parts} images"
             )

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.job_group import GroupKind
 from stablenew_qt.core.queue import JobQueue, JobStatus
-from stablenew_qt.core.sweep import SweepSpec
+from stablenew_qt.core.sweep import AxisSpec, SweepSpec
 from stablenew_qt.core.sweep.estimate import config_steps
 from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.sweep_panel import WARN_IMAGES, SweepPanel
@@ -233,6 +233,7 @@ def test_queue_sweep_in_prompt_matrix_mode_queues_every_combination(
     window.model.set("prompt", "a cat|hat|scarf")
     panel.matrix.setChecked(True)
     assert not panel.rows[0].isEnabled()
+    assert panel.spec().x == AxisSpec() and panel.spec().prompt_matrix is not None
     with qtbot.waitSignal(panel.queued, timeout=RUN_TIMEOUT_MS):
         panel.queue_button.click()
     (group,) = queue.groups()
