@@ -1,4 +1,5 @@
-"""AxisRow: one X/Y/Z axis of the Sweep panel: its type, its values as typed, and their count.
+"""AxisRow: one X/Y/Z axis of the Sweep panel (its type, its values as typed, their count), and
+SweepOptionsBar: A1111's X/Y/Z options.
 
 The type combo lists every axis type core/sweep knows, in A1111's words and menu order. The
 values are typed in A1111's syntax (``1-5``, ``1-10 (+2)``, ``1-10 [5]``, quoted comma lists) and
@@ -15,7 +16,9 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -27,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import ConfigError
 from ..core.samplers import SAMPLERS, SCHEDULERS
-from ..core.sweep import AXIS_TYPES, AxisSpec, axis_type, parse_values, split_values
+from ..core.sweep import AXIS_TYPES, AxisSpec, SweepSpec, axis_type, parse_values, split_values
 from ..core.sweep.plan import values_text
 from .services import HIRES_UPSCALERS, ModelChoices
 
@@ -153,3 +156,59 @@ def _quoted(value: str) -> str:
     if "," in value or '"' in value:
         return '"' + value.replace('"', '""') + '"'
     return value
+
+
+#: A1111's X/Y/Z options with a check box: SweepOptions key, label, tooltip.
+_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "keep_random_seeds",
+        "Keep -1 for seeds",
+        "On: every cell draws its own random seed; off: a -1 seed is fixed once for all cells",
+    ),
+    ("include_sub_grids", "Include Sub Grids", "Also keep each Z value's own X/Y grid"),
+    ("draw_legend", "Draw legend", "Labels above the columns and beside the rows"),
+    ("vary_seeds_x", "Vary seeds for X", "Each column's seed is one more than the last"),
+    ("vary_seeds_y", "Vary seeds for Y", "Each row's seeds step on by the column count"),
+    ("vary_seeds_z", "Vary seeds for Z", "Each sub-grid's seeds step on by its cell count"),
+)
+
+
+class SweepOptionsBar(QWidget):
+    """A1111's X/Y/Z options as check boxes (``sweep.<key>``), and the prompt-matrix switch."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.boxes: dict[str, QCheckBox] = {}
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        for index, (key, text, tooltip) in enumerate(_OPTIONS):
+            self.boxes[key] = box = _box(f"sweep.{key}", text, tooltip)
+            grid.addWidget(box, index // 3, index % 3)
+        self.boxes["draw_legend"].setChecked(True)
+        self.matrix = _box(
+            "sweep.matrix",
+            "Prompt matrix",
+            "Switch the prompt's | parts on and off (A1111's Prompt matrix) instead of axes",
+        )
+        grid.addWidget(self.matrix, 2, 0)
+        for box in (*self.boxes.values(), self.matrix):
+            box.toggled.connect(self.changed)
+
+    def values(self) -> dict[str, bool]:
+        """The options as SweepSpec keys."""
+        return {key: box.isChecked() for key, box in self.boxes.items()}
+
+    def show_values(self, spec: SweepSpec) -> None:
+        data = spec.model_dump()
+        for key, box in self.boxes.items():
+            box.setChecked(bool(data[key]))
+        self.matrix.setChecked(spec.prompt_matrix is not None)
+
+
+def _box(name: str, text: str, tooltip: str) -> QCheckBox:
+    box = QCheckBox(text)
+    box.setObjectName(name)
+    box.setToolTip(tooltip)
+    return box

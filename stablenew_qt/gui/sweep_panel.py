@@ -27,7 +27,6 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -59,7 +58,7 @@ from .config_model import ConfigModel
 from .queue_client import QueueClient
 from .run_speed import RunSpeed
 from .services import ModelChoices
-from .sweep_axes import AxisRow
+from .sweep_axes import AxisRow, SweepOptionsBar
 
 __all__ = ["WARN_IMAGES", "WARN_SECONDS", "SweepPanel", "SweepSize", "sweep_context"]
 
@@ -129,8 +128,7 @@ class SweepPanel(QWidget):
         self._build()
         for row in self.rows:
             row.changed.connect(self._on_changed)
-        for box in (self.matrix, self.keep_seeds, self.sub_grids, self.legend):
-            box.toggled.connect(self._on_changed)
+        self.options.changed.connect(self._on_changed)
         model.changed.connect(self._on_changed)
         model.replaced.connect(self._on_changed)
         self.speed.changed.connect(self._show_estimate)
@@ -138,23 +136,8 @@ class SweepPanel(QWidget):
 
     def _build(self) -> None:
         self.rows = tuple(AxisRow(name, self._choices) for name in ("x", "y", "z"))
-        self.matrix = _check(
-            "sweep.matrix",
-            "Prompt matrix",
-            "Switch the prompt's | parts on and off (A1111's Prompt matrix) instead of axes",
-        )
-        self.keep_seeds = _check(
-            "sweep.keep_random_seeds",
-            "Keep -1 for seeds",
-            "On: every cell draws its own random seed; off: a -1 seed is fixed once for all cells",
-        )
-        self.sub_grids = _check(
-            "sweep.include_sub_grids", "Include Sub Grids", "Also keep each Z value's own X/Y grid"
-        )
-        self.legend = _check(
-            "sweep.draw_legend", "Draw legend", "Labels above the columns and beside the rows"
-        )
-        self.legend.setChecked(True)
+        self.options = SweepOptionsBar()
+        self.matrix = self.options.matrix
         self.count_label = _label("sweep.count")
         self.estimate_label = _label("sweep.estimate")
         self.warning_label = _label("sweep.warning", "warning")
@@ -170,10 +153,6 @@ class SweepPanel(QWidget):
         load.setToolTip("Load the axes of a sweep.json")
         save.clicked.connect(self._on_save_clicked)
         load.clicked.connect(self._on_load_clicked)
-        options = QHBoxLayout()
-        for box in (self.keep_seeds, self.sub_grids, self.legend, self.matrix):
-            options.addWidget(box)
-        options.addStretch(1)
         buttons = QHBoxLayout()
         buttons.addWidget(self.queue_button, 1)
         buttons.addWidget(save)
@@ -181,7 +160,7 @@ class SweepPanel(QWidget):
         layout = QVBoxLayout(self)
         for row in self.rows:
             layout.addWidget(row)
-        layout.addLayout(options)
+        layout.addWidget(self.options)
         for label in (self.count_label, self.estimate_label, self.warning_label, self.error_label):
             layout.addWidget(label)
         layout.addLayout(buttons)
@@ -193,9 +172,7 @@ class SweepPanel(QWidget):
         matrix = self.matrix.isChecked()
         data = self._loaded.model_dump()
         data.update(
-            keep_random_seeds=self.keep_seeds.isChecked(),
-            include_sub_grids=self.sub_grids.isChecked(),
-            draw_legend=self.legend.isChecked(),
+            self.options.values(),
             prompt_matrix=(self._loaded.prompt_matrix or PromptMatrixOptions()).model_dump()
             if matrix
             else None,
@@ -209,10 +186,7 @@ class SweepPanel(QWidget):
         self._loaded = spec
         for row, axis in zip(self.rows, spec.axes, strict=True):
             row.show_spec(axis)
-        self.keep_seeds.setChecked(spec.keep_random_seeds)
-        self.sub_grids.setChecked(spec.include_sub_grids)
-        self.legend.setChecked(spec.draw_legend)
-        self.matrix.setChecked(spec.prompt_matrix is not None)
+        self.options.show_values(spec)
         self._on_changed()
 
     # -- live count, check and estimate ---------------------------------------------------------
@@ -425,13 +399,6 @@ def _read_spec(path: Path) -> SweepSpec:
     for name, axis in zip(AXIS_NAMES, spec.axes, strict=True):
         axis_type(axis.type, f"{name}.type")  # the panel shows only the types it knows
     return spec
-
-
-def _check(name: str, text: str, tooltip: str) -> QCheckBox:
-    box = QCheckBox(text)
-    box.setObjectName(name)
-    box.setToolTip(tooltip)
-    return box
 
 
 def _label(name: str, role: str = "") -> QLabel:

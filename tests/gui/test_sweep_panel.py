@@ -164,7 +164,7 @@ def test_queue_sweep_adds_one_group_in_load_once_order(
     panel = sweep_tab(qtbot, window)
     set_axis(panel, "x", "CFG Scale", "4, 6, 8")
     set_axis(panel, "y", "Checkpoint name", "tiny-sd, demo-tiny-sdxl")  # matched like A1111
-    panel.keep_seeds.setChecked(False)
+    panel.options.boxes["keep_random_seeds"].setChecked(False)
     assert not panel.warning_label.isVisible()
     with qtbot.waitSignal(panel.queued, timeout=RUN_TIMEOUT_MS) as queued:
         panel.queue_button.click()
@@ -201,13 +201,16 @@ def test_sweep_json_round_trip_in_the_cli_format(
         panel.load_from(hand_written, loaded)
     assert panel.rows[0].type.currentText() == "CFG Scale" and panel.rows[0].values.text() == "4-8 (+2)"
     assert panel.rows[1].values.text() == "Euler,DPM++ 2M"
-    assert panel.sub_grids.isChecked() and panel.count_label.text().startswith("X 3 × Y 2 = 6 cells")
+    assert panel.options.boxes["include_sub_grids"].isChecked() and panel.count_label.text().startswith(
+        "X 3 × Y 2 = 6 cells"
+    )
     saved = tmp_path / "saved.json"
     with qtbot.waitCallback(timeout=RUN_TIMEOUT_MS) as written:
         panel.save_to(saved, written)
     spec = SweepSpec.from_json(saved.read_bytes())  # what `queue add --sweep` reads
     assert spec == panel.spec()
-    assert spec.vary_seeds_x and spec.margin_size == 8, "options without a widget survive"
+    assert spec.vary_seeds_x and panel.options.boxes["vary_seeds_x"].isChecked()
+    assert spec.margin_size == 8, "options without a widget survive"
     assert json.loads(saved.read_text())["x"] == {"type": "CFG Scale", "values": "4-8 (+2)"}
     bad = tmp_path / "bad.json"
     bad.write_text('{"x": {"type": "CFG Scael"}}')
