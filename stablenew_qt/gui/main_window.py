@@ -64,7 +64,7 @@ from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
 from .stage_state import FAMILY_SIZES, family_of
 from .status_bar import SessionStatus
-from .styles_picker import STYLES_FILE, StylesPicker, styles_paths
+from .styles_picker import STYLES_FILE, StylesPicker
 from .sweep_panel import SweepPanel
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
@@ -229,11 +229,7 @@ class MainWindow(QMainWindow):
         self.restorer = SettingsRestorer(
             self, self.model, lambda: self.choices, self.input_panel.set_image, self.show_status
         )
-        self.styles_picker = StylesPicker(
-            self.model,
-            lambda: styles_paths(self.prefs.models_dir, self.styles_file),
-            lambda: self.styles_file,
-        )
+        self.styles_picker = StylesPicker(self.model, lambda: self.prefs.models_dir, lambda: self.styles_file)
         self.prompt_panel.add_styles(self.styles_picker)
         self.prompt_drop = FileDropFilter(self)  # a PNG dropped on a prompt box restores it
         for edit in (self.prompt_panel.prompt, self.prompt_panel.negative):

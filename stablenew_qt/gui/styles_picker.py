@@ -45,7 +45,8 @@ def styles_paths(models_dir: Path, own_file: Path) -> list[Path]:
 
 
 class StylesPicker(QWidget):
-    """Styles to tick and apply; ``paths()`` gives the files to read, ``own_file()`` ours."""
+    """Styles to tick and apply: those of the A1111 install beside ``models_dir()`` and of
+    ``own_file()`` (ours, where Save as style writes)."""
 
     #: The styles were read again (their names).
     loaded = Signal(object)
@@ -55,12 +56,12 @@ class StylesPicker(QWidget):
     def __init__(
         self,
         model: ConfigModel,
-        paths: Callable[[], list[Path]],
+        models_dir: Callable[[], Path],
         own_file: Callable[[], Path],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.model, self._paths, self._own_file = model, paths, own_file
+        self.model, self._models_dir, self._own_file = model, models_dir, own_file
         self.library = StyleLibrary()
         self.ticked: list[str] = []  # in the order ticked: the order A1111 applies them
         self.background = Background(self)
@@ -98,8 +99,10 @@ class StylesPicker(QWidget):
 
     def reload(self) -> None:
         """Read the styles files again, off the GUI thread (ticks of styles still there stay)."""
-        paths = self._paths()
-        self.background.run(lambda: StyleLibrary.load(paths), self._on_loaded, self._on_failed)
+        models_dir, own_file = self._models_dir(), self._own_file()  # resolved on the worker
+        self.background.run(
+            lambda: StyleLibrary.load(styles_paths(models_dir, own_file)), self._on_loaded, self._on_failed
+        )
 
     def _on_loaded(self, library: StyleLibrary) -> None:
         self.library = library
