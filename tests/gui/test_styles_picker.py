@@ -118,3 +118,17 @@ def test_a_broken_styles_file_is_one_line_and_nothing_else_breaks(
     qtbot.waitUntil(lambda: picker.status.text().startswith("Styles not read"), timeout=RUN_TIMEOUT_MS)
     assert "\n" not in picker.status.text() and "Traceback" not in picker.status.text()
     assert picker.list.count() == 0
+
+
+def test_choosing_another_models_folder_reads_the_styles_of_the_install_beside_it(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window(styles_file=tmp_path / "ours.csv")
+    picker = window.styles_picker
+    qtbot.waitUntil(lambda: picker.status.text().startswith("No styles yet"), timeout=RUN_TIMEOUT_MS)
+    install = tmp_path / "webui"
+    (install / "models").mkdir(parents=True)
+    (install / "styles.csv").write_text(A1111_CSV, encoding="utf-8")
+    with qtbot.waitSignal(picker.loaded, timeout=RUN_TIMEOUT_MS):
+        window.prefs.models_dir = install / "models"
+    assert names(picker) == ["Cinematic", "Film"]
