@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.atomic_files import atomic_replace_bytes
+from ..core.config import RunConfig
 from ..core.errors import ConfigError
 from ..core.field_labels import all_in_user_words
 from ..core.job_group import GroupKind, JobGroup
@@ -237,7 +238,7 @@ class SweepPanel(QWidget):
             return
         base, context = self.model.config, sweep_context(self._choices())
         self.background.run(
-            lambda: SweepSize.of(sweep_jobs(base, spec, context=context, rng=random.Random(0))),
+            lambda: SweepSize.of(_in_user_words(base, spec, context, random.Random(0))),
             lambda size: self._on_checked(number, size),
             lambda message: self._on_check_failed(number, message),
         )
@@ -300,7 +301,7 @@ class SweepPanel(QWidget):
             return
         base, context = self.model.config, sweep_context(self._choices())
         self.queue_button.setEnabled(False)
-        self.queue.call(lambda: sweep_jobs(base, spec, context=context), self._on_built, self._on_refused)
+        self.queue.call(lambda: _in_user_words(base, spec, context), self._on_built, self._on_refused)
 
     def _on_built(self, jobs: SweepJobs) -> None:
         size = SweepSize.of(jobs)
@@ -392,6 +393,16 @@ class SweepPanel(QWidget):
         """Stop the check timer and the panel's thread (the window is closing)."""
         self.check_timer.stop()
         self.background.shutdown()
+
+
+def _in_user_words(
+    base: RunConfig, spec: SweepSpec, context: SweepContext, rng: random.Random | None = None
+) -> SweepJobs:
+    """:func:`sweep_jobs`, its errors in the window's words ("CFG", not "txt2img.cfg_scale")."""
+    try:
+        return sweep_jobs(base, spec, context=context, rng=rng)
+    except ConfigError as exc:
+        raise ConfigError(all_in_user_words(exc.problems)) from None
 
 
 def _read_spec(path: Path) -> SweepSpec:

@@ -122,7 +122,7 @@ def test_estimate_comes_from_the_last_runs_speed(qtbot: Any, make_main_window: M
     assert "s per step" in panel.estimate_label.text() and "about" in panel.estimate_label.text()
     set_axis(panel, "y", "Hires steps", "5")  # hires fix is off: the check says so, no estimate
     wait_checked(qtbot, panel)
-    assert "hires" in panel.error_label.text().lower()
+    assert "has no effect: hires fix is off (Hires fix)" in panel.error_label.text(), "in the window's words"
     assert panel.estimate_label.text() == "Estimated time: fix the sweep first"
     set_axis(panel, "y", "Nothing", "")
     window.model.set("batch_size", 3)  # three images a cell: three times the time
