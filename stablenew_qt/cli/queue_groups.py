@@ -38,10 +38,9 @@ from ..core.sweep import (
     PromptExpander,
     StyleLibrary,
     SweepSpec,
-    build_sweep,
     expand_config,
     load_prompt_pack,
-    sweep_cells,
+    sweep_jobs,
 )
 from ..core.sweep.wildcards import DEFAULT_COMBINATION_LIMIT
 
@@ -180,12 +179,10 @@ def _sweep(path: Path, base: RunConfig) -> GroupRequest:
     except OSError as exc:
         raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", "--sweep") from None
     try:
-        plan = build_sweep(base, SweepSpec.from_json(text))
-        cells = sweep_cells(plan, base)
+        jobs = sweep_jobs(base, SweepSpec.from_json(text), source=str(path.resolve()))
     except ConfigError as exc:
         raise ConfigError([ConfigProblem(_in_file(path, p.field), p.message) for p in exc.problems]) from None
-    meta = {"plan": plan.to_dict(), "base": base.model_dump(mode="json"), "source": str(path.resolve())}
-    return GroupRequest([c.config for c in cells], GroupKind.SWEEP, meta, [c.index for c in cells])
+    return GroupRequest(list(jobs.configs), GroupKind.SWEEP, jobs.meta, list(jobs.indices))
 
 
 def _in_file(path: Path, field_name: str) -> str:

@@ -366,6 +366,11 @@ class RunConfig(_Frozen):
     emphasis: Literal["Original", "No norm", "Ignore", "None"] = "Original"
     sampler_settings: SamplerSettings = SamplerSettings()
     input_image_path: str | None = None
+    #: The wildcard template the prompt and negative prompt were expanded from (set by the
+    #: expansion, kept in manifest.json; never written to infotext, which records the expanded
+    #: prompt). None: the prompt was typed as it is.
+    prompt_template: str | None = None
+    negative_prompt_template: str | None = None
     txt2img: Txt2ImgConfig = Txt2ImgConfig()
     img2img: Img2ImgConfig = Img2ImgConfig()
     upscale: UpscaleConfig = UpscaleConfig()

@@ -47,6 +47,14 @@ def _check_input_exists(path: str | None) -> None:
         ) from None
 
 
+def _editable(config: RunConfig) -> RunConfig:
+    """``config`` without a wildcard template: the editor's prompt is the one it shows, and an
+    edited prompt must not claim the template of the job it came from."""
+    if config.prompt_template is None and config.negative_prompt_template is None:
+        return config
+    return config.model_copy(update={"prompt_template": None, "negative_prompt_template": None})
+
+
 class ConfigModel(QObject):
     """Holds the raw settings the widgets edit and the last valid RunConfig made from them.
 
@@ -64,7 +72,7 @@ class ConfigModel(QObject):
     def __init__(self, config: RunConfig | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._sequencer = StageSequencer()
-        self._config = config or RunConfig()
+        self._config = _editable(config or RunConfig())
         self._data: dict[str, Any] = self._config.model_dump(mode="json")
         self._plan: StageExecutionPlan | None = None
         self._error: ConfigError | None = None
@@ -110,6 +118,7 @@ class ConfigModel(QObject):
 
     def replace(self, config: RunConfig) -> None:
         """Show a whole new config (restored, from an image, or loaded)."""
+        config = _editable(config)
         self._data = config.model_dump(mode="json")
         self._validate()
         self.replaced.emit(config)

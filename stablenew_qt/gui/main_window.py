@@ -34,7 +34,7 @@ from ..core.executor import Engine
 from ..core.field_labels import all_in_user_words, in_user_words
 from ..core.job_runner import JobRunnerFactory
 from ..core.lifecycle import TERMINAL_STATES, LifecycleState
-from ..core.outputs import OutputSettings
+from ..core.outputs import OutputSettings, app_data_dir
 from ..core.queue import Job, JobQueue
 from ..core.session import SessionOptions, open_session
 from ..core.user_settings import save_models_dir, save_workers, saved_workers
@@ -64,6 +64,8 @@ from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
 from .stage_state import FAMILY_SIZES, family_of
 from .status_bar import SessionStatus
+from .styles_picker import STYLES_FILE, StylesPicker
+from .sweep_panel import SweepPanel
 from .theme import theme_manager
 from .trust_dialog import TrustOffer
 from .window_layout import LEFT_MIN_WIDTH, RIGHT_MIN_WIDTH, first_geometry, left_width
@@ -120,6 +122,7 @@ class MainWindow(QMainWindow):
             ):  # the default detector only when it is installed
                 self.model.set("adetailer.units.0.adetailer_model", self.choices.detectors[0])
         self.family_check = FamilyCheck(services.check_families, self)
+        self.styles_file = services.styles_file or app_data_dir() / STYLES_FILE
         self._busy = False
         self._closed = False
         #: Closing during a run asks what to do with the job (tests that close at teardown turn it off).
@@ -226,6 +229,8 @@ class MainWindow(QMainWindow):
         self.restorer = SettingsRestorer(
             self, self.model, lambda: self.choices, self.input_panel.set_image, self.show_status
         )
+        self.styles_picker = StylesPicker(self.model, lambda: self.prefs.models_dir, lambda: self.styles_file)
+        self.prompt_panel.add_styles(self.styles_picker)
         self.prompt_drop = FileDropFilter(self)  # a PNG dropped on a prompt box restores it
         for edit in (self.prompt_panel.prompt, self.prompt_panel.negative):
             self.prompt_drop.watch(edit)
@@ -253,6 +258,11 @@ class MainWindow(QMainWindow):
             self.tabs, prompts.prompt, prompts.negative, self.prefs.models_dir, self.model, prompts
         )
         self.tabs.addTab(self.workers_panel, "Workers")  # last: saved tab indexes keep their meaning
+        self.sweep_panel = SweepPanel(self.model, self.bridge, self.host.queue, lambda: self.choices)
+        self.sweep_panel.queued.connect(
+            lambda group: self.show_status(f"Sweep queued as group #{group.id}: {group.label}", 10000)
+        )
+        self.tabs.addTab(self.sweep_panel, "Sweep")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("window.splitter")
         self.splitter.addWidget(left)
@@ -474,6 +484,7 @@ class MainWindow(QMainWindow):
         self.host.replace_engine(self._make_engine())
         self.refresh_models()
         self.extra_networks.set_models_dir(self.prefs.models_dir)
+        self.styles_picker.reload()  # an A1111 install's styles.csv is beside the models folder
         self._check_families()
 
     def _on_prefs_memory_mode_changed(self, mode: object) -> None:
@@ -582,6 +593,8 @@ class MainWindow(QMainWindow):
         self.session.close()
         self.results_panel.shutdown()
         self.family_check.shutdown()
+        self.sweep_panel.shutdown()
+        self.styles_picker.shutdown()
         self.extra_networks.shutdown()
         self.progress_panel.shutdown()
         for card in self.cards.values():

@@ -71,7 +71,7 @@ class PromptPanel(QGroupBox):
         self.error_label.setWordWrap(True)
         self.error_label.setProperty("role", "error")
         self.error_label.hide()
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         form.addRow("Seed", seed_row)
         self.seed_extras = SeedExtras(model)  # A1111's "Extra": variation seed, resize seed from
         form.addRow(self.seed_extras)
@@ -87,6 +87,10 @@ class PromptPanel(QGroupBox):
         layout.addWidget(self.error_label)
         model.replaced.connect(self._on_replaced)
         self._show_seed()
+
+    def add_styles(self, picker: QWidget) -> None:
+        """Show the styles picker under the seed and batch rows."""
+        self.form.addRow("Styles", picker)
 
     def _show_seed(self) -> None:
         with signals_blocked(self.seed):

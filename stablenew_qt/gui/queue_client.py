@@ -14,7 +14,7 @@ still interested (check its state first). After :meth:`shutdown` no callback run
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..core.config import RunConfig
 from ..core.errors import ConfigError
+from ..core.job_group import GroupKind, JobGroup
 from ..core.queue import Job, JobQueue, JobStatus, QueueError
 from ..core.session import EngineSession
 
@@ -123,6 +124,19 @@ class QueueClient(QObject):
     ) -> None:
         """Queue ``config`` (first in line with ``front``); ``on_done`` gets the new Job."""
         self.call(lambda: self.session.enqueue(config, front=front)[0], on_done, on_error)
+
+    def add_group(
+        self,
+        configs: Sequence[RunConfig],
+        kind: GroupKind,
+        meta: Mapping[str, Any],
+        *,
+        indices: Sequence[int] | None = None,
+        on_done: Callable[[JobGroup], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Queue ``configs`` as one group (a sweep's cells in run order); ``on_done`` gets the JobGroup."""
+        self.call(lambda: self.queue.add_group(configs, kind, meta, indices=indices), on_done, on_error)
 
     def list(self, statuses: Iterable[JobStatus], on_done: Callable[[list[Job]], None]) -> None:
         wanted = tuple(statuses)

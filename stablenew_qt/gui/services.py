@@ -116,3 +116,5 @@ class AppServices:
     job_runner_for: Callable[[WorkersSetting, Path, MemoryMode], JobRunnerFactory | None] | None = None
     settings_file: Path | None = None
     check_families: Callable[[Path, RunConfig], Sequence[ConfigProblem]] | None = None
+    #: Our styles.csv (None: the one in the user data folder); an A1111 install's is read first.
+    styles_file: Path | None = None

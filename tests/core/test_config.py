@@ -33,7 +33,8 @@ PRESETS_DIR = Path(__file__).resolve().parents[2] / "stablenew_qt" / "resources"
 TOP_KEYS = (
     "schema_version, prompt, negative_prompt, seed, batch_size, batch_count, subseed, subseed_strength, "
     "seed_resize_from_w, seed_resize_from_h, rng_source, eta_noise_seed_delta, emphasis, "
-    "sampler_settings, input_image_path, txt2img, img2img, upscale, adetailer"
+    "sampler_settings, input_image_path, prompt_template, negative_prompt_template, "
+    "txt2img, img2img, upscale, adetailer"
 )
 
 # The documented JSON shape (docs/run-config.md), written out so that a changed default is a decision.
@@ -61,6 +62,8 @@ EXPECTED_TOP = {
         "always_discard_next_to_last_sigma": False,
     },
     "input_image_path": None,
+    "prompt_template": None,
+    "negative_prompt_template": None,
 }
 EXPECTED_TXT2IMG = {
     "enabled": True,

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from .appliers import SweepContext
 from .axes import AXIS_TYPES, AxisType, LabelStyle, axis_type, format_label
-from .build import MAX_GRID_MEGAPIXELS, SweepCell, build_prompt_matrix, build_sweep, sweep_cells
+from .build import (
+    MAX_GRID_MEGAPIXELS,
+    SweepCell,
+    SweepJobs,
+    build_prompt_matrix,
+    build_sweep,
+    sweep_cells,
+    sweep_jobs,
+)
 from .grid import compose_grid, image_grid, placeholder
 from .grid_font import GridFont
 from .grid_output import (
@@ -58,6 +66,7 @@ __all__ = [
     "SweepCell",
     "SweepContext",
     "SweepGrids",
+    "SweepJobs",
     "SweepOptions",
     "SweepPlan",
     "SweepSpec",
@@ -86,5 +95,6 @@ __all__ = [
     "save_style",
     "split_values",
     "sweep_cells",
+    "sweep_jobs",
     "write_grid",
 ]

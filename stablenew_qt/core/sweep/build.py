@@ -24,7 +24,15 @@ from .matrix import MAX_MATRIX_PARTS, PromptMatrix, PromptMatrixOptions, split_m
 from .plan import AXIS_NAMES, AxisSpec, PlannedAxis, SweepOptions, SweepPlan, SweepSpec, values_text
 from .values import AxisValue, parse_values
 
-__all__ = ["MAX_GRID_MEGAPIXELS", "SweepCell", "build_prompt_matrix", "build_sweep", "sweep_cells"]
+__all__ = [
+    "MAX_GRID_MEGAPIXELS",
+    "SweepCell",
+    "SweepJobs",
+    "build_prompt_matrix",
+    "build_sweep",
+    "sweep_cells",
+    "sweep_jobs",
+]
 
 #: A1111's ``img_max_size_mp`` default: a grid of more megapixels is refused.
 MAX_GRID_MEGAPIXELS = 200
@@ -247,3 +255,36 @@ def sweep_cells(plan: SweepPlan, base: RunConfig) -> tuple[SweepCell, ...]:
     if plan.matrix is not None:
         return tuple(_matrix_cell(plan, plan.matrix, base_data, i) for i in range(plan.matrix.count))
     return tuple(_xyz_cell(plan, base_data, position) for position in _positions(plan))
+
+
+@dataclass(frozen=True)
+class SweepJobs:
+    """What a sweep queues as one group: its cells' configs in run order (load-once), each cell's
+    grid ``indices``, and the group ``meta`` JSON the grid is drawn from later."""
+
+    plan: SweepPlan
+    configs: tuple[RunConfig, ...]
+    indices: tuple[int, ...]
+    meta: dict[str, Any]
+
+
+def sweep_jobs(
+    base: RunConfig,
+    spec: SweepSpec,
+    *,
+    context: SweepContext | None = None,
+    rng: random.Random | None = None,
+    source: str | None = None,
+) -> SweepJobs:
+    """The jobs of ``spec`` over ``base`` (the CLI's ``queue add --sweep`` and the window's Sweep
+    panel both queue these with ``JobQueue.add_group(configs, "sweep", meta, indices=indices)``).
+
+    ``source`` (the sweep file, if any) is kept in the meta. Raises ConfigError, as
+    :func:`build_sweep` does, before anything is queued.
+    """
+    plan = build_sweep(base, spec, context=context, rng=rng)
+    cells = sweep_cells(plan, base)
+    meta: dict[str, Any] = {"plan": plan.to_dict(), "base": base.model_dump(mode="json")}
+    if source is not None:
+        meta["source"] = source
+    return SweepJobs(plan, tuple(c.config for c in cells), tuple(c.index for c in cells), meta)

@@ -158,6 +158,8 @@ def _batched(items: list[tuple[str, str, int]], size: int) -> Iterator[list[tupl
 
 def _with_prompts(config: RunConfig, prompt: str, negative: str, seed: int, count: int) -> RunConfig:
     data = config.model_dump(mode="json")
+    # The templates go with the expanded prompts into the job and its manifest.json.
+    data.update(prompt_template=config.prompt, negative_prompt_template=config.negative_prompt)
     data.update(prompt=prompt, negative_prompt=negative, seed=seed)
     data["batch_size"] = count
     if "batch_count" in data:

@@ -1,0 +1,134 @@
+"""The styles picker in the prompt area (issue 15): styles read from an A1111 install's styles.csv
+(beside the models folder) and ours, ours winning; two ticked styles merged into the prompt and
+negative prompt as A1111 merges them ({prompt} placeholder, else ", " appended), in the order
+ticked; "Save as style" adds a row to our styles.csv atomically, every existing row, comment and
+column intact. Real files, FakeExecutor engine."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+
+from stablenew_qt.core.sweep import StyleLibrary
+from stablenew_qt.gui.main_window import MainWindow
+from stablenew_qt.gui.styles_picker import StylesPicker
+from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow
+
+A1111_CSV = (
+    "name,prompt,negative_prompt\n"
+    '"Cinematic","cinematic still of {prompt}, moody","cartoon, {prompt}"\n'
+    '"Film","film grain, ""35mm""","digital"\n'
+)
+OURS_CSV = (
+    "name,prompt,negative_prompt,notes\n"
+    "# kept by hand,,,\n"
+    '"Film","grain","smooth","ours wins"\n'
+    '"Noir","black and white,\nhigh contrast","colour",""\n'
+)
+
+
+def rows(path: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")))
+
+
+def picker_of(qtbot: Any, window: MainWindow, count: int) -> StylesPicker:
+    picker = window.styles_picker
+    qtbot.waitUntil(lambda: picker.list.count() == count, timeout=RUN_TIMEOUT_MS)
+    return picker
+
+
+def names(picker: StylesPicker) -> list[str]:
+    return [picker.list.item(i).text() for i in range(picker.list.count())]
+
+
+def test_two_styles_apply_in_the_order_ticked_and_a_new_one_is_saved_keeping_every_row(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    a1111 = tmp_path / "styles.csv"  # beside the models folder (tmp_path / "models")
+    a1111.write_text(A1111_CSV, encoding="utf-8")
+    ours = tmp_path / "data" / "styles.csv"
+    ours.parent.mkdir()
+    ours.write_text(OURS_CSV, encoding="utf-8")
+    before_ours, before_a1111 = rows(ours), a1111.read_bytes()
+    window = make_main_window(styles_file=ours)
+    picker = picker_of(qtbot, window, 3)
+    assert names(picker) == ["Cinematic", "Film", "Noir"], "one Film, ours; the comment row is no style"
+    assert not picker.apply_button.isEnabled()
+    window.model.set("prompt", "a lighthouse")
+    window.model.set("negative_prompt", "blurry")
+    picker.tick("Film", "Cinematic")  # Film first: the order ticked is the order applied
+    assert picker.apply_button.isEnabled()
+    qtbot.mouseClick(picker.apply_button, Qt.MouseButton.LeftButton)
+    assert window.model.get("prompt") == "cinematic still of a lighthouse, grain, moody"
+    assert window.model.get("negative_prompt") == "cartoon, blurry, smooth"
+    assert window.prompt_panel.prompt.toPlainText() == "cinematic still of a lighthouse, grain, moody"
+    assert picker.ticked == [] and not picker.apply_button.isEnabled(), "applied once, not again"
+    assert picker.status.text() == "Applied: Film, Cinematic"
+
+    window.model.set("prompt", 'a lighthouse, "quoted", at dusk')
+    window.model.set("negative_prompt", "blurry\nwatermark")
+    with qtbot.waitSignal(picker.loaded, timeout=RUN_TIMEOUT_MS):
+        picker.save_as("Lighthouse")
+    after = rows(ours)
+    assert after[: len(before_ours)] == before_ours, "every row, comment and column kept"
+    assert after[len(before_ours)] == [
+        "Lighthouse",
+        'a lighthouse, "quoted", at dusk',
+        "blurry\nwatermark",
+        "",
+    ]
+    assert a1111.read_bytes() == before_a1111, "the A1111 install's file is only read"
+    assert (ours.parent / "styles.csv.bak").read_text(encoding="utf-8") == OURS_CSV
+    assert names(picker) == ["Cinematic", "Film", "Noir", "Lighthouse"]
+    saved = StyleLibrary.load([ours]).get("Lighthouse")  # what `queue add --styles` reads back
+    assert (saved.prompt, saved.negative_prompt) == ('a lighthouse, "quoted", at dusk', "blurry\nwatermark")
+
+
+def test_without_styles_files_saving_creates_ours(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    ours = tmp_path / "new-data" / "styles.csv"
+    window = make_main_window(styles_file=ours)
+    picker = window.styles_picker
+    qtbot.waitUntil(lambda: picker.status.text().startswith("No styles yet"), timeout=RUN_TIMEOUT_MS)
+    picker.save_as("#not a name")
+    assert picker.status.text().startswith("Type a style name") and not ours.exists()
+    window.model.set("prompt", "{prompt}, oil painting")
+    with qtbot.waitSignal(picker.loaded, timeout=RUN_TIMEOUT_MS):
+        picker.save_as(" Oil ")
+    assert rows(ours) == [["name", "prompt", "negative_prompt"], ["Oil", "{prompt}, oil painting", ""]]
+    window.model.set("prompt", "a barn")
+    picker.tick("Oil")
+    picker.apply_ticked()
+    assert window.model.get("prompt") == "a barn, oil painting"
+
+
+def test_a_broken_styles_file_is_one_line_and_nothing_else_breaks(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    ours = tmp_path / "data" / "styles.csv"
+    ours.parent.mkdir()
+    ours.write_bytes(b"name,prompt\n\xff\xfe\xfa broken")
+    window = make_main_window(styles_file=ours)
+    picker = window.styles_picker
+    qtbot.waitUntil(lambda: picker.status.text().startswith("Styles not read"), timeout=RUN_TIMEOUT_MS)
+    assert "\n" not in picker.status.text() and "Traceback" not in picker.status.text()
+    assert picker.list.count() == 0
+
+
+def test_choosing_another_models_folder_reads_the_styles_of_the_install_beside_it(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window(styles_file=tmp_path / "ours.csv")
+    picker = window.styles_picker
+    qtbot.waitUntil(lambda: picker.status.text().startswith("No styles yet"), timeout=RUN_TIMEOUT_MS)
+    install = tmp_path / "webui"
+    (install / "models").mkdir(parents=True)
+    (install / "styles.csv").write_text(A1111_CSV, encoding="utf-8")
+    with qtbot.waitSignal(picker.loaded, timeout=RUN_TIMEOUT_MS):
+        window.prefs.models_dir = install / "models"
+    assert names(picker) == ["Cinematic", "Film"]
