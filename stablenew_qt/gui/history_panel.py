@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from ..core.events import QueueChanged
 from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueError, filter_jobs
 from .bridge import EventBridge
-from .image_actions import SEND_TO
+from .image_actions import SEND_TO, ImageActions
 from .queue_client import QueueClient
 from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, job_text, load_config
 from .rating import NOT_A_RATING, rating_from_key, stars
@@ -120,6 +120,22 @@ class HistoryListing:
 
     jobs: list[Job]  # newest first
     models: list[str]  # every model of the finished jobs (for the model filter), sorted
+    #: For each listed job (by id): its first image and its folder, where they exist (looked up
+    #: on the queue thread with the listing, so selecting a job never waits on the disk).
+    files: dict[int, JobFiles] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """What of a job is on disk: its first image and its run folder (None: gone)."""
+
+    image: Path | None = None
+    folder: Path | None = None
+
+
+def job_files(job: Job) -> JobFiles:
+    """The job's first image and folder as the disk has them now (not on the GUI thread)."""
+    return JobFiles(first_image(job), job_folder(job))
 
 
 def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | QueueError:
@@ -144,7 +160,8 @@ def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | Q
     jobs.sort(key=lambda job: (job.when, job.id), reverse=True)
     if filters.sort == "rating":
         jobs.sort(key=lambda job: -(job.rating or 0))  # stable: newest first among equals
-    return HistoryListing(jobs, sorted({job.model for job in finished if job.model}))
+    files = {job.id: job_files(job) for job in jobs[:MAX_LISTED]}
+    return HistoryListing(jobs, sorted({job.model for job in finished if job.model}), files)
 
 
 class HistoryPanel(QWidget):
@@ -166,7 +183,11 @@ class HistoryPanel(QWidget):
         self.client = client
         self._bridge = bridge
         self.jobs: list[Job] = []
+        self.files: dict[int, JobFiles] = {}
         self.thumbnails = ThumbnailLoader(self)
+        self.actions_ = ImageActions(self, self.thumbnails)
+        self.actions_.deleted.connect(lambda _path: self.refresh())  # from the full view
+        self.actions_.errorOccurred.connect(self.errorOccurred)
         self.thumbnails.thumbnailReady.connect(self._on_thumbnail_ready)
         self._items_by_path: dict[Path, list[QListWidgetItem]] = {}
         self._listing = self._stale = self._closed = False
@@ -232,6 +253,7 @@ class HistoryPanel(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._on_list_custom_context_menu_requested)
         self.list.currentRowChanged.connect(self._on_list_current_row_changed)
+        self.list.itemActivated.connect(self._on_list_item_activated)  # Enter, double-click
         self.list.installEventFilter(self)
         self.summary = QLabel("")
         self.summary.setObjectName("history.summary")
@@ -322,6 +344,7 @@ class HistoryPanel(QWidget):
         self._update_models(listing.models)
         jobs = listing.jobs
         self.jobs = jobs[:MAX_LISTED]
+        self.files = listing.files
         self.list.clear()
         self._items_by_path.clear()
         for job in self.jobs:
@@ -374,7 +397,25 @@ class HistoryPanel(QWidget):
         job = self.selected_job()
         for button in (self.requeue_button, self.new_seed_button, self.load_button, self.remove_button):
             button.setEnabled(job is not None)
-        self.open_button.setEnabled(job is not None and job_folder(job) is not None)
+        self.open_button.setEnabled(job is not None and self._files(job.id).folder is not None)
+
+    def _files(self, job_id: int) -> JobFiles:
+        return self.files.get(job_id, JobFiles())
+
+    def image_paths(self) -> list[Path]:
+        """The listed jobs' first images, in list order (what the full view steps through)."""
+        return [files.image for job in self.jobs if (files := self._files(job.id)).image is not None]
+
+    def full_view(self, job_id: int) -> None:
+        """Open the job's first image in the full view (Left / Right step through the list)."""
+        image = self._files(job_id).image
+        if image is None:
+            self.errorOccurred.emit(f"job {job_id} has no image on disk")
+            return
+        self.actions_.full_view(image, self.image_paths())
+
+    def _on_list_item_activated(self, item: QListWidgetItem) -> None:
+        self.full_view(item.data(JOB_ID_ROLE))
 
     def _on_selected(self, operation: Callable[[int], object]) -> None:
         job = self.selected_job()
@@ -405,8 +446,7 @@ class HistoryPanel(QWidget):
 
     def open_folder(self, job_id: int) -> Path | None:
         """Open the job's run folder in the file manager; returns it (None if it is gone)."""
-        job = next((listed for listed in self.jobs if listed.id == job_id), None)
-        folder = job_folder(job) if job else None
+        folder = self._files(job_id).folder
         if folder is None:
             self.errorOccurred.emit(f"job {job_id} has no image folder on disk")
             return None
@@ -447,18 +487,19 @@ class HistoryPanel(QWidget):
 
     def context_menu(self, job: Job) -> QMenu:
         """The menu for ``job``: every operation the buttons offer."""
+        files = self._files(job.id)
         entries: tuple[MenuEntry, ...] = (
-            ("Open folder", job_folder(job) is not None, self.open_folder),
+            ("Open folder", files.folder is not None, self.open_folder),
+            ("Full view", files.image is not None, self.full_view),
             ("Re-queue", True, self.requeue),
             ("Re-queue with a new seed", True, self.requeue_new_seed),
             ("Load into the editor", True, self.load),
-            *((text, first_image(job) is not None, partial(self._send_to, stage)) for stage, text in SEND_TO),
+            *((text, files.image is not None, partial(self._send_to, stage)) for stage, text in SEND_TO),
             ("Remove", True, self.remove),
         )
         return job_menu(self, job.id, entries)
 
     def _send_to(self, stage: str, job_id: int) -> None:
-        job = next((j for j in self.jobs if j.id == job_id), None)
-        image = first_image(job) if job is not None else None
+        image = self._files(job_id).image
         if image is not None:
             self.sendToRequested.emit(image, stage)

@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import ConfigError
 from ..core.events import RunCompleted
-from ..core.infotext import read_image_metadata
+from . import image_facts
 from .bridge import EventBridge
 from .image_actions import ImageActions
+from .image_facts import ImageFacts
 from .queue_client import QueueClient
 from .rating import NOT_A_RATING, rate_image, rating_from_key, stars
 from .thumbnails import ThumbnailLoader
@@ -45,6 +45,10 @@ THUMB = 96
 #: Past images listed at start (the newest); older ones stay on disk.
 MAX_PAST_IMAGES = 100
 VIEWER_MIN = 256
+#: Item data: when the image was made (seconds since the epoch), and its rating's stars.
+WHEN_ROLE = Qt.ItemDataRole.UserRole + 1
+STARS_ROLE = Qt.ItemDataRole.UserRole + 2
+READING = "Reading the parameters…"
 
 
 def past_images(output_dir: Path, limit: int = MAX_PAST_IMAGES) -> list[Path]:
@@ -72,15 +76,20 @@ def listed_images(output_dir: Path, limit: int = MAX_PAST_IMAGES) -> list[tuple[
     return [(path, mtime) for mtime, path in heapq.nlargest(limit, found, key=lambda pair: pair[0])]
 
 
-def image_label(path: Path, when: float, now: float | None = None) -> str:
-    """A gallery label that tells images apart: the time it was made and its seed
-    ("14:03:22 · seed 1234"; the date too when not today). Our files are ``<index>-<seed>.png``."""
+def image_label(
+    path: Path, when: float, now: float | None = None, *, seed: str | None = None, model: str | None = None
+) -> str:
+    """A gallery label that tells images apart: the time it was made, its seed and its model
+    ("14:03:22 · seed 1234 · dreamshaper_8"; the date too when not today). The seed is ``seed``
+    (from the infotext) or else the file name's (ours are ``<index>-<seed>.png``); ``model`` is
+    the infotext's ``Model:``, known once the file was read on the loader's pool."""
     made = datetime.fromtimestamp(when)
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
     stamp = made.strftime("%H:%M:%S" if made.date() == today else "%m-%d %H:%M")
     parts = path.stem.split("-")
-    seed = parts[1] if len(parts) > 1 and parts[1].isdigit() else None
-    return f"{stamp} · seed {seed}" if seed else f"{stamp} · {path.stem}"
+    seed = seed or (parts[1] if len(parts) > 1 and parts[1].isdigit() else None)
+    label = f"{stamp} · seed {seed}" if seed else f"{stamp} · {path.stem}"
+    return f"{label} · {model}" if model else label
 
 
 def _placeholder_icon() -> QIcon:
@@ -108,7 +117,8 @@ class ResultsPanel(QWidget):
         self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
         self.gallery.setMovement(QListView.Movement.Static)
         self.gallery.currentItemChanged.connect(self._on_gallery_current_item_changed)
-        self.actions_ = ImageActions(self)
+        self.thumbnails = ThumbnailLoader(self)
+        self.actions_ = ImageActions(self, self.thumbnails)
         self.actions_.useSettingsRequested.connect(self.useSettingsRequested)
         self.actions_.deleted.connect(self._on_actions_deleted)
         self.gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -146,11 +156,12 @@ class ResultsPanel(QWidget):
         split.addWidget(self.gallery)
         layout = QVBoxLayout(self)
         layout.addWidget(split)
-        self.thumbnails = ThumbnailLoader(self)
         self.thumbnails.thumbnailReady.connect(self._on_thumbnails_thumbnail_ready)
         self._placeholder = _placeholder_icon()
         self._waiting: dict[str, list[QListWidgetItem]] = {}  # items still showing the placeholder
         self._viewed: tuple[str, int] | None = None  # (path, size) the viewer waits for or shows
+        self._facts: dict[str, ImageFacts] = {}  # read on the pool: parameters, seed, model
+        self._reading: set[str] = set()  # facts asked for and not yet arrived
         self._set_selected(None)
         self.set_output_dir(output_dir)
         bridge.runCompleted.connect(self._on_run_completed)
@@ -169,6 +180,7 @@ class ResultsPanel(QWidget):
         """
         self.thumbnails.cancel_pending()  # thumbnails and listing of the previous folder
         self._waiting.clear()
+        self._reading.clear()
         self.gallery.clear()
         self.thumbnails.submit(partial(listed_images, output_dir), self._on_past_images_listed)
 
@@ -183,11 +195,43 @@ class ResultsPanel(QWidget):
     def _item(self, path: Path, when: float) -> QListWidgetItem:
         item = QListWidgetItem(self._placeholder, image_label(path, when))
         item.setData(Qt.ItemDataRole.UserRole, str(path))
+        item.setData(WHEN_ROLE, when)
         item.setToolTip(str(path))
         # Registered before the request: a cache hit answers inside request().
         self._waiting.setdefault(str(path), []).append(item)
         self.thumbnails.request(path, THUMB)
+        self._read_facts(path)  # the label's model and seed
         return item
+
+    def _read_facts(self, path: Path) -> None:
+        if str(path) not in self._reading:
+            self._reading.add(str(path))
+            self.thumbnails.submit(
+                partial(image_facts.read_image_facts, path), partial(self._on_facts_read, path)
+            )
+
+    def _on_facts_read(self, path: Path, facts: ImageFacts) -> None:
+        self._reading.discard(str(path))
+        self._facts[str(path)] = facts
+        for item in self._items_of(path):
+            when = item.data(WHEN_ROLE)
+            label = image_label(path, when, seed=facts.seed, model=facts.model)
+            self._set_label(item, label, item.data(STARS_ROLE) or "")
+        if self.selected == path:  # an answer for an image no longer selected is only cached
+            self.parameters.setPlainText(facts.text)
+
+    def facts(self, path: Path) -> ImageFacts | None:
+        """What was read of ``path`` so far (None: not read yet)."""
+        return self._facts.get(str(path))
+
+    def _items_of(self, path: Path) -> list[QListWidgetItem]:
+        items = (self.gallery.item(row) for row in range(self.gallery.count()))
+        return [item for item in items if item.data(Qt.ItemDataRole.UserRole) == str(path)]
+
+    @staticmethod
+    def _set_label(item: QListWidgetItem, label: str, rated: str) -> None:
+        item.setData(STARS_ROLE, rated)
+        item.setText(f"{label}  {rated}".rstrip())
 
     def _on_past_images_listed(self, listed: list[tuple[Path, float]]) -> None:
         shown = {str(path) for path in self.image_paths()}  # this session's, also on disk
@@ -235,11 +279,12 @@ class ResultsPanel(QWidget):
         size = max(self.viewer.width(), self.viewer.height(), VIEWER_MIN)
         self._viewed = (str(path), size)
         self.thumbnails.request(path, size)  # the previous image stays up until this one arrives
-        try:
-            text = read_image_metadata(path).parameters or "(no parameters stored in this image)"
-        except ConfigError as exc:
-            text = str(exc)
-        self.parameters.setPlainText(text)
+        facts = self._facts.get(str(path))
+        if facts is not None:
+            self.parameters.setPlainText(facts.text)
+            return
+        self.parameters.setPlainText(READING)  # read on the pool: _on_facts_read shows it
+        self._read_facts(path)
 
     def _show_in_viewer(self, image: QImage) -> None:
         if image.isNull():
@@ -275,7 +320,7 @@ class ResultsPanel(QWidget):
             self.rate(path, rating)
             return True
         if event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier:
-            self.actions_.full_view(path)
+            self.actions_.full_view(path, self.image_paths())
             return True
         return False
 
@@ -291,21 +336,19 @@ class ResultsPanel(QWidget):
         )
 
     def _on_rated(self, path: Path, rating: int | None) -> None:
-        for row in range(self.gallery.count()):
-            item = self.gallery.item(row)
-            if item.data(Qt.ItemDataRole.UserRole) == str(path):
-                label = item.text().split("  ")[0]
-                item.setText(f"{label}  {stars(rating)}".rstrip())
+        for item in self._items_of(path):
+            self._set_label(item, item.text().split("  ")[0], stars(rating))
         self.rated.emit(path, rating)
 
     def _on_gallery_item_activated(self, item: QListWidgetItem) -> None:
-        self.actions_.full_view(Path(item.data(Qt.ItemDataRole.UserRole)))
+        self.actions_.full_view(Path(item.data(Qt.ItemDataRole.UserRole)), self.image_paths())
 
     def _on_actions_deleted(self, path: Path) -> None:
         for row in reversed(range(self.gallery.count())):
             if self.gallery.item(row).data(Qt.ItemDataRole.UserRole) == str(path):
                 self.gallery.takeItem(row)
         self._waiting.pop(str(path), None)
+        self._facts.pop(str(path), None)
 
     def _on_open_clicked(self) -> None:
         if self.selected is not None:

@@ -62,10 +62,16 @@ def test_the_context_menu_offers_every_action_and_use_settings_restores(
     assert [a.text() for a in menu.actions()] == MENU
     _action(menu, "Use these settings").trigger()
     assert window.model.get("prompt") == "a red fox in the snow"
-    _action(menu, "Copy parameters").trigger()
-    assert QGuiApplication.clipboard().text().startswith("a red fox in the snow\nNegative prompt: blurry")
+    QGuiApplication.clipboard().clear()
+    _action(menu, "Copy parameters").trigger()  # the file is read on the loader's pool
+    assert QGuiApplication.clipboard().text() == ""
+    qtbot.waitUntil(
+        lambda: (
+            QGuiApplication.clipboard().text().startswith("a red fox in the snow\nNegative prompt: blurry")
+        )
+    )
     _action(menu, "Copy image").trigger()
-    assert QGuiApplication.clipboard().image().size().width() == 64
+    qtbot.waitUntil(lambda: QGuiApplication.clipboard().image().size().width() == 64)
 
 
 def test_send_to_img2img_and_upscale_start_from_the_image(
@@ -124,6 +130,7 @@ def test_double_click_opens_the_full_view_with_zoom(
     gallery.itemActivated.emit(item)  # what a double-click or Enter on the item emits
     viewer = window.results_panel.actions_.viewer
     assert isinstance(viewer, ImageViewer) and viewer.isVisible() and viewer.path == path
+    qtbot.waitUntil(lambda: not viewer.pixmap.isNull())  # decoded on the loader's pool
     viewer.set_zoom(1.0)
     assert viewer.image.size().width() == 64
     qtbot.keyClick(viewer, Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier)
