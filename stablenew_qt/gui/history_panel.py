@@ -25,6 +25,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon, QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -94,6 +95,12 @@ def history_text(job: Job) -> str:
     images = f"{len(job.outputs)} image(s)" if job.outputs else "no images"
     rated = f"  ·  {stars(job.rating)}" if job.rating else ""
     return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}{rated}"
+
+
+def compare_label(job: Job) -> str:
+    """What tells two jobs' images apart in the compare view: id, seed, model."""
+    seed = job.config_data.get("seed")
+    return f"#{job.id} · seed {seed} · {job.model}" if seed is not None else f"#{job.id} · {job.model}"
 
 
 @dataclass(frozen=True)
@@ -250,6 +257,7 @@ class HistoryPanel(QWidget):
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setViewMode(QListView.ViewMode.ListMode)
         self.list.setUniformItemSizes(True)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # to compare two
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._on_list_custom_context_menu_requested)
         self.list.currentRowChanged.connect(self._on_list_current_row_changed)
@@ -414,6 +422,18 @@ class HistoryPanel(QWidget):
             return
         self.actions_.full_view(image, self.image_paths())
 
+    def selected_jobs(self) -> list[Job]:
+        """The selected jobs, in list order."""
+        rows = sorted(self.list.row(item) for item in self.list.selectedItems())
+        return [self.jobs[row] for row in rows if 0 <= row < len(self.jobs)]
+
+    def compare_selected(self, _job_id: int | None = None) -> None:
+        """Open the first images of the two selected jobs side by side (a message otherwise)."""
+        jobs = [job for job in self.selected_jobs() if self._files(job.id).image is not None]
+        paths = [image for job in jobs if (image := self._files(job.id).image) is not None]
+        labels = [compare_label(job) for job in jobs]
+        self.actions_.compare(paths, labels)
+
     def _on_list_item_activated(self, item: QListWidgetItem) -> None:
         self.full_view(item.data(JOB_ID_ROLE))
 
@@ -433,6 +453,9 @@ class HistoryPanel(QWidget):
         rating = rating_from_key(event)
         if job is not None and rating != NOT_A_RATING:
             self.rate(job.id, rating)
+            return True
+        if event.key() == Qt.Key.Key_C and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            self.compare_selected()
             return True
         return False
 
@@ -483,12 +506,16 @@ class HistoryPanel(QWidget):
     def _on_list_custom_context_menu_requested(self, pos: QPoint) -> None:
         row = self.list.indexAt(pos).row()
         if 0 <= row < len(self.jobs):
+            if not self.list.item(row).isSelected():
+                self.list.setCurrentRow(row)
             self.context_menu(self.jobs[row]).exec(self.list.viewport().mapToGlobal(pos))
 
     def context_menu(self, job: Job) -> QMenu:
         """The menu for ``job``: every operation the buttons offer."""
         files = self._files(job.id)
+        two = [j for j in self.selected_jobs() if self._files(j.id).image is not None]
         entries: tuple[MenuEntry, ...] = (
+            *((("Compare the two selected", True, self.compare_selected),) if len(two) == 2 else ()),
             ("Open folder", files.folder is not None, self.open_folder),
             ("Full view", files.image is not None, self.full_view),
             ("Re-queue", True, self.requeue),

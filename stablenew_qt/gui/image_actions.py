@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
 from ..core.config import RunConfig
 from . import image_facts
+from .compare_view import CompareView
 from .image_facts import ImageFacts
 from .image_viewer import ImageViewer, read_full
 from .thumbnails import ThumbnailLoader
@@ -47,6 +48,7 @@ class ImageActions(QObject):
         self._parent = parent
         self.loader = loader
         self.viewer: ImageViewer | None = None
+        self.compare_view: CompareView | None = None
         self.confirm: QMessageBox | None = None
 
     def menu(self, path: Path) -> QMenu:
@@ -88,6 +90,24 @@ class ImageActions(QObject):
     def _forget_viewer(self, viewer: ImageViewer) -> None:
         if self.viewer is viewer:
             self.viewer = None
+
+    def compare(self, paths: Sequence[Path], labels: Sequence[str] = ()) -> CompareView | None:
+        """Open two images side by side (``labels``: what tells them apart); a message unless
+        exactly two are given."""
+        if len(paths) != 2:
+            self.errorOccurred.emit(f"Select two images to compare ({len(paths)} selected)")
+            return None
+        pair = (paths[0], paths[1])
+        names = (labels[0], labels[1]) if len(labels) == 2 else None
+        view = CompareView(pair, self.loader, names, self._parent)
+        view.destroyed.connect(lambda: self._forget_compare(view))
+        self.compare_view = view
+        view.show()
+        return view
+
+    def _forget_compare(self, view: CompareView) -> None:
+        if self.compare_view is view:
+            self.compare_view = None
 
     def copy_image(self, path: Path) -> None:
         """Put the image on the clipboard (read on the loader's pool)."""

@@ -18,13 +18,24 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QKeyEvent, QPixmap
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QDesktopServices,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QKeyEvent,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -116,6 +127,7 @@ class ResultsPanel(QWidget):
         self.gallery.setIconSize(QSize(THUMB, THUMB))
         self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
         self.gallery.setMovement(QListView.Movement.Static)
+        self.gallery.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # to compare two
         self.gallery.currentItemChanged.connect(self._on_gallery_current_item_changed)
         self.thumbnails = ThumbnailLoader(self)
         self.actions_ = ImageActions(self, self.thumbnails)
@@ -141,8 +153,13 @@ class ResultsPanel(QWidget):
         self.use_button = self._button(
             "Use these settings", "Restore every knob from this image", self._on_use_clicked
         )
+        self.compare_button = self._button(
+            "Compare", "Show the two selected images side by side (C)", self.compare_selected
+        )
+        self.compare_button.setEnabled(False)
+        self.gallery.itemSelectionChanged.connect(self._on_gallery_item_selection_changed)
         buttons = QHBoxLayout()
-        for button in (self.open_button, self.copy_button, self.use_button):
+        for button in (self.open_button, self.copy_button, self.use_button, self.compare_button):
             buttons.addWidget(button)
         side = QWidget()
         side_layout = QVBoxLayout(side)
@@ -298,12 +315,36 @@ class ResultsPanel(QWidget):
             )
         )
 
+    def selected_paths(self) -> list[Path]:
+        """The selected images, in display order (two of them can be compared)."""
+        rows = sorted(self.gallery.row(item) for item in self.gallery.selectedItems())
+        return [Path(self.gallery.item(row).data(Qt.ItemDataRole.UserRole)) for row in rows]
+
+    def compare_selected(self) -> None:
+        """Open the two selected images side by side (a message unless two are selected)."""
+        paths = self.selected_paths()
+        labels = [item.text() for path in paths for item in self._items_of(path)[:1]]
+        self.actions_.compare(paths, labels)
+
+    def _on_gallery_item_selection_changed(self) -> None:
+        self.compare_button.setEnabled(len(self.gallery.selectedItems()) == 2)
+
+    def context_menu(self, item: QListWidgetItem) -> QMenu:
+        """The menu for ``item``: the image's actions, and Compare when it is one of two selected."""
+        if not item.isSelected():
+            self.gallery.setCurrentItem(item)  # a right-click elsewhere selects that image alone
+        menu = self.actions_.menu(Path(item.data(Qt.ItemDataRole.UserRole)))
+        if len(self.gallery.selectedItems()) == 2:
+            compare = QAction("Compare the two selected", menu)
+            compare.setObjectName("results.menu.compare")
+            compare.triggered.connect(self.compare_selected)
+            menu.insertAction(menu.actions()[0], compare)
+        return menu
+
     def _on_gallery_custom_context_menu_requested(self, pos: QPoint) -> None:
         item = self.gallery.itemAt(pos)
         if item is not None:
-            self.gallery.setCurrentItem(item)
-            path = Path(item.data(Qt.ItemDataRole.UserRole))
-            self.actions_.menu(path).exec(self.gallery.viewport().mapToGlobal(pos))
+            self.context_menu(item).exec(self.gallery.viewport().mapToGlobal(pos))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.gallery and event.type() == QEvent.Type.KeyPress:
@@ -319,8 +360,12 @@ class ResultsPanel(QWidget):
         if rating != NOT_A_RATING:
             self.rate(path, rating)
             return True
-        if event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+        plain = event.modifiers() == Qt.KeyboardModifier.NoModifier
+        if event.key() == Qt.Key.Key_Space and plain:
             self.actions_.full_view(path, self.image_paths())
+            return True
+        if event.key() == Qt.Key.Key_C and plain:
+            self.compare_selected()
             return True
         return False
 

@@ -199,3 +199,37 @@ def test_enter_in_history_opens_the_jobs_image_and_steps_through_the_history(
     assert viewer.path.name == "00000-7.png"
     viewer.close()
     QApplication.processEvents()
+
+
+# -- 4. labels that tell images apart -----------------------------------------------------------
+
+
+def test_labels_show_time_seed_and_the_model_read_on_the_pool(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readers: list[threading.Thread] = []
+    real = image_facts.read_image_facts
+    monkeypatch.setattr(
+        image_facts,
+        "read_image_facts",
+        lambda path: (readers.append(threading.current_thread()), real(path))[1],
+    )
+    panel = make_main_window().results_panel
+    # The same file name (index and seed) in two run folders, made with two models.
+    first = a1111_png(tmp_path / "run1" / "00000-42.png", 42, model="dreamshaper_8")
+    second = a1111_png(tmp_path / "run2" / "00000-42.png", 42, model="juggernautXL")
+    plain = tmp_path / "fox.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    shown(panel, first, second, plain)
+    labels = [panel.gallery.item(row).text() for row in range(3)]
+    assert labels[1].endswith("· seed 42") and "dreamshaper" not in labels[2]  # the model needs the file
+    qtbot.waitUntil(lambda: "dreamshaper_8" in panel.gallery.item(2).text(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "juggernautXL" in panel.gallery.item(1).text(), timeout=RUN_TIMEOUT_MS)
+    labels = [panel.gallery.item(row).text() for row in range(3)]
+    assert labels[1].endswith(" · seed 42 · juggernautXL") and labels[2].endswith(
+        " · seed 42 · dreamshaper_8"
+    )
+    assert labels[0].endswith(" · fox")  # no infotext: the time and the file name
+    assert len(set(labels)) == 3 and threading.main_thread() not in readers
+    panel._on_rated(second, 3)  # what a stored rating calls back
+    assert panel.gallery.item(1).text().endswith("juggernautXL  ★★★☆☆")  # the stars follow the label
