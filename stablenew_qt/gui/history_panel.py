@@ -35,13 +35,15 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMenu,
     QPushButton,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.events import QueueChanged
+from ..core.events import GroupFinished, QueueChanged
 from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueError, filter_jobs
 from .bridge import EventBridge
+from .history_groups import GroupRow, group_text, grouped_order, read_group_rows
 from .image_actions import SEND_TO, ImageActions
 from .queue_client import QueueClient
 from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, job_text, load_config
@@ -51,6 +53,11 @@ from .thumbnails import ThumbnailLoader
 log = logging.getLogger(__name__)
 
 THUMB = 64
+#: Item data: the group a row heads (group rows), the group a job row belongs to (its jobs).
+GROUP_ID_ROLE = Qt.ItemDataRole.UserRole + 10
+MEMBER_OF_ROLE = Qt.ItemDataRole.UserRole + 11
+#: How a group's job rows are set off under the group's row.
+MEMBER_INDENT = "      "
 #: The newest jobs listed; older ones match the filters but are not shown (the label says so).
 MAX_LISTED = 500
 #: How long typing in the search box waits before filtering (ms).
@@ -130,6 +137,8 @@ class HistoryListing:
     #: For each listed job (by id): its first image and its folder, where they exist (looked up
     #: on the queue thread with the listing, so selecting a job never waits on the disk).
     files: dict[int, JobFiles] = field(default_factory=dict)
+    #: The groups of the listed jobs (by group id), read with them.
+    groups: dict[int, GroupRow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,8 @@ def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | Q
     if filters.sort == "rating":
         jobs.sort(key=lambda job: -(job.rating or 0))  # stable: newest first among equals
     files = {job.id: job_files(job) for job in jobs[:MAX_LISTED]}
-    return HistoryListing(jobs, sorted({job.model for job in finished if job.model}), files)
+    groups = read_group_rows(queue, (job.group_id for job in jobs[:MAX_LISTED] if job.group_id is not None))
+    return HistoryListing(jobs, sorted({job.model for job in finished if job.model}), files, groups)
 
 
 class HistoryPanel(QWidget):
@@ -191,6 +201,10 @@ class HistoryPanel(QWidget):
         self._bridge = bridge
         self.jobs: list[Job] = []
         self.files: dict[int, JobFiles] = {}
+        self.groups: dict[int, GroupRow] = {}
+        #: Groups whose jobs are shown under their row (kept across refreshes).
+        self.expanded: set[int] = set()
+        self._job_items: dict[int, QListWidgetItem] = {}
         self.thumbnails = ThumbnailLoader(self)
         self.actions_ = ImageActions(self, self.thumbnails)
         self.actions_.deleted.connect(lambda _path: self.refresh())  # from the full view
@@ -213,6 +227,7 @@ class HistoryPanel(QWidget):
         ):
             combo.currentIndexChanged.connect(self.refresh)
         bridge.queueChanged.connect(self._on_queue_changed)
+        bridge.groupFinished.connect(self._on_group_finished)  # its grid is written: show it
         self.refresh()
 
     def _build(self) -> None:
@@ -276,11 +291,21 @@ class HistoryPanel(QWidget):
             "Load into editor", "Show the job's settings in the editor", self.load
         )
         self.remove_button = self._button("Remove", "Forget the job (its images stay on disk)", self.remove)
+        self.best_button = QPushButton("Load best-rated cell")
+        self.best_button.setObjectName("history.load_best")
+        self.best_button.setToolTip("Load the settings of the sweep's highest-rated job into the editor")
+        self.best_button.clicked.connect(self._on_best_button_clicked)
         self.clear_button = QPushButton("Clear history")
         self.clear_button.setToolTip("Forget every finished job (their images stay on disk)")
         self.clear_button.clicked.connect(self._on_clear_button_clicked)
         buttons = QHBoxLayout()
-        for button in (self.open_button, self.requeue_button, self.new_seed_button, self.load_button):
+        for button in (
+            self.open_button,
+            self.requeue_button,
+            self.new_seed_button,
+            self.load_button,
+            self.best_button,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.remove_button)
@@ -303,10 +328,14 @@ class HistoryPanel(QWidget):
         """Stop following the queue and stop decoding thumbnails (the window is closing)."""
         self._closed = True
         self._bridge.queueChanged.disconnect(self._on_queue_changed)
+        self._bridge.groupFinished.disconnect(self._on_group_finished)
         self._search_timer.stop()
         self.thumbnails.shutdown()
 
     def _on_queue_changed(self, _event: QueueChanged) -> None:
+        self.refresh()
+
+    def _on_group_finished(self, _event: GroupFinished) -> None:
         self.refresh()
 
     def filters(self) -> HistoryFilters:
@@ -348,21 +377,87 @@ class HistoryPanel(QWidget):
         self.listed.emit()
 
     def _show(self, listing: HistoryListing) -> None:
-        selected = self.selected_job()
+        selected, selected_group = self.selected_job(), self.selected_group()
         self._update_models(listing.models)
         jobs = listing.jobs
-        self.jobs = jobs[:MAX_LISTED]
+        self.groups = listing.groups
+        self.jobs = grouped_order(jobs[:MAX_LISTED], self.groups)
         self.files = listing.files
         self.list.clear()
         self._items_by_path.clear()
+        self._job_items.clear()
         for job in self.jobs:
-            self.list.addItem(self._item(job))
+            group_id = job.group_id if job.group_id in self.groups else None
+            if group_id is not None and not self._group_item(group_id):
+                listed = sum(j.group_id == group_id for j in self.jobs)
+                self.list.addItem(self._new_group_item(self.groups[group_id], listed))
+            item = self._item(job)
+            self._job_items[job.id] = item
+            self.list.addItem(item)
+            if group_id is not None:
+                item.setText(MEMBER_INDENT + item.text().replace("\n", "\n" + MEMBER_INDENT))
+                item.setData(MEMBER_OF_ROLE, group_id)
+                item.setHidden(group_id not in self.expanded)
         shown = f"{len(self.jobs)} of {len(jobs)}" if len(jobs) > len(self.jobs) else str(len(jobs))
         self.summary.setText(f"{shown} finished job(s)")
-        if selected is not None:
-            row = next((i for i, job in enumerate(self.jobs) if job.id == selected.id), -1)
-            self.list.setCurrentRow(row)
+        if selected is not None and selected.id in self._job_items:
+            self.list.setCurrentItem(self._job_items[selected.id])
+        elif selected_group is not None and (header := self._group_item(selected_group.group.id)):
+            self.list.setCurrentItem(header)
         self._update_buttons()
+
+    def _new_group_item(self, row: GroupRow, listed: int) -> QListWidgetItem:
+        icon = QIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon))
+        item = QListWidgetItem(icon, group_text(row, row.group.id in self.expanded, listed))
+        item.setData(GROUP_ID_ROLE, row.group.id)
+        item.setData(JOB_ID_ROLE, None)
+        item.setToolTip("Enter or double-click shows or hides its jobs")
+        if row.grid is not None:
+            self._items_by_path.setdefault(row.grid, []).append(item)
+            self.thumbnails.request(row.grid, THUMB)
+        return item
+
+    def _group_item(self, group_id: int) -> QListWidgetItem | None:
+        for index in range(self.list.count()):
+            item = self.list.item(index)
+            if item.data(GROUP_ID_ROLE) == group_id:
+                return item
+        return None
+
+    def set_expanded(self, group_id: int, expanded: bool) -> None:
+        """Show (or hide) the group's jobs under its row."""
+        header = self._group_item(group_id)
+        if header is None:
+            return
+        (self.expanded.add if expanded else self.expanded.discard)(group_id)
+        listed = sum(job.group_id == group_id for job in self.jobs)
+        header.setText(group_text(self.groups[group_id], expanded, listed))
+        for index in range(self.list.count()):
+            item = self.list.item(index)
+            if item.data(MEMBER_OF_ROLE) == group_id:
+                item.setHidden(not expanded)
+
+    def toggle(self, group_id: int) -> None:
+        self.set_expanded(group_id, group_id not in self.expanded)
+
+    def load_best(self, group_id: int) -> None:
+        """Load the settings of the group's best-rated job into the editor (like "Load into the
+        editor" on that job); a message when there is none yet."""
+        row = self.groups.get(group_id)
+        if row is None:
+            return
+        if not row.finished:
+            done = f"{row.done} of {row.total} jobs done"
+            self.errorOccurred.emit(f"{row.group.label}: {done}; wait for the rest")
+        elif row.best is None:
+            self.errorOccurred.emit(f"{row.group.label}: rate a cell first (keys 1-5 on its row)")
+        else:
+            self.load(row.best.id)
+
+    def open_grid(self, group_id: int) -> None:
+        row = self.groups.get(group_id)
+        if row is not None and row.grid is not None:
+            self.actions_.full_view(row.grid)
 
     def _update_models(self, models: list[str]) -> None:
         current = self.model_filter.currentData()
@@ -395,8 +490,21 @@ class HistoryPanel(QWidget):
 
     # -- selection and operations ------------------------------------------------------------
     def selected_job(self) -> Job | None:
-        row = self.list.currentRow()
-        return self.jobs[row] if 0 <= row < len(self.jobs) else None
+        """The job of the current row (None on a group's row)."""
+        item = self.list.currentItem()
+        return self._job_of(item) if item is not None else None
+
+    def selected_group(self) -> GroupRow | None:
+        """The group whose row is current, or the group of the current job."""
+        item = self.list.currentItem()
+        if item is None:
+            return None
+        group_id = item.data(GROUP_ID_ROLE) or item.data(MEMBER_OF_ROLE)
+        return self.groups.get(group_id) if group_id is not None else None
+
+    def _job_of(self, item: QListWidgetItem) -> Job | None:
+        job_id = item.data(JOB_ID_ROLE)
+        return next((job for job in self.jobs if job.id == job_id), None) if job_id is not None else None
 
     def _on_list_current_row_changed(self, _row: int) -> None:
         self._update_buttons()
@@ -406,6 +514,13 @@ class HistoryPanel(QWidget):
         for button in (self.requeue_button, self.new_seed_button, self.load_button, self.remove_button):
             button.setEnabled(job is not None)
         self.open_button.setEnabled(job is not None and self._files(job.id).folder is not None)
+        group = self.selected_group()
+        self.best_button.setEnabled(group is not None and group.can_load_best)
+
+    def _on_best_button_clicked(self) -> None:
+        group = self.selected_group()
+        if group is not None:
+            self.load_best(group.group.id)
 
     def _files(self, job_id: int) -> JobFiles:
         return self.files.get(job_id, JobFiles())
@@ -424,8 +539,8 @@ class HistoryPanel(QWidget):
 
     def selected_jobs(self) -> list[Job]:
         """The selected jobs, in list order."""
-        rows = sorted(self.list.row(item) for item in self.list.selectedItems())
-        return [self.jobs[row] for row in rows if 0 <= row < len(self.jobs)]
+        items = sorted(self.list.selectedItems(), key=self.list.row)
+        return [job for item in items if (job := self._job_of(item)) is not None]
 
     def compare_selected(self, _job_id: int | None = None) -> None:
         """Open the first images of the two selected jobs side by side (a message otherwise)."""
@@ -435,7 +550,10 @@ class HistoryPanel(QWidget):
         self.actions_.compare(paths, labels)
 
     def _on_list_item_activated(self, item: QListWidgetItem) -> None:
-        self.full_view(item.data(JOB_ID_ROLE))
+        if item.data(GROUP_ID_ROLE) is not None:
+            self.toggle(item.data(GROUP_ID_ROLE))
+        else:
+            self.full_view(item.data(JOB_ID_ROLE))
 
     def _on_selected(self, operation: Callable[[int], object]) -> None:
         job = self.selected_job()
@@ -454,8 +572,14 @@ class HistoryPanel(QWidget):
         if job is not None and rating != NOT_A_RATING:
             self.rate(job.id, rating)
             return True
-        if event.key() == Qt.Key.Key_C and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+        plain = event.modifiers() == Qt.KeyboardModifier.NoModifier
+        if event.key() == Qt.Key.Key_C and plain:
             self.compare_selected()
+            return True
+        item = self.list.currentItem()
+        header = item.data(GROUP_ID_ROLE) if item is not None else None
+        if header is not None and plain and event.key() in (Qt.Key.Key_Right, Qt.Key.Key_Left):
+            self.set_expanded(header, event.key() == Qt.Key.Key_Right)
             return True
         return False
 
@@ -504,11 +628,25 @@ class HistoryPanel(QWidget):
         self.client.clear_finished()
 
     def _on_list_custom_context_menu_requested(self, pos: QPoint) -> None:
-        row = self.list.indexAt(pos).row()
-        if 0 <= row < len(self.jobs):
-            if not self.list.item(row).isSelected():
-                self.list.setCurrentRow(row)
-            self.context_menu(self.jobs[row]).exec(self.list.viewport().mapToGlobal(pos))
+        item = self.list.itemAt(pos)
+        if item is None:
+            return
+        if not item.isSelected():
+            self.list.setCurrentItem(item)
+        job, group_id = self._job_of(item), item.data(GROUP_ID_ROLE)
+        menu = self.context_menu(job) if job is not None else self.group_menu(group_id)
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+
+    def group_menu(self, group_id: int) -> QMenu:
+        """The menu of a group's row: show or hide its jobs, open its grid, load its best cell."""
+        row = self.groups[group_id]
+        shown = group_id in self.expanded
+        entries: tuple[MenuEntry, ...] = (
+            ("Hide its jobs" if shown else "Show its jobs", True, self.toggle),
+            ("Open the grid", row.grid is not None, self.open_grid),
+            ("Load best-rated cell", row.can_load_best, self.load_best),
+        )
+        return job_menu(self, group_id, entries)
 
     def context_menu(self, job: Job) -> QMenu:
         """The menu for ``job``: every operation the buttons offer."""
