@@ -3,26 +3,44 @@ expandable row of the History, with the group's name, how many of its jobs are d
 thumbnail once the grid is written, and its best-rated cell.
 
 :func:`read_group_rows` runs on the queue thread with the history listing (it reads every job of
-each group and looks for the grid file); the panel only shows what it found.
+each group and looks for the grid file); the panel only shows what it found. The rows' operations
+are :class:`GroupRows`, a mixin of the :class:`~stablenew_qt.gui.history_panel.HistoryPanel`
+(kept apart so each module holds one idea, as the JobQueue's group operations are).
 """
 
 from __future__ import annotations
 
+import builtins
 import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMenu, QStyle
 
 from ..core.job import FINISHED_STATUSES, Job
 from ..core.job_group import GridState, GroupKind, JobGroup
 from ..core.queue import JobQueue, QueueError
+from .image_actions import ImageActions
+from .queue_panel import JOB_ID_ROLE, MenuEntry, job_menu
 from .rating import stars
+from .thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
 
 #: The arrow a group row shows: expanded, collapsed.
 EXPANDED, COLLAPSED = "▾", "▸"
+#: The History's thumbnails (a job's first image, a group's grid), px.
+THUMB = 64
+#: Item data: the group a row heads (group rows), the group a job row belongs to (its jobs).
+GROUP_ID_ROLE = Qt.ItemDataRole.UserRole + 10
+MEMBER_OF_ROLE = Qt.ItemDataRole.UserRole + 11
+#: How a group's job rows are set off under the group's row.
+MEMBER_INDENT = "      "
 
 
 @dataclass(frozen=True)
@@ -104,3 +122,84 @@ def grouped_order(jobs: Iterable[Job], groups: Iterable[int]) -> list[Job]:
         elif job is members[job.group_id][0]:
             ordered.extend(members[job.group_id])
     return ordered
+
+
+class GroupRows:
+    """The History panel's group rows: made, found, shown and hidden, and their menu's
+    operations. Uses the panel's list, listing, loader and actions."""
+
+    list: QListWidget
+    jobs: builtins.list[Job]
+    groups: dict[int, GroupRow]
+    expanded: set[int]
+    thumbnails: ThumbnailLoader
+    actions_: ImageActions
+    errorOccurred: Any  # the panel's Signal(str)
+    _items_by_path: dict[Path, builtins.list[QListWidgetItem]]
+
+    def load(self, job_id: int) -> None:
+        raise NotImplementedError
+
+    def _new_group_item(self, row: GroupRow, listed: int) -> QListWidgetItem:
+        icon = QIcon(self.list.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon))
+        item = QListWidgetItem(icon, group_text(row, row.group.id in self.expanded, listed))
+        item.setData(GROUP_ID_ROLE, row.group.id)
+        item.setData(JOB_ID_ROLE, None)
+        item.setToolTip("Enter or double-click shows or hides its jobs")
+        if row.grid is not None:
+            self._items_by_path.setdefault(row.grid, []).append(item)
+            self.thumbnails.request(row.grid, THUMB)
+        return item
+
+    def _group_item(self, group_id: int) -> QListWidgetItem | None:
+        for index in range(self.list.count()):
+            item = self.list.item(index)
+            if item.data(GROUP_ID_ROLE) == group_id:
+                return item
+        return None
+
+    def set_expanded(self, group_id: int, expanded: bool) -> None:
+        """Show (or hide) the group's jobs under its row."""
+        header = self._group_item(group_id)
+        if header is None:
+            return
+        (self.expanded.add if expanded else self.expanded.discard)(group_id)
+        listed = sum(job.group_id == group_id for job in self.jobs)
+        header.setText(group_text(self.groups[group_id], expanded, listed))
+        for index in range(self.list.count()):
+            item = self.list.item(index)
+            if item.data(MEMBER_OF_ROLE) == group_id:
+                item.setHidden(not expanded)
+
+    def toggle(self, group_id: int) -> None:
+        self.set_expanded(group_id, group_id not in self.expanded)
+
+    def load_best(self, group_id: int) -> None:
+        """Load the settings of the group's best-rated job into the editor (like "Load into the
+        editor" on that job); a message when there is none yet."""
+        row = self.groups.get(group_id)
+        if row is None:
+            return
+        if not row.finished:
+            done = f"{row.done} of {row.total} jobs done"
+            self.errorOccurred.emit(f"{row.group.label}: {done}; wait for the rest")
+        elif row.best is None:
+            self.errorOccurred.emit(f"{row.group.label}: rate a cell first (keys 1-5 on its row)")
+        else:
+            self.load(row.best.id)
+
+    def open_grid(self, group_id: int) -> None:
+        row = self.groups.get(group_id)
+        if row is not None and row.grid is not None:
+            self.actions_.full_view(row.grid)
+
+    def group_menu(self, group_id: int) -> QMenu:
+        """The menu of a group's row: show or hide its jobs, open its grid, load its best cell."""
+        row = self.groups[group_id]
+        shown = group_id in self.expanded
+        entries: tuple[MenuEntry, ...] = (
+            ("Hide its jobs" if shown else "Show its jobs", True, self.toggle),
+            ("Open the grid", row.grid is not None, self.open_grid),
+            ("Load best-rated cell", row.can_load_best, self.load_best),
+        )
+        return job_menu(self.list, group_id, entries)

@@ -15,10 +15,7 @@ and shown when it arrives. Every operation runs there too.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -35,153 +32,67 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMenu,
     QPushButton,
-    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.events import GroupFinished, QueueChanged
-from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueError, filter_jobs
+from ..core.queue import Job, JobStatus, QueueError
 from .bridge import EventBridge
-from .history_groups import GroupRow, group_text, grouped_order, read_group_rows
+from .history_groups import (
+    GROUP_ID_ROLE,
+    MEMBER_INDENT,
+    MEMBER_OF_ROLE,
+    THUMB,
+    GroupRow,
+    GroupRows,
+    grouped_order,
+)
+from .history_listing import (
+    MAX_LISTED,
+    PERIODS,
+    SORTS,
+    HistoryFilters,
+    HistoryListing,
+    JobFiles,
+    compare_label,
+    first_image,
+    history_text,
+    job_folder,
+    period_start,
+    read_history,
+)
 from .image_actions import SEND_TO, ImageActions
 from .queue_client import QueueClient
-from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, job_text, load_config
-from .rating import NOT_A_RATING, rating_from_key, stars
+from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, load_config
+from .rating import NOT_A_RATING, rating_from_key
 from .thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
 
-THUMB = 64
-#: Item data: the group a row heads (group rows), the group a job row belongs to (its jobs).
-GROUP_ID_ROLE = Qt.ItemDataRole.UserRole + 10
-MEMBER_OF_ROLE = Qt.ItemDataRole.UserRole + 11
-#: How a group's job rows are set off under the group's row.
-MEMBER_INDENT = "      "
-#: The newest jobs listed; older ones match the filters but are not shown (the label says so).
-MAX_LISTED = 500
+# The listing's names stay importable from here, where they were first defined.
+__all__ = [
+    "GROUP_ID_ROLE",
+    "MAX_LISTED",
+    "PERIODS",
+    "SORTS",
+    "HistoryFilters",
+    "HistoryListing",
+    "HistoryPanel",
+    "JobFiles",
+    "first_image",
+    "history_text",
+    "job_folder",
+    "period_start",
+    "read_history",
+]
+
 #: How long typing in the search box waits before filtering (ms).
 SEARCH_DELAY_MS = 200
 ALL = ""
 
-#: The period filter: label -> how far back from the start of today (None: any time).
-PERIODS: dict[str, timedelta | None] = {
-    "Any time": None,
-    "Today": timedelta(0),
-    "Last 7 days": timedelta(days=6),
-    "Last 30 days": timedelta(days=29),
-}
 
-
-def period_start(label: str, now: datetime | None = None) -> datetime | None:
-    """The first moment the period ``label`` keeps (local midnight ``n`` days ago); None: any time."""
-    back = PERIODS[label]
-    if back is None:
-        return None
-    now = now or datetime.now().astimezone()
-    return now.replace(hour=0, minute=0, second=0, microsecond=0) - back
-
-
-def first_image(job: Job) -> Path | None:
-    """The job's first image, if it still exists (what "Send to" starts from)."""
-    return job.outputs[0] if job.outputs and job.outputs[0].is_file() else None
-
-
-def job_folder(job: Job) -> Path | None:
-    """The folder holding the job's images (its run folder), if it still exists."""
-    if job.outputs:
-        return job.outputs[0].parent if job.outputs[0].parent.is_dir() else None
-    if job.output_root is not None and job.run_id:
-        return next((p for p in job.output_root.glob(f"*/{job.run_id}") if p.is_dir()), None)
-    return None
-
-
-def history_text(job: Job) -> str:
-    """Two lines: the job's summary, then when it finished and what it left."""
-    when = job.when.strftime("%Y-%m-%d %H:%M")
-    images = f"{len(job.outputs)} image(s)" if job.outputs else "no images"
-    rated = f"  ·  {stars(job.rating)}" if job.rating else ""
-    return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}{rated}"
-
-
-def compare_label(job: Job) -> str:
-    """What tells two jobs' images apart in the compare view: id, seed, model."""
-    seed = job.config_data.get("seed")
-    return f"#{job.id} · seed {seed} · {job.model}" if seed is not None else f"#{job.id} · {job.model}"
-
-
-@dataclass(frozen=True)
-class HistoryFilters:
-    """What the history shows: None keeps everything (status: any finished status)."""
-
-    status: JobStatus | None = None
-    text: str | None = None
-    model: str | None = None
-    since: datetime | None = None
-    #: Keep jobs rated at least this (1-5); None keeps rated and unrated.
-    min_rating: int | None = None
-    #: "newest" (newest first) or "rating" (best rated first, unrated last, then newest).
-    sort: str = "newest"
-
-
-#: The sort choices: label -> HistoryFilters.sort.
-SORTS: dict[str, str] = {"Newest first": "newest", "Best rated first": "rating"}
-
-
-@dataclass(frozen=True)
-class HistoryListing:
-    """The result of :func:`read_history`."""
-
-    jobs: list[Job]  # newest first
-    models: list[str]  # every model of the finished jobs (for the model filter), sorted
-    #: For each listed job (by id): its first image and its folder, where they exist (looked up
-    #: on the queue thread with the listing, so selecting a job never waits on the disk).
-    files: dict[int, JobFiles] = field(default_factory=dict)
-    #: The groups of the listed jobs (by group id), read with them.
-    groups: dict[int, GroupRow] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobFiles:
-    """What of a job is on disk: its first image and its run folder (None: gone)."""
-
-    image: Path | None = None
-    folder: Path | None = None
-
-
-def job_files(job: Job) -> JobFiles:
-    """The job's first image and folder as the disk has them now (not on the GUI thread)."""
-    return JobFiles(first_image(job), job_folder(job))
-
-
-def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | QueueError:
-    """The finished jobs of ``queue`` passing ``filters``, newest first (any thread). Never raises:
-    a failure comes back as a QueueError, so the panel always hears back and can list again."""
-    try:
-        finished = queue.list(status=FINISHED_STATUSES)
-    except (QueueError, sqlite3.Error) as exc:
-        return QueueError(f"cannot read the history: {exc}")
-    except Exception as exc:
-        log.exception("reading the history failed")
-        return QueueError(f"cannot read the history: {type(exc).__name__}: {exc} (details in the log)")
-    jobs = filter_jobs(
-        finished,
-        None if filters.status is None else {filters.status},
-        filters.text,
-        model=filters.model,
-        since=filters.since,
-    )
-    if filters.min_rating is not None:
-        jobs = [job for job in jobs if (job.rating or 0) >= filters.min_rating]
-    jobs.sort(key=lambda job: (job.when, job.id), reverse=True)
-    if filters.sort == "rating":
-        jobs.sort(key=lambda job: -(job.rating or 0))  # stable: newest first among equals
-    files = {job.id: job_files(job) for job in jobs[:MAX_LISTED]}
-    groups = read_group_rows(queue, (job.group_id for job in jobs[:MAX_LISTED] if job.group_id is not None))
-    return HistoryListing(jobs, sorted({job.model for job in finished if job.model}), files, groups)
-
-
-class HistoryPanel(QWidget):
+class HistoryPanel(GroupRows, QWidget):
     """Finished jobs of ``queue``, newest first, with filters and re-use operations."""
 
     #: "Load into the editor" was chosen for a job (its RunConfig).
@@ -406,59 +317,6 @@ class HistoryPanel(QWidget):
             self.list.setCurrentItem(header)
         self._update_buttons()
 
-    def _new_group_item(self, row: GroupRow, listed: int) -> QListWidgetItem:
-        icon = QIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon))
-        item = QListWidgetItem(icon, group_text(row, row.group.id in self.expanded, listed))
-        item.setData(GROUP_ID_ROLE, row.group.id)
-        item.setData(JOB_ID_ROLE, None)
-        item.setToolTip("Enter or double-click shows or hides its jobs")
-        if row.grid is not None:
-            self._items_by_path.setdefault(row.grid, []).append(item)
-            self.thumbnails.request(row.grid, THUMB)
-        return item
-
-    def _group_item(self, group_id: int) -> QListWidgetItem | None:
-        for index in range(self.list.count()):
-            item = self.list.item(index)
-            if item.data(GROUP_ID_ROLE) == group_id:
-                return item
-        return None
-
-    def set_expanded(self, group_id: int, expanded: bool) -> None:
-        """Show (or hide) the group's jobs under its row."""
-        header = self._group_item(group_id)
-        if header is None:
-            return
-        (self.expanded.add if expanded else self.expanded.discard)(group_id)
-        listed = sum(job.group_id == group_id for job in self.jobs)
-        header.setText(group_text(self.groups[group_id], expanded, listed))
-        for index in range(self.list.count()):
-            item = self.list.item(index)
-            if item.data(MEMBER_OF_ROLE) == group_id:
-                item.setHidden(not expanded)
-
-    def toggle(self, group_id: int) -> None:
-        self.set_expanded(group_id, group_id not in self.expanded)
-
-    def load_best(self, group_id: int) -> None:
-        """Load the settings of the group's best-rated job into the editor (like "Load into the
-        editor" on that job); a message when there is none yet."""
-        row = self.groups.get(group_id)
-        if row is None:
-            return
-        if not row.finished:
-            done = f"{row.done} of {row.total} jobs done"
-            self.errorOccurred.emit(f"{row.group.label}: {done}; wait for the rest")
-        elif row.best is None:
-            self.errorOccurred.emit(f"{row.group.label}: rate a cell first (keys 1-5 on its row)")
-        else:
-            self.load(row.best.id)
-
-    def open_grid(self, group_id: int) -> None:
-        row = self.groups.get(group_id)
-        if row is not None and row.grid is not None:
-            self.actions_.full_view(row.grid)
-
     def _update_models(self, models: list[str]) -> None:
         current = self.model_filter.currentData()
         if [self.model_filter.itemData(i) for i in range(1, self.model_filter.count())] == models:
@@ -636,17 +494,6 @@ class HistoryPanel(QWidget):
         job, group_id = self._job_of(item), item.data(GROUP_ID_ROLE)
         menu = self.context_menu(job) if job is not None else self.group_menu(group_id)
         menu.exec(self.list.viewport().mapToGlobal(pos))
-
-    def group_menu(self, group_id: int) -> QMenu:
-        """The menu of a group's row: show or hide its jobs, open its grid, load its best cell."""
-        row = self.groups[group_id]
-        shown = group_id in self.expanded
-        entries: tuple[MenuEntry, ...] = (
-            ("Hide its jobs" if shown else "Show its jobs", True, self.toggle),
-            ("Open the grid", row.grid is not None, self.open_grid),
-            ("Load best-rated cell", row.can_load_best, self.load_best),
-        )
-        return job_menu(self, group_id, entries)
 
     def context_menu(self, job: Job) -> QMenu:
         """The menu for ``job``: every operation the buttons offer."""

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.queue import JobQueue
-from stablenew_qt.gui import history_panel, image_facts
+from stablenew_qt.gui import history_listing, image_facts
 from stablenew_qt.gui.image_viewer import ImageViewer
 from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.results_panel import READING, ResultsPanel
@@ -104,9 +104,9 @@ def test_history_looks_up_images_and_folders_on_the_queue_thread_not_on_selectio
 ) -> None:
     threads: list[threading.Thread] = []
     for name in ("first_image", "job_folder"):
-        real = getattr(history_panel, name)
+        real = getattr(history_listing, name)
         monkeypatch.setattr(
-            history_panel,
+            history_listing,
             name,
             lambda job, real=real: (threads.append(threading.current_thread()), real(job))[1],
         )
