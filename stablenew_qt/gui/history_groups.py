@@ -136,6 +136,7 @@ class GroupRows:
     actions_: ImageActions
     errorOccurred: Any  # the panel's Signal(str)
     _items_by_path: dict[Path, builtins.list[QListWidgetItem]]
+    _group_items: dict[int, QListWidgetItem]  # the group rows listed now
 
     def load(self, job_id: int) -> None:
         raise NotImplementedError
@@ -146,17 +147,15 @@ class GroupRows:
         item.setData(GROUP_ID_ROLE, row.group.id)
         item.setData(JOB_ID_ROLE, None)
         item.setToolTip("Enter or double-click shows or hides its jobs")
+        self._group_items[row.group.id] = item
         if row.grid is not None:
             self._items_by_path.setdefault(row.grid, []).append(item)
             self.thumbnails.request(row.grid, THUMB)
         return item
 
     def _group_item(self, group_id: int) -> QListWidgetItem | None:
-        for index in range(self.list.count()):
-            item = self.list.item(index)
-            if item.data(GROUP_ID_ROLE) == group_id:
-                return item
-        return None
+        """The row of the group (None: none of its jobs is listed)."""
+        return self._group_items.get(group_id)
 
     def set_expanded(self, group_id: int, expanded: bool) -> None:
         """Show (or hide) the group's jobs under its row."""

@@ -116,6 +116,7 @@ class HistoryPanel(GroupRows, QWidget):
         #: Groups whose jobs are shown under their row (kept across refreshes).
         self.expanded: set[int] = set()
         self._job_items: dict[int, QListWidgetItem] = {}
+        self._group_items: dict[int, QListWidgetItem] = {}
         self.thumbnails = ThumbnailLoader(self)
         self.actions_ = ImageActions(self, self.thumbnails)
         self.actions_.deleted.connect(lambda _path: self.refresh())  # from the full view
@@ -297,6 +298,7 @@ class HistoryPanel(GroupRows, QWidget):
         self.list.clear()
         self._items_by_path.clear()
         self._job_items.clear()
+        self._group_items.clear()
         for job in self.jobs:
             group_id = job.group_id if job.group_id in self.groups else None
             if group_id is not None and not self._group_item(group_id):
@@ -384,8 +386,10 @@ class HistoryPanel(GroupRows, QWidget):
         return self.files.get(job_id, JobFiles())
 
     def image_paths(self) -> list[Path]:
-        """The listed jobs' first images, in list order (what the full view steps through)."""
-        return [files.image for job in self.jobs if (files := self._files(job.id)).image is not None]
+        """The first images of the jobs shown (not those of a group whose jobs are hidden), in
+        list order: what the full view steps through."""
+        shown = [job for job in self.jobs if not self._job_items[job.id].isHidden()]
+        return [files.image for job in shown if (files := self._files(job.id)).image is not None]
 
     def full_view(self, job_id: int) -> None:
         """Open the job's first image in the full view (Left / Right step through the list)."""

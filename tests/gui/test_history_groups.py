@@ -88,6 +88,7 @@ def test_a_run_sweep_is_one_expandable_row_with_its_grid_and_its_best_cell_loads
         c.id for c in cells
     ]
     assert ("job", loose.id, False) in rows(history)
+    assert history.image_paths() == list(queue.get(loose.id).outputs)  # the full view skips hidden rows
     qtbot.waitUntil(lambda: history.thumbnails.is_idle(), timeout=RUN_TIMEOUT_MS)
     header = history._group_item(group_id)
     assert header is not None
@@ -100,6 +101,7 @@ def test_a_run_sweep_is_one_expandable_row_with_its_grid_and_its_best_cell_loads
     history.list.setFocus()
     qtbot.keyClick(history.list, Qt.Key.Key_Return)
     assert all(not hidden for _kind, _key, hidden in rows(history)) and "▾" in header.text()
+    assert len(history.image_paths()) == 4
     assert [key for kind, key, _hidden in rows(history)][1:4] == sorted(c.id for c in cells)[::-1]
     assert not history.best_button.isEnabled(), "no cell is rated yet"
     # Rate the CFG 6 cell 5 stars and another 3: the best cell is the CFG 6 one.
