@@ -43,7 +43,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.events import RunCompleted
+from ..core.events import GroupFinished, RunCompleted
+from ..core.job_group import GridState
 from . import image_facts
 from .bridge import EventBridge
 from .image_actions import ImageActions
@@ -182,6 +183,7 @@ class ResultsPanel(QWidget):
         self._set_selected(None)
         self.set_output_dir(output_dir)
         bridge.runCompleted.connect(self._on_run_completed)
+        bridge.groupFinished.connect(self._on_group_finished)  # a sweep's grid, first as in A1111
 
     def _button(self, text: str, tooltip: str, slot: object) -> QPushButton:
         button = QPushButton(text)
@@ -281,6 +283,11 @@ class ResultsPanel(QWidget):
             self.add_image(path)
         if event.image_paths:
             self.gallery.setCurrentRow(0)
+
+    def _on_group_finished(self, event: GroupFinished) -> None:
+        if event.group.grid_state is GridState.WRITTEN:
+            for path in reversed(event.group.grid_paths):  # the main grid first, then its sub-grids
+                self.add_image(path)
 
     def _on_gallery_current_item_changed(self, current: QListWidgetItem | None, _previous: object) -> None:
         self._set_selected(Path(current.data(Qt.ItemDataRole.UserRole)) if current else None)
