@@ -22,12 +22,14 @@ NO_PARAMETERS = "(no parameters stored in this image)"
 class ImageFacts:
     """``text`` is what the parameters box shows (the infotext, or why there is none);
     ``parameters`` the infotext itself ("" when there is none); ``model`` and ``seed`` come from
-    its ``Model:`` and ``Seed:`` keys (None when absent)."""
+    its ``Model:`` and ``Seed:`` keys (None when absent); ``script`` its ``Script:`` key (a grid's
+    "X/Y/Z plot" or "Prompt matrix", whose seed is only its first cell's)."""
 
     text: str
     parameters: str = ""
     model: str | None = None
     seed: str | None = None
+    script: str | None = None
 
 
 def read_image_facts(path: Path) -> ImageFacts:
@@ -40,4 +42,10 @@ def read_image_facts(path: Path) -> ImageFacts:
     if not parameters:
         return ImageFacts(NO_PARAMETERS)
     params = parse_infotext(parameters).params
-    return ImageFacts(parameters, parameters, params.get("Model") or None, params.get("Seed") or None)
+    return ImageFacts(
+        parameters,
+        parameters,
+        model=params.get("Model") or None,
+        seed=params.get("Seed") or None,
+        script=params.get("Script") or None,
+    )

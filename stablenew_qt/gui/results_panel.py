@@ -99,7 +99,8 @@ def image_label(
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
     stamp = made.strftime("%H:%M:%S" if made.date() == today else "%m-%d %H:%M")
     parts = path.stem.split("-")
-    seed = seed or (parts[1] if len(parts) > 1 and parts[1].isdigit() else None)
+    ours = len(parts) == 2 and all(part.isdigit() for part in parts)  # not xyz_grid-00001
+    seed = seed or (parts[1] if ours else None)
     label = f"{stamp} · seed {seed}" if seed else f"{stamp} · {path.stem}"
     return f"{label} · {model}" if model else label
 
@@ -234,7 +235,8 @@ class ResultsPanel(QWidget):
         self._facts[str(path)] = facts
         for item in self._items_of(path):
             when = item.data(WHEN_ROLE)
-            label = image_label(path, when, seed=facts.seed, model=facts.model)
+            seed = None if facts.script else facts.seed  # a grid: its name tells it apart
+            label = image_label(path, when, seed=seed, model=facts.model)
             self._set_label(item, label, item.data(STARS_ROLE) or "")
         if self.selected == path:  # an answer for an image no longer selected is only cached
             self.parameters.setPlainText(facts.text)

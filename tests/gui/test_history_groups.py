@@ -83,6 +83,8 @@ def test_a_run_sweep_is_one_expandable_row_with_its_grid_and_its_best_cell_loads
     assert grid.is_file() and history.groups[group_id].grid == grid
     results = window.results_panel.image_paths()
     assert results[0] == grid and len(results) == 5, "Results: the grid first, then the 4 images"
+    grid_item = window.results_panel.gallery.item(0)
+    qtbot.waitUntil(lambda: grid_item.text().endswith("· xyz_grid-00000 · tiny-sd"), timeout=RUN_TIMEOUT_MS)
     assert "sweep 3: CFG Scale (group" in header_text(history, group_id)
     assert "3/3 done" in header_text(history, group_id) and header_text(history, group_id).startswith("▸")
     assert rows(history)[0] == ("group", group_id, False)  # the newest: the sweep ran last

@@ -143,3 +143,5 @@ def test_labels_tell_images_apart_by_time_and_seed() -> None:
     assert image_label(Path("00000-4242.png"), now - 5, now) == "15:29:55 · seed 4242"
     assert image_label(Path("00001-4243.png"), now - 86400 * 2, now) == "11-30 15:30 · seed 4243"
     assert image_label(Path("fox.png"), now, now) == "15:30:00 · fox"
+    assert image_label(Path("xyz_grid-00001.png"), now, now) == "15:30:00 · xyz_grid-00001"  # not a seed
+    assert image_label(Path("fox.png"), now, now, seed="7", model="tiny-sd") == "15:30:00 · seed 7 · tiny-sd"
