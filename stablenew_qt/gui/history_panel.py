@@ -15,16 +15,14 @@ and shown when it arrives. Every operation runs there too.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon, QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -38,116 +36,63 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.events import QueueChanged
-from ..core.queue import FINISHED_STATUSES, Job, JobQueue, JobStatus, QueueError, filter_jobs
+from ..core.events import GroupFinished, QueueChanged
+from ..core.queue import Job, JobStatus, QueueError
 from .bridge import EventBridge
-from .image_actions import SEND_TO
+from .history_groups import (
+    GROUP_ID_ROLE,
+    MEMBER_INDENT,
+    MEMBER_OF_ROLE,
+    THUMB,
+    GroupRow,
+    GroupRows,
+    grouped_order,
+)
+from .history_listing import (
+    MAX_LISTED,
+    PERIODS,
+    SORTS,
+    HistoryFilters,
+    HistoryListing,
+    JobFiles,
+    compare_label,
+    first_image,
+    history_text,
+    job_folder,
+    period_start,
+    read_history,
+)
+from .image_actions import SEND_TO, ImageActions
 from .queue_client import QueueClient
-from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, job_text, load_config
-from .rating import NOT_A_RATING, rating_from_key, stars
+from .queue_panel import JOB_ID_ROLE, STATUS_ICONS, MenuEntry, job_menu, load_config
+from .rating import NOT_A_RATING, rating_from_key
 from .thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
 
-THUMB = 64
-#: The newest jobs listed; older ones match the filters but are not shown (the label says so).
-MAX_LISTED = 500
+# The listing's names stay importable from here, where they were first defined.
+__all__ = [
+    "GROUP_ID_ROLE",
+    "MAX_LISTED",
+    "PERIODS",
+    "SORTS",
+    "HistoryFilters",
+    "HistoryListing",
+    "HistoryPanel",
+    "JobFiles",
+    "first_image",
+    "history_text",
+    "job_folder",
+    "period_start",
+    "read_history",
+]
+
 #: How long typing in the search box waits before filtering (ms).
 SEARCH_DELAY_MS = 200
 ALL = ""
 
-#: The period filter: label -> how far back from the start of today (None: any time).
-PERIODS: dict[str, timedelta | None] = {
-    "Any time": None,
-    "Today": timedelta(0),
-    "Last 7 days": timedelta(days=6),
-    "Last 30 days": timedelta(days=29),
-}
 
-
-def period_start(label: str, now: datetime | None = None) -> datetime | None:
-    """The first moment the period ``label`` keeps (local midnight ``n`` days ago); None: any time."""
-    back = PERIODS[label]
-    if back is None:
-        return None
-    now = now or datetime.now().astimezone()
-    return now.replace(hour=0, minute=0, second=0, microsecond=0) - back
-
-
-def first_image(job: Job) -> Path | None:
-    """The job's first image, if it still exists (what "Send to" starts from)."""
-    return job.outputs[0] if job.outputs and job.outputs[0].is_file() else None
-
-
-def job_folder(job: Job) -> Path | None:
-    """The folder holding the job's images (its run folder), if it still exists."""
-    if job.outputs:
-        return job.outputs[0].parent if job.outputs[0].parent.is_dir() else None
-    if job.output_root is not None and job.run_id:
-        return next((p for p in job.output_root.glob(f"*/{job.run_id}") if p.is_dir()), None)
-    return None
-
-
-def history_text(job: Job) -> str:
-    """Two lines: the job's summary, then when it finished and what it left."""
-    when = job.when.strftime("%Y-%m-%d %H:%M")
-    images = f"{len(job.outputs)} image(s)" if job.outputs else "no images"
-    rated = f"  ·  {stars(job.rating)}" if job.rating else ""
-    return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}{rated}"
-
-
-@dataclass(frozen=True)
-class HistoryFilters:
-    """What the history shows: None keeps everything (status: any finished status)."""
-
-    status: JobStatus | None = None
-    text: str | None = None
-    model: str | None = None
-    since: datetime | None = None
-    #: Keep jobs rated at least this (1-5); None keeps rated and unrated.
-    min_rating: int | None = None
-    #: "newest" (newest first) or "rating" (best rated first, unrated last, then newest).
-    sort: str = "newest"
-
-
-#: The sort choices: label -> HistoryFilters.sort.
-SORTS: dict[str, str] = {"Newest first": "newest", "Best rated first": "rating"}
-
-
-@dataclass(frozen=True)
-class HistoryListing:
-    """The result of :func:`read_history`."""
-
-    jobs: list[Job]  # newest first
-    models: list[str]  # every model of the finished jobs (for the model filter), sorted
-
-
-def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | QueueError:
-    """The finished jobs of ``queue`` passing ``filters``, newest first (any thread). Never raises:
-    a failure comes back as a QueueError, so the panel always hears back and can list again."""
-    try:
-        finished = queue.list(status=FINISHED_STATUSES)
-    except (QueueError, sqlite3.Error) as exc:
-        return QueueError(f"cannot read the history: {exc}")
-    except Exception as exc:
-        log.exception("reading the history failed")
-        return QueueError(f"cannot read the history: {type(exc).__name__}: {exc} (details in the log)")
-    jobs = filter_jobs(
-        finished,
-        None if filters.status is None else {filters.status},
-        filters.text,
-        model=filters.model,
-        since=filters.since,
-    )
-    if filters.min_rating is not None:
-        jobs = [job for job in jobs if (job.rating or 0) >= filters.min_rating]
-    jobs.sort(key=lambda job: (job.when, job.id), reverse=True)
-    if filters.sort == "rating":
-        jobs.sort(key=lambda job: -(job.rating or 0))  # stable: newest first among equals
-    return HistoryListing(jobs, sorted({job.model for job in finished if job.model}))
-
-
-class HistoryPanel(QWidget):
+class HistoryPanel(GroupRows, QWidget):
     """Finished jobs of ``queue``, newest first, with filters and re-use operations."""
 
     #: "Load into the editor" was chosen for a job (its RunConfig).
@@ -166,7 +111,17 @@ class HistoryPanel(QWidget):
         self.client = client
         self._bridge = bridge
         self.jobs: list[Job] = []
+        self.files: dict[int, JobFiles] = {}
+        self.groups: dict[int, GroupRow] = {}
+        #: Groups whose jobs are shown under their row (kept across refreshes).
+        self.expanded: set[int] = set()
+        self._job_items: dict[int, QListWidgetItem] = {}
+        self._group_items: dict[int, QListWidgetItem] = {}
+        self._status_icons: dict[JobStatus, QIcon] = {}
         self.thumbnails = ThumbnailLoader(self)
+        self.actions_ = ImageActions(self, self.thumbnails)
+        self.actions_.deleted.connect(lambda _path: self.refresh())  # from the full view
+        self.actions_.errorOccurred.connect(self.errorOccurred)
         self.thumbnails.thumbnailReady.connect(self._on_thumbnail_ready)
         self._items_by_path: dict[Path, list[QListWidgetItem]] = {}
         self._listing = self._stale = self._closed = False
@@ -185,6 +140,7 @@ class HistoryPanel(QWidget):
         ):
             combo.currentIndexChanged.connect(self.refresh)
         bridge.queueChanged.connect(self._on_queue_changed)
+        bridge.groupFinished.connect(self._on_group_finished)  # its grid is written: show it
         self.refresh()
 
     def _build(self) -> None:
@@ -229,9 +185,11 @@ class HistoryPanel(QWidget):
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setViewMode(QListView.ViewMode.ListMode)
         self.list.setUniformItemSizes(True)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # to compare two
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._on_list_custom_context_menu_requested)
         self.list.currentRowChanged.connect(self._on_list_current_row_changed)
+        self.list.itemActivated.connect(self._on_list_item_activated)  # Enter, double-click
         self.list.installEventFilter(self)
         self.summary = QLabel("")
         self.summary.setObjectName("history.summary")
@@ -246,11 +204,21 @@ class HistoryPanel(QWidget):
             "Load into editor", "Show the job's settings in the editor", self.load
         )
         self.remove_button = self._button("Remove", "Forget the job (its images stay on disk)", self.remove)
+        self.best_button = QPushButton("Load best-rated cell")
+        self.best_button.setObjectName("history.load_best")
+        self.best_button.setToolTip("Load the settings of the sweep's highest-rated job into the editor")
+        self.best_button.clicked.connect(self._on_best_button_clicked)
         self.clear_button = QPushButton("Clear history")
         self.clear_button.setToolTip("Forget every finished job (their images stay on disk)")
         self.clear_button.clicked.connect(self._on_clear_button_clicked)
         buttons = QHBoxLayout()
-        for button in (self.open_button, self.requeue_button, self.new_seed_button, self.load_button):
+        for button in (
+            self.open_button,
+            self.requeue_button,
+            self.new_seed_button,
+            self.load_button,
+            self.best_button,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.remove_button)
@@ -273,10 +241,14 @@ class HistoryPanel(QWidget):
         """Stop following the queue and stop decoding thumbnails (the window is closing)."""
         self._closed = True
         self._bridge.queueChanged.disconnect(self._on_queue_changed)
+        self._bridge.groupFinished.disconnect(self._on_group_finished)
         self._search_timer.stop()
         self.thumbnails.shutdown()
 
     def _on_queue_changed(self, _event: QueueChanged) -> None:
+        self.refresh()
+
+    def _on_group_finished(self, _event: GroupFinished) -> None:
         self.refresh()
 
     def filters(self) -> HistoryFilters:
@@ -318,19 +290,34 @@ class HistoryPanel(QWidget):
         self.listed.emit()
 
     def _show(self, listing: HistoryListing) -> None:
-        selected = self.selected_job()
+        selected, selected_group = self.selected_job(), self.selected_group()
         self._update_models(listing.models)
         jobs = listing.jobs
-        self.jobs = jobs[:MAX_LISTED]
+        self.groups = listing.groups
+        self.jobs = grouped_order(jobs[:MAX_LISTED], self.groups)
+        self.files = listing.files
         self.list.clear()
         self._items_by_path.clear()
+        self._job_items.clear()
+        self._group_items.clear()
         for job in self.jobs:
-            self.list.addItem(self._item(job))
+            group_id = job.group_id if job.group_id in self.groups else None
+            if group_id is not None and not self._group_item(group_id):
+                listed = sum(j.group_id == group_id for j in self.jobs)
+                self.list.addItem(self._new_group_item(self.groups[group_id], listed))
+            item = self._item(job)
+            self._job_items[job.id] = item
+            self.list.addItem(item)
+            if group_id is not None:
+                item.setText(MEMBER_INDENT + item.text().replace("\n", "\n" + MEMBER_INDENT))
+                item.setData(MEMBER_OF_ROLE, group_id)
+                item.setHidden(group_id not in self.expanded)
         shown = f"{len(self.jobs)} of {len(jobs)}" if len(jobs) > len(self.jobs) else str(len(jobs))
         self.summary.setText(f"{shown} finished job(s)")
-        if selected is not None:
-            row = next((i for i, job in enumerate(self.jobs) if job.id == selected.id), -1)
-            self.list.setCurrentRow(row)
+        if selected is not None and selected.id in self._job_items:
+            self.list.setCurrentItem(self._job_items[selected.id])
+        elif selected_group is not None and (header := self._group_item(selected_group.group.id)):
+            self.list.setCurrentItem(header)
         self._update_buttons()
 
     def _update_models(self, models: list[str]) -> None:
@@ -346,7 +333,9 @@ class HistoryPanel(QWidget):
         self.model_filter.blockSignals(False)
 
     def _item(self, job: Job) -> QListWidgetItem:
-        icon = QIcon(self.style().standardIcon(STATUS_ICONS[job.status]))
+        icon = self._status_icons.get(job.status)
+        if icon is None:  # made once: the style's icon costs 50 µs, a 500-row refresh 25 ms
+            icon = self._status_icons[job.status] = QIcon(self.style().standardIcon(STATUS_ICONS[job.status]))
         item = QListWidgetItem(icon, history_text(job))
         item.setData(JOB_ID_ROLE, job.id)
         item.setToolTip(job.error or str(job.config_data.get("prompt") or ""))
@@ -364,8 +353,21 @@ class HistoryPanel(QWidget):
 
     # -- selection and operations ------------------------------------------------------------
     def selected_job(self) -> Job | None:
-        row = self.list.currentRow()
-        return self.jobs[row] if 0 <= row < len(self.jobs) else None
+        """The job of the current row (None on a group's row)."""
+        item = self.list.currentItem()
+        return self._job_of(item) if item is not None else None
+
+    def selected_group(self) -> GroupRow | None:
+        """The group whose row is current, or the group of the current job."""
+        item = self.list.currentItem()
+        if item is None:
+            return None
+        group_id = item.data(GROUP_ID_ROLE) or item.data(MEMBER_OF_ROLE)
+        return self.groups.get(group_id) if group_id is not None else None
+
+    def _job_of(self, item: QListWidgetItem) -> Job | None:
+        job_id = item.data(JOB_ID_ROLE)
+        return next((job for job in self.jobs if job.id == job_id), None) if job_id is not None else None
 
     def _on_list_current_row_changed(self, _row: int) -> None:
         self._update_buttons()
@@ -374,7 +376,49 @@ class HistoryPanel(QWidget):
         job = self.selected_job()
         for button in (self.requeue_button, self.new_seed_button, self.load_button, self.remove_button):
             button.setEnabled(job is not None)
-        self.open_button.setEnabled(job is not None and job_folder(job) is not None)
+        self.open_button.setEnabled(job is not None and self._files(job.id).folder is not None)
+        group = self.selected_group()
+        self.best_button.setEnabled(group is not None and group.can_load_best)
+
+    def _on_best_button_clicked(self) -> None:
+        group = self.selected_group()
+        if group is not None:
+            self.load_best(group.group.id)
+
+    def _files(self, job_id: int) -> JobFiles:
+        return self.files.get(job_id, JobFiles())
+
+    def image_paths(self) -> list[Path]:
+        """The first images of the jobs shown (not those of a group whose jobs are hidden), in
+        list order: what the full view steps through."""
+        shown = [job for job in self.jobs if not self._job_items[job.id].isHidden()]
+        return [files.image for job in shown if (files := self._files(job.id)).image is not None]
+
+    def full_view(self, job_id: int) -> None:
+        """Open the job's first image in the full view (Left / Right step through the list)."""
+        image = self._files(job_id).image
+        if image is None:
+            self.errorOccurred.emit(f"job {job_id} has no image on disk")
+            return
+        self.actions_.full_view(image, self.image_paths())
+
+    def selected_jobs(self) -> list[Job]:
+        """The selected jobs, in list order."""
+        items = sorted(self.list.selectedItems(), key=self.list.row)
+        return [job for item in items if (job := self._job_of(item)) is not None]
+
+    def compare_selected(self, _job_id: int | None = None) -> None:
+        """Open the first images of the two selected jobs side by side (a message otherwise)."""
+        jobs = [job for job in self.selected_jobs() if self._files(job.id).image is not None]
+        paths = [image for job in jobs if (image := self._files(job.id).image) is not None]
+        labels = [compare_label(job) for job in jobs]
+        self.actions_.compare(paths, labels)
+
+    def _on_list_item_activated(self, item: QListWidgetItem) -> None:
+        if item.data(GROUP_ID_ROLE) is not None:
+            self.toggle(item.data(GROUP_ID_ROLE))
+        else:
+            self.full_view(item.data(JOB_ID_ROLE))
 
     def _on_selected(self, operation: Callable[[int], object]) -> None:
         job = self.selected_job()
@@ -393,6 +437,15 @@ class HistoryPanel(QWidget):
         if job is not None and rating != NOT_A_RATING:
             self.rate(job.id, rating)
             return True
+        plain = event.modifiers() == Qt.KeyboardModifier.NoModifier
+        if event.key() == Qt.Key.Key_C and plain:
+            self.compare_selected()
+            return True
+        item = self.list.currentItem()
+        header = item.data(GROUP_ID_ROLE) if item is not None else None
+        if header is not None and plain and event.key() in (Qt.Key.Key_Right, Qt.Key.Key_Left):
+            self.set_expanded(header, event.key() == Qt.Key.Key_Right)
+            return True
         return False
 
     def rate(self, job_id: int, rating: int | None) -> None:
@@ -405,8 +458,7 @@ class HistoryPanel(QWidget):
 
     def open_folder(self, job_id: int) -> Path | None:
         """Open the job's run folder in the file manager; returns it (None if it is gone)."""
-        job = next((listed for listed in self.jobs if listed.id == job_id), None)
-        folder = job_folder(job) if job else None
+        folder = self._files(job_id).folder
         if folder is None:
             self.errorOccurred.emit(f"job {job_id} has no image folder on disk")
             return None
@@ -441,24 +493,32 @@ class HistoryPanel(QWidget):
         self.client.clear_finished()
 
     def _on_list_custom_context_menu_requested(self, pos: QPoint) -> None:
-        row = self.list.indexAt(pos).row()
-        if 0 <= row < len(self.jobs):
-            self.context_menu(self.jobs[row]).exec(self.list.viewport().mapToGlobal(pos))
+        item = self.list.itemAt(pos)
+        if item is None:
+            return
+        if not item.isSelected():
+            self.list.setCurrentItem(item)
+        job, group_id = self._job_of(item), item.data(GROUP_ID_ROLE)
+        menu = self.context_menu(job) if job is not None else self.group_menu(group_id)
+        menu.exec(self.list.viewport().mapToGlobal(pos))
 
     def context_menu(self, job: Job) -> QMenu:
         """The menu for ``job``: every operation the buttons offer."""
+        files = self._files(job.id)
+        two = [j for j in self.selected_jobs() if self._files(j.id).image is not None]
         entries: tuple[MenuEntry, ...] = (
-            ("Open folder", job_folder(job) is not None, self.open_folder),
+            *((("Compare the two selected", True, self.compare_selected),) if len(two) == 2 else ()),
+            ("Open folder", files.folder is not None, self.open_folder),
+            ("Full view", files.image is not None, self.full_view),
             ("Re-queue", True, self.requeue),
             ("Re-queue with a new seed", True, self.requeue_new_seed),
             ("Load into the editor", True, self.load),
-            *((text, first_image(job) is not None, partial(self._send_to, stage)) for stage, text in SEND_TO),
+            *((text, files.image is not None, partial(self._send_to, stage)) for stage, text in SEND_TO),
             ("Remove", True, self.remove),
         )
         return job_menu(self, job.id, entries)
 
     def _send_to(self, stage: str, job_id: int) -> None:
-        job = next((j for j in self.jobs if j.id == job_id), None)
-        image = first_image(job) if job is not None else None
+        image = self._files(job_id).image
         if image is not None:
             self.sendToRequested.emit(image, stage)

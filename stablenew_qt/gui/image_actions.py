@@ -7,7 +7,7 @@ reveal in the folder, delete to the trash (after asking). The actions that chang
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -16,9 +16,11 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage
 from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
 from ..core.config import RunConfig
-from ..core.errors import ConfigError
-from ..core.infotext import read_image_metadata
-from .image_viewer import ImageViewer
+from . import image_facts
+from .compare_view import CompareView
+from .image_facts import ImageFacts
+from .image_viewer import ImageViewer, read_full
+from .thumbnails import ThumbnailLoader
 
 #: Stages an image can be sent to, as (stage, menu text).
 SEND_TO: tuple[tuple[str, str], ...] = (
@@ -29,7 +31,8 @@ SEND_TO: tuple[tuple[str, str], ...] = (
 
 
 class ImageActions(QObject):
-    """The actions on one image at a time, for the widget ``parent`` (dialogs open over it)."""
+    """The actions on one image at a time, for the widget ``parent`` (dialogs open over it).
+    ``loader`` reads the files (full view, copy image, copy parameters) off the GUI thread."""
 
     #: "Use these settings" (the image's path).
     useSettingsRequested = Signal(object)
@@ -40,10 +43,12 @@ class ImageActions(QObject):
     #: Something could not be done (a message for the user).
     errorOccurred = Signal(str)
 
-    def __init__(self, parent: QWidget) -> None:
+    def __init__(self, parent: QWidget, loader: ThumbnailLoader) -> None:
         super().__init__(parent)
         self._parent = parent
+        self.loader = loader
         self.viewer: ImageViewer | None = None
+        self.compare_view: CompareView | None = None
         self.confirm: QMessageBox | None = None
 
     def menu(self, path: Path) -> QMenu:
@@ -71,34 +76,68 @@ class ImageActions(QObject):
     def reveal(self, path: Path) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
 
-    def full_view(self, path: Path) -> ImageViewer:
-        self.viewer = ImageViewer(path, self._parent)
-        self.viewer.show()
-        return self.viewer
+    def full_view(self, path: Path, paths: Sequence[Path] = ()) -> ImageViewer:
+        """Open the full view on ``path``; Left / Right step through ``paths`` (the list it was
+        opened from), Delete asks and trashes as :meth:`delete` does."""
+        viewer = ImageViewer(path, self._parent, paths=paths, loader=self.loader)
+        viewer.deleteRequested.connect(lambda shown: self.delete(shown, over=viewer))
+        self.deleted.connect(viewer.remove)
+        viewer.destroyed.connect(lambda: self._forget_viewer(viewer))
+        self.viewer = viewer
+        viewer.show()
+        return viewer
+
+    def _forget_viewer(self, viewer: ImageViewer) -> None:
+        if self.viewer is viewer:
+            self.viewer = None
+
+    def compare(self, paths: Sequence[Path], labels: Sequence[str] = ()) -> CompareView | None:
+        """Open two images side by side (``labels``: what tells them apart); a message unless
+        exactly two are given."""
+        if len(paths) != 2:
+            self.errorOccurred.emit(f"Select two images to compare ({len(paths)} selected)")
+            return None
+        pair = (paths[0], paths[1])
+        names = (labels[0], labels[1]) if len(labels) == 2 else None
+        view = CompareView(pair, self.loader, names, self._parent)
+        view.destroyed.connect(lambda: self._forget_compare(view))
+        self.compare_view = view
+        view.show()
+        return view
+
+    def _forget_compare(self, view: CompareView) -> None:
+        if self.compare_view is view:
+            self.compare_view = None
 
     def copy_image(self, path: Path) -> None:
-        image = QImage(str(path))
+        """Put the image on the clipboard (read on the loader's pool)."""
+        self.loader.submit(partial(read_full, path), partial(self._on_copy_image_read, path))
+
+    def _on_copy_image_read(self, path: Path, image: QImage) -> None:
         if image.isNull():
             self.errorOccurred.emit(f"Cannot read {path.name}")
             return
         QGuiApplication.clipboard().setImage(image)
 
     def copy_parameters(self, path: Path) -> None:
-        try:
-            text = read_image_metadata(path).parameters or ""
-        except ConfigError as exc:
-            self.errorOccurred.emit(str(exc))
-            return
-        QGuiApplication.clipboard().setText(text)
+        """Put the image's infotext on the clipboard (read on the loader's pool)."""
+        self.loader.submit(partial(image_facts.read_image_facts, path), self._on_copy_parameters_read)
 
-    def delete(self, path: Path) -> QMessageBox:
-        """Ask, then move ``path`` to the trash (emits :attr:`deleted`)."""
+    def _on_copy_parameters_read(self, facts: ImageFacts) -> None:
+        if facts.parameters or facts.text == image_facts.NO_PARAMETERS:
+            QGuiApplication.clipboard().setText(facts.parameters)
+        else:
+            self.errorOccurred.emit(facts.text)  # unreadable: the reason
+
+    def delete(self, path: Path, over: QWidget | None = None) -> QMessageBox:
+        """Ask (over the widget ``over``, default the panel), then move ``path`` to the trash
+        (emits :attr:`deleted`)."""
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Delete image",
             f"Move {path.name} to the trash?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self._parent,
+            over or self._parent,
         )
         box.setObjectName("dialog.delete_image")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

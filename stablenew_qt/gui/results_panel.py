@@ -18,13 +18,24 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QGuiApplication, QIcon, QImage, QKeyEvent, QPixmap
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QDesktopServices,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QKeyEvent,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -32,11 +43,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import ConfigError
-from ..core.events import RunCompleted
-from ..core.infotext import read_image_metadata
+from ..core.events import GroupFinished, RunCompleted
+from ..core.job_group import GridState
+from . import image_facts
 from .bridge import EventBridge
 from .image_actions import ImageActions
+from .image_facts import ImageFacts
 from .queue_client import QueueClient
 from .rating import NOT_A_RATING, rate_image, rating_from_key, stars
 from .thumbnails import ThumbnailLoader
@@ -45,6 +57,10 @@ THUMB = 96
 #: Past images listed at start (the newest); older ones stay on disk.
 MAX_PAST_IMAGES = 100
 VIEWER_MIN = 256
+#: Item data: when the image was made (seconds since the epoch), and its rating's stars.
+WHEN_ROLE = Qt.ItemDataRole.UserRole + 1
+STARS_ROLE = Qt.ItemDataRole.UserRole + 2
+READING = "Reading the parameters…"
 
 
 def past_images(output_dir: Path, limit: int = MAX_PAST_IMAGES) -> list[Path]:
@@ -72,15 +88,21 @@ def listed_images(output_dir: Path, limit: int = MAX_PAST_IMAGES) -> list[tuple[
     return [(path, mtime) for mtime, path in heapq.nlargest(limit, found, key=lambda pair: pair[0])]
 
 
-def image_label(path: Path, when: float, now: float | None = None) -> str:
-    """A gallery label that tells images apart: the time it was made and its seed
-    ("14:03:22 · seed 1234"; the date too when not today). Our files are ``<index>-<seed>.png``."""
+def image_label(
+    path: Path, when: float, now: float | None = None, *, seed: str | None = None, model: str | None = None
+) -> str:
+    """A gallery label that tells images apart: the time it was made, its seed and its model
+    ("14:03:22 · seed 1234 · dreamshaper_8"; the date too when not today). The seed is ``seed``
+    (from the infotext) or else the file name's (ours are ``<index>-<seed>.png``); ``model`` is
+    the infotext's ``Model:``, known once the file was read on the loader's pool."""
     made = datetime.fromtimestamp(when)
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
     stamp = made.strftime("%H:%M:%S" if made.date() == today else "%m-%d %H:%M")
     parts = path.stem.split("-")
-    seed = parts[1] if len(parts) > 1 and parts[1].isdigit() else None
-    return f"{stamp} · seed {seed}" if seed else f"{stamp} · {path.stem}"
+    ours = len(parts) == 2 and all(part.isdigit() for part in parts)  # not xyz_grid-00001
+    seed = seed or (parts[1] if ours else None)
+    label = f"{stamp} · seed {seed}" if seed else f"{stamp} · {path.stem}"
+    return f"{label} · {model}" if model else label
 
 
 def _placeholder_icon() -> QIcon:
@@ -107,8 +129,10 @@ class ResultsPanel(QWidget):
         self.gallery.setIconSize(QSize(THUMB, THUMB))
         self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
         self.gallery.setMovement(QListView.Movement.Static)
+        self.gallery.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # to compare two
         self.gallery.currentItemChanged.connect(self._on_gallery_current_item_changed)
-        self.actions_ = ImageActions(self)
+        self.thumbnails = ThumbnailLoader(self)
+        self.actions_ = ImageActions(self, self.thumbnails)
         self.actions_.useSettingsRequested.connect(self.useSettingsRequested)
         self.actions_.deleted.connect(self._on_actions_deleted)
         self.gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -131,8 +155,13 @@ class ResultsPanel(QWidget):
         self.use_button = self._button(
             "Use these settings", "Restore every knob from this image", self._on_use_clicked
         )
+        self.compare_button = self._button(
+            "Compare", "Show the two selected images side by side (C)", self.compare_selected
+        )
+        self.compare_button.setEnabled(False)
+        self.gallery.itemSelectionChanged.connect(self._on_gallery_item_selection_changed)
         buttons = QHBoxLayout()
-        for button in (self.open_button, self.copy_button, self.use_button):
+        for button in (self.open_button, self.copy_button, self.use_button, self.compare_button):
             buttons.addWidget(button)
         side = QWidget()
         side_layout = QVBoxLayout(side)
@@ -146,14 +175,16 @@ class ResultsPanel(QWidget):
         split.addWidget(self.gallery)
         layout = QVBoxLayout(self)
         layout.addWidget(split)
-        self.thumbnails = ThumbnailLoader(self)
         self.thumbnails.thumbnailReady.connect(self._on_thumbnails_thumbnail_ready)
         self._placeholder = _placeholder_icon()
         self._waiting: dict[str, list[QListWidgetItem]] = {}  # items still showing the placeholder
         self._viewed: tuple[str, int] | None = None  # (path, size) the viewer waits for or shows
+        self._facts: dict[str, ImageFacts] = {}  # read on the pool: parameters, seed, model
+        self._reading: set[str] = set()  # facts asked for and not yet arrived
         self._set_selected(None)
         self.set_output_dir(output_dir)
         bridge.runCompleted.connect(self._on_run_completed)
+        bridge.groupFinished.connect(self._on_group_finished)  # a sweep's grid, first as in A1111
 
     def _button(self, text: str, tooltip: str, slot: object) -> QPushButton:
         button = QPushButton(text)
@@ -169,6 +200,7 @@ class ResultsPanel(QWidget):
         """
         self.thumbnails.cancel_pending()  # thumbnails and listing of the previous folder
         self._waiting.clear()
+        self._reading.clear()
         self.gallery.clear()
         self.thumbnails.submit(partial(listed_images, output_dir), self._on_past_images_listed)
 
@@ -183,11 +215,44 @@ class ResultsPanel(QWidget):
     def _item(self, path: Path, when: float) -> QListWidgetItem:
         item = QListWidgetItem(self._placeholder, image_label(path, when))
         item.setData(Qt.ItemDataRole.UserRole, str(path))
+        item.setData(WHEN_ROLE, when)
         item.setToolTip(str(path))
         # Registered before the request: a cache hit answers inside request().
         self._waiting.setdefault(str(path), []).append(item)
         self.thumbnails.request(path, THUMB)
+        self._read_facts(path)  # the label's model and seed
         return item
+
+    def _read_facts(self, path: Path) -> None:
+        if str(path) not in self._reading:
+            self._reading.add(str(path))
+            self.thumbnails.submit(
+                partial(image_facts.read_image_facts, path), partial(self._on_facts_read, path)
+            )
+
+    def _on_facts_read(self, path: Path, facts: ImageFacts) -> None:
+        self._reading.discard(str(path))
+        self._facts[str(path)] = facts
+        for item in self._items_of(path):
+            when = item.data(WHEN_ROLE)
+            seed = None if facts.script else facts.seed  # a grid: its name tells it apart
+            label = image_label(path, when, seed=seed, model=facts.model)
+            self._set_label(item, label, item.data(STARS_ROLE) or "")
+        if self.selected == path:  # an answer for an image no longer selected is only cached
+            self.parameters.setPlainText(facts.text)
+
+    def facts(self, path: Path) -> ImageFacts | None:
+        """What was read of ``path`` so far (None: not read yet)."""
+        return self._facts.get(str(path))
+
+    def _items_of(self, path: Path) -> list[QListWidgetItem]:
+        items = (self.gallery.item(row) for row in range(self.gallery.count()))
+        return [item for item in items if item.data(Qt.ItemDataRole.UserRole) == str(path)]
+
+    @staticmethod
+    def _set_label(item: QListWidgetItem, label: str, rated: str) -> None:
+        item.setData(STARS_ROLE, rated)
+        item.setText(f"{label}  {rated}".rstrip())
 
     def _on_past_images_listed(self, listed: list[tuple[Path, float]]) -> None:
         shown = {str(path) for path in self.image_paths()}  # this session's, also on disk
@@ -221,6 +286,11 @@ class ResultsPanel(QWidget):
         if event.image_paths:
             self.gallery.setCurrentRow(0)
 
+    def _on_group_finished(self, event: GroupFinished) -> None:
+        if event.group.grid_state is GridState.WRITTEN:
+            for path in reversed(event.group.grid_paths):  # the main grid first, then its sub-grids
+                self.add_image(path)
+
     def _on_gallery_current_item_changed(self, current: QListWidgetItem | None, _previous: object) -> None:
         self._set_selected(Path(current.data(Qt.ItemDataRole.UserRole)) if current else None)
 
@@ -235,11 +305,12 @@ class ResultsPanel(QWidget):
         size = max(self.viewer.width(), self.viewer.height(), VIEWER_MIN)
         self._viewed = (str(path), size)
         self.thumbnails.request(path, size)  # the previous image stays up until this one arrives
-        try:
-            text = read_image_metadata(path).parameters or "(no parameters stored in this image)"
-        except ConfigError as exc:
-            text = str(exc)
-        self.parameters.setPlainText(text)
+        facts = self._facts.get(str(path))
+        if facts is not None:
+            self.parameters.setPlainText(facts.text)
+            return
+        self.parameters.setPlainText(READING)  # read on the pool: _on_facts_read shows it
+        self._read_facts(path)
 
     def _show_in_viewer(self, image: QImage) -> None:
         if image.isNull():
@@ -253,12 +324,36 @@ class ResultsPanel(QWidget):
             )
         )
 
+    def selected_paths(self) -> list[Path]:
+        """The selected images, in display order (two of them can be compared)."""
+        rows = sorted(self.gallery.row(item) for item in self.gallery.selectedItems())
+        return [Path(self.gallery.item(row).data(Qt.ItemDataRole.UserRole)) for row in rows]
+
+    def compare_selected(self) -> None:
+        """Open the two selected images side by side (a message unless two are selected)."""
+        paths = self.selected_paths()
+        labels = [item.text() for path in paths for item in self._items_of(path)[:1]]
+        self.actions_.compare(paths, labels)
+
+    def _on_gallery_item_selection_changed(self) -> None:
+        self.compare_button.setEnabled(len(self.gallery.selectedItems()) == 2)
+
+    def context_menu(self, item: QListWidgetItem) -> QMenu:
+        """The menu for ``item``: the image's actions, and Compare when it is one of two selected."""
+        if not item.isSelected():
+            self.gallery.setCurrentItem(item)  # a right-click elsewhere selects that image alone
+        menu = self.actions_.menu(Path(item.data(Qt.ItemDataRole.UserRole)))
+        if len(self.gallery.selectedItems()) == 2:
+            compare = QAction("Compare the two selected", menu)
+            compare.setObjectName("results.menu.compare")
+            compare.triggered.connect(self.compare_selected)
+            menu.insertAction(menu.actions()[0], compare)
+        return menu
+
     def _on_gallery_custom_context_menu_requested(self, pos: QPoint) -> None:
         item = self.gallery.itemAt(pos)
         if item is not None:
-            self.gallery.setCurrentItem(item)
-            path = Path(item.data(Qt.ItemDataRole.UserRole))
-            self.actions_.menu(path).exec(self.gallery.viewport().mapToGlobal(pos))
+            self.context_menu(item).exec(self.gallery.viewport().mapToGlobal(pos))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.gallery and event.type() == QEvent.Type.KeyPress:
@@ -274,8 +369,12 @@ class ResultsPanel(QWidget):
         if rating != NOT_A_RATING:
             self.rate(path, rating)
             return True
-        if event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier:
-            self.actions_.full_view(path)
+        plain = event.modifiers() == Qt.KeyboardModifier.NoModifier
+        if event.key() == Qt.Key.Key_Space and plain:
+            self.actions_.full_view(path, self.image_paths())
+            return True
+        if event.key() == Qt.Key.Key_C and plain:
+            self.compare_selected()
             return True
         return False
 
@@ -291,21 +390,19 @@ class ResultsPanel(QWidget):
         )
 
     def _on_rated(self, path: Path, rating: int | None) -> None:
-        for row in range(self.gallery.count()):
-            item = self.gallery.item(row)
-            if item.data(Qt.ItemDataRole.UserRole) == str(path):
-                label = item.text().split("  ")[0]
-                item.setText(f"{label}  {stars(rating)}".rstrip())
+        for item in self._items_of(path):
+            self._set_label(item, item.text().split("  ")[0], stars(rating))
         self.rated.emit(path, rating)
 
     def _on_gallery_item_activated(self, item: QListWidgetItem) -> None:
-        self.actions_.full_view(Path(item.data(Qt.ItemDataRole.UserRole)))
+        self.actions_.full_view(Path(item.data(Qt.ItemDataRole.UserRole)), self.image_paths())
 
     def _on_actions_deleted(self, path: Path) -> None:
         for row in reversed(range(self.gallery.count())):
             if self.gallery.item(row).data(Qt.ItemDataRole.UserRole) == str(path):
                 self.gallery.takeItem(row)
         self._waiting.pop(str(path), None)
+        self._facts.pop(str(path), None)
 
     def _on_open_clicked(self) -> None:
         if self.selected is not None:

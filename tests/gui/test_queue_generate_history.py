@@ -265,6 +265,7 @@ def test_history_requeues_loads_opens_and_removes(
     menu = history.context_menu(done)
     assert [(a.text(), a.isEnabled()) for a in menu.actions()] == [
         ("Open folder", True),
+        ("Full view", True),
         ("Re-queue", True),
         ("Re-queue with a new seed", True),
         ("Load into the editor", True),

@@ -62,10 +62,16 @@ def test_the_context_menu_offers_every_action_and_use_settings_restores(
     assert [a.text() for a in menu.actions()] == MENU
     _action(menu, "Use these settings").trigger()
     assert window.model.get("prompt") == "a red fox in the snow"
-    _action(menu, "Copy parameters").trigger()
-    assert QGuiApplication.clipboard().text().startswith("a red fox in the snow\nNegative prompt: blurry")
+    QGuiApplication.clipboard().clear()
+    _action(menu, "Copy parameters").trigger()  # the file is read on the loader's pool
+    assert QGuiApplication.clipboard().text() == ""
+    qtbot.waitUntil(
+        lambda: (
+            QGuiApplication.clipboard().text().startswith("a red fox in the snow\nNegative prompt: blurry")
+        )
+    )
     _action(menu, "Copy image").trigger()
-    assert QGuiApplication.clipboard().image().size().width() == 64
+    qtbot.waitUntil(lambda: QGuiApplication.clipboard().image().size().width() == 64)
 
 
 def test_send_to_img2img_and_upscale_start_from_the_image(
@@ -124,6 +130,7 @@ def test_double_click_opens_the_full_view_with_zoom(
     gallery.itemActivated.emit(item)  # what a double-click or Enter on the item emits
     viewer = window.results_panel.actions_.viewer
     assert isinstance(viewer, ImageViewer) and viewer.isVisible() and viewer.path == path
+    qtbot.waitUntil(lambda: not viewer.pixmap.isNull())  # decoded on the loader's pool
     viewer.set_zoom(1.0)
     assert viewer.image.size().width() == 64
     qtbot.keyClick(viewer, Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier)
@@ -136,3 +143,5 @@ def test_labels_tell_images_apart_by_time_and_seed() -> None:
     assert image_label(Path("00000-4242.png"), now - 5, now) == "15:29:55 · seed 4242"
     assert image_label(Path("00001-4243.png"), now - 86400 * 2, now) == "11-30 15:30 · seed 4243"
     assert image_label(Path("fox.png"), now, now) == "15:30:00 · fox"
+    assert image_label(Path("xyz_grid-00001.png"), now, now) == "15:30:00 · xyz_grid-00001"  # not a seed
+    assert image_label(Path("fox.png"), now, now, seed="7", model="tiny-sd") == "15:30:00 · seed 7 · tiny-sd"

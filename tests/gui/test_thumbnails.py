@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QListWidgetItem
 
 from stablenew_qt.gui.bridge import EventBridge
+from stablenew_qt.gui.image_facts import NO_PARAMETERS
 from stablenew_qt.gui.results_panel import THUMB, ResultsPanel, past_images
 from stablenew_qt.gui.testing import MakeMainWindow
 from stablenew_qt.gui.thumbnails import ThumbnailLoader, read_scaled
@@ -333,7 +334,8 @@ def test_an_unreadable_image_keeps_its_placeholder_and_selecting_it_says_so(
     panel.gallery.setCurrentRow(0)
     qtbot.waitUntil(lambda: panel.viewer.text() == "Cannot read this image", timeout=WAIT_MS)
     assert panel.selected == broken
-    assert "broken.png" in panel.parameters.toPlainText()  # read_image_metadata's message names it
+    # read_image_metadata's message names it
+    qtbot.waitUntil(lambda: "broken.png" in panel.parameters.toPlainText(), timeout=WAIT_MS)
 
 
 def test_selecting_an_image_loads_the_viewer_off_the_gui_thread(
@@ -347,7 +349,7 @@ def test_selecting_an_image_loads_the_viewer_off_the_gui_thread(
     shown = panel.viewer.pixmap().toImage()
     assert shown.pixelColor(shown.width() // 2, shown.height() // 2) == QColor("red")
     assert shown.width() == 2 * shown.height()  # aspect kept
-    assert panel.parameters.toPlainText() == "(no parameters stored in this image)"
+    qtbot.waitUntil(lambda: panel.parameters.toPlainText() == NO_PARAMETERS, timeout=WAIT_MS)
 
 
 def test_changing_the_output_folder_drops_the_previous_folder(
