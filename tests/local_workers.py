@@ -64,7 +64,9 @@ class LocalWorker:
     def info(self) -> WorkerInfo:
         return self._info
 
-    def run(self, job: Job, on_event: Callable[[RunEvent], None]) -> RemoteRunResult:
+    def run(
+        self, job: Job, on_event: Callable[[RunEvent], None], *, save_intermediates: bool | None = None
+    ) -> RemoteRunResult:
         if self.dead:
             raise WorkerLost(f"worker {self.runtime.worker_id} is dead")
         self.jobs.append(job.id)
@@ -83,7 +85,7 @@ class LocalWorker:
                     return
             on_event(event)
 
-        result = self.runtime.run(job.config, relay)
+        result = self.runtime.run(job.config, relay, save_intermediates=bool(save_intermediates))
         self.steps_after_cancel = len(cancelled_at)
         if self.dead:
             self._info = WorkerInfo(self.runtime.worker_id, state=WorkerState.LOST)

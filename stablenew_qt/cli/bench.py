@@ -2,7 +2,8 @@
 
 The full chain through the app's road against the same chain written by hand (default), the
 ADetailer stage against the same stage by hand (``--adetailer``), or seconds per step of every
-sampler against the diffusers scheduler it replaced (``--samplers``). See docs/benchmarks.md.
+sampler against the diffusers scheduler it replaced (``--samplers``), or the queue's throughput in
+process and on 1 and 2 Ray workers (``--workers``). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -43,11 +44,22 @@ def add_parser(subparsers: Any) -> None:
     )
     group.add_argument("--sampler-list", metavar="NAMES", help="comma-separated samplers (default: all)")
     group.add_argument("--repeats", type=_positive, default=7, help="interleaved runs, fastest kept (7)")
+    group = bench.add_argument_group("queue throughput on Ray workers (--workers)")
+    group.add_argument(
+        "--workers",
+        action="store_true",
+        help="jobs per minute in process, on 1 Ray worker and on 2 (needs stablenew-qt[cluster])",
+    )
+    group.add_argument("--jobs", type=_positive, default=16, help="timed jobs per way (16)")
     bench.set_defaults(func=run_bench)
 
 
 def run_bench(args: argparse.Namespace, *, demo_dir: Path | None = None) -> int:
     """The ``bench`` command; ``demo_dir`` is where the demo models are built (tests pass theirs)."""
+    if args.workers:
+        from ..benchmarks.workers import run_workers_bench
+
+        return run_workers_bench(args, demo_dir=demo_dir)
     if args.samplers:
         from ..benchmarks.samplers import run_sampler_bench
 

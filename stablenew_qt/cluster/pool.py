@@ -61,7 +61,9 @@ class RayWorkerHandle:
     def info(self) -> WorkerInfo:
         return self._info
 
-    def run(self, job: Job, on_event: Callable[[RunEvent], None]) -> RemoteRunResult:
+    def run(
+        self, job: Job, on_event: Callable[[RunEvent], None], *, save_intermediates: bool | None = None
+    ) -> RemoteRunResult:
         ray = import_ray()
         from ray.exceptions import ActorUnavailableError, ObjectLostError, OwnerDiedError, RayActorError
 
@@ -71,7 +73,7 @@ class RayWorkerHandle:
         result: RemoteRunResult | None = None
         try:
             stream = self._actor.run.options(num_returns="streaming").remote(
-                job.config, self._save_intermediates
+                job.config, self._save_intermediates if save_intermediates is None else save_intermediates
             )
             for ref in stream:
                 item = ray.get(ref)

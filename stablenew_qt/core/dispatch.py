@@ -412,13 +412,14 @@ class DispatchingJobRunner:
         self._emit(JobStarted(job, worker=self._where(slot)))
         self._send_workers(force=True)
         token, inbox, handle = slot.token, self._inbox, slot.handle
+        keep = self.controller.output.save_intermediates  # the session's setting now, per job
 
         def work() -> None:
             def on_event(event: SessionEvent) -> None:
                 inbox.put(_News(slot, token, event=event))
 
             try:
-                result = handle.run(job, on_event)
+                result = handle.run(job, on_event, save_intermediates=keep)
             except BaseException as exc:  # WorkerLost, or a bug in the handle: the dispatcher decides
                 inbox.put(_News(slot, token, error=exc))
                 return
@@ -505,10 +506,6 @@ class DispatchingJobRunner:
     def _record(self, slot: _Slot, job: Job, result: RemoteRunResult) -> Job:
         run_id = result.run_id or slot.run_id or None
         cancelled = slot.cancel_wanted or self.queue.cancel_requested(job.id)
-        if result.status is LifecycleState.CANCELLED:
-            if slot.interrupt_wanted and not cancelled:
-                return self.queue.mark_interrupted(job.id, run_id)
-            return self.queue.mark_cancelled(job.id, run_id)
         published = None
         if result.files and run_id:
             try:
@@ -521,8 +518,14 @@ class DispatchingJobRunner:
                 )
             except (OutputError, ConfigError) as exc:
                 log.error("job %s: %s", job.id, exc)
-                self._emit(RunFailed(run_id, None, str(exc), exc.cause))
-                return self.queue.mark_failed(job.id, exc.cause, run_id)
+                if result.status is LifecycleState.COMPLETED:
+                    self._emit(RunFailed(run_id, None, str(exc), exc.cause))
+                    return self.queue.mark_failed(job.id, exc.cause, run_id)
+                # A run that did not complete loses the intermediates it kept, as on one GPU.
+        if result.status is LifecycleState.CANCELLED:
+            if slot.interrupt_wanted and not cancelled:
+                return self.queue.mark_interrupted(job.id, run_id)
+            return self.queue.mark_cancelled(job.id, run_id)
         if result.status is LifecycleState.COMPLETED:
             if published is None:
                 cause = FailureCause(FailureKind.UNEXPECTED, f"worker {result.worker_id} sent no images back")

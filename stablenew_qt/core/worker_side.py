@@ -159,7 +159,8 @@ class WorkerRuntime:
     def _finished(self, result: RunResult) -> RemoteRunResult:
         date, files = "", {}
         published = result.manifest_path or (result.image_paths[0] if result.image_paths else None)
-        if result.status is LifecycleState.COMPLETED and published is not None:
+        # A completed run's folder, or the intermediates (and manifest) a run that did not complete kept.
+        if published is not None and published.parent.is_dir():
             folder = published.parent
             date, files = folder.parent.name, read_run_files(folder)
         return self._result(

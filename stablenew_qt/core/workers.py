@@ -129,10 +129,14 @@ class WorkerHandle(Protocol):
     @property
     def info(self) -> WorkerInfo: ...
 
-    def run(self, job: Job, on_event: Callable[[RunEvent], None]) -> RemoteRunResult:
+    def run(
+        self, job: Job, on_event: Callable[[RunEvent], None], *, save_intermediates: bool | None = None
+    ) -> RemoteRunResult:
         """Run ``job``'s config on the worker; blocks until its run ends. ``on_event`` gets the
-        run's events (progress, previews, stages) as they happen, on the calling thread. Raises
-        WorkerLost when the worker dies meanwhile."""
+        run's events (progress, previews, stages) as they happen, on the calling thread.
+        ``save_intermediates`` keeps each stage's images (None: the worker's default; the
+        dispatcher passes the session's output setting). Raises WorkerLost when the worker dies
+        meanwhile."""
         ...
 
     def cancel(self) -> None:

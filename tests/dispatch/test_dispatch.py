@@ -318,7 +318,7 @@ class _Forger:
         self.files, self.run_id = files, run_id
         self.info = WorkerInfo("w0", node="evil", state=WorkerState.IDLE)
 
-    def run(self, job, on_event) -> RemoteRunResult:  # type: ignore[no-untyped-def]
+    def run(self, job, on_event, **_options) -> RemoteRunResult:  # type: ignore[no-untyped-def]
         return RemoteRunResult(
             self.run_id, LifecycleState.COMPLETED, "2026-12-03", self.files, worker_id="w0"
         )
@@ -435,3 +435,21 @@ def test_a_session_over_the_dispatcher_forwards_every_event(tmp_path: Path, make
         assert {ev.JobStarted, ev.RunStarted, ev.StepProgress, ev.RunCompleted, ev.JobFinished} <= kinds
         assert ev.WorkersChanged in kinds and ev.LifecycleChanged in kinds
     assert pool.closed, "closing the session stops the workers"
+
+
+def test_the_session_output_setting_decides_whether_a_worker_keeps_intermediates(
+    job_queue, tmp_path: Path, make_config
+) -> None:
+    from stablenew_qt.core.controller import AppController
+    from stablenew_qt.core.fake_executor import FakeExecutor
+    from stablenew_qt.core.outputs import OutputSettings
+    from stablenew_qt.core.runner import PipelineRunner
+
+    keeping = AppController(PipelineRunner(FakeExecutor(), OutputSettings(tmp_path / "runs", True)))
+    job = job_queue.add(make_config(upscale={"enabled": True, "upscale_factor": 2}))[0]
+    runner, _seen = _dispatcher(job_queue, keeping, [LocalWorker("w0")])
+    runner.run_until_empty()
+    done = job_queue.get(job.id)
+    assert done.status is S.COMPLETED
+    intermediates = list((done.outputs[0].parent / "intermediates").glob("*.png"))
+    assert intermediates, "the stages' images were kept, as the session's setting asks"
