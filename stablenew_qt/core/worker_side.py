@@ -42,13 +42,20 @@ from .workers import RemoteRunResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WorkerRuntime", "engine_loads", "engine_resident", "read_run_files"]
+__all__ = ["WorkerRuntime", "engine_loads", "engine_resident", "engine_vram", "read_run_files"]
 
 
 def engine_resident(engine: object) -> tuple[str, ...]:
     """The checkpoints ``engine`` holds loaded now (an engine that does not say: none)."""
     resident = getattr(engine, "resident_checkpoints", None)
     return tuple(resident()) if callable(resident) else ()
+
+
+def engine_vram(engine: object) -> tuple[int | None, int | None]:
+    """(used, total) MiB of ``engine``'s GPU, or (None, None) (CPU, not loaded, or it does not say)."""
+    vram = getattr(engine, "vram_mb", None)
+    found = vram() if callable(vram) else None
+    return (int(found[0]), int(found[1])) if found else (None, None)
 
 
 def engine_loads(engine: object) -> int:
@@ -88,10 +95,13 @@ class WorkerRuntime:
 
     # -- what the Workers panel shows ----------------------------------------------------------
     def info(self, state: WorkerState = WorkerState.IDLE, job_id: int | None = None) -> WorkerInfo:
+        used, total = engine_vram(self.engine)
         return WorkerInfo(
             worker_id=self.worker_id,
             node=self.node,
             device=self.engine.device_summary() or "not loaded yet",
+            vram_total_mb=total,
+            vram_used_mb=used,
             resident=engine_resident(self.engine),
             state=state,
             job_id=job_id,

@@ -52,6 +52,16 @@ def choose_device(preference: DevicePreference | str = DevicePreference.AUTO) ->
     return DeviceChoice(torch.device("cpu"), torch.float32)
 
 
+def device_memory_mb(choice: DeviceChoice) -> tuple[int, int] | None:
+    """(used, total) MiB of the GPU as the driver sees it (every process), None on the CPU."""
+    import torch
+
+    if not choice.is_cuda:
+        return None
+    free, total = torch.cuda.mem_get_info(choice.device)
+    return (total - free) // 2**20, total // 2**20
+
+
 def memory_in_use(choice: DeviceChoice) -> int | None:
     """Bytes of device memory held by torch now (None on the CPU)."""
     import torch

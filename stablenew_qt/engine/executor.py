@@ -109,6 +109,14 @@ class DiffusersExecutor:
         """The checkpoints loaded now, least recently used first (none before the engine loads)."""
         return tuple(self._context.cache.resident()) if self._context is not None else ()
 
+    def vram_mb(self) -> tuple[int, int] | None:
+        """(used, total) MiB of this engine's GPU; None on the CPU or before the engine loads."""
+        if self._context is None:
+            return None
+        from .device import device_memory_mb
+
+        return device_memory_mb(self._context.device)
+
     def checkpoint_loads(self) -> int:
         """How many checkpoint loads the engine has made (what a worker's placement keeps low)."""
         return self._context.cache.loads if self._context is not None else 0

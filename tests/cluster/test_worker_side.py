@@ -83,3 +83,16 @@ def test_a_job_that_cannot_run_fails_with_one_line_and_no_files(runtime: WorkerR
     assert result.error and "no-such-model" in result.error and "\n" not in result.error
     assert result.cause is not None
     assert list(runtime.scratch_root.iterdir()) == []  # type: ignore[union-attr]
+
+
+def test_the_worker_reports_its_gpu_memory_when_the_engine_says_and_none_otherwise() -> None:
+    from stablenew_qt.core.fake_executor import FakeExecutor
+    from stablenew_qt.core.worker_side import WorkerRuntime
+
+    class GpuEngine(FakeExecutor):
+        def vram_mb(self) -> tuple[int, int]:
+            return 5_120, 143_771
+
+    assert (WorkerRuntime(FakeExecutor(), "w0").info().vram_total_mb) is None
+    info = WorkerRuntime(GpuEngine(), "w1").info()
+    assert (info.vram_used_mb, info.vram_total_mb) == (5_120, 143_771)
