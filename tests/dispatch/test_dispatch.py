@@ -143,9 +143,12 @@ def test_model_aware_placement_loads_each_checkpoint_once_per_worker(
     runner, _seen = _dispatcher(job_queue, app_controller, workers)
     finished = runner.run_until_empty()
     assert len(finished) == 8 and all(job.status is S.COMPLETED for job in finished)
-    loads = [worker.engine.loads for worker in workers]
-    assert loads == [1, 1], f"each worker loaded one checkpoint once, not per job: {loads}"
-    assert {workers[0].engine.loaded[0], workers[1].engine.loaded[0]} == {"modelA", "modelB"}
+    loaded = [worker.engine.loaded for worker in workers]
+    # Each worker loads each checkpoint at most once (a worker idle at the end may take the last
+    # job of the other's model: one more load, never one per job); they start on different ones.
+    assert all(max(Counter(models).values()) == 1 for models in loaded), loaded
+    assert {loaded[0][0], loaded[1][0]} == {"modelA", "modelB"}, loaded
+    assert sum(len(models) for models in loaded) <= 4, f"not one load per job (8): {loaded}"
 
 
 def test_a_single_node_order_would_load_per_job(job_queue, app_controller, make_config) -> None:

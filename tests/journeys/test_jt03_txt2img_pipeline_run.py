@@ -55,7 +55,8 @@ def test_jt03_prompt_to_image_through_the_window(qtbot: QtBot, make_main_window:
     assert len(images) == 1 and images[0].is_file()
     with Image.open(images[0]) as image:
         assert image.size == (64, 64)
-    assert "a lighthouse at dusk" in window.results_panel.parameters.toPlainText()
+    parameters = window.results_panel.parameters  # read off the GUI thread: it arrives a moment later
+    qtbot.waitUntil(lambda: "a lighthouse at dusk" in parameters.toPlainText(), timeout=RUN_TIMEOUT_MS)
     assert read_image_metadata(images[0]).run_config is not None
     # The final image replaces the last preview once decoded (off the GUI thread).
     qtbot.waitUntil(lambda: window.progress_panel.loader.decodes == 1, timeout=RUN_TIMEOUT_MS)

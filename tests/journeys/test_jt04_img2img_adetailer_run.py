@@ -270,7 +270,8 @@ def test_jt04_img2img_then_adetailer_through_the_window(
         assert image.size == (80, 64)
     meta = read_image_metadata(output)
     assert meta.parameters is not None
-    assert window.results_panel.parameters.toPlainText() == meta.parameters
+    parameters = window.results_panel.parameters  # read off the GUI thread: it arrives a moment later
+    qtbot.waitUntil(lambda: parameters.toPlainText() == meta.parameters, timeout=RUN_TIMEOUT_MS)
     params = parse_infotext(meta.parameters).params
     assert {key: params.get(key) for key in KNOB_KEYS} == KNOB_KEYS
     assert (params["Steps"], params["Denoising strength"], params["Seed"]) == ("6", "0.35", "21")
