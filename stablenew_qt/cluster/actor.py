@@ -59,8 +59,9 @@ class EngineActor:
 
     def run(
         self, config: RunConfig, save_intermediates: bool = False
-    ) -> Iterator[RunEvent | RemoteRunResult]:
-        """Run ``config``: yields its events as they happen, then its RemoteRunResult."""
+    ) -> Iterator[list[RunEvent] | RemoteRunResult]:
+        """Run ``config``: yields its events as they happen (a list of those ready together), then
+        its RemoteRunResult."""
         runtime = self._require()
         items: queue.Queue[object] = queue.Queue()
         outcome: list[RemoteRunResult | BaseException] = []
@@ -75,8 +76,23 @@ class EngineActor:
 
         thread = threading.Thread(target=work, name=f"stablenew-{self.worker_id}-job", daemon=True)
         thread.start()
-        while (item := items.get()) is not _DONE:
-            yield item  # type: ignore[misc]
+        done = False
+        while not done:
+            # Every event ready now goes back as one streamed item: one round trip for a burst of
+            # progress, and no wait added for a single event.
+            batch: list[RunEvent] = []
+            item = items.get()
+            while True:
+                if item is _DONE:
+                    done = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+                try:
+                    item = items.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                yield batch
         thread.join()
         if isinstance(outcome[0], BaseException):
             raise outcome[0]

@@ -80,7 +80,8 @@ class RayWorkerHandle:
                 if isinstance(item, RemoteRunResult):
                     result = item
                 else:
-                    on_event(item)
+                    for event in item:  # the events that were ready together, in order
+                        on_event(event)
             self._info = ray.get(self._actor.info.remote())
         except lost as exc:
             self._info = dataclasses.replace(
@@ -180,7 +181,9 @@ class RayWorkerPool:
         quiet: dict[str, Any] = {
             "include_dashboard": False,
             "log_to_driver": False,
-            "logging_level": logging.WARNING,
+            # Ray's start-up notices (e.g. "Token authentication is enabled") would break the
+            # CLI's one-line-per-event output; its errors still show.
+            "logging_level": logging.ERROR,
         }
         try:
             if self.setting.mode is WorkersMode.ADDRESS:
