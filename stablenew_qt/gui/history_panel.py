@@ -291,6 +291,7 @@ class HistoryPanel(GroupRows, QWidget):
 
     def _show(self, listing: HistoryListing) -> None:
         selected, selected_group = self.selected_job(), self.selected_group()
+        kept = [job.id for job in self.selected_jobs()]  # a selection of two (to compare) survives
         self._update_models(listing.models)
         jobs = listing.jobs
         self.groups = listing.groups
@@ -318,6 +319,10 @@ class HistoryPanel(GroupRows, QWidget):
             self.list.setCurrentItem(self._job_items[selected.id])
         elif selected_group is not None and (header := self._group_item(selected_group.group.id)):
             self.list.setCurrentItem(header)
+        if len(kept) > 1:
+            for job_id in kept:
+                if (kept_item := self._job_items.get(job_id)) is not None:
+                    kept_item.setSelected(True)
         self._update_buttons()
 
     def _update_models(self, models: list[str]) -> None:

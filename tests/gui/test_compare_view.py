@@ -161,3 +161,25 @@ def test_two_history_jobs_compare_from_the_context_menu(
     assert view.diff_rows() == [("Steps", "25", "20"), ("Seed", "4", "3")]
     assert view.labels[0].text() == f"#{ids[1]} · seed 4 · tiny-sd.safetensors"
     view.close()
+
+
+def test_a_two_job_selection_in_history_survives_a_refresh(
+    qtbot: QtBot, make_main_window: MakeMainWindow, queue: JobQueue, tmp_path: Path
+) -> None:
+    window = make_main_window(queue=queue)
+    history = window.history_panel
+    ids = []
+    for seed in (5, 6, 7):
+        made = config(steps=20).model_copy(update={"seed": seed})
+        job = queue.add(made)[0]
+        assert queue.claim(job.id) is not None
+        image = written(tmp_path / "runs" / "d" / f"run{job.id}" / f"00000-{seed}.png", made, seed, (64, 64))
+        queue.mark_completed(job.id, f"run{job.id}", [image])
+        ids.append(job.id)
+    qtbot.waitUntil(lambda: len(history.jobs) == 3, timeout=RUN_TIMEOUT_MS)
+    history._job_items[ids[0]].setSelected(True)
+    history._job_items[ids[2]].setSelected(True)
+    assert sorted(job.id for job in history.selected_jobs()) == [ids[0], ids[2]]
+    queue.rate(ids[1], 4)  # a queue change: History lists again
+    qtbot.waitUntil(lambda: any(job.rating == 4 for job in history.jobs), timeout=RUN_TIMEOUT_MS)
+    assert sorted(job.id for job in history.selected_jobs()) == [ids[0], ids[2]]
