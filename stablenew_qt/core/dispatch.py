@@ -67,6 +67,7 @@ from .job_group import JobGroup
 from .job_runner import JobRunnerFactory, SingleNodeJobRunner
 from .lifecycle import TERMINAL_STATES, LifecycleState
 from .listeners import Listeners, Unsubscribe
+from .metadata.names import model_stem
 from .outputs import publish_run_files
 from .queue import JobQueue
 from .workers import RemoteRunResult, WorkerHandle, WorkerLost, WorkerPool
@@ -88,15 +89,14 @@ POLL_S = 0.05
 #: A running job's cancel flag in the queue (set by another process) is read at most this often.
 CANCEL_CHECK_S = 0.05
 
-_SUFFIX = re.compile(r"\.(safetensors|ckpt|pt|pth|bin)$", re.IGNORECASE)
 _HASH = re.compile(r"\s*\[[0-9a-fA-F]{8,12}\]$")
 
 
 def checkpoint_key(name: str) -> str:
-    """A checkpoint name as configs and engines write it, made comparable: ``"SDXL\\juggernaut.
-    safetensors [a1b2c3d4]"`` and ``"sdxl/juggernaut"`` are the same model."""
-    text = _HASH.sub("", name.strip()).replace("\\", "/")
-    return _SUFFIX.sub("", text).casefold()
+    """A checkpoint name as configs and engines write it, made comparable (A1111's file stem, no
+    hash, any case): ``"SDXL\\juggernaut.safetensors [a1b2c3d4]"`` and ``"sdxl/juggernaut"`` are
+    the same model. Only a placement preference: two stems alike in different folders share a key."""
+    return model_stem(_HASH.sub("", name.strip())).casefold()
 
 
 @dataclass(frozen=True)
@@ -505,7 +505,6 @@ class DispatchingJobRunner:
 
     def _record(self, slot: _Slot, job: Job, result: RemoteRunResult) -> Job:
         run_id = result.run_id or slot.run_id or None
-        cancelled = slot.cancel_wanted or self.queue.cancel_requested(job.id)
         published = None
         if result.files and run_id:
             try:
@@ -523,6 +522,7 @@ class DispatchingJobRunner:
                     return self.queue.mark_failed(job.id, exc.cause, run_id)
                 # A run that did not complete loses the intermediates it kept, as on one GPU.
         if result.status is LifecycleState.CANCELLED:
+            cancelled = slot.cancel_wanted or self.queue.cancel_requested(job.id)
             if slot.interrupt_wanted and not cancelled:
                 return self.queue.mark_interrupted(job.id, run_id)
             return self.queue.mark_cancelled(job.id, run_id)

@@ -145,14 +145,7 @@ def test_two_history_jobs_compare_from_the_context_menu(
 ) -> None:
     window = make_main_window(queue=queue)
     history = window.history_panel
-    ids = []
-    for seed, steps in ((3, 20), (4, 25)):
-        made = config(steps=steps).model_copy(update={"seed": seed})
-        job = queue.add(made)[0]
-        assert queue.claim(job.id) is not None
-        image = written(tmp_path / "runs" / "d" / f"run{job.id}" / f"00000-{seed}.png", made, seed, (64, 64))
-        queue.mark_completed(job.id, f"run{job.id}", [image])
-        ids.append(job.id)
+    ids = _finished_jobs(queue, tmp_path, ((3, 20), (4, 25)))
     qtbot.waitUntil(lambda: [job.id for job in history.jobs] == ids[::-1], timeout=RUN_TIMEOUT_MS)
     history.list.selectAll()
     [compare] = [a for a in history.context_menu(history.jobs[0]).actions() if a.text().startswith("Compare")]
@@ -168,14 +161,7 @@ def test_a_two_job_selection_in_history_survives_a_refresh(
 ) -> None:
     window = make_main_window(queue=queue)
     history = window.history_panel
-    ids = []
-    for seed in (5, 6, 7):
-        made = config(steps=20).model_copy(update={"seed": seed})
-        job = queue.add(made)[0]
-        assert queue.claim(job.id) is not None
-        image = written(tmp_path / "runs" / "d" / f"run{job.id}" / f"00000-{seed}.png", made, seed, (64, 64))
-        queue.mark_completed(job.id, f"run{job.id}", [image])
-        ids.append(job.id)
+    ids = _finished_jobs(queue, tmp_path, ((5, 20), (6, 20), (7, 20)))
     qtbot.waitUntil(lambda: len(history.jobs) == 3, timeout=RUN_TIMEOUT_MS)
     history._job_items[ids[0]].setSelected(True)
     history._job_items[ids[2]].setSelected(True)
@@ -183,3 +169,18 @@ def test_a_two_job_selection_in_history_survives_a_refresh(
     queue.rate(ids[1], 4)  # a queue change: History lists again
     qtbot.waitUntil(lambda: any(job.rating == 4 for job in history.jobs), timeout=RUN_TIMEOUT_MS)
     assert sorted(job.id for job in history.selected_jobs()) == [ids[0], ids[2]]
+
+
+def _finished_jobs(
+    queue: JobQueue, tmp_path: Path, seeds_and_steps: tuple[tuple[int, int], ...]
+) -> list[int]:
+    """Completed jobs with a real PNG each (one per (seed, steps)), as a run would record them."""
+    ids = []
+    for seed, steps in seeds_and_steps:
+        made = config(steps=steps).model_copy(update={"seed": seed})
+        job = queue.add(made)[0]
+        assert queue.claim(job.id) is not None
+        image = written(tmp_path / "runs" / "d" / f"run{job.id}" / f"00000-{seed}.png", made, seed, (64, 64))
+        queue.mark_completed(job.id, f"run{job.id}", [image])
+        ids.append(job.id)
+    return ids
