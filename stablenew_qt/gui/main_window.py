@@ -229,6 +229,7 @@ class MainWindow(QMainWindow):
         self.restorer = SettingsRestorer(
             self, self.model, lambda: self.choices, self.input_panel.set_image, self.show_status
         )
+        self.restorer.restored.connect(self._on_settings_restored)
         self.styles_picker = StylesPicker(self.model, lambda: self.prefs.models_dir, lambda: self.styles_file)
         self.prompt_panel.add_styles(self.styles_picker)
         self.prompt_drop = FileDropFilter(self)  # a PNG dropped on a prompt box restores it
@@ -512,13 +513,14 @@ class MainWindow(QMainWindow):
     def _on_use_settings_requested(self, path: Path) -> None:
         self.restore_from_image(path)
 
-    def restore_from_image(self, path: Path) -> bool:
-        """Restore the settings any common generator's image was made with; False with a message
-        (or, for an image without settings, the offer to use it as the input image) if not."""
-        restored = self.restorer.restore(path)
-        if restored:
-            self.extra_networks.restore_names(path)  # LoRA/embedding names by hash, off the GUI thread
-        return restored
+    def restore_from_image(self, path: Path) -> None:
+        """Restore the settings any common generator's image was made with. The image is read off
+        the GUI thread; the outcome arrives as the restorer's ``restored``, ``refused`` (with a
+        message) or ``offeredAsInput`` (an image without settings) signal."""
+        self.restorer.restore(path)
+
+    def _on_settings_restored(self, path: Path, _settings: object) -> None:
+        self.extra_networks.restore_names(path)  # LoRA/embedding names by hash, off the GUI thread
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -595,6 +597,7 @@ class MainWindow(QMainWindow):
         self.family_check.shutdown()
         self.sweep_panel.shutdown()
         self.styles_picker.shutdown()
+        self.restorer.shutdown()
         self.extra_networks.shutdown()
         self.progress_panel.shutdown()
         for card in self.cards.values():

@@ -6,6 +6,11 @@ settings in the ConfigModel and says what did not carry over (the notes, in the 
 with no settings at all is offered as the input image; models the settings name that are not
 installed are listed at once with the closest installed names (issue 17, items 3, 4, 14).
 Dialogs never block: they open window-modal and act when answered.
+
+The image is read on the restorer's own worker thread (a PNG on a slow disk or share never holds
+the window); the answer is applied on the GUI thread when it arrives. Only the latest request
+counts: one still reading when another is asked is dropped on arrival, so the last image dropped
+or chosen is the one whose settings end up in the editor.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from ..core.errors import ConfigError
 from ..core.metadata import GenerationSettings, NoGenerationSettings, read_generation_settings
+from .background import Background
 from .config_model import ConfigModel
 from .installed import MissingModel, missing_models
 from .services import ModelChoices
@@ -33,8 +38,12 @@ class SettingsRestorer(QObject):
     ``show_status`` shows a status-bar message for a time in milliseconds.
     """
 
-    #: Settings were restored (the GenerationSettings read).
-    restored = Signal(object)
+    #: Settings were restored: (the image's Path, the GenerationSettings read).
+    restored = Signal(object, object)
+    #: The image's settings could not be used: (Path, the one-line reason shown).
+    refused = Signal(object, str)
+    #: The image has no settings and the user was asked whether to use it as the input image.
+    offeredAsInput = Signal(object)
 
     def __init__(
         self,
@@ -50,23 +59,49 @@ class SettingsRestorer(QObject):
         self._choices = choices
         self._use_as_input = use_as_input
         self._show_status = show_status
+        self._reader = Background(self)
+        self._latest = 0  # the number of the request whose answer counts
         self.dialog: QMessageBox | None = None
 
-    def restore(self, path: Path) -> bool:
-        """Restore ``path``'s settings; False (with a message, or the input-image offer) if none."""
-        try:
-            settings = read_generation_settings(path)
-        except NoGenerationSettings:
+    def restore(self, path: Path) -> None:
+        """Read ``path``'s settings off the GUI thread and restore them when they arrive (then
+        :attr:`restored`); an image without settings is offered as the input image
+        (:attr:`offeredAsInput`), one whose settings cannot be used says why (:attr:`refused`).
+        Returns at once; a later call supersedes this one."""
+        self._latest += 1
+        number = self._latest
+        self._reader.run(
+            lambda: _read(path),
+            lambda settings: self._arrived(number, path, settings),
+            lambda message: self._failed(number, path, message),
+        )
+
+    def shutdown(self) -> None:
+        """Stop reading (the window is closing); no answer is applied after this."""
+        self._reader.shutdown()
+
+    def wait(self, msecs: int = 10_000) -> bool:
+        """Wait for the reads asked so far to finish (tests)."""
+        return self._reader.wait(msecs)
+
+    def _arrived(self, number: int, path: Path, settings: GenerationSettings | None) -> None:
+        if number != self._latest:
+            log.info("restore of %s superseded by a later one: dropped", path)
+            return
+        if settings is None:
             self._offer_as_input(path)
-            return False
-        except ConfigError as exc:
-            log.warning("cannot use %s: %s", path, exc)
-            self._show_status(f"Cannot use {path.name}: {exc}", 15000)
-            return False
+            self.offeredAsInput.emit(path)
+            return
         self._model.replace(settings.config)
         self._report(path, settings)
-        self.restored.emit(settings)
-        return True
+        self.restored.emit(path, settings)
+
+    def _failed(self, number: int, path: Path, message: str) -> None:
+        if number != self._latest:
+            return
+        log.warning("cannot use %s: %s", path, message)
+        self._show_status(f"Cannot use {path.name}: {message}", 15000)
+        self.refused.emit(path, message)
 
     def _report(self, path: Path, settings: GenerationSettings) -> None:
         for note in settings.notes:
@@ -126,3 +161,12 @@ class SettingsRestorer(QObject):
             box.buttonClicked.connect(lambda button: answered(box.standardButton(button)))
         self.dialog = box
         box.open()
+
+
+def _read(path: Path) -> GenerationSettings | None:
+    """On the worker thread: the settings, or None for an image that has none (a ConfigError or
+    OSError becomes the refusal's message)."""
+    try:
+        return read_generation_settings(path)
+    except NoGenerationSettings:
+        return None

@@ -177,6 +177,14 @@ def generate_and_wait(qtbot: Any, window: MainWindow, end: str = "runCompleted")
     qtbot.waitUntil(lambda: window.host.state is not LifecycleState.RUNNING, timeout=RUN_TIMEOUT_MS)
 
 
+def restore_and_wait(qtbot: Any, window: MainWindow, path: Path) -> Any:
+    """Restore ``path``'s settings as "Use these settings" does and wait until they are in the
+    editor (the image is read off the GUI thread); returns the GenerationSettings read."""
+    with qtbot.waitSignal(window.restorer.restored, timeout=RUN_TIMEOUT_MS) as blocker:
+        window.restore_from_image(path)
+    return blocker.args[1]
+
+
 def drop_files(onto: QWidget, *paths: Path) -> QWidget:
     """Drag local files from a file manager and drop them on ``onto``, as a user would.
 

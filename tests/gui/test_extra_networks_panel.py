@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QImage
 
 from stablenew_qt.core.extra_networks import ExtraNetworksCatalog, NetworkFamily
 from stablenew_qt.gui.extra_networks_panel import ENTRY_ROLE, MISMATCH_ROLE, ExtraNetworksPanel
+from stablenew_qt.gui.testing import restore_and_wait
 
 WAIT_MS = 5000
 SD1_KEY = "lora_te_text_model_encoder_layers_0_self_attn_q_proj"
@@ -269,7 +270,7 @@ def test_restoring_an_image_renames_its_lora_by_hash(
     image = tmp_path / "from_a1111.png"
     Image.new("RGB", (8, 8)).save(image, pnginfo=info)
     window = make_main_window()
-    assert window.restore_from_image(image)
+    restore_and_wait(qtbot, window, image)
     assert window.model.get("prompt") == "a cat <lora:detail_v1:0.7>", "as written first"
     qtbot.waitUntil(lambda: window.model.get("prompt") == "a cat <lora:add_detail:0.7>", timeout=WAIT_MS)
     assert window.model.get("seed") == 5

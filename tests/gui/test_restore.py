@@ -1,20 +1,26 @@
 """Dropping and restoring images (issue 17, items 3, 4, 9, 14): a PNG dropped on the prompt box
 restores its settings (never types its URL), a picture without settings is offered as the input
-image, and models the settings name that are not installed are listed with the closest names."""
+image, and models the settings name that are not installed are listed with the closest names.
+The image is read off the GUI thread, and the latest restore asked is the one that counts."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.config import RunConfig
+from stablenew_qt.core.metadata import GenerationSettings, read_generation_settings
+from stablenew_qt.gui import restore as restore_module
 from stablenew_qt.gui.installed import closest_names, is_installed, missing_models
 from stablenew_qt.gui.services import ModelChoices
-from stablenew_qt.gui.testing import DEMO_CHOICES, MakeMainWindow, drop_files
+from stablenew_qt.gui.testing import DEMO_CHOICES, MakeMainWindow, drop_files, restore_and_wait
 
 INFOTEXT = (
     "a red fox in the snow\nNegative prompt: blurry\n"
@@ -40,12 +46,15 @@ def test_a_png_dropped_on_the_prompt_box_restores_its_settings(
 ) -> None:
     window = make_main_window()
     png = a1111_png(tmp_path / "a1111_fox.png")
-    drop_files(window.prompt_panel.prompt, png)
+    with qtbot.waitSignal(window.restorer.restored, timeout=5000):
+        drop_files(window.prompt_panel.prompt, png)
     assert window.model.get("prompt") == "a red fox in the snow"
     assert "file:" not in window.prompt_panel.prompt.toPlainText()
     assert window.model.get("txt2img.width") == 640 and window.model.get("txt2img.height") == 448
     assert window.findChild(QMessageBox, "dialog.missing_models") is None, "tiny-sd is installed"
-    drop_files(window.prompt_panel.negative.viewport(), png)  # the negative box too
+    window.model.set("negative_prompt", "")
+    with qtbot.waitSignal(window.restorer.restored, timeout=5000):
+        drop_files(window.prompt_panel.negative.viewport(), png)  # the negative box too
     assert window.model.get("negative_prompt") == "blurry"
 
 
@@ -55,7 +64,9 @@ def test_a_png_without_settings_is_offered_as_the_input_image(
     window = make_main_window()
     photo = tmp_path / "photo.png"
     Image.new("RGB", (32, 32), (1, 2, 3)).save(photo)
-    drop_files(window.prompt_panel.prompt, photo)
+    with qtbot.waitSignal(window.restorer.offeredAsInput, timeout=5000) as offered:
+        drop_files(window.prompt_panel.prompt, photo)
+    assert offered.args == [photo]
     box = _dialog(window, "dialog.use_as_input")
     assert "no generation settings in this image" in box.text()
     assert window.prompt_panel.prompt.toPlainText() == window.model.get("prompt")  # nothing typed
@@ -67,11 +78,69 @@ def test_a_restored_png_whose_model_is_missing_says_so_with_the_closest_names(
     qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
 ) -> None:
     window = make_main_window()
-    assert window.restore_from_image(a1111_png(tmp_path / "dream.png", model="tiny-sdxl"))
+    restore_and_wait(qtbot, window, a1111_png(tmp_path / "dream.png", model="tiny-sdxl"))
     box = _dialog(window, "dialog.missing_models")
     assert "Model (txt2img): 'tiny-sdxl' is not installed; closest installed: " in box.text()
     assert "demo-tiny-sdxl" in box.text()
     assert window.model.get("txt2img.model") == "tiny-sdxl", "the settings are restored all the same"
+
+
+def test_an_image_whose_settings_cannot_be_used_is_refused_in_one_line(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window()
+    before = window.model.config
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a PNG")
+    with qtbot.waitSignal(window.restorer.refused, timeout=5000) as refused:
+        window.restore_from_image(broken)
+    path, message = refused.args
+    assert path == broken and "\n" not in message
+    assert message.endswith("broken.png': not an image file this app can read (PNG, JPEG or WebP)")
+    assert window.statusBar().currentMessage().startswith("Cannot use broken.png: ")
+    assert window.model.config == before, "nothing restored"
+
+
+def test_a_slow_image_never_holds_the_window_and_the_latest_restore_wins(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first image sits on a slow disk (its read blocks until released); the user drops a
+    second one meanwhile. The window keeps running its event loop, the second image's settings
+    are restored, and the first one's, arriving last, are dropped."""
+    window = make_main_window()
+    slow = a1111_png(tmp_path / "slow.png", model="tiny-sdxl")
+    fast = a1111_png(tmp_path / "fast.png")
+    release, reading = threading.Event(), threading.Event()
+    reads: list[str] = []
+
+    def reader(path: Path) -> GenerationSettings:
+        reads.append(threading.current_thread().name)
+        if path == slow:
+            reading.set()
+            assert release.wait(10), "the test never released the slow read"
+        return read_generation_settings(path)
+
+    monkeypatch.setattr(restore_module, "read_generation_settings", reader)
+    ticks: list[int] = []
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(5)
+    restored: list[Path] = []
+    window.restorer.restored.connect(lambda path, _settings: restored.append(path))
+    window.restore_from_image(slow)  # returns at once
+    qtbot.waitUntil(reading.is_set, timeout=5000)
+    window.restore_from_image(fast)  # queued behind the slow read on the reader's thread
+    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=5000)  # the GUI thread is free meanwhile
+    assert restored == [] and window.model.get("txt2img.model") != "tiny-sdxl"
+    release.set()
+    qtbot.waitUntil(lambda: restored == [fast], timeout=5000)
+    assert window.restorer.wait(5000)
+    qtbot.wait(50)  # any late answer would have arrived by now
+    assert restored == [fast], "the slow image's answer was dropped"
+    assert window.model.get("txt2img.model") == "tiny-sd"
+    assert window.findChild(QMessageBox, "dialog.missing_models") is None, "nothing said about slow.png"
+    assert threading.main_thread().name not in reads, "never read on the GUI thread"
+    timer.stop()
 
 
 def test_missing_models_knows_every_kind() -> None:

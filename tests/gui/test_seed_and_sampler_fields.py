@@ -25,6 +25,7 @@ from stablenew_qt.gui.testing import (
     MakeMainWindow,
     choose,
     generate_and_wait,
+    restore_and_wait,
     set_spin,
     small_txt2img,
     type_text,
@@ -173,7 +174,7 @@ def test_restoring_an_a1111_png_sets_every_control(
     info = PngInfo()
     info.add_text("parameters", A1111_PNG_TEXT)
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
-    assert window.restore_from_image(path)
+    restore_and_wait(qtbot, window, path)
     assert widget(window, "seed.extras").isVisibleTo(window)  # opened: the image uses them
     assert widget(window, "subseed").property("text") == "42"
     assert widget(window, "subseed_strength").property("value") == 0.3
@@ -210,7 +211,7 @@ def test_an_open_dialog_shows_the_values_a_restored_image_brings(
     info = PngInfo()
     info.add_text("parameters", A1111_PNG_TEXT)
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
-    assert window.restore_from_image(path)
+    restore_and_wait(qtbot, window, path)
     assert (dialog.values()["rng_source"], dialog.values()["emphasis"]) == ("CPU", "No norm")
     dialog.reject()
 

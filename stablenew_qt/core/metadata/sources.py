@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import ConfigError
 from ..exif_comment import exif_user_comment
@@ -69,7 +69,11 @@ def read_sources(path: str | Path) -> ImageSources:
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         if isinstance(exc, ConfigError):  # not a regular file (a FIFO is never opened to read)
             raise
-        raise ConfigError(f"cannot read image metadata from {shown_path(path)}: {exc}") from None
+        if isinstance(exc, UnidentifiedImageError):  # its text names a file object, not the file
+            reason = "not an image file this app can read (PNG, JPEG or WebP)"
+        else:
+            reason = str(exc)
+        raise ConfigError(f"cannot read image metadata from {shown_path(path)}: {reason}") from None
 
 
 def _sources_of(image: Image.Image) -> ImageSources:
