@@ -60,7 +60,8 @@ def test_the_context_menu_offers_every_action_and_use_settings_restores(
     path = _shown(window, tmp_path)
     menu = window.results_panel.actions_.menu(path)
     assert [a.text() for a in menu.actions()] == MENU
-    _action(menu, "Use these settings").trigger()
+    with qtbot.waitSignal(window.restorer.restored, timeout=5000):  # read off the GUI thread
+        _action(menu, "Use these settings").trigger()
     assert window.model.get("prompt") == "a red fox in the snow"
     QGuiApplication.clipboard().clear()
     _action(menu, "Copy parameters").trigger()  # the file is read on the loader's pool

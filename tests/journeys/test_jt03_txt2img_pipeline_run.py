@@ -71,7 +71,8 @@ def test_jt03_use_these_settings_restores_the_prompt(qtbot: QtBot, make_main_win
     with qtbot.waitSignal(window.bridge.runCompleted, timeout=RUN_TIMEOUT_MS):
         window.generate_button.click()
     window.prompt_panel.prompt.setPlainText("something else")
-    window.results_panel.use_button.click()
+    with qtbot.waitSignal(window.restorer.restored, timeout=RUN_TIMEOUT_MS):  # read off the GUI thread
+        window.results_panel.use_button.click()
     assert window.prompt_panel.prompt.toPlainText() == "first prompt"
     assert window.model.config.seed == 1234
     assert window.model.config.txt2img.steps == 3
