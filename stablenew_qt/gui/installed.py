@@ -31,6 +31,8 @@ class MissingModel:
     closest: tuple[str, ...] = ()
     #: Installed names of this kind, when none is close to ``name`` (the first few).
     others: tuple[str, ...] = ()
+    #: Every installed name of this kind (what a picker offers).
+    installed: tuple[str, ...] = ()
 
     @property
     def message(self) -> str:
@@ -98,7 +100,9 @@ def _wanted(config: RunConfig, choices: ModelChoices) -> list[tuple[str, str, st
 def missing_models(config: RunConfig, choices: ModelChoices) -> list[MissingModel]:
     """The models ``config``'s enabled stages name that ``choices`` does not list."""
     return [
-        MissingModel(path, label, name, closest_names(name, installed), tuple(installed[:CLOSEST]))
+        MissingModel(
+            path, label, name, closest_names(name, installed), tuple(installed[:CLOSEST]), tuple(installed)
+        )
         for path, label, name, installed in _wanted(config, choices)
         if name and not is_installed(name, installed)
     ]

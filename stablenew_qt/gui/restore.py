@@ -26,6 +26,7 @@ from ..core.metadata import GenerationSettings, NoGenerationSettings, read_gener
 from .background import Background
 from .config_model import ConfigModel
 from .installed import MissingModel, missing_models
+from .missing_models_dialog import MissingModelsDialog
 from .services import ModelChoices
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class SettingsRestorer(QObject):
         self._reader = Background(self)
         self._latest = 0  # the number of the request whose answer counts
         self.dialog: QMessageBox | None = None
+        self.picker: MissingModelsDialog | None = None
 
     def restore(self, path: Path) -> None:
         """Read ``path``'s settings off the GUI thread and restore them when they arrive (then
@@ -117,16 +119,47 @@ class SettingsRestorer(QObject):
 
     def _tell_missing(self, path: Path, missing: list[MissingModel]) -> None:
         lines = "\n".join(f"• {m}" for m in missing)
+        pickable = [m for m in missing if m.installed]
+
+        def answered(button: QMessageBox.StandardButton) -> None:
+            if button == QMessageBox.StandardButton.Apply:
+                self.pick_models(pickable)
+
         self._open(
             "dialog.missing_models",
             QMessageBox.Icon.Warning,
             "Models not installed",
             f"{path.name} was made with models that are not installed here:\n\n{lines}\n\n"
-            "Pick an installed one in the card (the field is marked), or install the model and "
-            "use Models > Refresh.",
-            QMessageBox.StandardButton.Ok,
-            None,
+            "Pick installed ones now or in the card (the field is marked), or install the model "
+            "and use Models > Refresh.",
+            QMessageBox.StandardButton.Ok
+            | (QMessageBox.StandardButton.Apply if pickable else QMessageBox.StandardButton.NoButton),
+            answered,
         )
+        if pickable and self.dialog is not None:
+            self.dialog.button(QMessageBox.StandardButton.Apply).setText("Pick installed models…")
+
+    def pick_models(self, missing: list[MissingModel]) -> MissingModelsDialog:
+        """Open the picker for ``missing`` (window-modal, never blocking); on OK each chosen name
+        goes into its field unless the user changed that field meanwhile."""
+        picker = MissingModelsDialog(missing, self._window)
+        picker.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        picker.setWindowModality(Qt.WindowModality.WindowModal)
+        asked = {item.path: item.name for item in missing}
+
+        def chosen(names: dict[str, str]) -> None:
+            used = []
+            for field_path, name in names.items():
+                if self._model.get(field_path) == asked[field_path]:
+                    self._model.set(field_path, name)
+                    used.append(name)
+            if used:
+                self._show_status("Using installed: " + ", ".join(used), 10000)
+
+        picker.chosen.connect(chosen)
+        self.picker = picker
+        picker.open()
+        return picker
 
     def _offer_as_input(self, path: Path) -> None:
         def answered(button: QMessageBox.StandardButton) -> None:

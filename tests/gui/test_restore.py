@@ -12,13 +12,14 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QComboBox, QMessageBox
+from PySide6.QtWidgets import QComboBox, QDialogButtonBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.metadata import GenerationSettings, read_generation_settings
 from stablenew_qt.gui import restore as restore_module
 from stablenew_qt.gui.installed import closest_names, is_installed, missing_models
+from stablenew_qt.gui.missing_models_dialog import MissingModelsDialog, offered_names
 from stablenew_qt.gui.services import ModelChoices
 from stablenew_qt.gui.testing import DEMO_CHOICES, MakeMainWindow, drop_files, restore_and_wait
 
@@ -83,6 +84,50 @@ def test_a_restored_png_whose_model_is_missing_says_so_with_the_closest_names(
     assert "Model (txt2img): 'tiny-sdxl' is not installed; closest installed: " in box.text()
     assert "demo-tiny-sdxl" in box.text()
     assert window.model.get("txt2img.model") == "tiny-sdxl", "the settings are restored all the same"
+
+
+def test_the_missing_models_dialog_offers_to_pick_installed_ones(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window()
+    restore_and_wait(qtbot, window, a1111_png(tmp_path / "dream.png", model="tiny-sdxl"))
+    box = _dialog(window, "dialog.missing_models")
+    assert box.defaultButton() is not box.button(QMessageBox.StandardButton.Apply)
+    pick = box.button(QMessageBox.StandardButton.Apply)
+    assert pick.text() == "Pick installed models…"
+    pick.click()
+    picker = window.restorer.picker
+    assert isinstance(picker, MissingModelsDialog) and picker.isVisible()
+    combo = picker.combos["txt2img.model"]
+    offered = [combo.itemText(i) for i in range(combo.count())]
+    assert offered[0] == "keep 'tiny-sdxl' (not installed)"
+    assert set(offered[1:]) == {"tiny-sd.safetensors", "demo-tiny-sdxl", "demo-tiny-sdxl-refiner"}
+    assert combo.currentIndex() == 1, "the closest spelling is proposed"
+    combo.setCurrentIndex(combo.findText("demo-tiny-sdxl"))  # the user knows it was an SDXL model
+    picker.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert window.model.get("txt2img.model") == "demo-tiny-sdxl"
+    assert window.model.get("prompt") == "a red fox in the snow", "the rest stays as restored"
+    assert window.statusBar().currentMessage() == "Using installed: demo-tiny-sdxl"
+
+
+def test_picking_keeps_the_name_or_a_field_the_user_changed_meanwhile(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    window = make_main_window()
+    restore_and_wait(qtbot, window, a1111_png(tmp_path / "dream.png", model="tiny-sdxl"))
+    picker = window.restorer.pick_models(missing_models(window.model.config, DEMO_CHOICES))
+    picker.combos["txt2img.model"].setCurrentIndex(0)  # keep 'tiny-sdxl'
+    assert picker.choice() == {}
+    picker.combos["txt2img.model"].setCurrentIndex(2)
+    window.model.set("txt2img.model", "tiny-sd")  # picked in the card while the dialog was open
+    picker.accept()
+    assert window.model.get("txt2img.model") == "tiny-sd"
+
+
+def test_a_kind_with_nothing_installed_offers_no_picker() -> None:
+    config = RunConfig.model_validate({"txt2img": {"model": "dreamshaper_8"}})
+    [missing] = missing_models(config, ModelChoices())
+    assert missing.installed == () and offered_names(missing) == []
 
 
 def test_an_image_whose_settings_cannot_be_used_is_refused_in_one_line(
