@@ -62,7 +62,7 @@ from .results_panel import ResultsPanel
 from .sampler_settings_dialog import SamplerSettingsEntry
 from .services import AppServices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
-from .stage_state import FAMILY_SIZES, family_of
+from .stage_state import FAMILY_SIZES, FIRST_STEPS, family_of
 from .status_bar import SessionStatus
 from .styles_picker import STYLES_FILE, StylesPicker
 from .sweep_panel import SweepPanel
@@ -112,11 +112,12 @@ class MainWindow(QMainWindow):
         self.host = EngineHost(self.session, self.bridge, self)
         self.choices = services.list_models(self.prefs.models_dir)
         if not self.model.get("txt2img.model") and self.choices.checkpoints:
-            first = self.choices.checkpoints[0]
+            first = self.choices.first_checkpoint()  # the user's own model, not a demo one
             self.model.set("txt2img.model", first)
             width, height = FAMILY_SIZES[family_of(first)]  # SD 1.5 starts at 512 x 512 (issue 17)
             self.model.set("txt2img.width", width)
             self.model.set("txt2img.height", height)
+            self.model.set("txt2img.steps", FIRST_STEPS)
             if self.choices.detectors and self.model.get("adetailer.units.0.adetailer_model") not in (
                 self.choices.detectors
             ):  # the default detector only when it is installed

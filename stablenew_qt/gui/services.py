@@ -37,6 +37,15 @@ class ModelChoices:
         demo = set(self.demo_checkpoints)
         return tuple(name for name in self.checkpoints if name not in demo)
 
+    def first_checkpoint(self) -> str:
+        """The checkpoint a fresh window starts with: the user's own before the demo models, and a
+        base model before a refiner or an inpainting model; "" when there is none."""
+        for names in (self.installed_checkpoints, self.checkpoints):
+            base = [n for n in names if not any(word in n.lower() for word in ("refiner", "inpaint"))]
+            if base or names:
+                return (base or list(names))[0]
+        return ""
+
     def summary(self) -> str:
         """What was found, per kind: "2 checkpoints (+3 demo), 1 VAE, 0 upscalers, 2 detectors"."""
 

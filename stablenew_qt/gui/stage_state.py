@@ -14,6 +14,9 @@ from ..core.sizes import hires_target_size
 
 #: Default (width, height) per model family.
 FAMILY_SIZES: dict[str, tuple[int, int]] = {"SD 1.5": (512, 512), "SDXL": (1024, 1024)}
+#: A fresh window's step count: A1111's default for every family (RunConfig's own default, 30,
+#: stays for configs and the CLI).
+FIRST_STEPS = 20
 _SDXL = re.compile(r"sdxl|xl(?![a-z])|pony|illustrious|noobai|playground", re.IGNORECASE)
 
 

@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QCheckBox
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.config import Txt2ImgConfig
+from stablenew_qt.gui.services import ModelChoices
 from stablenew_qt.gui.stage_state import family_of, family_size_after, hires_title, refiner_title
 from stablenew_qt.gui.testing import MakeMainWindow, choose, set_spin, widget
 
@@ -32,6 +33,7 @@ def test_a_fresh_window_with_an_sd15_model_starts_at_512_and_switching_family_of
     window = make_main_window()
     assert window.model.get("txt2img.model") == "tiny-sd.safetensors"
     assert (window.model.get("txt2img.width"), window.model.get("txt2img.height")) == (512, 512)
+    assert window.model.get("txt2img.steps") == 20, "A1111's default steps"
     choose(window, "txt2img.model", "demo-tiny-sdxl")
     assert (window.model.get("txt2img.width"), window.model.get("txt2img.height")) == (1024, 1024)
     assert widget(window, "txt2img.width").value() == 1024  # type: ignore[attr-defined]
@@ -57,3 +59,16 @@ def test_titles() -> None:
     assert hires_title(t2i) == "Hires fix: → 1024×768"
     refiner = Txt2ImgConfig(refiner_enabled=True, refiner_model_name="demo-tiny-sdxl-refiner")
     assert refiner_title(refiner) == "Refiner: demo-tiny-sdxl-refiner from 80 %"
+
+
+def test_a_fresh_window_starts_on_the_users_own_base_model_not_a_demo_one() -> None:
+    demo = ("demo-tiny-sd15", "demo-tiny-sdxl", "demo-tiny-sdxl-refiner")
+    own = ModelChoices(
+        checkpoints=(*demo, "sd_xl_refiner_1.0.safetensors", "juggernautXL_v9.safetensors"),
+        demo_checkpoints=demo,
+    )
+    assert own.first_checkpoint() == "juggernautXL_v9.safetensors"
+    assert ModelChoices(checkpoints=demo, demo_checkpoints=demo).first_checkpoint() == "demo-tiny-sd15"
+    only_refiner = ModelChoices(checkpoints=(*demo, "sd_xl_refiner_1.0"), demo_checkpoints=demo)
+    assert only_refiner.first_checkpoint() == "sd_xl_refiner_1.0", "their own model all the same"
+    assert ModelChoices().first_checkpoint() == ""
