@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from stablenew_qt.core.sweep import PromptStyle, extract_styles
+from stablenew_qt.core.sweep import PromptStyle, StyleLibrary, extract_styles, styles_in_prompt
 from stablenew_qt.core.sweep.styles import clean_prompt_text, extract_style_text
 
 PLACEHOLDER = "{prompt}"
@@ -166,3 +166,17 @@ def test_extract_styles_over_both_prompts(
     prompt: str, negative: str, expected: tuple[tuple[str, ...], str, str]
 ) -> None:
     assert extract_styles(STYLES, prompt, negative) == expected
+
+
+def test_styles_in_prompt_names_the_styles_applied_in_their_order() -> None:
+    library = StyleLibrary(STYLES)
+    styled = library.apply("a fox", "low", ["Cinema", "NoText", "Grain"])
+    assert styled == ("cinematic a fox, grain", "low, cartoon, text, blurry")
+    assert styles_in_prompt(library, *styled) == ("Cinema", "NoText", "Grain")
+    assert styles_in_prompt(library, "cinematic  a fox ,  grain", "low, cartoon,, text,  blurry,") == (
+        "Cinema",
+        "NoText",
+        "Grain",
+    )
+    assert styles_in_prompt(library, "a fox, grain", "low") == ()  # Grain's negative is missing
+    assert styles_in_prompt(StyleLibrary(), *styled) == ()

@@ -41,6 +41,7 @@ __all__ = [
     "merge_prompts",
     "read_styles_csv",
     "save_style",
+    "styles_in_prompt",
 ]
 
 STYLE_COLUMNS = ("name", "prompt", "negative_prompt")
@@ -153,6 +154,13 @@ def extract_styles(
                 break
         else:
             return tuple(reversed(found)), prompt, negative_prompt
+
+
+def styles_in_prompt(library: StyleLibrary, prompt: str, negative_prompt: str) -> tuple[str, ...]:
+    """The names of ``library``'s styles whose text ``prompt`` and ``negative_prompt`` already hold
+    (:func:`extract_styles`, in the order they were applied): what to show as "Styles used" after
+    restoring an image, and which ticked styles Apply leaves out so none is applied twice."""
+    return library.extract(prompt, negative_prompt)[0]
 
 
 def _decode(path: Path, data: bytes) -> str:
