@@ -180,3 +180,18 @@ def test_styles_in_prompt_names_the_styles_applied_in_their_order() -> None:
     )
     assert styles_in_prompt(library, "a fox, grain", "low") == ()  # Grain's negative is missing
     assert styles_in_prompt(StyleLibrary(), *styled) == ()
+
+
+# Not an empty base: "cinematic {prompt}" over "" is "cinematic ", which A1111 cannot match either
+# (the stripped prompt no longer starts with "cinematic ").
+@pytest.mark.parametrize("base", ["a fox", "a  fox,,", " a fox , ,", "a fox,\nin snow"])
+@pytest.mark.parametrize(
+    "names", [("Grain",), ("Cinema",), ("Grain", "Cinema"), ("Cinema", "NoText", "Grain")]
+)
+def test_a_styled_prompt_restores_and_regenerates_byte_for_byte(base: str, names: tuple[str, ...]) -> None:
+    # The stripped match comes first for this: cleaning alone would turn "a  fox,," into "a fox".
+    library = StyleLibrary(STYLES)
+    styled = library.apply(base, "low  ,", names)
+    found, prompt, negative = library.extract(*styled)
+    assert found == names
+    assert library.apply(prompt, negative, found) == styled
