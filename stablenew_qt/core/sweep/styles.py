@@ -78,9 +78,10 @@ def apply_styles(prompt: str, style_prompts: Iterable[str]) -> str:
 
 def clean_prompt_text(text: str) -> str:
     """The clean step of A1111's styles (``clean_text``): every run of commas that has white space
-    after it (``", , "``, ``",, "``, ``",\n"``), and one comma after the run, becomes ``", "``;
-    then every run of two or more white-space characters (line breaks too) becomes one space; then
-    spaces and commas are stripped from both ends. ``"a,b"`` (no space after the comma) stays."""
+    after it (``", , "``, ``",, "``, a comma and a line break), and one comma right after the run,
+    becomes ``", "``; then every run of two or more white-space characters (line breaks too)
+    becomes one space; then spaces and commas are stripped from both ends. ``"a,b"`` (no space
+    after the comma) stays."""
     text = _COMMA_RUN.sub(", ", text)
     text = _SPACE_RUN.sub(" ", text)
     return text.strip(", ")
@@ -106,8 +107,8 @@ def extract_style_text(style_text: str, prompt: str) -> tuple[bool, str]:
     the style's text wraps the prompt (``{prompt}`` styles) or ends it (others, with a ``", "``
     before it dropped); else (False, ``prompt``). A style with ``{prompt}`` twice never matches.
 
-    Two tries, in order. First on the stripped texts, as A1111 1.7-1.10 match: the remainder is
-    then exactly the text that re-applying the style turns back into ``prompt``. Then on the
+    Two tries, in order. First on the stripped texts, as A1111 1.7-1.10 match: for a prompt the
+    style made, the remainder is the text that re-applying the style turns back into it. Then on the
     cleaned texts (:func:`clean_prompt_text`), as A1111's clean-step version matches, so a prompt
     whose commas or spaces were edited still shows its style; the remainder is then the cleaned
     prompt without the style (as that version returns it). A style whose text cleans to nothing
