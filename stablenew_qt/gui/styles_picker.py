@@ -5,9 +5,10 @@ holding the models folder) and then ours (the user data folder), ours winning, w
 :class:`~stablenew_qt.core.sweep.StyleLibrary`. Tick one or more and press Apply: they are merged
 into the prompt and the negative prompt in the order ticked, as A1111's "apply styles" button
 does (a ``{prompt}`` placeholder is replaced by the prompt, else the style is appended after
-``", "``), so the image records the styled prompt. "Save as style…" writes the current prompt and
-negative prompt to our styles.csv as a new row (or over the row of that name), atomically,
-keeping every other row (:func:`~stablenew_qt.core.sweep.save_style`).
+``", "``), so the image records the styled prompt. A ticked style whose text the prompts already
+hold (found as A1111 finds styles on paste) is not applied again; the status line names it.
+"Save as style…" writes the current prompt and negative prompt to our styles.csv as a new row (or
+over the row of that name), atomically, keeping every other row (:func:`~stablenew_qt.core.sweep.save_style`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.errors import ConfigError
-from ..core.sweep import PromptStyle, StyleLibrary, save_style
+from ..core.sweep import PromptStyle, StyleLibrary, save_style, styles_in_prompt
 from .background import Background
 from .config_model import ConfigModel
 
@@ -146,24 +147,27 @@ class StylesPicker(QWidget):
 
     def apply_ticked(self) -> None:
         """Merge the ticked styles into the prompt and negative prompt, then untick them (so
-        pressing Apply again does not apply them twice)."""
+        pressing Apply again does not apply them twice). Ticked styles whose text the prompts
+        already hold (:func:`~stablenew_qt.core.sweep.styles_in_prompt`) are left out."""
+        prompt, negative = self.model.get("prompt") or "", self.model.get("negative_prompt") or ""
+        present = set(styles_in_prompt(self.library, prompt, negative))
+        already = [name for name in self.ticked if name in present]
+        to_apply = [name for name in self.ticked if name not in present]
         try:
-            prompt, negative = self.library.apply(
-                self.model.get("prompt") or "", self.model.get("negative_prompt") or "", self.ticked
-            )
+            styled, styled_negative = self.library.apply(prompt, negative, to_apply)
         except ConfigError as exc:
             self.status.setText("; ".join(p.message for p in exc.problems))
             return
-        self.model.set("prompt", prompt)
-        self.model.set("negative_prompt", negative)
-        applied = ", ".join(self.ticked)
+        if to_apply:
+            self.model.set("prompt", styled)
+            self.model.set("negative_prompt", styled_negative)
         self.list.blockSignals(True)
         for index in range(self.list.count()):
             self.list.item(index).setCheckState(Qt.CheckState.Unchecked)
         self.list.blockSignals(False)
         self.ticked = []
         self._update_buttons()
-        self.status.setText(f"Applied: {applied}")
+        self.status.setText(_applied_text(to_apply, already))
 
     def _on_save_clicked(self) -> None:
         name, ok = QInputDialog.getText(self, "Save as style", "Style name:")
@@ -194,6 +198,13 @@ class StylesPicker(QWidget):
     def shutdown(self) -> None:
         """Wait for a read or write in progress (the window is closing)."""
         self.background.shutdown()
+
+
+def _applied_text(applied: list[str], already: list[str]) -> str:
+    parts = [f"Applied: {', '.join(applied)}"] if applied else []
+    if already:
+        parts.append(f"{'already' if applied else 'Already'} in the prompt: {', '.join(already)}")
+    return "; ".join(parts)
 
 
 def _style_tip(style: PromptStyle) -> str:

@@ -132,3 +132,42 @@ def test_choosing_another_models_folder_reads_the_styles_of_the_install_beside_i
     with qtbot.waitSignal(picker.loaded, timeout=RUN_TIMEOUT_MS):
         window.prefs.models_dir = install / "models"
     assert names(picker) == ["Cinematic", "Film"]
+
+
+def test_apply_never_adds_a_style_the_prompt_already_holds(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    ours = tmp_path / "data" / "styles.csv"
+    ours.parent.mkdir()
+    ours.write_text(OURS_CSV, encoding="utf-8")  # Film: grain / smooth; Noir: two lines / colour
+    (tmp_path / "styles.csv").write_text(A1111_CSV, encoding="utf-8")  # Cinematic wraps {prompt}
+    window = make_main_window(styles_file=ours)
+    picker = picker_of(qtbot, window, 3)
+    window.model.set("prompt", "a lighthouse")
+    window.model.set("negative_prompt", "blurry")
+    picker.tick("Film")
+    picker.apply_ticked()
+    styled = (window.model.get("prompt"), window.model.get("negative_prompt"))
+    assert styled == ("a lighthouse, grain", "blurry, smooth")
+    assert picker.status.text() == "Applied: Film"
+
+    picker.tick("Film")
+    qtbot.mouseClick(picker.apply_button, Qt.MouseButton.LeftButton)
+    assert (window.model.get("prompt"), window.model.get("negative_prompt")) == styled
+    assert picker.status.text() == "Already in the prompt: Film"
+    assert picker.ticked == [] and not picker.apply_button.isEnabled()
+
+    picker.tick("Film", "Cinematic")
+    picker.apply_ticked()
+    assert window.model.get("prompt") == "cinematic still of a lighthouse, grain, moody"
+    assert window.model.get("negative_prompt") == "cartoon, blurry, smooth"
+    assert picker.status.text() == "Applied: Cinematic; already in the prompt: Film"
+
+    window.model.set("prompt", "cinematic  still of a lighthouse, grain, moody")  # edited by hand
+    picker.tick("Cinematic", "Noir", "Film")
+    picker.apply_ticked()
+    assert window.model.get("prompt") == (
+        "cinematic  still of a lighthouse, grain, moody, black and white,\nhigh contrast"
+    )
+    assert window.model.get("negative_prompt") == "cartoon, blurry, smooth, colour"
+    assert picker.status.text() == "Applied: Noir; already in the prompt: Cinematic, Film"

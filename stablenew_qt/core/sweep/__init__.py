@@ -40,7 +40,15 @@ from .legend import GridLabel, GridLegend
 from .matrix import PromptMatrix, PromptMatrixOptions
 from .packs import PackEntry, load_prompt_pack, pack_configs, parse_json_pack, parse_text_pack
 from .plan import AxisSpec, PlannedAxis, SweepOptions, SweepPlan, SweepSpec
-from .styles import PromptStyle, StyleLibrary, apply_styles, extract_styles, merge_prompts, save_style
+from .styles import (
+    PromptStyle,
+    StyleLibrary,
+    apply_styles,
+    extract_styles,
+    merge_prompts,
+    save_style,
+    styles_in_prompt,
+)
 from .values import AxisValue, ValueKind, parse_values, split_values
 from .wildcards import ExpandedConfig, PromptExpander, expand_config, has_dynamic_syntax
 
@@ -94,6 +102,7 @@ __all__ = [
     "placeholder",
     "save_style",
     "split_values",
+    "styles_in_prompt",
     "sweep_cells",
     "sweep_jobs",
     "write_grid",

@@ -12,7 +12,9 @@ Several styles apply in the order given, to the prompt and the negative prompt a
 
 A1111 writes no style names into infotext: the image records the styled prompt, and pasting
 it back runs :func:`extract_styles` to find which styles' text it contains and takes that text
-out again, so pressing Generate re-applies each style once. We do the same.
+out again, so pressing Generate re-applies each style once. We do the same, matching first on the
+stripped texts as A1111 1.7-1.10 do, then on texts passed through A1111's clean step
+(:func:`clean_prompt_text`), so a prompt whose commas or spaces were tidied still shows its styles.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +35,20 @@ __all__ = [
     "PromptStyle",
     "StyleLibrary",
     "apply_styles",
+    "clean_prompt_text",
     "extract_style_text",
     "extract_styles",
     "merge_prompts",
     "read_styles_csv",
     "save_style",
+    "styles_in_prompt",
 ]
 
 STYLE_COLUMNS = ("name", "prompt", "negative_prompt")
 _PLACEHOLDER = "{prompt}"
+#: A1111's clean step: a run of commas with white space after them (and one trailing comma).
+_COMMA_RUN = re.compile(r"(,+\s+)+,?")
+_SPACE_RUN = re.compile(r"\s{2,}")
 
 
 @dataclass(frozen=True)
@@ -68,23 +76,50 @@ def apply_styles(prompt: str, style_prompts: Iterable[str]) -> str:
     return prompt
 
 
+def clean_prompt_text(text: str) -> str:
+    """The clean step of A1111's styles (``clean_text``): every run of commas that has white space
+    after it (``", , "``, ``",, "``, a comma and a line break), and one comma right after the run,
+    becomes ``", "``; then every run of two or more white-space characters (line breaks too)
+    becomes one space; then spaces and commas are stripped from both ends. ``"a,b"`` (no space
+    after the comma) stays."""
+    text = _COMMA_RUN.sub(", ", text)
+    text = _SPACE_RUN.sub(" ", text)
+    return text.strip(", ")
+
+
+def _remainder(style_text: str, prompt: str) -> str | None:
+    """The prompt without the style's text when it matches (both already stripped or cleaned)."""
+    if _PLACEHOLDER in style_text:
+        if style_text.count(_PLACEHOLDER) > 1:
+            return None
+        left, _, right = style_text.partition(_PLACEHOLDER)
+        if prompt.startswith(left) and prompt.endswith(right):
+            return prompt[len(left) : len(prompt) - len(right)]
+        return None
+    if prompt.endswith(style_text):
+        rest = prompt[: len(prompt) - len(style_text)]
+        return rest[:-2] if rest.endswith(", ") else rest
+    return None
+
+
 def extract_style_text(style_text: str, prompt: str) -> tuple[bool, str]:
     """A1111's ``extract_style_text_from_prompt``: (True, the prompt without the style's text) when
-    the style's text wraps the stripped prompt (``{prompt}`` styles) or ends it (others, with a
-    ``", "`` before it dropped); else (False, ``prompt``). A style with ``{prompt}`` twice never
-    matches (A1111 raises an error there)."""
-    stripped_prompt, stripped_style = prompt.strip(), style_text.strip()
-    if _PLACEHOLDER in stripped_style:
-        if stripped_style.count(_PLACEHOLDER) > 1:
-            return False, prompt
-        left, _, right = stripped_style.partition(_PLACEHOLDER)
-        if stripped_prompt.startswith(left) and stripped_prompt.endswith(right):
-            return True, stripped_prompt[len(left) : len(stripped_prompt) - len(right)]
-        return False, prompt
-    if stripped_prompt.endswith(stripped_style):
-        rest = stripped_prompt[: len(stripped_prompt) - len(stripped_style)]
-        return True, rest[:-2] if rest.endswith(", ") else rest
-    return False, prompt
+    the style's text wraps the prompt (``{prompt}`` styles) or ends it (others, with a ``", "``
+    before it dropped); else (False, ``prompt``). A style with ``{prompt}`` twice never matches.
+
+    Two tries, in order. First on the stripped texts, as A1111 1.7-1.10 match: for a prompt the
+    style made, the remainder is the text that re-applying the style turns back into it. Then on the
+    cleaned texts (:func:`clean_prompt_text`), as A1111's clean-step version matches, so a prompt
+    whose commas or spaces were edited still shows its style; the remainder is then the cleaned
+    prompt without the style (as that version returns it). A style whose text cleans to nothing
+    (only commas and spaces) is not matched by the second try: it would match every prompt.
+    """
+    remainder = _remainder(style_text.strip(), prompt.strip())
+    if remainder is None:
+        cleaned_style = clean_prompt_text(style_text)
+        if cleaned_style:
+            remainder = _remainder(cleaned_style, clean_prompt_text(prompt))
+    return (False, prompt) if remainder is None else (True, remainder)
 
 
 def _extract_one(style: PromptStyle, prompt: str, negative: str) -> tuple[bool, str, str]:
@@ -120,6 +155,13 @@ def extract_styles(
                 break
         else:
             return tuple(reversed(found)), prompt, negative_prompt
+
+
+def styles_in_prompt(library: StyleLibrary, prompt: str, negative_prompt: str) -> tuple[str, ...]:
+    """The names of ``library``'s styles whose text ``prompt`` and ``negative_prompt`` already hold
+    (:func:`extract_styles`, in the order they were applied): what to show as "Styles used" after
+    restoring an image, and which ticked styles Apply leaves out so none is applied twice."""
+    return library.extract(prompt, negative_prompt)[0]
 
 
 def _decode(path: Path, data: bytes) -> str:
