@@ -7,6 +7,9 @@ into the prompt and the negative prompt in the order ticked, as A1111's "apply s
 does (a ``{prompt}`` placeholder is replaced by the prompt, else the style is appended after
 ``", "``), so the image records the styled prompt. A ticked style whose text the prompts already
 hold (found as A1111 finds styles on paste) is not applied again; the status line names it.
+A line under the list names the styles the prompts hold now ("Styles in the prompt: Film, Noir"),
+e.g. after an image's settings were restored: A1111 writes no style names into an image, so this
+is how its styles show (their ticks would apply them a second time).
 "Save as style…" writes the current prompt and negative prompt to our styles.csv as a new row (or
 over the row of that name), atomically, keeping every other row (:func:`~stablenew_qt.core.sweep.save_style`).
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -43,6 +46,10 @@ VISIBLE_ROWS = 3
 def styles_paths(models_dir: Path, own_file: Path) -> list[Path]:
     """The styles.csv files read, in order: an A1111 install's (beside ``models_dir``), then ours."""
     return [models_dir.expanduser().resolve().parent / STYLES_FILE, own_file]
+
+
+#: How long typing must pause before the prompts are looked at for styles.
+IN_PROMPT_DELAY_MS = 300
 
 
 class StylesPicker(QWidget):
@@ -83,6 +90,17 @@ class StylesPicker(QWidget):
         self.status = QLabel()
         self.status.setObjectName("styles.status")
         self.status.setWordWrap(True)
+        self.in_prompt: tuple[str, ...] = ()
+        self.in_prompt_label = QLabel()
+        self.in_prompt_label.setObjectName("styles.in_prompt")
+        self.in_prompt_label.setWordWrap(True)
+        self.in_prompt_label.hide()
+        self._in_prompt_timer = QTimer(self)  # one look per burst of typing
+        self._in_prompt_timer.setSingleShot(True)
+        self._in_prompt_timer.setInterval(IN_PROMPT_DELAY_MS)
+        self._in_prompt_timer.timeout.connect(self.update_in_prompt)
+        model.changed.connect(self._on_model_changed)
+        model.replaced.connect(lambda _config: self.update_in_prompt())  # a restore: at once
         buttons = QVBoxLayout()
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.save_button)
@@ -95,6 +113,7 @@ class StylesPicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.status)
+        layout.addWidget(self.in_prompt_label)
         self._update_buttons()
         self.reload()
 
@@ -123,7 +142,20 @@ class StylesPicker(QWidget):
             f"{count} style{'' if count == 1 else 's'}" if count else "No styles yet: save the prompt as one"
         )
         self._update_buttons()
+        self.update_in_prompt()
         self.loaded.emit(library.names)
+
+    def _on_model_changed(self, path: str) -> None:
+        if path in ("prompt", "negative_prompt"):
+            self._in_prompt_timer.start()
+
+    def update_in_prompt(self) -> None:
+        """Name the styles whose text the prompts hold now (in the order they were applied)."""
+        self._in_prompt_timer.stop()
+        prompt, negative = self.model.get("prompt") or "", self.model.get("negative_prompt") or ""
+        self.in_prompt = styles_in_prompt(self.library, prompt, negative) if self.library.styles else ()
+        self.in_prompt_label.setText(f"Styles in the prompt: {', '.join(self.in_prompt)}")
+        self.in_prompt_label.setVisible(bool(self.in_prompt))
 
     def _on_failed(self, message: str) -> None:
         self.status.setText(f"Styles not read: {message}")
@@ -161,6 +193,7 @@ class StylesPicker(QWidget):
         if to_apply:
             self.model.set("prompt", styled)
             self.model.set("negative_prompt", styled_negative)
+        self.update_in_prompt()
         self.list.blockSignals(True)
         for index in range(self.list.count()):
             self.list.item(index).setCheckState(Qt.CheckState.Unchecked)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
 
 from stablenew_qt.core.sweep import StyleLibrary
 from stablenew_qt.gui.main_window import MainWindow
@@ -171,3 +172,42 @@ def test_apply_never_adds_a_style_the_prompt_already_holds(
     )
     assert window.model.get("negative_prompt") == "cartoon, blurry, smooth, colour"
     assert picker.status.text() == "Applied: Noir; already in the prompt: Cinematic, Film"
+
+
+def test_the_styles_an_image_was_made_with_show_after_its_restore_and_while_typing(
+    qtbot: Any, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
+    """A1111 writes no style names into an image: after a restore the picker finds them in the
+    prompt text, names them under the list, and Apply with them ticked adds nothing."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from stablenew_qt.gui.testing import restore_and_wait
+
+    (tmp_path / "styles.csv").write_text(A1111_CSV, encoding="utf-8")
+    window = make_main_window()
+    picker = picker_of(qtbot, window, 2)
+    assert picker.in_prompt == () and not picker.in_prompt_label.isVisibleTo(window)
+    info = PngInfo()
+    info.add_text(
+        "parameters",
+        'cinematic still of a fox, moody, film grain, "35mm"\n'
+        "Negative prompt: cartoon, blurry, digital\nSteps: 12, Sampler: Euler a, Seed: 1, Size: 64x64",
+    )
+    image = tmp_path / "styled.png"
+    Image.new("RGB", (8, 8)).save(image, pnginfo=info)
+    restore_and_wait(qtbot, window, image)
+    assert picker.in_prompt == ("Cinematic", "Film"), "in the order they were applied"
+    assert picker.in_prompt_label.text() == "Styles in the prompt: Cinematic, Film"
+    assert picker.in_prompt_label.isVisibleTo(window)
+    restored = window.model.get("prompt")
+    picker.tick("Film", "Cinematic")
+    picker.apply_ticked()
+    assert window.model.get("prompt") == restored
+    assert picker.status.text() == "Already in the prompt: Film, Cinematic"
+
+    window.prompt_panel.prompt.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.keyClicks(window.prompt_panel.prompt, " more")  # Film's text no longer ends the prompt
+    assert window.model.get("prompt") == restored + " more"
+    qtbot.waitUntil(lambda: picker.in_prompt == (), timeout=RUN_TIMEOUT_MS)
+    assert not picker.in_prompt_label.isVisibleTo(window)
