@@ -77,6 +77,7 @@ FIELD_LABELS: dict[str, str] = {
     "adetailer.units": "ADetailer units",
 }
 _UNIT = re.compile(r"^adetailer\.units\.(\d+)\.(\w+)$")
+_LEADING_PATH = re.compile(r"^([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*): ")
 # Longest first, so "txt2img.hires_steps" is replaced before "txt2img.steps" could match part of it.
 _PATHS = re.compile(
     r"(?<![\w.])("
@@ -98,13 +99,36 @@ def field_label(path: str) -> str:
 
 def in_user_words(problem: ConfigProblem) -> str:
     """``problem`` as the window says it: the field's label, and labels for paths in the message."""
-    message = _PATHS.sub(lambda m: FIELD_LABELS[m.group(1)], problem.message)
+    message = _PATHS.sub(_label_of, problem.message)
     return f"{field_label(problem.field)}: {message}" if problem.field else message
 
 
 def all_in_user_words(problems: Iterable[ConfigProblem]) -> str:
     """One line per problem, in the window's words."""
     return "\n".join(in_user_words(p) for p in problems)
+
+
+def message_in_user_words(text: str) -> str:
+    """A run's error text (``str(ConfigError)`` and the like, one problem per line, each maybe
+    "<config path>: …") in the window's words: a leading config path becomes its label and known
+    paths inside the message become theirs. Lines that do not start with a config path keep their
+    words (only the known paths in them are replaced)."""
+    lines = []
+    for line in text.split("\n"):
+        head = _LEADING_PATH.match(line)
+        if head and _is_config_path(head.group(1)):
+            lines.append(f"{field_label(head.group(1))}: {_PATHS.sub(_label_of, line[head.end() :])}")
+        else:
+            lines.append(_PATHS.sub(_label_of, line))
+    return "\n".join(lines)
+
+
+def _label_of(match: re.Match[str]) -> str:
+    return FIELD_LABELS[match.group(1)]
+
+
+def _is_config_path(path: str) -> bool:
+    return path in FIELD_LABELS or bool(_UNIT.match(path)) or "_" in path or "." in path
 
 
 def _words(name: str) -> str:

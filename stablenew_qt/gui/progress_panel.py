@@ -16,6 +16,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.events import RunCancelled, RunCompleted, RunFailed, RunStarted, StageStarted, StepProgress
+from ..core.field_labels import message_in_user_words
 from ..core.sequencer import StageName
 from .bridge import EventBridge
 from .elided_label import ElidedLabel
@@ -144,7 +145,7 @@ class ProgressPanel(QWidget):
     def _on_run_failed(self, event: RunFailed) -> None:
         self._final = None
         self.preview.clear()  # a stale preview under the error read as a result (issue 17, item 10)
-        self._finish(f"Error: {event.message}")
+        self._finish(f"Error: {message_in_user_words(event.message)}")  # labels, not config paths
 
     def _on_run_cancelled(self, event: RunCancelled) -> None:
         self._finish("Cancelled" + (f" during {event.stage}" if event.stage else ""))

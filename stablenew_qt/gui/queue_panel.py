@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from ..core.config import RunConfig
 from ..core.events import QueueChanged, RunCancelled, RunCompleted, RunFailed, StageStarted, StepProgress
+from ..core.field_labels import message_in_user_words
 from ..core.queue import RETRYABLE_STATUSES, Job, JobQueue, JobStatus, QueueError
 from .bridge import EventBridge
 from .queue_client import QueueClient
@@ -68,7 +69,7 @@ def job_text(job: Job) -> str:
     if len(prompt) > PROMPT_CHARS:
         prompt = prompt[: PROMPT_CHARS - 1] + "…"
     text = f"#{job.id}  {job.status.value}  {job.model}  {prompt}".rstrip()
-    return f"{text}  — {job.error}" if job.error else text
+    return f"{text}  — {message_in_user_words(job.error)}" if job.error else text
 
 
 MenuEntry = tuple[str, bool, Callable[[int], object]]
@@ -296,7 +297,9 @@ class QueuePanel(QWidget):
     def _item(self, job: Job) -> QListWidgetItem:
         item = QListWidgetItem(QIcon(self.style().standardIcon(STATUS_ICONS[job.status])), job_text(job))
         item.setData(JOB_ID_ROLE, job.id)
-        item.setToolTip(job.error or job.config_data.get("prompt", "") or "")
+        item.setToolTip(
+            message_in_user_words(job.error) if job.error else job.config_data.get("prompt", "") or ""
+        )
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
         if job.status is JobStatus.QUEUED:
             flags |= Qt.ItemFlag.ItemIsDragEnabled

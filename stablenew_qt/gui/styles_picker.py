@@ -230,6 +230,7 @@ class StylesPicker(QWidget):
 
     def shutdown(self) -> None:
         """Wait for a read or write in progress (the window is closing)."""
+        self._in_prompt_timer.stop()
         self.background.shutdown()
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.errors import ConfigError, ConfigProblem
-from stablenew_qt.core.field_labels import FIELD_LABELS, all_in_user_words, field_label, in_user_words
+from stablenew_qt.core.field_labels import (
+    FIELD_LABELS,
+    all_in_user_words,
+    field_label,
+    in_user_words,
+    message_in_user_words,
+)
 
 
 def test_the_issue_s_messages_read_in_the_window_s_words() -> None:
@@ -48,3 +54,23 @@ def test_the_table_names_real_fields() -> None:
         for part in path.split("."):
             assert part in node, f"{path} is not a RunConfig field"
             node = node[part]
+
+
+def test_a_run_s_error_text_reads_in_the_window_s_words() -> None:
+    """A ConfigError raised once the run started (an input image deleted since it was queued)
+    reaches the window as text only: it reads like a validation message."""
+    error = ConfigError(
+        [
+            ConfigProblem("input_image_path", "'/tmp/gone.png' does not exist: set input_image_path"),
+            ConfigProblem("adetailer.units.0.adetailer_model", "'face.pt' is not installed"),
+        ]
+    )
+    assert message_in_user_words(str(error)) == (
+        "Input image: '/tmp/gone.png' does not exist: set Input image\n"
+        "ADetailer unit 1: Model: 'face.pt' is not installed"
+    )
+    assert (
+        message_in_user_words("CUDA out of memory: lower txt2img.width") == "CUDA out of memory: lower Width"
+    )
+    assert message_in_user_words("cannot write: disk full") == "cannot write: disk full", "no path, no change"
+    assert message_in_user_words("") == ""

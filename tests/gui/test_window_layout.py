@@ -7,7 +7,7 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QColor, QPixmap
 from pytestqt.qtbot import QtBot
 
-from stablenew_qt.core.errors import ConfigProblem
+from stablenew_qt.core.errors import ConfigError, ConfigProblem
 from stablenew_qt.core.fake_executor import FakeExecutor
 from stablenew_qt.core.sequencer import StageName
 from stablenew_qt.gui.elided_label import ElidedLabel, breakable
@@ -20,6 +20,22 @@ LONG = "the engine said: " + "x" * 2000
 
 def _screen_width(window: MainWindow) -> int:
     return window.screen().availableGeometry().width()
+
+
+def test_a_config_error_raised_during_a_run_reads_in_the_window_s_words(
+    qtbot: QtBot, make_main_window: MakeMainWindow
+) -> None:
+    """An error found only once the run started (e.g. an ADetailer detector file gone since the
+    job was queued) names the field as the window labels it, not as its config path."""
+    problem = ConfigError(
+        "'face.pt' is not installed: choose another", field="adetailer.units.0.adetailer_model"
+    )
+    window = make_main_window(FakeExecutor().raise_at(StageName.TXT2IMG, problem, step=1))
+    small_txt2img(qtbot, window)
+    generate_and_wait(qtbot, window, "runFailed")
+    assert window.progress_panel.label.text() == (
+        "Error: ADetailer unit 1: Model: 'face.pt' is not installed: choose another"
+    )
 
 
 def test_a_2000_character_run_error_keeps_the_window_within_the_screen(
