@@ -41,6 +41,7 @@ from ..core.user_settings import save_models_dir, save_workers, saved_workers
 from ..core.workers import WorkersSetting
 from .adetailer_card import ADetailerCard
 from .bridge import EventBridge
+from .card_jumps import CardJumps
 from .close_guard import CloseChoice, ask_close
 from .config_model import ConfigModel, section_of
 from .demo_notice import DemoNotice
@@ -214,9 +215,16 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(column)
         self.cards_scroll = scroll
+        self.card_jumps = CardJumps(scroll, {"input": self.input_panel, **self.cards})
+        self.model.replaced.connect(lambda _config: self.card_jumps.refresh())  # after the cards' own slots
+        cards_box = QWidget()
+        cards_box_layout = QVBoxLayout(cards_box)
+        cards_box_layout.setContentsMargins(0, 0, 0, 0)
+        cards_box_layout.addWidget(self.card_jumps)
+        cards_box_layout.addWidget(scroll, 1)
         editors = QSplitter(Qt.Orientation.Vertical)
         editors.addWidget(self.prompt_panel)
-        editors.addWidget(scroll)
+        editors.addWidget(cards_box)
         editors.setStretchFactor(1, 3)
         left = QWidget()
         self._left_layout = QVBoxLayout(left)
