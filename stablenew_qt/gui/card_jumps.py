@@ -46,8 +46,9 @@ class CardJumps(QWidget):
 
     def jump_to(self, card: QWidget) -> None:
         """Scroll so that ``card``'s top is at the top of the view (or as far as it goes)."""
-        top = card.mapTo(self._scroll.widget(), card.rect().topLeft()).y()
-        self._scroll.verticalScrollBar().setValue(top)
+        column = self._scroll.widget()
+        if column is not None:
+            self._scroll.verticalScrollBar().setValue(card.mapTo(column, card.rect().topLeft()).y())
 
     @staticmethod
     def _label(button: QPushButton, card: QGroupBox) -> None:
