@@ -214,6 +214,28 @@ def test_missing_models_knows_every_kind() -> None:
     assert missing_models(RunConfig.model_validate({"txt2img": {"model": "tiny-sd"}}), DEMO_CHOICES) == []
 
 
+def test_missing_models_knows_the_vae_the_refiner_and_the_img2img_model() -> None:
+    choices = ModelChoices(checkpoints=("sd_xl_base_1.0.safetensors",), vaes=("sdxl_vae.safetensors",))
+    config = RunConfig.model_validate(
+        {
+            "txt2img": {
+                "model": "sd_xl_base_1.0",
+                "vae": "sdxl-vae-fp16-fix",
+                "refiner_enabled": True,
+                "refiner_model_name": "sd_xl_refiner_1.0",
+            },
+            "img2img": {"enabled": True, "model": "juggernautXL"},
+        }
+    )
+    found = {m.path: m for m in missing_models(config, choices)}
+    assert set(found) == {"txt2img.vae", "txt2img.refiner_model_name", "img2img.model"}
+    assert found["txt2img.vae"].closest == ("sdxl_vae.safetensors",)
+    assert found["txt2img.vae"].installed == ("sdxl_vae.safetensors",)
+    assert found["txt2img.refiner_model_name"].label == "Refiner model"
+    installed = config.model_copy(update={"txt2img": config.txt2img.model_copy(update={"vae": "sdxl_vae"})})
+    assert "txt2img.vae" not in {m.path for m in missing_models(installed, choices)}
+
+
 def test_installed_names_match_with_or_without_the_extension() -> None:
     assert is_installed("TINY-SD", ("tiny-sd.safetensors",))
     assert is_installed("tiny-sd.ckpt", ("tiny-sd.safetensors",))
