@@ -82,6 +82,7 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
         device=DevicePreference(args.device),
         memory_mode=MemoryMode(args.memory_mode),
         trusted_detectors=trusted_detector_files(args.trust_model or ()),
+        library_progress_bars=bool(getattr(args, "verbose", False)),  # diffusers' loading bars with -v
     )
 
 

@@ -61,6 +61,8 @@ class EngineSettings:
     trusted_detectors: tuple[Path, ...] = ()
     #: Where the detector trust list lives (default: the app data folder).
     trust_file: Path | None = None
+    #: Let diffusers and transformers draw their loading bars (the CLI's ``-v``; off in the window).
+    library_progress_bars: bool = False
 
 
 class DiffusersExecutor:
@@ -379,7 +381,7 @@ def _build_context(settings: EngineSettings) -> EngineContext:
     from .pipelines import PipelineCache
     from .upscalers import UpscalerCache
 
-    route_library_logs()
+    route_library_logs(settings.library_progress_bars)
     device = choose_device(settings.device)
     catalog = build_catalog(settings)
     budget = device_budget(device)  # one budget: pipelines, upscalers and detectors

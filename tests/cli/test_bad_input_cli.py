@@ -411,6 +411,26 @@ def test_library_warnings_go_to_the_log_not_the_terminal(
     assert "torch.meshgrid" in text and "a third-party warning" in text
 
 
+def test_the_libraries_loading_bars_show_only_with_verbose() -> None:
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from stablenew_qt.cli.engine_options import engine_settings
+    from stablenew_qt.cli.main import build_parser
+    from stablenew_qt.engine.library_logs import route_library_logs
+
+    libraries = (diffusers_logging, transformers_logging)
+    try:
+        for verbose in (False, True):
+            args = build_parser().parse_args(["run", "c.json", *(["-v"] if verbose else [])])
+            settings = engine_settings(args)
+            assert settings.library_progress_bars is verbose
+            route_library_logs(settings.library_progress_bars)  # what the engine does at its start
+            assert [lib.is_progress_bar_enabled() for lib in libraries] == [verbose, verbose]
+    finally:
+        route_library_logs()
+
+
 def test_a_closed_stdout_ends_quietly(env: Env) -> None:
     """``stablenew-qt plan c.json | head -c 0``: no BrokenPipeError, no "Exception ignored"."""
     read_end, write_end = os.pipe()
