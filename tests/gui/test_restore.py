@@ -19,6 +19,7 @@ from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.metadata import GenerationSettings, read_generation_settings
 from stablenew_qt.gui import restore as restore_module
 from stablenew_qt.gui.installed import closest_names, is_installed, missing_models
+from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.missing_models_dialog import MissingModelsDialog, offered_names
 from stablenew_qt.gui.services import ModelChoices
 from stablenew_qt.gui.testing import DEMO_CHOICES, MakeMainWindow, drop_files, restore_and_wait
@@ -40,6 +41,15 @@ def _dialog(window: object, name: str) -> QMessageBox:
     box = window.findChild(QMessageBox, name)  # type: ignore[attr-defined]
     assert isinstance(box, QMessageBox), f"no {name} dialog"
     return box
+
+
+def _restored_sdxl_fox(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> tuple[MainWindow, QMessageBox]:
+    """A window that restored a PNG naming 'tiny-sdxl' (not installed), and its warning."""
+    window = make_main_window()
+    restore_and_wait(qtbot, window, a1111_png(tmp_path / "dream.png", model="tiny-sdxl"))
+    return window, _dialog(window, "dialog.missing_models")
 
 
 def test_a_png_dropped_on_the_prompt_box_restores_its_settings(
@@ -78,9 +88,7 @@ def test_a_png_without_settings_is_offered_as_the_input_image(
 def test_a_restored_png_whose_model_is_missing_says_so_with_the_closest_names(
     qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
 ) -> None:
-    window = make_main_window()
-    restore_and_wait(qtbot, window, a1111_png(tmp_path / "dream.png", model="tiny-sdxl"))
-    box = _dialog(window, "dialog.missing_models")
+    window, box = _restored_sdxl_fox(qtbot, make_main_window, tmp_path)
     assert "Model (txt2img): 'tiny-sdxl' is not installed; closest installed: " in box.text()
     assert "demo-tiny-sdxl" in box.text()
     assert window.model.get("txt2img.model") == "tiny-sdxl", "the settings are restored all the same"
@@ -89,9 +97,7 @@ def test_a_restored_png_whose_model_is_missing_says_so_with_the_closest_names(
 def test_the_missing_models_dialog_offers_to_pick_installed_ones(
     qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
 ) -> None:
-    window = make_main_window()
-    restore_and_wait(qtbot, window, a1111_png(tmp_path / "dream.png", model="tiny-sdxl"))
-    box = _dialog(window, "dialog.missing_models")
+    window, box = _restored_sdxl_fox(qtbot, make_main_window, tmp_path)
     assert box.defaultButton() is not box.button(QMessageBox.StandardButton.Apply)
     pick = box.button(QMessageBox.StandardButton.Apply)
     assert pick.text() == "Pick installed models…"
@@ -113,8 +119,7 @@ def test_the_missing_models_dialog_offers_to_pick_installed_ones(
 def test_picking_keeps_the_name_or_a_field_the_user_changed_meanwhile(
     qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
 ) -> None:
-    window = make_main_window()
-    restore_and_wait(qtbot, window, a1111_png(tmp_path / "dream.png", model="tiny-sdxl"))
+    window, _box = _restored_sdxl_fox(qtbot, make_main_window, tmp_path)
     picker = window.restorer.pick_models(missing_models(window.model.config, DEMO_CHOICES))
     picker.combos["txt2img.model"].setCurrentIndex(0)  # keep 'tiny-sdxl'
     assert picker.choice() == {}
