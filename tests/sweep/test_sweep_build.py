@@ -224,7 +224,7 @@ def test_lora_weight_via_prompt_sr() -> None:
         ),
         ({"x": {"type": "Hires steps", "values": "10"}}, ["X axis 'Hires steps'", "hires fix is off"]),
         ({"x": {"type": "Steps", "values": ""}}, ["X axis 'Steps'", "has no values"]),
-        ({"z": {"type": "Var. seed", "values": "1, 2"}}, ["Z axis 'Var. seed'", "not in RunConfig yet"]),
+        ({"z": {"type": "Var. seed", "values": "1, 2"}}, ["Z axis 'Var. seed'", "variation strength is 0"]),
         ({"x": {"type": "VAE", "values": "nope.pt"}}, ["unknown VAE 'nope.pt'"]),
         (
             {"x": {"type": "Seed", "values": "1-30"}, "y": {"type": "Steps", "values": "1-30"}},
@@ -286,6 +286,25 @@ def test_stage_axes_apply_where_a1111_applies_them() -> None:
     assert [c.config.txt2img.refiner_switch_at for c in sweep_cells(built, refiner)][:3] == [0.6, 0.7, 0.8]
     sized = sweep_cells(plan({"x": {"type": "Size", "values": "512x768, 768 x 512"}}), base())
     assert [(c.config.txt2img.width, c.config.txt2img.height) for c in sized] == [(512, 768), (768, 512)]
+
+
+def test_variation_seed_and_strength_axes_set_a1111s_subseed_fields() -> None:
+    config = base(seed=7, subseed_strength=0.25)
+    built = plan(
+        {
+            "x": {"type": "Var. seed", "values": "-1, 42"},
+            "y": {"type": "Var. strength", "values": "0.1, 0.5"},
+        },
+        config,
+    )
+    cells = sweep_cells(built, config)
+    assert {c.config.subseed_strength for c in cells} == {0.1, 0.5}
+    assert [c.config.subseed for c in cells][1::2] == [42, 42]
+    fixed = {c.config.subseed for c in cells[::2]}
+    assert len(fixed) == 1 and fixed != {-1}, "Keep -1 for seeds off: the -1 is fixed once for every cell"
+    assert {c.config.seed for c in cells} == {7}, "the main seed stays"
+    random = plan({"x": {"type": "Var. seed", "values": "-1"}, "keep_random_seeds": True}, config)
+    assert [c.config.subseed for c in sweep_cells(random, config)] == [-1]
 
 
 def test_adetailer_axes_use_adetailers_own_names() -> None:

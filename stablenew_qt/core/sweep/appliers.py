@@ -294,15 +294,6 @@ def apply_nothing(_data: Data, _value: AxisValue, _app: AxisApplication) -> None
     """The "Nothing" axis: one cell, no change."""
 
 
-def unsupported(reason: str) -> Applier:
-    """An applier for an A1111 axis whose setting RunConfig does not have yet."""
-
-    def apply(_data: Data, _value: AxisValue, _app: AxisApplication) -> None:
-        raise ValueError(reason)
-
-    return apply
-
-
 # --- checks ------------------------------------------------------------------------------------
 
 
@@ -325,6 +316,13 @@ def needs_denoising_stage(data: Data) -> str | None:
     if (t2i["enabled"] and t2i["hires_enabled"]) or i2i["enabled"]:
         return None
     return "has no effect: turn on hires fix or img2img"
+
+
+def needs_variation_strength(data: Data) -> str | None:
+    """A variation seed does nothing at strength 0 (A1111 would draw identical cells)."""
+    if data["subseed_strength"] > 0:
+        return None
+    return "has no effect: the variation strength is 0 (set subseed_strength, or add a Var. strength axis)"
 
 
 def needs_txt2img(data: Data) -> str | None:

@@ -58,14 +58,13 @@ def _by_label(*types: AxisType) -> dict[str, AxisType]:
 
 _INT, _FLOAT, _TEXT = ValueKind.INT, ValueKind.FLOAT, ValueKind.TEXT
 _AD = "[ADetailer] "
-_NO_SUBSEED = "variation seeds (A1111's Var. seed and Var. strength) are not in RunConfig yet"
 
 #: Every axis type by A1111's label, in A1111's menu order (ADetailer's after A1111's).
 AXIS_TYPES: dict[str, AxisType] = _by_label(
     AxisType("Nothing", _TEXT, ap.apply_nothing, label_style=LabelStyle.NOTHING),
     AxisType("Seed", _INT, ap.set_path("seed"), is_seed=True),
-    AxisType("Var. seed", _INT, ap.unsupported(_NO_SUBSEED), is_seed=True),
-    AxisType("Var. strength", _FLOAT, ap.unsupported(_NO_SUBSEED)),
+    AxisType("Var. seed", _INT, ap.set_path("subseed"), is_seed=True, check=ap.needs_variation_strength),
+    AxisType("Var. strength", _FLOAT, ap.set_path("subseed_strength")),
     AxisType("Steps", _INT, ap.apply_steps),
     AxisType("Hires steps", _INT, ap.set_path("txt2img", "hires_steps"), check=ap.needs_hires),
     AxisType("CFG Scale", _FLOAT, ap.set_first_stage("cfg_scale")),
