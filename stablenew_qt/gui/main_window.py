@@ -598,6 +598,7 @@ class MainWindow(QMainWindow):
         self.sweep_panel.shutdown()
         self.styles_picker.shutdown()
         self.restorer.shutdown()
+        self.input_panel.shutdown()
         self.extra_networks.shutdown()
         self.progress_panel.shutdown()
         for card in self.cards.values():
