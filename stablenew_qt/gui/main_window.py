@@ -40,6 +40,7 @@ from ..core.session import SessionOptions, open_session
 from ..core.user_settings import save_models_dir, save_workers, saved_workers
 from ..core.workers import WorkersSetting
 from .adetailer_card import ADetailerCard
+from .background import Background
 from .bridge import EventBridge
 from .close_guard import CloseChoice, ask_close
 from .config_model import ConfigModel, section_of
@@ -60,7 +61,7 @@ from .queue_panel import QueuePanel
 from .restore import SettingsRestorer
 from .results_panel import ResultsPanel
 from .sampler_settings_dialog import SamplerSettingsEntry
-from .services import AppServices
+from .services import AppServices, ModelChoices
 from .stage_cards import Img2ImgCard, StageCard, Txt2ImgCard, UpscaleCard
 from .stage_state import FAMILY_SIZES, family_of
 from .status_bar import SessionStatus
@@ -85,6 +86,8 @@ class MainWindow(QMainWindow):
 
     #: The status bar's config-error text changed ("" when the config is valid).
     configErrorChanged = Signal(str)
+    #: A models listing (Models > Refresh, a new models folder) arrived and was applied: the ModelChoices.
+    modelsListed = Signal(object)
 
     def __init__(
         self,
@@ -110,7 +113,11 @@ class MainWindow(QMainWindow):
         )
         self.bridge = EventBridge(self)
         self.host = EngineHost(self.session, self.bridge, self)
+        # At start-up the cards need their choices before the window shows (measured: a few ms on
+        # the demo folder and on 500 files); later listings run on models_lister (issue 17).
         self.choices = services.list_models(self.prefs.models_dir)
+        self.models_lister = Background(self)
+        self._listing = 0  # the number of the models listing whose answer counts
         if not self.model.get("txt2img.model") and self.choices.checkpoints:
             first = self.choices.checkpoints[0]
             self.model.set("txt2img.model", first)
@@ -470,12 +477,32 @@ class MainWindow(QMainWindow):
         return self._busy
 
     def refresh_models(self) -> None:
-        """List the models folder again and offer the names in every card."""
-        self.choices = self.services.list_models(self.prefs.models_dir)
+        """List the models folder again off the GUI thread, then offer the names in every card
+        (:attr:`modelsListed`). Returns at once; a later refresh supersedes one still listing."""
+        folder = self.prefs.models_dir
+        self._listing += 1
+        number = self._listing
+        self.show_status(f"Listing models in {folder}…", 0)
+        self.models_lister.run(  # a listing already superseded when its turn comes is skipped
+            lambda: self.services.list_models(folder) if number == self._listing else None,
+            lambda choices: self._on_models_listed(number, folder, choices),
+            lambda message: self._on_models_listing_failed(number, folder, message),
+        )
+
+    def _on_models_listed(self, number: int, folder: Path, choices: ModelChoices | None) -> None:
+        if number != self._listing or choices is None:
+            return  # a later refresh is on its way
+        self.choices = choices
         for card in self.cards.values():
-            card.set_choices(self.choices)
+            card.set_choices(choices)
         self._show_card_problems()
-        self.show_status(f"Models in {self.prefs.models_dir}: {self.choices.summary()}", 10000)
+        self.show_status(f"Models in {folder}: {choices.summary()}", 10000)
+        self.modelsListed.emit(choices)
+
+    def _on_models_listing_failed(self, number: int, folder: Path, message: str) -> None:
+        if number == self._listing:
+            log.warning("cannot list the models in %s: %s", folder, message)
+            self.show_status(f"Cannot list the models in {folder}: {message}", 15000)
 
     def _on_prefs_models_dir_changed(self, folder: Path) -> None:
         try:
@@ -599,6 +626,7 @@ class MainWindow(QMainWindow):
         self.styles_picker.shutdown()
         self.restorer.shutdown()
         self.input_panel.shutdown()
+        self.models_lister.shutdown()
         self.extra_networks.shutdown()
         self.progress_panel.shutdown()
         for card in self.cards.values():
