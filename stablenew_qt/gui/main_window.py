@@ -505,10 +505,13 @@ class MainWindow(QMainWindow):
             self.show_status(f"Cannot list the models in {folder}: {message}", 15000)
 
     def _on_prefs_models_dir_changed(self, folder: Path) -> None:
-        try:
-            save_models_dir(folder)  # the CLI uses the folder chosen here (issue 17, item 12)
-        except OSError as exc:
-            log.warning("cannot save the models folder for the CLI: %s", exc)
+        # The CLI uses the folder chosen here (issue 17, item 12); written off the GUI thread,
+        # before the listing that refresh_models queues behind it.
+        self.models_lister.run(
+            lambda: save_models_dir(folder),
+            lambda _none: None,
+            lambda message: log.warning("cannot save the models folder for the CLI: %s", message),
+        )
         self.host.replace_engine(self._make_engine())
         self.refresh_models()
         self.extra_networks.set_models_dir(self.prefs.models_dir)

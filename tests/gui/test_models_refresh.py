@@ -7,10 +7,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QWidget
 from pytestqt.qtbot import QtBot
 
+from stablenew_qt.core.user_settings import saved_models_dir
+from stablenew_qt.gui import main_window as main_window_module
 from stablenew_qt.gui.services import ModelChoices
 from stablenew_qt.gui.testing import DEMO_CHOICES, MakeMainWindow, widget
 
@@ -74,10 +77,18 @@ def test_a_slow_refresh_never_holds_the_window_and_the_latest_wins(
     timer.stop()
 
 
-def test_a_new_models_folder_is_listed_off_the_gui_thread(
-    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+def test_a_new_models_folder_is_saved_and_listed_off_the_gui_thread(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[Path, str]] = []
+    saved: list[tuple[Path, str]] = []
+    real_save = main_window_module.save_models_dir
+
+    def save(folder: Path) -> None:
+        saved.append((folder, threading.current_thread().name))
+        real_save(folder)
+
+    monkeypatch.setattr(main_window_module, "save_models_dir", save)
 
     def list_models(folder: Path) -> ModelChoices:
         seen.append((folder, threading.current_thread().name))
@@ -94,6 +105,9 @@ def test_a_new_models_folder_is_listed_off_the_gui_thread(
     assert seen[-1] == (chosen, seen[-1][1]) and seen[-1][1] != threading.main_thread().name
     assert "from-the-new-folder" in _names(widget(window, "txt2img.model"))
     assert str(chosen) in window.statusBar().currentMessage()
+    assert [folder for folder, _thread in saved] == [chosen]
+    assert saved[0][1] != threading.main_thread().name, "settings.json written off the GUI thread"
+    assert saved_models_dir() == chosen
 
 
 def test_a_folder_that_cannot_be_listed_says_so_and_keeps_the_choices(

@@ -52,6 +52,7 @@ def test_no_models_of_ones_own_offers_a_models_folder_once(
     [choose] = [b for b in box.findChildren(QPushButton) if b.text() == CHOOSE]
     choose.click()
     assert window.prefs.models_dir == chosen
+    assert window.models_lister.wait(5000)  # settings.json is written off the GUI thread
     assert saved_models_dir() == chosen, "the CLI uses it too"
     assert str(chosen) in window.statusBar().currentMessage()
 
