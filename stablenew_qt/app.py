@@ -24,6 +24,8 @@ from .core.queue import default_queue_path
 from .core.workers import WorkersSetting
 from .gui.services import AppServices, ModelChoices
 
+log = logging.getLogger(__name__)
+
 APP_NAME = "StableNewQt"
 #: The stylesheet, icon and example presets: package data (``stablenew_qt/resources/``), found
 #: through importlib.resources in a source checkout and in an installed wheel alike.
@@ -139,6 +141,16 @@ def _models_dir_option(args: list[str]) -> Path | None:
     return None
 
 
+def _save_for_the_cli(folder: Path) -> None:
+    """Remember ``folder`` in settings.json, as choosing it in the Models menu does (issue 17)."""
+    from .core.user_settings import save_models_dir
+
+    try:
+        save_models_dir(folder)
+    except OSError as exc:  # the window still opens on it; only the CLI does not learn it
+        log.warning("cannot save the models folder for the CLI: %s", exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Open the main window and run the event loop; returns the exit code.
 
@@ -166,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QSettings(APP_NAME, APP_NAME)
     if chosen is not None:  # --models-dir: this folder from now on, for the window and the CLI
         settings.setValue(MODELS_DIR_KEY, str(chosen))
+        _save_for_the_cli(chosen)
     apply_saved_theme(app, settings)  # before the stylesheet, which wraps the native style
     apply_stylesheet(app, STYLE_SHEET)
     if APP_ICON.is_file():

@@ -42,3 +42,45 @@ def test_the_cli_uses_the_folder_chosen_in_the_window(
     assert (
         engine_settings(build_parser().parse_args(["models", "--models-dir", str(given)])).models_dir == given
     )
+
+
+WINDOW_THEN_CLI = """
+import sys
+from stablenew_qt.app import main as app_main
+from stablenew_qt.cli.engine_options import engine_settings
+from stablenew_qt.cli.main import build_parser
+code = app_main(["--models-dir", sys.argv[1], "--exit-after-show"])
+print("window exit:", code)
+# What `stablenew-qt models` lists from (its own listing imports torch: too slow for this test).
+print("cli models_dir:", engine_settings(build_parser().parse_args(["models"])).models_dir)
+"""
+
+
+@pytest.mark.slow
+def test_the_window_s_models_dir_option_is_what_the_cli_uses_next(tmp_path: Path) -> None:
+    """``stablenew-qt --models-dir DIR`` saves DIR in settings.json, as choosing it in the Models
+    menu does, so a later ``stablenew-qt models`` lists DIR (issue 17). A subprocess with its own
+    settings folders: the window's QSettings and settings.json are this test's alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    chosen = tmp_path / "a1111" / "models"
+    chosen.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "STABLENEW_MODELS_DIR"}
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        env[var] = str(tmp_path / var.lower())
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    done = subprocess.run(
+        [sys.executable, "-c", WINDOW_THEN_CLI, str(chosen)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["window exit: 0", f"cli models_dir: {chosen}"]
+    [saved] = list((tmp_path / "xdg_data_home").rglob("settings.json"))
+    assert json.loads(saved.read_text(encoding="utf-8"))["models_dir"] == str(chosen)

@@ -1,11 +1,15 @@
-"""PromptPanel (prompt, negative prompt, seed, batch) and InputImagePanel (the file a run starts from)."""
+"""PromptPanel (prompt, negative prompt, seed, batch) and InputImagePanel (the file a run starts from).
+
+The input image's preview is decoded on the panel's own worker thread (a large file or a slow
+disk never holds the window); only the answer for the path shown now is applied.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QRegularExpression, Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap, QRegularExpressionValidator
+from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap, QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -20,14 +24,18 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from ..core.config import MAX_SEED
+from .background import Background
 from .config_model import ConfigModel
 from .fields import Binder, tip
 from .seed_extras import SeedExtras
+from .thumbnails import read_scaled
 from .token_counter import PromptTokenCounters
 from .weight_keys import WeightKeyFilter
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp)"
 THUMB = 96
+#: What the preview shows: no path, a path being read, a file that is not a readable image.
+NO_IMAGE, READING, CANNOT_READ = "no image", "reading…", "cannot read\nthis image"
 
 
 class PromptPanel(QGroupBox):
@@ -124,7 +132,14 @@ class PromptPanel(QGroupBox):
 
 
 class InputImagePanel(QGroupBox):
-    """The image img2img or upscale starts from when txt2img is off: picker, thumbnail and drop."""
+    """The image img2img or upscale starts from when txt2img is off: picker, thumbnail and drop.
+
+    The thumbnail is read off the GUI thread: it says "reading…" until the answer arrives, and an
+    answer for a path no longer shown is dropped. Call :meth:`shutdown` before the panel goes.
+    """
+
+    #: A preview was applied: (the path, True if it shows the image, False for "cannot read").
+    previewShown = Signal(str, bool)
 
     def __init__(self, model: ConfigModel, parent: QWidget | None = None) -> None:
         super().__init__("Input image", parent)
@@ -146,6 +161,8 @@ class InputImagePanel(QGroupBox):
         self.thumbnail = QLabel()
         self.thumbnail.setFixedSize(THUMB, THUMB)
         self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.thumbnail.setObjectName("input.thumbnail")
+        self.thumbnail.setWordWrap(True)
         self.error_label = QLabel()
         self.error_label.setObjectName("input.error")
         self.error_label.setWordWrap(True)
@@ -162,6 +179,7 @@ class InputImagePanel(QGroupBox):
         layout.addWidget(self.thumbnail)
         layout.addLayout(column, 1)
         self._shown_path: str | None = ""
+        self._reader = Background(self)
         model.changed.connect(self._on_model_changed)
         model.replaced.connect(self._on_replaced)
         self._on_model_changed("")
@@ -195,12 +213,42 @@ class InputImagePanel(QGroupBox):
         if path == self._shown_path:
             return
         self._shown_path = path
-        pixmap = QPixmap(path) if path else QPixmap()
-        if pixmap.isNull():
-            self.thumbnail.setText("no image")
-            self.thumbnail.setPixmap(QPixmap())
-        else:
-            self.thumbnail.setPixmap(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+        self.thumbnail.setPixmap(QPixmap())
+        self.thumbnail.setToolTip(path or "")
+        if not path:
+            self.thumbnail.setText(NO_IMAGE)
+            return
+        self.thumbnail.setText(READING)
+        # Typing a path queues a read per keystroke: one whose path is no longer shown is skipped.
+        self._reader.run(
+            lambda: read_scaled(Path(path), THUMB) if path == self._shown_path else None,
+            lambda image: self._on_preview_read(path, image),
+            lambda message: self._on_preview_failed(path, message),
+        )
+
+    def _on_preview_read(self, path: str, image: QImage | None) -> None:
+        if path != self._shown_path or image is None:
+            return  # superseded by a later path
+        if image.isNull():
+            self._on_preview_failed(path, "not a readable image")
+            return
+        self.thumbnail.setPixmap(QPixmap.fromImage(image))
+        self.previewShown.emit(path, True)
+
+    def _on_preview_failed(self, path: str, message: str) -> None:
+        if path != self._shown_path:
+            return
+        self.thumbnail.setText(CANNOT_READ)
+        self.thumbnail.setToolTip(f"{path}: {message}")
+        self.previewShown.emit(path, False)
+
+    def wait(self, msecs: int = 10_000) -> bool:
+        """Wait for the previews asked so far to be read (tests)."""
+        return self._reader.wait(msecs)
+
+    def shutdown(self) -> None:
+        """Stop reading previews (the window is closing); no answer is applied after this."""
+        self._reader.shutdown()
 
     def show_problems(self, problems: list[str]) -> None:
         self.error_label.setText("\n".join(problems))

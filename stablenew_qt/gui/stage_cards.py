@@ -2,13 +2,15 @@
 
 Each card takes the ConfigModel, writes its knobs into it through a Binder, re-reads them when the
 model is replaced, and shows the config problems that concern it inline. An unticked card greys
-out its knobs.
+out its knobs. The upscale card reads its input image's size off the GUI thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from superqt import QCollapsible
 from superqt.utils import signals_blocked
@@ -19,6 +21,7 @@ from ..core.field_labels import all_in_user_words
 from ..core.infotext_parse import SAME_CHECKPOINT, SAME_SAMPLER, SAME_SCHEDULER
 from ..core.samplers import SAMPLERS, SCHEDULERS
 from ..core.sizes import hires_target_size, txt2img_output_size, upscaled_size
+from .background import Background
 from .config_model import ConfigModel
 from .elided_label import breakable
 from .fields import Binder, narrow, set_items, tip
@@ -377,8 +380,25 @@ class Img2ImgCard(StageCard):
         self.inpaint.shutdown()
 
 
+class _Reading(Enum):
+    """The upscale card's input size while it is being read (or a read skipped as superseded)."""
+
+    READING = "reading"
+
+
+_READING = _Reading.READING
+_Size = tuple[int, int] | _Reading | None
+
+
 class UpscaleCard(StageCard):
-    """Standalone pixel upscale (A1111 Extras) with a live final-size readout."""
+    """Standalone pixel upscale (A1111 Extras) with a live final-size readout.
+
+    The input image's size is read on the card's own worker thread: the readout says
+    "Final size: …" until it arrives, and an answer for a path no longer chosen is dropped.
+    """
+
+    #: The input image's size arrived: (path, (width, height), or None when it cannot be read).
+    sizeRead = Signal(str, object)
 
     def __init__(self, model: ConfigModel, choices: ModelChoices, parent: QWidget | None = None) -> None:
         super().__init__(model, "upscale", "Upscale", parent)
@@ -394,34 +414,58 @@ class UpscaleCard(StageCard):
         self.final_size = QLabel()
         self.final_size.setObjectName("upscale.final_size")
         f.addRow(self.final_size)
-        self._input_size: tuple[str | None, tuple[int, int] | None] = (None, None)
+        self._reader = Background(self)
+        # The input path whose size is known or being read, and that size (_READING meanwhile).
+        self._input_size: tuple[str | None, _Size] = (None, None)
         model.changed.connect(self._on_model_changed)
         model.replaced.connect(self._on_model_changed)
         self._on_model_changed("")
 
-    def _source_size(self) -> tuple[int, int] | None:
+    def _source_size(self) -> _Size:
         config = self.model.config
         if config.txt2img.enabled:
             return txt2img_output_size(config.txt2img)
         path = config.input_image_path
         if self._input_size[0] != path:
-            self._input_size = (path, _image_size(path))
+            self._input_size = (path, _READING if path else None)
+            if path:
+                self._reader.run(
+                    lambda: _image_size(path) if path == self._input_size[0] else _READING,
+                    lambda size: self._on_size_read(path, size),
+                    lambda _message: self._on_size_read(path, None),
+                )
         return self._input_size[1]
+
+    def _on_size_read(self, path: str, size: _Size) -> None:
+        if path != self._input_size[0] or size is _READING:
+            return  # superseded by a later path
+        self._input_size = (path, size)
+        self._on_model_changed("")
+        self.sizeRead.emit(path, size)
 
     def _on_model_changed(self, _change: object) -> None:
         size = self._source_size()
         factor = self.model.config.upscale.upscale_factor
-        self.final_size.setText(
-            _size_text(upscaled_size(*size, factor)) if size else "Final size: (input image)"
-        )
+        if size is _READING:
+            text = "Final size: …"
+        elif isinstance(size, tuple):
+            text = _size_text(upscaled_size(*size, factor))
+        else:
+            text = "Final size: (input image)"
+        self.final_size.setText(text)
 
     def set_choices(self, choices: ModelChoices) -> None:
         set_items(self.upscaler, BUILTIN_UPSCALERS + choices.upscalers)
 
+    def wait(self, msecs: int = 10_000) -> bool:
+        """Wait for the size reads asked so far (tests)."""
+        return self._reader.wait(msecs)
 
-def _image_size(path: str | None) -> tuple[int, int] | None:
-    if not path:
-        return None
+    def shutdown(self) -> None:
+        self._reader.shutdown()
+
+
+def _image_size(path: str) -> tuple[int, int] | None:
     from PIL import Image
 
     try:

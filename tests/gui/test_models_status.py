@@ -22,7 +22,8 @@ DEMO_ONLY = ModelChoices(
 
 def test_refresh_lists_what_was_found_per_kind(qtbot: QtBot, make_main_window: MakeMainWindow) -> None:
     window = make_main_window()
-    window.refresh_models()
+    with qtbot.waitSignal(window.modelsListed, timeout=5000):
+        window.refresh_models()  # listed off the GUI thread
     message = window.statusBar().currentMessage()
     assert message.endswith(": 3 checkpoints, 1 VAE, 1 upscaler, 2 detectors"), message
     assert DEMO_ONLY.summary() == "0 checkpoints (+2 demo), 0 VAEs, 0 upscalers, 0 detectors"
@@ -51,6 +52,7 @@ def test_no_models_of_ones_own_offers_a_models_folder_once(
     [choose] = [b for b in box.findChildren(QPushButton) if b.text() == CHOOSE]
     choose.click()
     assert window.prefs.models_dir == chosen
+    assert window.models_lister.wait(5000)  # settings.json is written off the GUI thread
     assert saved_models_dir() == chosen, "the CLI uses it too"
     assert str(chosen) in window.statusBar().currentMessage()
 

@@ -191,7 +191,7 @@ def _type_prompt_and_seed(qtbot: QtBot, window: MainWindow, seed: int = 21) -> N
     qtbot.keyClicks(window.prompt_panel.seed, str(seed))
 
 
-def _img2img_then_adetailer(window: MainWindow, image: Path) -> None:
+def _img2img_then_adetailer(qtbot: QtBot, window: MainWindow, image: Path) -> None:
     """Switch txt2img off and img2img and ADetailer on, then drop ``image`` on the input panel."""
     window.cards["txt2img"].setChecked(False)
     window.cards["img2img"].setChecked(True)
@@ -201,7 +201,8 @@ def _img2img_then_adetailer(window: MainWindow, image: Path) -> None:
     assert not window.generate_button.isEnabled()
     assert drop_files(window.input_panel.thumbnail, image) is window.input_panel
     assert window.input_panel.path.text() == str(image)
-    assert not window.input_panel.thumbnail.pixmap().isNull()
+    # The preview is read off the GUI thread.
+    qtbot.waitUntil(lambda: not window.input_panel.thumbnail.pixmap().isNull(), timeout=5000)
     assert window.input_panel.error_label.isHidden()
     assert window.generate_button.isEnabled(), window.error_label.text()
 
@@ -229,7 +230,7 @@ def test_jt04_img2img_then_adetailer_through_the_window(
     window = make_main_window(fake)
     states = _record_lifecycle(window)
     _type_prompt_and_seed(qtbot, window)
-    _img2img_then_adetailer(window, input_image)
+    _img2img_then_adetailer(qtbot, window, input_image)
     set_spin(qtbot, window, "img2img.denoise", 0.35)
     set_spin(qtbot, window, "img2img.steps", 6)
     # Unit 1: another face detector, with its own threshold, strength, blur and dilation.
@@ -345,7 +346,7 @@ def test_jt04_window_real_engine_repaints_only_the_detected_faces(
     labels: list[str] = []
     window.bridge.stepProgress.connect(lambda event: labels.append(event.label))
     _type_prompt_and_seed(qtbot, window, REAL_ENGINE_SEED)
-    _img2img_then_adetailer(window, _faces_image(tmp_path / "faces.png"))
+    _img2img_then_adetailer(qtbot, window, _faces_image(tmp_path / "faces.png"))
     set_spin(qtbot, window, "img2img.denoise", 0.25)
     set_spin(qtbot, window, "img2img.steps", 4)
     choose(window, "adetailer.units.0.adetailer_model", "face_tiny.pt")  # listed from models/adetailer

@@ -34,7 +34,8 @@ def test_jt05_standalone_upscale_of_an_input_image(
     window.input_panel.set_image(input_image)
     choose(window, "upscale.upscale_model", "Nearest")
     set_spin(qtbot, window, "upscale.upscale_factor", 2.0)
-    assert widget(window, "upscale.final_size").text() == "Final size: 160 × 128"  # type: ignore[attr-defined]
+    final_size = widget(window, "upscale.final_size")
+    qtbot.waitUntil(lambda: final_size.text() == "Final size: 160 × 128", timeout=5000)  # type: ignore[attr-defined]
 
     generate_and_wait(qtbot, window)
 
