@@ -31,7 +31,6 @@ from ..core.job import FINISHED_STATUSES, Job, stepped_copies
 from ..core.job_group import GroupKind, JobGroup
 from ..core.options import ExitCode
 from ..core.outputs import app_data_dir
-from ..core.paths import default_models_dir
 from ..core.queue import JobQueue
 from ..core.queue_db import QueueMissing
 from ..core.sweep import (
@@ -42,7 +41,10 @@ from ..core.sweep import (
     load_prompt_pack,
     sweep_jobs,
 )
+from ..core.sweep.appliers import SweepContext
 from ..core.sweep.wildcards import DEFAULT_COMBINATION_LIMIT
+from ..core.user_settings import models_dir as user_models_dir
+from .sweep_names import installed_names
 
 __all__ = ["GroupRequest", "add_group_options", "add_group_parser", "expand_request", "styles_paths"]
 
@@ -100,7 +102,7 @@ def expand_request(args: argparse.Namespace, config: RunConfig) -> GroupRequest:
         kind = kind or GroupKind.WILDCARDS
         meta = {**wildcard_meta, **meta}
     if args.sweep:
-        return _sweep(Path(args.sweep), configs[0])
+        return _sweep(Path(args.sweep), configs[0], installed_names(user_models_dir(args.models_dir)))
     if kind is None:
         return GroupRequest(configs)
     return GroupRequest(configs, kind, meta)
@@ -120,7 +122,7 @@ def _check_combination(args: argparse.Namespace) -> None:
 def styles_paths(models_dir: str | None) -> list[Path]:
     """The styles.csv files read, in order: an A1111 install's (beside its models folder), then
     ours (the user data folder), so ours win."""
-    models = Path(models_dir).expanduser() if models_dir else default_models_dir()
+    models = user_models_dir(models_dir)  # the folder every command uses (the window's choice too)
     return [models.resolve().parent / STYLES_FILE, app_data_dir() / STYLES_FILE]
 
 
@@ -170,7 +172,7 @@ def _expanded(args: argparse.Namespace, configs: list[RunConfig]) -> tuple[list[
     return [e.config for e in expanded], meta
 
 
-def _sweep(path: Path, base: RunConfig) -> GroupRequest:
+def _sweep(path: Path, base: RunConfig, context: SweepContext) -> GroupRequest:
     what = f"sweep file {str(path)!r}"
     try:
         text = path.read_bytes()
@@ -179,7 +181,7 @@ def _sweep(path: Path, base: RunConfig) -> GroupRequest:
     except OSError as exc:
         raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", "--sweep") from None
     try:
-        jobs = sweep_jobs(base, SweepSpec.from_json(text), source=str(path.resolve()))
+        jobs = sweep_jobs(base, SweepSpec.from_json(text), context=context, source=str(path.resolve()))
     except ConfigError as exc:
         raise ConfigError([ConfigProblem(_in_file(path, p.field), p.message) for p in exc.problems]) from None
     return GroupRequest(list(jobs.configs), GroupKind.SWEEP, jobs.meta, list(jobs.indices))

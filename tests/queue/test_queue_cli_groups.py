@@ -66,6 +66,31 @@ def test_add_a_sweep_queues_its_cells_as_one_group(
     assert [j["group"] for j in data["jobs"]] == [1] * 6 and data["groups"][0]["kind"] == "sweep"
 
 
+def test_checkpoint_names_in_a_sweep_match_the_installed_models_as_a1111_matches_them(
+    queue_path: Path, config_file: Path, tmp_path: Path, capsys
+) -> None:
+    models = tmp_path / "models"
+    (models / "Stable-diffusion").mkdir(parents=True)
+    (models / "Stable-diffusion" / "dreamshaper_8.safetensors").write_bytes(b"\0" * 16)
+    sweep = _write(
+        tmp_path / "sweep.json",
+        json.dumps({"x": {"type": "Checkpoint name", "values": "tiny-sd15, dreamshaper"}}),
+    )
+    command = [*_q(queue_path, "add", str(config_file), "--sweep", str(sweep)), "--models-dir", str(models)]
+    assert main(command) == 0
+    capsys.readouterr()
+    with JobQueue(queue_path) as queue:
+        [group] = queue.groups()
+        names = [j.config.txt2img.model for j in queue.group_jobs(group.id)]
+    assert names == ["demo-tiny-sd15", "dreamshaper_8"], "partial names, as A1111 finds them"
+    _write(sweep, json.dumps({"x": {"type": "Checkpoint name", "values": "juggernaut"}}))
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "sweep.json: X axis 'Checkpoint name'" in err and "juggernaut" in err, err
+    with JobQueue(queue_path) as queue:
+        assert len(queue.groups()) == 1, "nothing queued for the unknown name"
+
+
 def test_a_bad_sweep_file_is_exit_2_naming_the_file_and_field(
     queue_path: Path, config_file: Path, tmp_path: Path, capsys
 ) -> None:
