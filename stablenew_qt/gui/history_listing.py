@@ -54,10 +54,13 @@ def job_folder(job: Job) -> Path | None:
     return None
 
 
-def history_text(job: Job) -> str:
-    """Two lines: the job's summary, then when it finished and what it left."""
+def history_text(job: Job, on_disk: int | None = None) -> str:
+    """Two lines: the job's summary, then when it finished and what it left. ``on_disk``: how
+    many of its images are still on disk (None: not looked up), said when some are gone."""
     when = job.when.strftime("%Y-%m-%d %H:%M")
     images = f"{len(job.outputs)} image(s)" if job.outputs else "no images"
+    if on_disk is not None and job.outputs and on_disk < len(job.outputs):
+        images += f", {on_disk or 'none'} on disk"
     rated = f"  ·  {stars(job.rating)}" if job.rating else ""
     return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}{rated}"
 
@@ -101,15 +104,17 @@ class HistoryListing:
 
 @dataclass(frozen=True)
 class JobFiles:
-    """What of a job is on disk: its first image and its run folder (None: gone)."""
+    """What of a job is on disk: its first image and its run folder (None: gone), and every one
+    of its images still there (what "Delete images" moves to the trash)."""
 
     image: Path | None = None
     folder: Path | None = None
+    images: tuple[Path, ...] = ()
 
 
 def job_files(job: Job) -> JobFiles:
-    """The job's first image and folder as the disk has them now (not on the GUI thread)."""
-    return JobFiles(first_image(job), job_folder(job))
+    """The job's images and folder as the disk has them now (not on the GUI thread)."""
+    return JobFiles(first_image(job), job_folder(job), tuple(p for p in job.outputs if p.is_file()))
 
 
 def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | QueueError:

@@ -107,7 +107,8 @@ def test_send_to_inpaint_starts_img2img_on_the_image_and_opens_the_mask_editor(
 def test_delete_asks_and_cancel_keeps_the_image(
     qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the trash, on Linux
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the trash, on Linux (Qt needs
+    (tmp_path / "data").mkdir()  # the folder to exist; without it there is no trash)
     window = make_main_window()
     path = _shown(window, tmp_path)
     box = window.results_panel.actions_.delete(path)
@@ -118,6 +119,7 @@ def test_delete_asks_and_cancel_keeps_the_image(
     with qtbot.waitSignal(window.results_panel.actions_.deleted):
         box.button(QMessageBox.StandardButton.Yes).click()
     assert not path.exists() and window.results_panel.image_paths() == []
+    assert (tmp_path / "data" / "Trash" / "files" / path.name).is_file(), "in the trash, not destroyed"
 
 
 def test_double_click_opens_the_full_view_with_zoom(
