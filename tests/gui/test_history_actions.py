@@ -155,3 +155,27 @@ def test_delete_images_confirmed_trashes_them_and_the_job_stays_without_its_thum
     assert history.list.item(0).icon().pixmap(history_panel.THUMB).toImage() != thumbnail
     entries = {a.text(): a.isEnabled() for a in history.context_menu(history.jobs[0]).actions()}
     assert not entries["Delete images… (to trash)"] and not entries["Open image"] and entries["Remove"]
+
+
+def test_delete_images_without_a_trash_asks_again_and_no_keeps_every_file(
+    qtbot: QtBot,
+    make_main_window: MakeMainWindow,
+    queue: JobQueue,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(image_actions, "move_to_trash", lambda path: False)  # no trash here
+    window = make_main_window(queue=queue)
+    job_id, images = finished_job(queue, window, tmp_path, [61, 62])
+    history = shown(qtbot, window, job_id)
+    first = history.delete_images(job_id)
+    assert first is not None
+    first.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: history.actions_.confirm is not first, timeout=RUN_TIMEOUT_MS)
+    second = history.actions_.confirm
+    assert second is not None
+    assert second.text() == "The trash is not available here. Delete 2 file(s) permanently?"
+    second.button(QMessageBox.StandardButton.No).click()
+    qtbot.wait(50)
+    assert all(path.is_file() for path in images)
+    assert "on disk" not in history.list.item(0).text()

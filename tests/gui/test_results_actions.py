@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
+from stablenew_qt.gui import image_actions
 from stablenew_qt.gui.image_viewer import ImageViewer
 from stablenew_qt.gui.results_panel import image_label
 from stablenew_qt.gui.testing import MakeMainWindow
@@ -148,3 +149,55 @@ def test_labels_tell_images_apart_by_time_and_seed() -> None:
     assert image_label(Path("fox.png"), now, now) == "15:30:00 · fox"
     assert image_label(Path("xyz_grid-00001.png"), now, now) == "15:30:00 · xyz_grid-00001"  # not a seed
     assert image_label(Path("fox.png"), now, now, seed="7", model="tiny-sd") == "15:30:00 · seed 7 · tiny-sd"
+
+
+PERMANENTLY = "dialog.delete_permanently"
+
+
+def test_without_a_trash_delete_asks_again_before_deleting_for_good_and_no_keeps_the_file(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tried: list[Path] = []
+
+    def no_trash(path: Path) -> bool:  # what QFile.moveToTrash answers where there is none
+        tried.append(path)
+        return False
+
+    monkeypatch.setattr(image_actions, "move_to_trash", no_trash)
+    window = make_main_window()
+    actions = window.results_panel.actions_
+    path = _shown(window, tmp_path)
+    deleted: list[Path] = []
+    actions.deleted.connect(deleted.append)
+    first = actions.delete(path)
+    first.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: actions.confirm is not first, timeout=5000)  # the trash refused it
+    second = actions.confirm
+    assert second is not None and second.objectName() == PERMANENTLY
+    assert second.text() == "The trash is not available here. Delete 1 file(s) permanently?"
+    assert second.defaultButton() is second.button(QMessageBox.StandardButton.No)
+    assert tried == [path] and path.is_file() and deleted == [], "nothing deleted before the second Yes"
+    second.button(QMessageBox.StandardButton.No).click()
+    qtbot.wait(50)
+    assert path.is_file() and deleted == [] and window.results_panel.image_paths() == [path]
+
+    actions.delete(path).button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: actions.confirm is not None and actions.confirm.objectName() == PERMANENTLY)
+    with qtbot.waitSignal(actions.deleted, timeout=5000):
+        actions.confirm.button(QMessageBox.StandardButton.Yes).click()  # type: ignore[union-attr]
+    assert not path.exists() and deleted == [path] and window.results_panel.image_paths() == []
+
+
+def test_trash_files_keeps_what_the_trash_refused_and_unlink_files_says_what_it_could_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept, gone, folder = tmp_path / "kept.png", tmp_path / "gone.png", tmp_path / "a-folder.png"
+    kept.write_bytes(b"x")
+    folder.mkdir()
+    monkeypatch.setattr(image_actions, "move_to_trash", lambda path: False)
+    assert image_actions.trash_files([kept, gone]) == image_actions.Removal(gone=(gone,), kept=(kept,))
+    assert kept.is_file(), "a refused file is never deleted by the trash step"
+    outcome = image_actions.unlink_files([kept, folder])
+    assert outcome.gone == (kept,) and not kept.exists() and folder.is_dir()
+    [error] = outcome.errors
+    assert error.startswith("Cannot delete a-folder.png: ") and "\n" not in error
