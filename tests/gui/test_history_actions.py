@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from PySide6.QtCore import QSize
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.queue import JobQueue
-from stablenew_qt.gui import history_panel, image_actions
+from stablenew_qt.gui import image_actions
 from stablenew_qt.gui.history_panel import HistoryPanel
 from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow
@@ -41,10 +42,10 @@ def trash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def finished_job(
-    queue: JobQueue, window: MainWindow, tmp_path: Path, seeds: list[int]
+    queue: JobQueue, window: MainWindow, tmp_path: Path, seeds: list[int], config_seed: int = -1
 ) -> tuple[int, list[Path]]:
-    """One completed job with one real A1111 PNG per seed in its run folder."""
-    job = queue.add(window.model.config.model_copy(update={"prompt": "a heron"}))[0]
+    """One completed job with one real A1111 PNG per seed in its run folder (named as ours are)."""
+    job = queue.add(window.model.config.model_copy(update={"prompt": "a heron", "seed": config_seed}))[0]
     assert queue.claim(job.id) is not None
     images = []
     for index, seed in enumerate(seeds):
@@ -139,8 +140,8 @@ def test_delete_images_confirmed_trashes_them_and_the_job_stays_without_its_thum
     window = make_main_window(queue=queue)
     job_id, images = finished_job(queue, window, tmp_path, [51, 52])
     history = shown(qtbot, window, job_id)
-    qtbot.waitUntil(lambda: history.list.item(0).icon().availableSizes() != [], timeout=RUN_TIMEOUT_MS)
-    thumbnail = history.list.item(0).icon().pixmap(history_panel.THUMB).toImage()
+    thumbnail = QSize(40, 30)  # the image's own size (below THUMB): not the status icon's sizes
+    qtbot.waitUntil(lambda: thumbnail in history.list.item(0).icon().availableSizes(), timeout=RUN_TIMEOUT_MS)
     assert "2 image(s)  ·" in history.list.item(0).text()
     action(history, "Delete images… (to trash)").trigger()
     box = history.actions_.confirm
@@ -152,7 +153,7 @@ def test_delete_images_confirmed_trashes_them_and_the_job_stays_without_its_thum
     assert len(movers) == 2 and threading.main_thread() not in movers
     qtbot.waitUntil(lambda: "none on disk" in history.list.item(0).text(), timeout=RUN_TIMEOUT_MS)
     assert [job.id for job in history.jobs] == [job_id] and list(queue.get(job_id).outputs) == images
-    assert history.list.item(0).icon().pixmap(history_panel.THUMB).toImage() != thumbnail
+    assert thumbnail not in history.list.item(0).icon().availableSizes(), "the placeholder, not the image"
     entries = {a.text(): a.isEnabled() for a in history.context_menu(history.jobs[0]).actions()}
     assert not entries["Delete images… (to trash)"] and not entries["Open image"] and entries["Remove"]
 
@@ -179,3 +180,23 @@ def test_delete_images_without_a_trash_asks_again_and_no_keeps_every_file(
     qtbot.wait(50)
     assert all(path.is_file() for path in images)
     assert "on disk" not in history.list.item(0).text()
+
+
+def test_history_rows_tell_jobs_apart_by_time_seed_and_model(
+    qtbot: QtBot, make_main_window: MakeMainWindow, queue: JobQueue, tmp_path: Path
+) -> None:
+    window = make_main_window(queue=queue)
+    chosen, _images = finished_job(queue, window, tmp_path, [77], config_seed=1234)  # the config's
+    random_seed, _images = finished_job(queue, window, tmp_path, [987])  # -1: the image's name has it
+    failed = queue.add(window.model.config.model_copy(update={"seed": -1}))[0]
+    assert queue.claim(failed.id) is not None
+    queue.mark_failed(failed.id, "out of memory")
+    history = window.history_panel
+    qtbot.waitUntil(lambda: len(history.jobs) == 3, timeout=RUN_TIMEOUT_MS)
+    rows = {job.id: history.list.item(row).text() for row, job in enumerate(history.jobs)}
+    model = queue.get(chosen).model
+    assert model and f"  {model}  " in rows[chosen].splitlines()[0]  # the model, on the summary line
+    assert "  ·  seed 1234  ·  1 image(s)" in rows[chosen].splitlines()[1]
+    assert "  ·  seed 987  ·  1 image(s)" in rows[random_seed].splitlines()[1]
+    assert "  ·  random seed  ·  no images" in rows[failed.id].splitlines()[1]
+    assert rows[chosen].splitlines()[1].startswith(queue.get(chosen).when.strftime("%Y-%m-%d %H:%M  ·  "))

@@ -3,6 +3,7 @@ the trash after asking, send to img2img / upscale, labels that tell images apart
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
-from stablenew_qt.gui import image_actions
+from stablenew_qt.gui import image_actions, image_facts
 from stablenew_qt.gui.image_viewer import ImageViewer
-from stablenew_qt.gui.results_panel import image_label
+from stablenew_qt.gui.results_panel import READING, image_label
 from stablenew_qt.gui.testing import MakeMainWindow
 
 
@@ -201,3 +202,36 @@ def test_trash_files_keeps_what_the_trash_refused_and_unlink_files_says_what_it_
     assert outcome.gone == (kept,) and not kept.exists() and folder.is_dir()
     [error] = outcome.errors
     assert error.startswith("Cannot delete a-folder.png: ") and "\n" not in error
+
+
+def test_copy_parameters_button_waits_for_the_parameters_and_never_copies_a_status_text(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real = image_facts.read_image_facts
+    monkeypatch.setattr(image_facts, "read_image_facts", lambda path: (release.wait(5), real(path))[1])
+    window = make_main_window()
+    panel = window.results_panel
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)  # no infotext
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    path = _shown(window, tmp_path)
+    panel.gallery.setCurrentRow(0)
+    assert panel.parameters.toPlainText() == READING and not panel.copy_button.isEnabled()
+    QGuiApplication.clipboard().setText("kept")
+    panel.copy_button.click()  # disabled: nothing happens
+    panel._on_copy_clicked()  # and the slot itself copies nothing unread
+    assert QGuiApplication.clipboard().text() == "kept"
+    release.set()
+    qtbot.waitUntil(panel.copy_button.isEnabled, timeout=5000)
+    panel.copy_button.click()
+    assert QGuiApplication.clipboard().text() == real(path).parameters
+    for other in (plain, broken):  # "(no parameters stored…)" or why it cannot be read: not copied
+        panel.add_image(other)
+        panel.gallery.setCurrentRow(0)
+        qtbot.waitUntil(lambda other=other: panel.facts(other) is not None, timeout=5000)
+        assert panel.parameters.toPlainText() not in ("", READING)
+        assert not panel.copy_button.isEnabled()
+    panel.gallery.setCurrentRow(2)  # back to the image with parameters: read before, at once
+    assert panel.copy_button.isEnabled()
