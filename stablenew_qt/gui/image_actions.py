@@ -1,8 +1,11 @@
-"""What the user can do with a result image: the Results gallery's context menu.
+"""What the user can do with a result image: the Results gallery's context menu, and the
+History's for a job's first image (or, to delete, all of its images).
 
 Open, full view, copy image, copy parameters, use these settings, send to img2img or upscale,
-reveal in the folder, delete to the trash (after asking). The actions that change the editor
-(use settings, send to) are signals the window answers; the rest act here. Issue 17, item 6.
+reveal in the folder, delete to the trash (after asking). Where there is no trash (Qt's refuses
+the file), a second question asks before deleting for good; nothing is deleted silently. Files
+are read and moved on the loader's pool, never on the GUI thread. The actions that change the
+editor (use settings, send to) are signals the window answers; the rest act here. Issue 17.
 """
 
 from __future__ import annotations
