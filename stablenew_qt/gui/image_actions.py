@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 class ImageActions(QObject):
     """The actions on one image at a time, for the widget ``parent`` (dialogs open over it).
-    ``loader`` reads the files (full view, copy image, copy parameters) off the GUI thread."""
+    ``loader`` reads the files (full view, copy image, copy parameters) and moves them to the
+    trash off the GUI thread."""
 
     #: "Use these settings" (the image's path).
     useSettingsRequested = Signal(object)
@@ -129,11 +130,15 @@ class ImageActions(QObject):
 
     def copy_parameters(self, path: Path) -> None:
         """Put the image's infotext on the clipboard (read on the loader's pool)."""
-        self.loader.submit(partial(image_facts.read_image_facts, path), self._on_copy_parameters_read)
+        self.loader.submit(
+            partial(image_facts.read_image_facts, path), partial(self._on_copy_parameters_read, path)
+        )
 
-    def _on_copy_parameters_read(self, facts: ImageFacts) -> None:
-        if facts.parameters or facts.text == image_facts.NO_PARAMETERS:
+    def _on_copy_parameters_read(self, path: Path, facts: ImageFacts) -> None:
+        if facts.parameters:
             QGuiApplication.clipboard().setText(facts.parameters)
+        elif facts.text == image_facts.NO_PARAMETERS:  # the clipboard keeps what it had
+            self.errorOccurred.emit(f"Nothing copied: {path.name} stores no parameters")
         else:
             self.errorOccurred.emit(facts.text)  # unreadable: the reason
 
@@ -152,7 +157,8 @@ class ImageActions(QObject):
         files = list(paths)
         what = what or (files[0].name if len(files) == 1 else f"{len(files)} files")
         trash = partial(self.loader.submit, partial(trash_files, files), partial(self._on_trashed, over))
-        box = self._ask("Delete image", f"Move {what} to the trash?", over, trash)
+        title = "Delete image" if len(files) == 1 else "Delete images"
+        box = self._ask(title, f"Move {what} to the trash?", over, trash)
         box.setObjectName("dialog.delete_image")
         return box
 

@@ -200,3 +200,17 @@ def test_history_rows_tell_jobs_apart_by_time_seed_and_model(
     assert "  ·  seed 987  ·  1 image(s)" in rows[random_seed].splitlines()[1]
     assert "  ·  random seed  ·  no images" in rows[failed.id].splitlines()[1]
     assert rows[chosen].splitlines()[1].startswith(queue.get(chosen).when.strftime("%Y-%m-%d %H:%M  ·  "))
+
+
+def test_copy_parameters_of_an_image_without_them_says_so_and_keeps_the_clipboard(
+    qtbot: QtBot, make_main_window: MakeMainWindow, queue: JobQueue, tmp_path: Path
+) -> None:
+    window = make_main_window(queue=queue)
+    job_id, [image] = finished_job(queue, window, tmp_path, [71])
+    Image.new("RGB", (40, 30)).save(image)  # the same file, now without its infotext
+    history = shown(qtbot, window, job_id)
+    QGuiApplication.clipboard().setText("kept")
+    with qtbot.waitSignal(history.errorOccurred, timeout=RUN_TIMEOUT_MS) as said:
+        action(history, "Copy parameters").trigger()
+    assert said.args == [f"Nothing copied: {image.name} stores no parameters"]
+    assert QGuiApplication.clipboard().text() == "kept"
