@@ -54,17 +54,39 @@ def job_folder(job: Job) -> Path | None:
     return None
 
 
-def history_text(job: Job) -> str:
-    """Two lines: the job's summary, then when it finished and what it left."""
+def seed_in_name(path: Path) -> str | None:
+    """The seed in one of our image names (``<index>-<seed>.png``); None for any other name
+    (``xyz_grid-00001.png``, ``fox.png``). Reads no file."""
+    parts = path.stem.split("-")
+    return parts[1] if len(parts) == 2 and all(part.isdigit() for part in parts) else None
+
+
+def job_seed(job: Job) -> str | None:
+    """The job's seed: its config's, or, for a random one (-1), the one its first image's name
+    records (resolved by the runner); None while unknown (a random seed that made no image)."""
+    seed = job.config_data.get("seed")
+    if isinstance(seed, int) and seed >= 0:
+        return str(seed)
+    return seed_in_name(job.outputs[0]) if job.outputs else None
+
+
+def history_text(job: Job, on_disk: int | None = None) -> str:
+    """Two lines: the job's summary (id, status, model, prompt), then when it finished, its seed
+    and what it left. ``on_disk``: how many of its images are still on disk (None: not looked
+    up), said when some are gone."""
     when = job.when.strftime("%Y-%m-%d %H:%M")
+    seed = job_seed(job)
+    when += f"  ·  seed {seed}" if seed is not None else "  ·  random seed"
     images = f"{len(job.outputs)} image(s)" if job.outputs else "no images"
+    if on_disk is not None and job.outputs and on_disk < len(job.outputs):
+        images += f", {on_disk or 'none'} on disk"
     rated = f"  ·  {stars(job.rating)}" if job.rating else ""
     return f"{job_text(job)}\n{when}  ·  {images}  ·  attempt {job.attempts}{rated}"
 
 
 def compare_label(job: Job) -> str:
     """What tells two jobs' images apart in the compare view: id, seed, model."""
-    seed = job.config_data.get("seed")
+    seed = job_seed(job)
     return f"#{job.id} · seed {seed} · {job.model}" if seed is not None else f"#{job.id} · {job.model}"
 
 
@@ -101,15 +123,17 @@ class HistoryListing:
 
 @dataclass(frozen=True)
 class JobFiles:
-    """What of a job is on disk: its first image and its run folder (None: gone)."""
+    """What of a job is on disk: its first image and its run folder (None: gone), and every one
+    of its images still there (what "Delete images" moves to the trash)."""
 
     image: Path | None = None
     folder: Path | None = None
+    images: tuple[Path, ...] = ()
 
 
 def job_files(job: Job) -> JobFiles:
-    """The job's first image and folder as the disk has them now (not on the GUI thread)."""
-    return JobFiles(first_image(job), job_folder(job))
+    """The job's images and folder as the disk has them now (not on the GUI thread)."""
+    return JobFiles(first_image(job), job_folder(job), tuple(p for p in job.outputs if p.is_file()))
 
 
 def read_history(queue: JobQueue, filters: HistoryFilters) -> HistoryListing | QueueError:

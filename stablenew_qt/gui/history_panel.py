@@ -4,8 +4,10 @@ Filters: status, text (prompts, models, errors), model and period. Each job show
 its first image (decoded off the GUI thread by a
 :class:`~stablenew_qt.gui.thumbnails.ThumbnailLoader`), when it finished and how it ended. From
 the buttons or the context menu: open its folder, re-queue it as it was or with a new seed, load
-it into the editor, remove it, and clear the whole history. Removing a job never deletes its
-images.
+it into the editor, remove it, and clear the whole history; from the context menu also what the
+Results gallery does with its first image (open, full view, copy image or parameters, send to)
+and "Delete images" (to the trash, after asking; the job stays listed). Removing a job never
+deletes its images.
 
 It follows the queue like the QueuePanel does: ``bridge.queueChanged`` asks for a new listing,
 which is read and filtered on the :class:`~stablenew_qt.gui.queue_client.QueueClient`'s thread
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -341,12 +344,13 @@ class HistoryPanel(GroupRows, QWidget):
         icon = self._status_icons.get(job.status)
         if icon is None:  # made once: the style's icon costs 50 µs, a 500-row refresh 25 ms
             icon = self._status_icons[job.status] = QIcon(self.style().standardIcon(STATUS_ICONS[job.status]))
-        item = QListWidgetItem(icon, history_text(job))
+        files = self._files(job.id)
+        item = QListWidgetItem(icon, history_text(job, len(files.images)))
         item.setData(JOB_ID_ROLE, job.id)
         item.setToolTip(job.error or str(job.config_data.get("prompt") or ""))
-        if job.outputs:
-            self._items_by_path.setdefault(job.outputs[0], []).append(item)
-            self.thumbnails.request(job.outputs[0], THUMB)
+        if files.image is not None:  # images gone (deleted): the status icon stays
+            self._items_by_path.setdefault(files.image, []).append(item)
+            self.thumbnails.request(files.image, THUMB)
         return item
 
     def _on_thumbnail_ready(self, path: Path, _size: int, image: QImage) -> None:
@@ -511,19 +515,37 @@ class HistoryPanel(GroupRows, QWidget):
         """The menu for ``job``: every operation the buttons offer."""
         files = self._files(job.id)
         two = [j for j in self.selected_jobs() if self._files(j.id).image is not None]
+        image = files.image is not None
         entries: tuple[MenuEntry, ...] = (
             *((("Compare the two selected", True, self.compare_selected),) if len(two) == 2 else ()),
-            ("Open folder", files.folder is not None, self.open_folder),
-            ("Full view", files.image is not None, self.full_view),
+            ("Open image", image, partial(self._on_image, self.actions_.open)),
+            ("Full view", image, self.full_view),
+            ("Copy image", image, partial(self._on_image, self.actions_.copy_image)),
+            ("Copy parameters", image, partial(self._on_image, self.actions_.copy_parameters)),
             ("Re-queue", True, self.requeue),
             ("Re-queue with a new seed", True, self.requeue_new_seed),
             ("Load into the editor", True, self.load),
-            *((text, files.image is not None, partial(self._send_to, stage)) for stage, text in SEND_TO),
+            *((text, image, partial(self._send_to, stage)) for stage, text in SEND_TO),
+            ("Open folder", files.folder is not None, self.open_folder),
+            ("Delete images… (to trash)", bool(files.images), self.delete_images),
             ("Remove", True, self.remove),
         )
         return job_menu(self, job.id, entries)
 
-    def _send_to(self, stage: str, job_id: int) -> None:
+    def _on_image(self, action: Callable[[Path], object], job_id: int) -> None:
         image = self._files(job_id).image
         if image is not None:
-            self.sendToRequested.emit(image, stage)
+            action(image)
+
+    def _send_to(self, stage: str, job_id: int) -> None:
+        self._on_image(lambda image: self.sendToRequested.emit(image, stage), job_id)
+
+    def delete_images(self, job_id: int) -> QMessageBox | None:
+        """Ask (naming how many files), then move the job's images to the trash off the GUI
+        thread; the list follows (the row without its thumbnail). The job stays listed: Remove
+        forgets it. None (and a message) when none of its images is on disk."""
+        images = self._files(job_id).images
+        if not images:
+            self.errorOccurred.emit(f"job {job_id} has no image on disk")
+            return None
+        return self.actions_.delete_files(images, what=f"the {len(images)} image file(s) of job #{job_id}")

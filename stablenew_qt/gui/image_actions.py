@@ -1,19 +1,25 @@
-"""What the user can do with a result image: the Results gallery's context menu.
+"""What the user can do with a result image: the Results gallery's context menu, and the
+History's for a job's first image (or, to delete, all of its images).
 
 Open, full view, copy image, copy parameters, use these settings, send to img2img or upscale,
-reveal in the folder, delete to the trash (after asking). The actions that change the editor
-(use settings, send to) are signals the window answers; the rest act here. Issue 17, item 6.
+reveal in the folder, delete to the trash (after asking). Where there is no trash (Qt's refuses
+the file), a second question asks before deleting for good; nothing is deleted silently. Files
+are read and moved on the loader's pool, never on the GUI thread. The actions that change the
+editor (use settings, send to) are signals the window answers; the rest act here. Issue 17.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QFile, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage
-from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import QAbstractButton, QMenu, QMessageBox, QWidget
 
 from ..core.config import RunConfig
 from . import image_facts
@@ -29,10 +35,13 @@ SEND_TO: tuple[tuple[str, str], ...] = (
     ("upscale", "Send to upscale"),
 )
 
+log = logging.getLogger(__name__)
+
 
 class ImageActions(QObject):
     """The actions on one image at a time, for the widget ``parent`` (dialogs open over it).
-    ``loader`` reads the files (full view, copy image, copy parameters) off the GUI thread."""
+    ``loader`` reads the files (full view, copy image, copy parameters) and moves them to the
+    trash off the GUI thread."""
 
     #: "Use these settings" (the image's path).
     useSettingsRequested = Signal(object)
@@ -121,43 +130,125 @@ class ImageActions(QObject):
 
     def copy_parameters(self, path: Path) -> None:
         """Put the image's infotext on the clipboard (read on the loader's pool)."""
-        self.loader.submit(partial(image_facts.read_image_facts, path), self._on_copy_parameters_read)
+        self.loader.submit(
+            partial(image_facts.read_image_facts, path), partial(self._on_copy_parameters_read, path)
+        )
 
-    def _on_copy_parameters_read(self, facts: ImageFacts) -> None:
-        if facts.parameters or facts.text == image_facts.NO_PARAMETERS:
+    def _on_copy_parameters_read(self, path: Path, facts: ImageFacts) -> None:
+        if facts.parameters:
             QGuiApplication.clipboard().setText(facts.parameters)
+        elif facts.text == image_facts.NO_PARAMETERS:  # the clipboard keeps what it had
+            self.errorOccurred.emit(f"Nothing copied: {path.name} stores no parameters")
         else:
             self.errorOccurred.emit(facts.text)  # unreadable: the reason
 
     def delete(self, path: Path, over: QWidget | None = None) -> QMessageBox:
         """Ask (over the widget ``over``, default the panel), then move ``path`` to the trash
         (emits :attr:`deleted`)."""
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Delete image",
-            f"Move {path.name} to the trash?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            over or self._parent,
-        )
-        box.setObjectName("dialog.delete_image")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        return self.delete_files([path], over)
 
-        def answered(button: object) -> None:
-            if box.standardButton(button) == QMessageBox.StandardButton.Yes:  # type: ignore[arg-type]
-                self._trash(path)
+    def delete_files(
+        self, paths: Sequence[Path], over: QWidget | None = None, what: str | None = None
+    ) -> QMessageBox:
+        """Ask "Move <what> to the trash?" (``what`` defaults to the file's name, or "N files"),
+        then move ``paths`` to the trash on the loader's pool; :attr:`deleted` follows for each
+        file gone. Where the trash refuses them, a second question asks before deleting them for
+        good (No keeps them). Nothing is ever deleted without a Yes."""
+        files = list(paths)
+        what = what or (files[0].name if len(files) == 1 else f"{len(files)} files")
+        trash = partial(self.loader.submit, partial(trash_files, files), partial(self._on_trashed, over))
+        title = "Delete image" if len(files) == 1 else "Delete images"
+        box = self._ask(title, f"Move {what} to the trash?", over, trash)
+        box.setObjectName("dialog.delete_image")
+        return box
+
+    def _ask(
+        self,
+        title: str,
+        text: str,
+        over: QWidget | None,
+        on_yes: Callable[[], object],
+        no: QMessageBox.StandardButton = QMessageBox.StandardButton.Cancel,
+    ) -> QMessageBox:
+        yes = QMessageBox.StandardButton.Yes
+        # ``over`` (the full view) may have closed while the files were moved.
+        parent = over if over is not None and shiboken6.isValid(over) else self._parent
+        icon = (
+            QMessageBox.Icon.Question if no == QMessageBox.StandardButton.Cancel else QMessageBox.Icon.Warning
+        )
+        box = QMessageBox(icon, title, text, yes | no, parent)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setDefaultButton(no)  # Enter never deletes
+
+        def answered(button: QAbstractButton) -> None:
+            if box.standardButton(button) == yes:
+                on_yes()
 
         box.buttonClicked.connect(answered)
         self.confirm = box
         box.open()
         return box
 
-    def _trash(self, path: Path) -> None:
-        moved = QFile.moveToTrash(str(path))  # (ok, new path) or ok, by PySide6 version
-        if (moved[0] if isinstance(moved, tuple) else bool(moved)) or _unlinked(path):
+    def _on_trashed(self, over: QWidget | None, outcome: Removal) -> None:
+        self._report(outcome)
+        if outcome.kept:
+            files = list(outcome.kept)
+            unlink = partial(self.loader.submit, partial(unlink_files, files), self._report)
+            text = f"The trash is not available here. Delete {len(files)} file(s) permanently?"
+            box = self._ask("Delete permanently", text, over, unlink, QMessageBox.StandardButton.No)
+            box.setObjectName("dialog.delete_permanently")
+
+    def _report(self, outcome: Removal) -> None:
+        for path in outcome.gone:
             self.deleted.emit(path)
+        if outcome.errors:
+            more = f" (and {len(outcome.errors) - 1} more, see the log)" if len(outcome.errors) > 1 else ""
+            self.errorOccurred.emit(outcome.errors[0] + more)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What :func:`trash_files` or :func:`unlink_files` did: the files now gone, those the trash
+    would not take (still on disk), and a message per file that could not be removed."""
+
+    gone: tuple[Path, ...] = ()
+    kept: tuple[Path, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+def move_to_trash(path: Path) -> bool:
+    """Move ``path`` to the system's trash (any thread); False where there is none or it refused."""
+    moved = QFile.moveToTrash(str(path))  # (ok, new path) or ok, by PySide6 version
+    return bool(moved[0] if isinstance(moved, tuple) else moved)
+
+
+def trash_files(paths: Sequence[Path]) -> Removal:
+    """Move each of ``paths`` to the trash (on the loader's pool: it touches the disk). A file
+    already gone counts as gone; one the trash refused is kept, never deleted here."""
+    gone: list[Path] = []
+    kept: list[Path] = []
+    for path in paths:
+        if move_to_trash(path) or not path.exists():
+            gone.append(path)
         else:
-            self.errorOccurred.emit(f"Cannot delete {path.name}")
+            log.warning("the trash did not take %s", path)
+            kept.append(path)
+    return Removal(tuple(gone), tuple(kept))
+
+
+def unlink_files(paths: Sequence[Path]) -> Removal:
+    """Delete ``paths`` for good (the user said Yes to that, on the loader's pool)."""
+    gone: list[Path] = []
+    errors: list[str] = []
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot delete %s", path, exc_info=True)
+            errors.append(f"Cannot delete {path.name}: {exc.strerror or exc}")
+        else:
+            gone.append(path)
+    return Removal(tuple(gone), errors=tuple(errors))
 
 
 def sent_to(config: RunConfig, path: Path, stage: str) -> RunConfig:
@@ -177,12 +268,3 @@ def sent_to(config: RunConfig, path: Path, stage: str) -> RunConfig:
     if stage == "upscale":
         data["upscale"]["enabled"] = True
     return RunConfig.from_dict(data)
-
-
-def _unlinked(path: Path) -> bool:
-    # Where there is no trash (a headless system), the file is removed: the user confirmed.
-    try:
-        path.unlink()
-    except OSError:
-        return False
-    return True

@@ -47,6 +47,7 @@ from ..core.events import GroupFinished, RunCompleted
 from ..core.job_group import GridState
 from . import image_facts
 from .bridge import EventBridge
+from .history_listing import seed_in_name
 from .image_actions import ImageActions
 from .image_facts import ImageFacts
 from .queue_client import QueueClient
@@ -98,9 +99,7 @@ def image_label(
     made = datetime.fromtimestamp(when)
     today = datetime.fromtimestamp(time.time() if now is None else now).date()
     stamp = made.strftime("%H:%M:%S" if made.date() == today else "%m-%d %H:%M")
-    parts = path.stem.split("-")
-    ours = len(parts) == 2 and all(part.isdigit() for part in parts)  # not xyz_grid-00001
-    seed = seed or (parts[1] if ours else None)
+    seed = seed or seed_in_name(path)  # not xyz_grid-00001's
     label = f"{stamp} · seed {seed}" if seed else f"{stamp} · {path.stem}"
     return f"{label} · {model}" if model else label
 
@@ -240,6 +239,7 @@ class ResultsPanel(QWidget):
             self._set_label(item, label, item.data(STARS_ROLE) or "")
         if self.selected == path:  # an answer for an image no longer selected is only cached
             self.parameters.setPlainText(facts.text)
+            self._update_copy_button()
 
     def facts(self, path: Path) -> ImageFacts | None:
         """What was read of ``path`` so far (None: not read yet)."""
@@ -295,8 +295,9 @@ class ResultsPanel(QWidget):
         self._set_selected(Path(current.data(Qt.ItemDataRole.UserRole)) if current else None)
 
     def _set_selected(self, path: Path | None) -> None:
-        for button in (self.open_button, self.copy_button, self.use_button):
+        for button in (self.open_button, self.use_button):
             button.setEnabled(path is not None)
+        self._update_copy_button()
         if path is None:
             self._viewed = None
             self.viewer.setText("No image selected")
@@ -408,8 +409,18 @@ class ResultsPanel(QWidget):
         if self.selected is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.selected.parent)))
 
+    def _selected_parameters(self) -> str:
+        """The selected image's infotext once read ("" before, or when it has none)."""
+        facts = self._facts.get(str(self.selected)) if self.selected is not None else None
+        return facts.parameters if facts is not None else ""
+
+    def _update_copy_button(self) -> None:
+        # Never copies "Reading the parameters…" or why a file has none: only a read infotext.
+        self.copy_button.setEnabled(bool(self._selected_parameters()))
+
     def _on_copy_clicked(self) -> None:
-        QGuiApplication.clipboard().setText(self.parameters.toPlainText())
+        if parameters := self._selected_parameters():
+            QGuiApplication.clipboard().setText(parameters)
 
     def _on_use_clicked(self) -> None:
         if self.selected is not None:

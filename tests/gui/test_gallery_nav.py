@@ -160,7 +160,8 @@ def test_full_view_steps_with_left_and_right_through_the_results_and_esc_closes(
 def test_delete_in_the_full_view_asks_then_trashes_and_shows_the_next(
     qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the trash, on Linux
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the trash, on Linux (Qt needs
+    (tmp_path / "data").mkdir()  # the folder to exist; without it there is no trash)
     panel = make_main_window().results_panel
     paths = shown(panel, *(a1111_png(tmp_path / f"00000-{s}.png", s) for s in (1, 2)))
     viewer = opened_viewer(qtbot, panel.actions_.full_view(paths[0], panel.image_paths()))
@@ -179,7 +180,8 @@ def test_delete_in_the_full_view_asks_then_trashes_and_shows_the_next(
     qtbot.keyClick(viewer, Qt.Key.Key_Delete)
     box = panel.actions_.confirm
     assert box is not None
-    box.button(QMessageBox.StandardButton.Yes).click()
+    with qtbot.waitSignal(panel.actions_.deleted):  # moved on the loader's pool
+        box.button(QMessageBox.StandardButton.Yes).click()
     assert panel.image_paths() == [] and not viewer.isVisible()  # nothing left to show
     qtbot.waitUntil(lambda: panel.actions_.viewer is None, timeout=RUN_TIMEOUT_MS)
 

@@ -264,14 +264,18 @@ def test_history_requeues_loads_opens_and_removes(
 
     menu = history.context_menu(done)
     assert [(a.text(), a.isEnabled()) for a in menu.actions()] == [
-        ("Open folder", True),
+        ("Open image", True),
         ("Full view", True),
+        ("Copy image", True),
+        ("Copy parameters", True),
         ("Re-queue", True),
         ("Re-queue with a new seed", True),
         ("Load into the editor", True),
         ("Send to img2img", True),
         ("Send to inpaint", True),
         ("Send to upscale", True),
+        ("Open folder", True),
+        ("Delete images… (to trash)", True),
         ("Remove", True),
     ]
     next(a for a in menu.actions() if a.text() == "Send to upscale").trigger()
