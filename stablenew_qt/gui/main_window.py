@@ -260,6 +260,9 @@ class MainWindow(QMainWindow):
         if self.workers_problem:
             self.workers_panel.notice.setText(self.workers_problem)
         self.results_panel.client = self.host.queue  # ratings are stored with the queue's jobs
+        # A delete in one gallery shows in the other at once.
+        self.history_panel.actions_.deleted.connect(self.results_panel.forget_image)
+        self.results_panel.actions_.deleted.connect(lambda _path: self.history_panel.refresh())
         self.results_panel.errorOccurred.connect(lambda text: self.show_status(text, 10000))
         self.tabs = QTabWidget()
         for panel, title in (

@@ -133,7 +133,7 @@ class ResultsPanel(QWidget):
         self.thumbnails = ThumbnailLoader(self)
         self.actions_ = ImageActions(self, self.thumbnails)
         self.actions_.useSettingsRequested.connect(self.useSettingsRequested)
-        self.actions_.deleted.connect(self._on_actions_deleted)
+        self.actions_.deleted.connect(self.forget_image)
         self.gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.gallery.customContextMenuRequested.connect(self._on_gallery_custom_context_menu_requested)
         self.gallery.itemActivated.connect(self._on_gallery_item_activated)  # double-click, Enter
@@ -398,7 +398,8 @@ class ResultsPanel(QWidget):
     def _on_gallery_item_activated(self, item: QListWidgetItem) -> None:
         self.actions_.full_view(Path(item.data(Qt.ItemDataRole.UserRole)), self.image_paths())
 
-    def _on_actions_deleted(self, path: Path) -> None:
+    def forget_image(self, path: Path) -> None:
+        """Take ``path`` out of the gallery (it was deleted, here or from History)."""
         for row in reversed(range(self.gallery.count())):
             if self.gallery.item(row).data(Qt.ItemDataRole.UserRole) == str(path):
                 self.gallery.takeItem(row)

@@ -140,6 +140,8 @@ def test_delete_images_confirmed_trashes_them_and_the_job_stays_without_its_thum
     window = make_main_window(queue=queue)
     job_id, images = finished_job(queue, window, tmp_path, [51, 52])
     history = shown(qtbot, window, job_id)
+    window.results_panel.add_image(images[0])  # also in this session's Results gallery
+    assert window.results_panel.image_paths() == [images[0]]
     thumbnail = QSize(40, 30)  # the image's own size (below THUMB): not the status icon's sizes
     qtbot.waitUntil(lambda: thumbnail in history.list.item(0).icon().availableSizes(), timeout=RUN_TIMEOUT_MS)
     assert "2 image(s)  ·" in history.list.item(0).text()
@@ -149,6 +151,7 @@ def test_delete_images_confirmed_trashes_them_and_the_job_stays_without_its_thum
     with qtbot.waitSignals([history.actions_.deleted] * 2, timeout=RUN_TIMEOUT_MS):
         box.button(QMessageBox.StandardButton.Yes).click()
     assert not any(path.exists() for path in images)
+    assert window.results_panel.image_paths() == [], "gone from Results too"
     assert sorted(p.name for p in trash.iterdir()) == [p.name for p in images], "in the trash"
     assert len(movers) == 2 and threading.main_thread() not in movers
     qtbot.waitUntil(lambda: "none on disk" in history.list.item(0).text(), timeout=RUN_TIMEOUT_MS)
@@ -214,3 +217,15 @@ def test_copy_parameters_of_an_image_without_them_says_so_and_keeps_the_clipboar
         action(history, "Copy parameters").trigger()
     assert said.args == [f"Nothing copied: {image.name} stores no parameters"]
     assert QGuiApplication.clipboard().text() == "kept"
+
+
+def test_an_image_deleted_in_results_shows_in_history_at_once(
+    qtbot: QtBot, make_main_window: MakeMainWindow, queue: JobQueue, tmp_path: Path, trash: Path
+) -> None:
+    window = make_main_window(queue=queue)
+    job_id, [image] = finished_job(queue, window, tmp_path, [61])
+    history = shown(qtbot, window, job_id)
+    window.results_panel.add_image(image)
+    window.results_panel.actions_.delete(image).button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: "none on disk" in history.list.item(0).text(), timeout=RUN_TIMEOUT_MS)
+    assert not image.exists() and [p.name for p in trash.iterdir()] == [image.name]
