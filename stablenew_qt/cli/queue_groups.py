@@ -203,14 +203,14 @@ def queue_request(queue: JobQueue, request: GroupRequest, *, front: bool, priori
 def add_group_parser(
     action: Any, id_type: Callable[[str], int], open_queue: Callable[[argparse.Namespace], JobQueue]
 ) -> None:
-    """``queue group list|cancel|pause|resume|remove [ID]`` (``action`` is queue's own parser
+    """``queue group list|cancel|pause|resume|top|bottom|remove [ID]`` (``action`` is queue's own parser
     factory, ``open_queue`` its opener, which creates no file)."""
     group = action("group", functools.partial(cmd_group, open_queue=open_queue), _GROUP_HELP)
-    group.add_argument("what", choices=("list", "cancel", "pause", "resume", "remove"))
+    group.add_argument("what", choices=("list", "cancel", "pause", "resume", "top", "bottom", "remove"))
     group.add_argument("id", nargs="?", type=id_type, metavar="ID", help="the group id (not for list)")
 
 
-_GROUP_HELP = "list the groups, or cancel, pause, resume or remove one"
+_GROUP_HELP = "list the groups, or cancel, pause, resume, move (top, bottom) or remove one"
 
 
 def cmd_group(args: argparse.Namespace, *, open_queue: Callable[[argparse.Namespace], JobQueue]) -> int:
@@ -240,6 +240,11 @@ def cmd_group(args: argparse.Namespace, *, open_queue: Callable[[argparse.Namesp
         elif args.what == "resume":
             queue.resume_group(args.id)
             print(f"group {args.id} resumed", file=sys.stderr)
+        elif args.what in ("top", "bottom"):
+            moved = queue.move_group(args.id, top=args.what == "top")
+            where = "before" if args.what == "top" else "after"
+            done = f"its queued jobs moved {where} every other queued job" if moved else "already there"
+            print(f"group {args.id}: {done}", file=sys.stderr)
         else:
             queue.remove_group(args.id)
             print(f"group {args.id} removed", file=sys.stderr)

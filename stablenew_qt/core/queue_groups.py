@@ -1,5 +1,5 @@
 """The JobQueue's group operations (a mixin of :class:`~.queue.JobQueue`, kept apart so each module
-holds one idea): queue many configs as one group, and cancel, pause, resume, remove or list it.
+holds one idea): queue many configs as one group, and cancel, pause, resume, move, remove or list it.
 
 Each operation is one transaction, like the rest of the queue. See ``docs/queue.md``.
 """
@@ -99,6 +99,16 @@ class GroupOperations:
 
     def resume_group(self, group_id: int) -> None:
         self._set_group_paused(group_id, False)
+
+    def move_group(self, group_id: int, *, top: bool = True) -> bool:
+        """Move the group's queued jobs before (``top``) or after every other queued job, in their
+        order; the others keep theirs. False when nothing moved."""
+        with self._write() as db:
+            gsql.select_group(db, group_id)
+            changed = sql.move_together(db, gsql.group_job_ids(db, group_id, ["queued"]), top=top)
+        if changed:
+            self._notify(tuple(changed))
+        return bool(changed)
 
     def remove_group(self, group_id: int) -> None:
         """Delete the group and its jobs' records (not while one runs; images stay on disk)."""

@@ -177,6 +177,24 @@ def move(db: sqlite3.Connection, job_id: int, target: Callable[[int], int]) -> l
     return ids
 
 
+def move_together(db: sqlite3.Connection, job_ids: Iterable[int], *, top: bool) -> list[int]:
+    """Move the queued jobs among ``job_ids`` before (``top``) or after every other queued job,
+    keeping their order among themselves and the others'. Returns the ids whose slot changed."""
+    rows = db.execute(
+        f"SELECT id, priority, position FROM jobs WHERE status = 'queued' {QUEUED_ORDER}"
+    ).fetchall()
+    wanted = set(job_ids)
+    members = [row[0] for row in rows if row[0] in wanted]
+    others = [row[0] for row in rows if row[0] not in wanted]
+    order = members + others if top else others + members
+    changed = []
+    for new_id, row in zip(order, rows, strict=True):
+        if new_id != row[0]:
+            db.execute("UPDATE jobs SET priority = ?, position = ? WHERE id = ?", (row[1], row[2], new_id))
+            changed.append(new_id)
+    return changed
+
+
 def require(
     db: sqlite3.Connection, job_id: int, allowed: Iterable[JobStatus] | None = None, action: str = ""
 ) -> JobStatus:

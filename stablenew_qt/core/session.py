@@ -222,6 +222,15 @@ class EngineSession:
             self.job_runner.cancel_current()
         return running
 
+    def cancel_group(self, group_id: int) -> bool:
+        """Cancel every job of group ``group_id`` still to run; its running job (if any) stops at
+        its next step. True if a running job was asked to stop."""
+        running = self.queue.cancel_group(group_id)
+        current = self.job_runner.current
+        if running is not None and current is not None and current.id == running:
+            self.job_runner.cancel_current()
+        return running is not None
+
     def interrupt(self) -> bool:
         """The app is closing: stop the running job so it is offered for resume at the next start."""
         return self.job_runner.interrupt_current()

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from ..core.config import RunConfig
 from ..core.events import QueueChanged, RunCancelled, RunCompleted, RunFailed, StageStarted, StepProgress
 from ..core.field_labels import message_in_user_words
+from ..core.job_group import JobGroup
 from ..core.queue import RETRYABLE_STATUSES, Job, JobQueue, JobStatus, QueueError
 from .bridge import EventBridge
 from .queue_client import QueueClient
@@ -111,6 +112,7 @@ class QueuePanel(QWidget):
         super().__init__(parent)
         self.client = client
         self.jobs: list[Job] = []
+        self.groups: dict[int, JobGroup] = {}  # the groups of the jobs listed
         self.paused = False
         self._offered: list[int] = []
         self._detached = self._listing = self._stale = False
@@ -204,7 +206,7 @@ class QueuePanel(QWidget):
         self._listing = False
         self.errorOccurred.emit(message)
 
-    def _on_active_read(self, listing: tuple[list[Job], bool]) -> None:
+    def _on_active_read(self, listing: tuple[list[Job], bool, dict[int, JobGroup]]) -> None:
         self._listing = False
         if self._stale:
             self._stale = False
@@ -214,8 +216,8 @@ class QueuePanel(QWidget):
             self._show(*listing)
             self.listed.emit()
 
-    def _show(self, jobs: list[Job], paused: bool) -> None:
-        self.jobs, self.paused = jobs, paused
+    def _show(self, jobs: list[Job], paused: bool, groups: dict[int, JobGroup] | None = None) -> None:
+        self.jobs, self.paused, self.groups = jobs, paused, groups or {}
         self.list.blockSignals(True)
         self.list.clear()
         for job in self.jobs:
@@ -295,7 +297,11 @@ class QueuePanel(QWidget):
         self.banner.setVisible(False)
 
     def _item(self, job: Job) -> QListWidgetItem:
-        item = QListWidgetItem(QIcon(self.style().standardIcon(STATUS_ICONS[job.status])), job_text(job))
+        text = job_text(job)
+        group = self.groups.get(job.group_id) if job.group_id is not None else None
+        if group is not None:
+            text += f"  [group {group.id}: {group.label}{', paused' if group.paused else ''}]"
+        item = QListWidgetItem(QIcon(self.style().standardIcon(STATUS_ICONS[job.status])), text)
         item.setData(JOB_ID_ROLE, job.id)
         item.setToolTip(
             message_in_user_words(job.error) if job.error else job.config_data.get("prompt", "") or ""
@@ -319,6 +325,22 @@ class QueuePanel(QWidget):
     def cancel(self, job_id: int) -> None:
         """Cancel a queued or interrupted job, or ask the running one to stop at its next step."""
         self.client.call(lambda: self.client.session.cancel(job_id), on_error=self.errorOccurred.emit)
+
+    def cancel_group(self, group_id: int) -> None:
+        """Cancel every job of the group still to run; its running job stops at its next step."""
+        self.client.call(lambda: self.client.session.cancel_group(group_id), on_error=self.errorOccurred.emit)
+
+    def set_group_paused(self, group_id: int, paused: bool) -> None:
+        """Start none of the group's jobs (``paused``) or let them run again; others still run."""
+        queue = self.client.queue
+        pause = queue.pause_group if paused else queue.resume_group
+        self.client.call(lambda: pause(group_id), on_error=self.errorOccurred.emit)
+
+    def move_group(self, group_id: int, *, top: bool) -> None:
+        """Move the group's queued jobs before (``top``) or after every other queued job."""
+        self.client.call(
+            lambda: self.client.queue.move_group(group_id, top=top), on_error=self.errorOccurred.emit
+        )
 
     def remove(self, job_id: int) -> None:
         """Delete a job that is not running (its images stay on disk)."""
@@ -385,7 +407,35 @@ class QueuePanel(QWidget):
             ("Retry", job.status in RETRYABLE_STATUSES, self.retry),
             ("Load into the editor", True, self.load),
         )
-        return job_menu(self, job.id, entries)
+        menu = job_menu(self, job.id, entries)
+        group = self.groups.get(job.group_id) if job.group_id is not None else None
+        if group is not None:
+            self._add_group_entries(menu, group)
+        return menu
+
+    def _add_group_entries(self, menu: QMenu, group: JobGroup) -> None:
+        """The group's operations, after the job's: the whole sweep, pack or wildcards run at once."""
+        members = [j for j in self.jobs if j.group_id == group.id]
+        to_run = sum(
+            j.status in (JobStatus.QUEUED, JobStatus.INTERRUPTED, JobStatus.RUNNING) for j in members
+        )
+        queued = any(j.status is JobStatus.QUEUED for j in members)
+        gid = group.id
+        menu.addSection(f"Group {gid}: {group.label}")
+        entries: tuple[tuple[str, bool, Callable[[], object]], ...] = (
+            ("Move the group to the top", queued, lambda: self.move_group(gid, top=True)),
+            ("Move the group to the bottom", queued, lambda: self.move_group(gid, top=False)),
+            (
+                "Resume the group" if group.paused else "Pause the group",
+                True,
+                lambda: self.set_group_paused(gid, not group.paused),
+            ),
+            (f"Cancel the group ({to_run} job(s) still to run)", to_run > 0, lambda: self.cancel_group(gid)),
+        )
+        for text, enabled, operation in entries:
+            action = menu.addAction(text)
+            action.setEnabled(enabled)
+            action.triggered.connect(lambda _checked=False, operation=operation: operation())
 
 
 def load_config(
@@ -396,8 +446,11 @@ def load_config(
     client.config_of(job_id, loaded, lambda message: report(f"Cannot load job {job_id}: {message}"))
 
 
-def _read_active(queue: JobQueue) -> tuple[list[Job], bool]:
-    return queue.list(status=ACTIVE_STATUSES), queue.paused
+def _read_active(queue: JobQueue) -> tuple[list[Job], bool, dict[int, JobGroup]]:
+    jobs = queue.list(status=ACTIVE_STATUSES)
+    wanted = {job.group_id for job in jobs if job.group_id is not None}
+    groups = {group.id: group for group in queue.groups() if group.id in wanted} if wanted else {}
+    return jobs, queue.paused, groups
 
 
 def _retry_first(queue: JobQueue, job_ids: list[int]) -> int:

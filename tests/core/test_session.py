@@ -118,6 +118,28 @@ def test_cancel_stops_the_running_job_and_queued_ones_at_once(options: SessionOp
     assert [(j.id, j.status) for j in done] == [(first.id, S.CANCELLED), (second.id, S.COMPLETED)]  # type: ignore[attr-defined]
 
 
+def test_cancelling_a_group_stops_its_running_job_and_cancels_the_rest_but_not_others(
+    options: SessionOptions, make_config
+) -> None:
+    engine = FakeExecutor().block_at("txt2img", step=2)
+    session, _seen = _session(options, engine)
+    with session:
+        group = session.queue.add_group([make_config() for _ in range(3)], "pack")
+        [other] = session.enqueue(make_config())
+        box: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: box.update(jobs=session.run_queue(threading.Event())))
+        thread.start()
+        assert engine.blocked.wait(10)
+        members = [j.id for j in session.queue.group_jobs(group.id)]
+        assert session.current_job is not None and session.current_job.id == members[0]
+        engine._scripts.clear()
+        assert session.cancel_group(group.id) is True
+        thread.join(10)
+        assert [session.queue.get(i).status for i in members] == [S.CANCELLED] * 3
+        assert session.queue.get(other.id).status is S.COMPLETED, "a job outside the group runs"
+        assert session.cancel_group(group.id) is False, "nothing of it runs any more"
+
+
 def test_run_queue_and_take_over_announce_themselves(options: SessionOptions, make_config) -> None:
     session, seen = _session(options)
     with session:

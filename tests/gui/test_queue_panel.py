@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 
 from stablenew_qt.core.config import RunConfig
 from stablenew_qt.core.fake_executor import FakeExecutor
@@ -233,3 +234,45 @@ def test_every_window_has_the_queue_the_app_ships(qtbot: Any, make_main_window: 
     assert window.session.queue.path.name == "queue-0.sqlite3" and not window.session.temporary_queue
     assert window.tabs.indexOf(window.queue_panel) >= 0 and window.tabs.indexOf(window.history_panel) >= 0
     assert window.add_to_queue_button.isVisible()
+
+
+def test_a_group_moves_pauses_and_cancels_as_one_from_the_context_menu(
+    qtbot: Any, make_window: MakeWindow, queue: JobQueue
+) -> None:
+    panel = panel_of(make_window())
+    group = queue.add_group(
+        [small_config(f"cell {i}") for i in range(3)], "pack", {"label": "pack cells.txt"}
+    )
+    [single] = queue.add(small_config("alone"))
+    members = [job.id for job in queue.group_jobs(group.id)]
+    wait_listed(qtbot, panel, queue, [*members, single.id])
+    assert f"[group {group.id}: pack cells.txt]" in panel.list.item(0).text()
+    assert "[group" not in panel.list.item(3).text()
+
+    def entry(text: str) -> QAction:
+        menu = panel.context_menu(queue.get(members[1]))
+        [found] = [a for a in menu.actions() if a.text() == text]
+        return found
+
+    assert f"Group {group.id}: pack cells.txt" in [
+        a.text() for a in panel.context_menu(queue.get(members[1])).actions()
+    ]
+    entry("Move the group to the bottom").trigger()
+    wait_listed(qtbot, panel, queue, [single.id, *members])
+    entry("Move the group to the top").trigger()
+    wait_listed(qtbot, panel, queue, [*members, single.id])
+    entry("Pause the group").trigger()
+    qtbot.waitUntil(lambda: queue.group(group.id).paused, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "pack cells.txt, paused]" in panel.list.item(0).text(), timeout=RUN_TIMEOUT_MS)
+    assert queue.next_job() is not None and queue.get(single.id).status is JobStatus.RUNNING, (
+        "others still run"
+    )
+    queue.mark_completed(single.id, "run-alone", [])
+    entry("Resume the group").trigger()
+    qtbot.waitUntil(lambda: not queue.group(group.id).paused, timeout=RUN_TIMEOUT_MS)
+    wait_listed(qtbot, panel, queue, members)
+    entry("Cancel the group (3 job(s) still to run)").trigger()
+    qtbot.waitUntil(
+        lambda: [queue.get(i).status for i in members] == [JobStatus.CANCELLED] * 3, timeout=RUN_TIMEOUT_MS
+    )
+    wait_listed(qtbot, panel, queue, [])

@@ -196,6 +196,18 @@ def test_group_actions(queue_path: Path, config_file: Path, tmp_path: Path, caps
     with JobQueue(queue_path) as queue:
         assert queue.group(1).paused and queue.next_job() is None
     assert main(_q(queue_path, "group", "resume", "1")) == 0
+    main(_q(queue_path, "add", str(config_file)))
+    capsys.readouterr()
+    assert main(_q(queue_path, "group", "bottom", "1")) == 0
+    assert capsys.readouterr().err == "group 1: its queued jobs moved after every other queued job\n"
+    with JobQueue(queue_path) as queue:
+        assert [j.group_id for j in queue.list(status=[S.QUEUED])] == [None, 1, 1, 1]
+    assert main(_q(queue_path, "group", "top", "1")) == 0
+    assert main(_q(queue_path, "group", "top", "1")) == 0
+    assert capsys.readouterr().err.endswith("group 1: already there\n")
+    with JobQueue(queue_path) as queue:
+        [single] = [j for j in queue.list() if j.group_id is None]
+        queue.remove(single.id)
     assert main(_q(queue_path, "group", "list")) == 0
     assert "    1  pack             0/3  pack prompts.txt  grid: -" in capsys.readouterr().out
     assert main(_q(queue_path, "group", "cancel", "1")) == 0

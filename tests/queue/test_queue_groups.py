@@ -137,6 +137,34 @@ def test_cancel_and_remove_a_group(job_queue: JobQueue, make_config) -> None:
     assert job_queue.list() == [] and job_queue.groups() == []
 
 
+def test_a_group_moves_to_the_top_or_the_bottom_as_one_keeping_every_order(
+    job_queue: JobQueue, make_config
+) -> None:
+    before = job_queue.add(make_config(), 2)
+    group = job_queue.add_group([make_config() for _ in range(3)], "pack")
+    after = job_queue.add(make_config())
+    members = [j.id for j in job_queue.group_jobs(group.id)]
+    singles = [before[0].id, before[1].id, after[0].id]
+    seen: list[tuple[int, ...]] = []
+    job_queue.subscribe(lambda event: seen.append(event.job_ids))
+
+    def order() -> list[int]:
+        return [j.id for j in job_queue.list(status=[S.QUEUED])]
+
+    assert job_queue.move_group(group.id, top=True)
+    assert order() == members + singles
+    assert seen and set(seen[-1]) <= set(members + singles)
+    assert not job_queue.move_group(group.id, top=True), "already first: nothing moves"
+    assert job_queue.move_group(group.id, top=False)
+    assert order() == singles + members
+    job_queue.cancel(members[1])  # only the group's queued jobs move
+    job_queue.move_to_top(after[0].id)
+    assert job_queue.move_group(group.id, top=True)
+    assert order() == [members[0], members[2], after[0].id, before[0].id, before[1].id]
+    with pytest.raises(QueueError):
+        job_queue.move_group(999)
+
+
 # -- the grid ----------------------------------------------------------------------------------------
 def test_a_sweep_runs_every_cell_and_writes_one_grid_with_a1111_infotext(
     job_queue: JobQueue, make_controller, make_config, tmp_path: Path
