@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         )
         self.model = ConfigModel(self.prefs.last_config(), self)
         self.workers_setting = saved_workers(services.settings_file)
+        self._saved_workers = self.workers_setting  # what settings.json holds (the dialog edits it)
         self.workers_problem = ""
         self.session = open_session(
             self._make_engine(), self._session_options(queue_path), queue=queue, job_runner=self._job_runner()
@@ -175,11 +176,12 @@ class MainWindow(QMainWindow):
 
     def open_workers_dialog(self) -> WorkersDialog:
         """The Workers dialog (Queue > Workers…), shown without blocking; OK saves for the next start."""
-        dialog = WorkersDialog(
-            saved_workers(self.services.settings_file),
-            lambda setting: save_workers(setting, self.services.settings_file),
-            self,
-        )
+
+        def save(setting: WorkersSetting) -> None:
+            save_workers(setting, self.services.settings_file)  # a small file; OSError stays in the dialog
+            self._saved_workers = setting
+
+        dialog = WorkersDialog(self._saved_workers, save, self)  # read at start, not from the disk now
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # a new one for every opening
         dialog.accepted.connect(
             lambda: self.show_status(f"Workers: {dialog.saved} from the next start", 10000)

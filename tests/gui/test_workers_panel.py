@@ -241,6 +241,11 @@ def test_queue_menu_workers_opens_the_dialog_and_ok_saves_for_the_next_start(
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     assert saved_workers(file) == WorkersSetting(WorkersMode.LOCAL)
     assert window.workers_setting == WorkersSetting(), "the running window keeps its setting until restarted"
+    file.unlink()  # the dialog opens on what was saved, without reading the disk on the GUI thread
+    action.trigger()
+    [again] = [d for d in window.findChildren(WorkersDialog) if d.isVisible()]
+    assert again is not dialog and again.mode.currentData() == "local"
+    again.reject()
 
 
 def test_with_two_workers_the_window_runs_its_jobs_on_them_and_the_tab_shows_both(
