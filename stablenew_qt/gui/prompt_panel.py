@@ -26,6 +26,7 @@ from superqt.utils import signals_blocked
 from ..core.config import MAX_SEED
 from .background import Background
 from .config_model import ConfigModel
+from .elided_label import breakable
 from .fields import Binder, tip
 from .seed_extras import SeedExtras
 from .thumbnails import read_scaled
@@ -127,7 +128,9 @@ class PromptPanel(QGroupBox):
         self._show_seed()
 
     def show_problems(self, problems: list[str]) -> None:
-        self.error_label.setText("\n".join(problems))
+        text = "\n".join(problems)
+        self.error_label.setText(breakable(text))  # a long path wraps instead of widening the window
+        self.error_label.setToolTip(text)
         self.error_label.setVisible(bool(problems))
 
 
@@ -251,5 +254,7 @@ class InputImagePanel(QGroupBox):
         self._reader.shutdown()
 
     def show_problems(self, problems: list[str]) -> None:
-        self.error_label.setText("\n".join(problems))
+        text = "\n".join(problems)
+        self.error_label.setText(breakable(text))  # a long path wraps instead of widening the window
+        self.error_label.setToolTip(text)
         self.error_label.setVisible(bool(problems))

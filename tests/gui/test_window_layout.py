@@ -67,9 +67,12 @@ def test_a_2000_character_config_error_keeps_the_window_within_the_screen(
     window.status.show_config_error(LONG)
     card = window.cards["txt2img"]
     card.show_problems([ConfigProblem("txt2img.model", LONG)])
+    window.prompt_panel.show_problems([LONG])  # the prompt's and the input image's lines too
+    window.input_panel.show_problems([LONG])
     qtbot.wait(50)
     assert window.width() == before <= _screen_width(window)
     assert window.error_label.toolTip() == LONG
+    assert window.prompt_panel.error_label.toolTip() == window.input_panel.error_label.toolTip() == LONG
 
 
 def test_the_first_window_takes_85_percent_of_the_screen_and_fits_the_cards(
