@@ -76,3 +76,9 @@ def test_describe_says_what_generate_makes() -> None:
     )
     assert "combinatorial" in describe_dynamic(config, DynamicOptions(combinatorial=True))
     assert describe_dynamic(RunConfig(prompt="a fox"), DynamicOptions()) == ""
+
+
+def test_max_prompts_caps_combinations_even_at_one(folder: Path) -> None:
+    config = RunConfig(prompt="__haircolor__ {fox|cat}", seed=5)
+    one = expand_dynamic([config], DynamicOptions(folder, combinatorial=True, max_prompts=1))
+    assert len(one.configs) == 1

@@ -36,13 +36,15 @@ class DynamicOptions:
     """How to expand: the wildcards ``folder`` (None: variants only, a ``__name__`` is refused),
     random or ``combinatorial``, and ``count``: in random mode the runs of each config (the CLI's
     ``--count``; the window uses 1, its batch count already sets the images), in combinatorial mode
-    the most prompts when above 1 (else :data:`DEFAULT_COMBINATION_LIMIT`). ``field`` names the
-    setting in errors (``--wildcards`` for the CLI)."""
+    the most prompts when above 1 (else :data:`DEFAULT_COMBINATION_LIMIT`); ``max_prompts`` sets
+    that most itself (the window's "at most" field). ``field`` names the setting in errors
+    (``--wildcards`` for the CLI)."""
 
     folder: Path | None = None
     combinatorial: bool = False
     count: int = 1
     field: str = "wildcards"
+    max_prompts: int | None = None
 
     @property
     def mode(self) -> str:
@@ -50,6 +52,8 @@ class DynamicOptions:
 
     @property
     def limit(self) -> int:
+        if self.max_prompts is not None:
+            return self.max_prompts
         return self.count if self.combinatorial and self.count > 1 else DEFAULT_COMBINATION_LIMIT
 
 
