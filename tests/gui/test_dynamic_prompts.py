@@ -143,3 +143,40 @@ def test_off_or_without_dynamic_syntax_a_prompt_goes_as_written(
     qtbot.waitUntil(lambda: len(queue.list()) == 1, timeout=RUN_TIMEOUT_MS)
     (job,) = queue.list()
     assert job.config.prompt == "{red|blue} fox" and queue.groups() == []
+
+
+def test_a_prompt_pack_file_is_queued_as_one_group_over_the_current_settings(
+    qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue, tmp_path: Path
+) -> None:
+    window = window_with(qtbot, make_main_window, queue, "a lighthouse at dusk")
+    pack = tmp_path / "prompts.txt"
+    pack.write_text(
+        "# my pack\na lighthouse, oil painting --neg blurry, lowres\n\na {red|blue} fox in snow\n",
+        encoding="utf-8",
+    )
+    with qtbot.waitSignal(window.dynamic_prompts.queued, timeout=RUN_TIMEOUT_MS) as queued:
+        window.dynamic_prompts.queue_pack(pack)  # what the file dialog's choice calls
+    group = queued.args[0]
+    assert group.kind is GroupKind.PACK and group.label == "pack prompts.txt"
+    assert group.meta["source"] == str(pack.resolve())
+    first, second = queue.group_jobs(group.id)
+    assert (first.config.prompt, first.config.negative_prompt) == (
+        "a lighthouse, oil painting",
+        "blurry, lowres",
+    )
+    assert second.config.prompt == PromptExpander().random("a {red|blue} fox in snow", [1234])[0]
+    assert second.config.prompt_template == "a {red|blue} fox in snow"
+    assert {j.config.txt2img.steps for j in (first, second)} == {3}  # the editor's settings
+    assert all(j.status is JobStatus.QUEUED for j in (first, second))  # queued, not run: like Add to queue
+
+
+def test_a_bad_pack_is_refused_with_its_line_and_nothing_is_queued(
+    qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue, tmp_path: Path
+) -> None:
+    window = window_with(qtbot, make_main_window, queue, "a lighthouse at dusk")
+    pack = tmp_path / "prompts.json"
+    pack.write_text('["a fox",\n 42]\n', encoding="utf-8")
+    with qtbot.waitSignal(window.dynamic_prompts.refused, timeout=RUN_TIMEOUT_MS) as refused:
+        window.dynamic_prompts.queue_pack(pack)
+    assert refused.args[0].startswith("prompts.json: ") and "item 2 (line 2)" in refused.args[0]
+    assert queue.groups() == [] and queue.list() == []
