@@ -19,6 +19,7 @@ over the current settings as one PACK group.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def _expanded(
         return expand_dynamic(configs, dataclasses.replace(options, folder=folder))
     except ConfigError as exc:
         text = "; ".join(p.message for p in exc.problems)
-        if folder is None:
+        if any(not p.field for p in exc.problems):  # the syntax: maybe not meant as dynamic at all
+            text += " (or turn off Expand dynamic prompts to send the prompt as written)"
+        elif folder is None:
             text += f" (put NAME.txt files in {str(app_data_dir() / 'wildcards')!r} or choose a folder)"
         raise ConfigError(f"Dynamic prompts: {text}") from None
 
@@ -213,15 +216,19 @@ class DynamicPrompts(QWidget):
         self.summary.setVisible(bool(text))
 
     # -- queueing ----------------------------------------------------------------------------
-    def queue_config(self, config: RunConfig, *, front: bool) -> None:
+    def queue_config(self, config: RunConfig, *, front: bool, plain: Callable[[], None]) -> None:
         """Expand ``config`` off the GUI thread, then queue the group (``front``: Generate, first
-        in line and run at once); ``queued`` or ``refused`` tells how it went."""
+        in line and run at once); ``queued`` or ``refused`` tells how it went. When nothing in
+        the prompts changes (``a__b`` in a LoRA name), ``plain()`` queues the one job instead."""
         options, chosen, models = self.options(), self.prefs.wildcards_dir, self.prefs.models_dir
-        self.background.run(
-            lambda: _expanded([config], options, chosen, models),
-            lambda expansion: self._add(expansion.configs, GroupKind.WILDCARDS, expansion.meta, front),
-            self._refuse,
-        )
+
+        def expanded(expansion: DynamicExpansion) -> None:
+            if not expansion.varies:
+                plain()
+            else:
+                self._add(expansion.configs, GroupKind.WILDCARDS, expansion.meta, front)
+
+        self.background.run(lambda: _expanded([config], options, chosen, models), expanded, self._refuse)
 
     def _add(self, configs: list[RunConfig], kind: GroupKind, meta: dict[str, Any], front: bool) -> None:
         session, run_job = self.host.session, self.host.run_job

@@ -385,20 +385,32 @@ class MainWindow(QMainWindow):
             if busy:
                 self.show_status(f"Job #{job.id} runs next, after the running one", 5000)
 
-        if self.dynamic_prompts.applies(self.model.config):  # {a|b} or __name__: a group
-            self.dynamic_prompts.queue_config(self.model.config, front=True)
-            return
-        self.host.generate(self.model.config, queued, self._show_config_error)
+        config = self.model.config
+
+        def generate() -> None:
+            self.host.generate(config, queued, self._show_config_error)
+
+        if self.dynamic_prompts.applies(config):  # {a|b} or __name__: a group
+            self.dynamic_prompts.queue_config(config, front=True, plain=generate)
+        else:
+            generate()
 
     def _on_add_to_queue_clicked(self) -> None:
-        if self.model.error is None and self.dynamic_prompts.applies(self.model.config):
-            self.dynamic_prompts.queue_config(self.model.config, front=False)
-        elif self.model.error is None:
+        if self.model.error is not None:
+            return
+        config = self.model.config
+
+        def enqueue() -> None:
             self.host.enqueue(
-                self.model.config,
+                config,
                 lambda job: self.show_status(f"Added to the queue as job #{job.id}", 3000),
                 self.status.show_queue_error,
             )
+
+        if self.dynamic_prompts.applies(config):
+            self.dynamic_prompts.queue_config(config, front=False, plain=enqueue)
+        else:
+            enqueue()
 
     def _on_cancel_clicked(self) -> None:
         if self._busy and self.host.cancel():

@@ -180,3 +180,27 @@ def test_a_bad_pack_is_refused_with_its_line_and_nothing_is_queued(
         window.dynamic_prompts.queue_pack(pack)
     assert refused.args[0].startswith("prompts.json: ") and "item 2 (line 2)" in refused.args[0]
     assert queue.groups() == [] and queue.list() == []
+
+
+def test_a_double_underscore_that_expands_to_nothing_else_queues_one_plain_job(
+    qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
+) -> None:
+    window = window_with(qtbot, make_main_window, queue, "<lora:my__style:0.8> a fox", count=3)
+    assert window.dynamic_prompts.applies(window.model.config)  # the cheap test cannot tell
+    window.add_to_queue_button.click()
+    qtbot.waitUntil(lambda: len(queue.list()) == 1, timeout=RUN_TIMEOUT_MS)
+    (job,) = queue.list()
+    assert job.config.batch_count == 3 and job.config.prompt_template is None and queue.groups() == []
+
+
+def test_bad_variant_syntax_is_refused_with_the_way_out(
+    qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue
+) -> None:
+    window = window_with(qtbot, make_main_window, queue, "a {red|blue fox")
+    with qtbot.waitSignal(window.dynamic_prompts.refused, timeout=RUN_TIMEOUT_MS) as refused:
+        window.add_to_queue_button.click()
+    assert (
+        "is not a valid dynamic prompt" in refused.args[0]
+        and "turn off Expand dynamic prompts" in refused.args[0]
+    )
+    assert queue.list() == []

@@ -82,3 +82,9 @@ def test_max_prompts_caps_combinations_even_at_one(folder: Path) -> None:
     config = RunConfig(prompt="__haircolor__ {fox|cat}", seed=5)
     one = expand_dynamic([config], DynamicOptions(folder, combinatorial=True, max_prompts=1))
     assert len(one.configs) == 1
+
+
+def test_a_prompt_that_expands_to_itself_does_not_vary(folder: Path) -> None:
+    lora = RunConfig(prompt="<lora:my__style:0.8> a fox", batch_count=3)
+    assert not expand_dynamic([lora], DynamicOptions(folder)).varies
+    assert expand_dynamic([RunConfig(prompt="{red|blue} fox")], DynamicOptions()).varies

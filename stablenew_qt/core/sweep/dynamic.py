@@ -68,6 +68,16 @@ class DynamicExpansion:
     def images(self) -> int:
         return sum(image_count(c) for c in self.configs)
 
+    @property
+    def varies(self) -> bool:
+        """Whether any prompt differs from its template (False: a ``{x}`` or ``a__b`` that
+        expands to itself, e.g. inside a LoRA name, so one plain job would do)."""
+        return any(
+            c.prompt_template is not None
+            and (c.prompt, c.negative_prompt) != (c.prompt_template, c.negative_prompt_template)
+            for c in self.configs
+        )
+
 
 def wants_expansion(config: RunConfig) -> bool:
     """Whether the prompt or the negative prompt may hold variants or wildcards."""
