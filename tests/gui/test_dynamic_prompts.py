@@ -19,6 +19,7 @@ from stablenew_qt.core.queue import JobQueue, JobStatus
 from stablenew_qt.core.sweep import PromptExpander
 from stablenew_qt.gui.dynamic_prompts import A1111_WILDCARDS
 from stablenew_qt.gui.main_window import MainWindow
+from stablenew_qt.gui.preferences import Preferences
 from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow, small_txt2img
 
 
@@ -204,3 +205,21 @@ def test_bad_variant_syntax_is_refused_with_the_way_out(
         and "turn off Expand dynamic prompts" in refused.args[0]
     )
     assert queue.list() == []
+
+
+def test_the_options_and_the_folder_are_preferences(
+    qtbot: Any, make_main_window: MakeMainWindow, queue: JobQueue, colours: Path
+) -> None:
+    window = window_with(qtbot, make_main_window, queue, "a fox")
+    section = window.dynamic_prompts
+    assert section.enabled.isChecked() and section.mode.currentText() == "Random"  # the defaults
+    assert not section.most.isEnabled()
+    section.set_folder(colours)
+    section.mode.setCurrentText("Combinatorial")
+    section.most.setValue(7)
+    section.enabled.setChecked(False)
+    again = Preferences(window.prefs.qsettings, models_dir=window.prefs.models_dir, output_dir=colours)
+    assert (again.wildcards_dir, again.combinatorial_prompts) == (colours, True)
+    assert (again.max_combinations, again.expand_dynamic_prompts) == (7, False)
+    section.set_folder(None)  # Automatic
+    assert Preferences(window.prefs.qsettings, models_dir=colours, output_dir=colours).wildcards_dir is None
