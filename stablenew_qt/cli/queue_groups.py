@@ -27,21 +27,20 @@ from typing import Any
 
 from ..core.config import RunConfig
 from ..core.errors import ConfigError, ConfigProblem
-from ..core.job import FINISHED_STATUSES, Job, stepped_copies
+from ..core.job import FINISHED_STATUSES, Job
 from ..core.job_group import GroupKind, JobGroup
 from ..core.options import ExitCode
 from ..core.outputs import app_data_dir
 from ..core.queue import JobQueue
 from ..core.queue_db import QueueMissing
 from ..core.sweep import (
-    PromptExpander,
     StyleLibrary,
     SweepSpec,
-    expand_config,
     load_prompt_pack,
     sweep_jobs,
 )
 from ..core.sweep.appliers import SweepContext
+from ..core.sweep.dynamic import DynamicOptions, expand_dynamic
 from ..core.sweep.wildcards import DEFAULT_COMBINATION_LIMIT
 from ..core.user_settings import models_dir as user_models_dir
 from .sweep_names import installed_names
@@ -149,27 +148,11 @@ def _styled(configs: list[RunConfig], names: list[str], paths: list[Path]) -> li
 
 
 def _expanded(args: argparse.Namespace, configs: list[RunConfig]) -> tuple[list[RunConfig], dict[str, Any]]:
-    folder = Path(args.wildcards).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(f"{str(folder)!r} is not a folder of wildcard .txt files", "--wildcards")
-    expander = PromptExpander(folder)
-    repeat = 1 if args.combinatorial else args.count
-    runs = [copy for config in configs for copy in stepped_copies(config, repeat)]
-    limit = args.count if args.combinatorial and args.count > 1 else DEFAULT_COMBINATION_LIMIT
-    expanded = [
-        e
-        for config in runs
-        for e in expand_config(config, expander, combinatorial=args.combinatorial, limit=limit)
-    ]
-    first = expanded[0]
-    meta = {
-        "template": first.template,
-        "negative_template": first.negative_template,
-        "mode": "combinatorial" if args.combinatorial else "random",
-        "folder": str(folder.resolve()),
-        "label": f"wildcards ({'combinatorial' if args.combinatorial else 'random'})",
-    }
-    return [e.config for e in expanded], meta
+    options = DynamicOptions(
+        Path(args.wildcards), combinatorial=args.combinatorial, count=args.count, field="--wildcards"
+    )
+    expansion = expand_dynamic(configs, options)
+    return expansion.configs, expansion.meta
 
 
 def _sweep(path: Path, base: RunConfig, context: SweepContext) -> GroupRequest:

@@ -46,6 +46,7 @@ from .card_jumps import CardJumps
 from .close_guard import CloseChoice, ask_close
 from .config_model import ConfigModel, section_of
 from .demo_notice import DemoNotice
+from .dynamic_prompts import DynamicPrompts
 from .engine_host import EngineHost
 from .extra_networks_tab import ExtraNetworksTab
 from .family_check import FamilyCheck
@@ -310,6 +311,12 @@ class MainWindow(QMainWindow):
         row.addWidget(self.generate_button, 1)
         row.addWidget(self.add_to_queue_button)
         row.addWidget(self.cancel_button)
+        self.dynamic_prompts = DynamicPrompts(self.model, self.prefs, self.host)
+        self.dynamic_prompts.queued.connect(
+            lambda group: self.show_status(f"Queued as group #{group.id}: {group.label}", 10000)
+        )
+        self.dynamic_prompts.refused.connect(lambda text: self.show_status(text, 15000))
+        self._left_layout.addWidget(self.dynamic_prompts)
         self._left_layout.addLayout(row)  # always visible under the editors
         for keys, slot in (
             ("Ctrl+Return", self._on_generate_clicked),
@@ -390,15 +397,32 @@ class MainWindow(QMainWindow):
             if busy:
                 self.show_status(f"Job #{job.id} runs next, after the running one", 5000)
 
-        self.host.generate(self.model.config, queued, self._show_config_error)
+        config = self.model.config
+
+        def generate() -> None:
+            self.host.generate(config, queued, self._show_config_error)
+
+        if self.dynamic_prompts.applies(config):  # {a|b} or __name__: a group
+            self.dynamic_prompts.queue_config(config, front=True, plain=generate)
+        else:
+            generate()
 
     def _on_add_to_queue_clicked(self) -> None:
-        if self.model.error is None:
+        if self.model.error is not None:
+            return
+        config = self.model.config
+
+        def enqueue() -> None:
             self.host.enqueue(
-                self.model.config,
+                config,
                 lambda job: self.show_status(f"Added to the queue as job #{job.id}", 3000),
                 self.status.show_queue_error,
             )
+
+        if self.dynamic_prompts.applies(config):
+            self.dynamic_prompts.queue_config(config, front=False, plain=enqueue)
+        else:
+            enqueue()
 
     def _on_cancel_clicked(self) -> None:
         if self._busy and self.host.cancel():
@@ -640,6 +664,7 @@ class MainWindow(QMainWindow):
         self.results_panel.shutdown()
         self.family_check.shutdown()
         self.sweep_panel.shutdown()
+        self.dynamic_prompts.shutdown()
         self.styles_picker.shutdown()
         self.restorer.shutdown()
         self.input_panel.shutdown()

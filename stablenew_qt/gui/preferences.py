@@ -102,6 +102,11 @@ def _json_object(value: object) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _count(value: object) -> int | None:
+    text = str(value) if isinstance(value, int | str) else ""
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
 def _theme(value: object) -> str | None:
     return value if isinstance(value, str) and value in THEMES else None
 
@@ -133,6 +138,10 @@ class Preferences(QObject):
     learningLogChanged = Signal(bool)
     themeChanged = Signal(str)
     samplerDefaultsChanged = Signal(object)  # dict
+    expandDynamicPromptsChanged = Signal(bool)
+    combinatorialPromptsChanged = Signal(bool)
+    maxCombinationsChanged = Signal(int)
+    wildcardsDirChanged = Signal(object)  # Path | None
 
     def __init__(
         self, settings: QSettings, *, models_dir: Path, output_dir: Path, parent: QObject | None = None
@@ -186,6 +195,29 @@ class Preferences(QObject):
         "(RunConfig keys ``rng_source``, ``eta_noise_seed_delta``, ``emphasis``, "
         "``sampler_settings``), as the Sampler settings dialog saved them; ``{}`` = A1111's defaults.",
         write=json.dumps,
+    )
+
+    # The window's dynamic prompts (gui/dynamic_prompts.py; docs/sweeps.md).
+    expand_dynamic_prompts = _Preference[bool](
+        "dynamic/expand", _flag, lambda _p: True, "Generate expands {a|b} and __wildcards__.", write=bool
+    )
+    combinatorial_prompts = _Preference[bool](
+        "dynamic/combinatorial",
+        _flag,
+        lambda _p: False,
+        "Every combination instead of random draws.",
+        write=bool,
+    )
+    max_combinations = _Preference[int](
+        "dynamic/max_combinations", _count, lambda _p: 100, "Combinatorial mode makes at most this many."
+    )
+    wildcards_dir = _Preference[Path | None](
+        "dynamic/wildcards_dir",
+        _path,
+        lambda _p: None,
+        "The wildcards folder chosen; None: A1111's sd-dynamic-prompts one beside the models folder, "
+        "else ours (``wildcards/`` in the data folder).",
+        write=lambda path: "" if path is None else str(path),
     )
 
     @property

@@ -130,3 +130,13 @@ def test_combinatorial_config_expansion_numbers_seeds(wildcards: Path) -> None:
         ("knight", "dark", 9),
         ("knight", "bright", 10),
     ]
+
+
+def test_a_double_underscore_inside_a_lora_tag_is_not_a_wildcard(wildcards: Path) -> None:
+    expander = PromptExpander(wildcards)
+    prompts = expander.random("{red|blue} fox <lora:my__style:0.8>, <lora:b:1> __haircolor__", [1, 2])
+    for prompt in prompts:
+        colour, rest = prompt.split(" fox ", 1)
+        assert colour in {"red", "blue"} and rest.startswith("<lora:my__style:0.8>, <lora:b:1> ")
+        assert rest.split()[-1] in {"red", "blond", "black", "silver"}
+    assert expander.combinations("<lora:a__b:1> {x|y}") == ["<lora:a__b:1> x", "<lora:a__b:1> y"]

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import difflib
 import random
+import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,10 @@ __all__ = [
 
 #: dynamicprompts' own default cap on combinatorial prompts.
 DEFAULT_COMBINATION_LIMIT = 1000
+#: A1111's extra-network tags (``<lora:name:0.8>``): kept out of dynamicprompts' parser, which
+#: refuses a ``__`` inside them (``<lora:my__style:1>``) as a wildcard that never closes.
+_TAG = re.compile(r"<\w+:[^<>]*>")
+_HELD = re.compile("\ue000(\\d+)\ue001")  # private-use marks: text no prompt holds
 _SEED_DRAW = 4294967294
 _IMAGE_COUNT_KEYS = ("batch_size", "batch_count")
 
@@ -103,7 +108,7 @@ class PromptExpander:
             return [template] * len(seeds)
         generator = RandomPromptGenerator(self._wildcards())
         # A list, even of one: dynamicprompts treats a bare int 0 as "no seed".
-        return self._run(lambda: generator.generate(template, len(seeds), seeds=list(seeds)), template)
+        return self._run(lambda text: generator.generate(text, len(seeds), seeds=list(seeds)), template)
 
     def combinations(self, template: str, limit: int = DEFAULT_COMBINATION_LIMIT) -> list[str]:
         """Every combination of ``template``'s variants and wildcards, at most ``limit``."""
@@ -112,17 +117,20 @@ class PromptExpander:
         if not has_dynamic_syntax(template):
             return [template]
         generator = CombinatorialPromptGenerator(self._wildcards())
-        return self._run(lambda: generator.generate(template, max_prompts=limit), template)
+        return self._run(lambda text: generator.generate(text, max_prompts=limit), template)
 
-    def _run(self, generate: Any, template: str) -> list[str]:
+    def _run(self, generate: Callable[[str], Any], template: str) -> list[str]:
         from pyparsing import ParseBaseException
 
         self._missing.clear()
+        tags = _TAG.findall(template)
+        held = iter(range(len(tags)))
+        parsed = _TAG.sub(lambda _m: f"\ue000{next(held)}\ue001", template)
         try:
             with warnings.catch_warnings():
                 # pyparsing 3.3 deprecates names dynamicprompts still uses; not our code to fix.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                prompts: list[str] = list(generate())
+                prompts = [_HELD.sub(lambda m: tags[int(m.group(1))], p) for p in generate(parsed)]
         except ParseBaseException as exc:
             raise ConfigError(
                 f"{template!r} is not a valid dynamic prompt: {exc.msg} at column {exc.col}"
