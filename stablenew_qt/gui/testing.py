@@ -7,12 +7,13 @@ Needs pytest and pytest-qt (the ``test`` extra); the app itself never imports th
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QThread, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QObject, QPointF, QSettings, Qt, QThread, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -175,6 +176,70 @@ def generate_and_wait(qtbot: Any, window: MainWindow, end: str = "runCompleted")
     with qtbot.waitSignal(getattr(window.bridge, end), timeout=RUN_TIMEOUT_MS):
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.host.state is not LifecycleState.RUNNING, timeout=RUN_TIMEOUT_MS)
+
+
+class SlowRead:
+    """``owner.name`` (a file reader) wrapped with pytest's ``monkeypatch``: a call whose arguments
+    ``is_slow`` picks blocks until :meth:`release`, as a file on a slow disk would (``reading`` is
+    set while it waits); every call records its arguments in ``calls`` and the name of the
+    thread that made it in ``threads``."""
+
+    def __init__(self, monkeypatch: Any, owner: object, name: str, is_slow: Callable[..., bool]) -> None:
+        self.reading, self._released = threading.Event(), threading.Event()
+        self.threads: list[str] = []
+        self.calls: list[tuple[Any, ...]] = []
+        real = getattr(owner, name)
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(args)
+            self.threads.append(threading.current_thread().name)
+            if is_slow(*args, **kwargs):
+                self.reading.set()
+                assert self._released.wait(10), "the test never released the slow read"
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, read)
+
+    def release(self) -> None:
+        self._released.set()
+
+    @property
+    def off_the_gui_thread(self) -> bool:
+        """Every read so far ran on another thread than the GUI's (and there was one)."""
+        return bool(self.threads) and threading.main_thread().name not in self.threads
+
+
+class Heartbeat:
+    """A 5 ms timer on ``parent``'s thread counting its ticks: it only ticks while that thread's
+    event loop runs, so ticks during a slow read show the GUI thread was free. Call :meth:`stop`."""
+
+    def __init__(self, parent: QObject) -> None:
+        self.ticks = 0
+        self._timer = QTimer(parent)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(5)
+
+    def _tick(self) -> None:
+        self.ticks += 1
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+
+def threads_calling(monkeypatch: Any, owner: object, *names: str) -> list[threading.Thread]:
+    """Wrap ``owner``'s functions ``names`` (pytest's ``monkeypatch``) so each call records the
+    thread that made it, then does what it did; returns that record (to assert "never on the GUI
+    thread")."""
+    threads: list[threading.Thread] = []
+    for name in names:
+        real = getattr(owner, name)
+
+        def recorded(*args: Any, real: Any = real, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, recorded)
+    return threads
 
 
 def restore_and_wait(qtbot: Any, window: MainWindow, path: Path) -> Any:

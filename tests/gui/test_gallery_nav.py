@@ -22,7 +22,7 @@ from stablenew_qt.gui import history_listing, image_facts
 from stablenew_qt.gui.image_viewer import ImageViewer
 from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.results_panel import READING, ResultsPanel
-from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow
+from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow, threads_calling
 
 
 def a1111_png(path: Path, seed: int, model: str = "tiny-sd", size: tuple[int, int] = (64, 48)) -> Path:
@@ -105,14 +105,7 @@ def test_history_looks_up_images_and_folders_on_the_queue_thread_not_on_selectio
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    threads: list[threading.Thread] = []
-    for name in ("first_image", "job_folder"):
-        real = getattr(history_listing, name)
-        monkeypatch.setattr(
-            history_listing,
-            name,
-            lambda job, real=real: (threads.append(threading.current_thread()), real(job))[1],
-        )
+    threads = threads_calling(monkeypatch, history_listing, "first_image", "job_folder")
     window = make_main_window(queue=queue)
     history = window.history_panel
     a, b = finished_with_images(queue, window, tmp_path, [5, 6])
@@ -212,13 +205,7 @@ def test_enter_in_history_opens_the_jobs_image_and_steps_through_the_history(
 def test_labels_show_time_seed_and_the_model_read_on_the_pool(
     qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    readers: list[threading.Thread] = []
-    real = image_facts.read_image_facts
-    monkeypatch.setattr(
-        image_facts,
-        "read_image_facts",
-        lambda path: (readers.append(threading.current_thread()), real(path))[1],
-    )
+    readers = threads_calling(monkeypatch, image_facts, "read_image_facts")
     panel = make_main_window().results_panel
     # The same file name (index and seed) in two run folders, made with two models.
     first = a1111_png(tmp_path / "run1" / "00000-42.png", 42, model="dreamshaper_8")

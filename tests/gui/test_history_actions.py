@@ -22,7 +22,7 @@ from stablenew_qt.core.queue import JobQueue
 from stablenew_qt.gui import image_actions
 from stablenew_qt.gui.history_panel import HistoryPanel
 from stablenew_qt.gui.main_window import MainWindow
-from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow
+from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow, threads_calling
 
 INFOTEXT = "a heron at dawn\nNegative prompt: blurry\nSteps: 9, Seed: {seed}, Model: tiny-sd"
 
@@ -78,13 +78,7 @@ def test_open_copy_image_and_copy_parameters_act_on_the_jobs_first_image(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    readers: list[threading.Thread] = []
-    real = image_actions.image_facts.read_image_facts
-    monkeypatch.setattr(
-        image_actions.image_facts,
-        "read_image_facts",
-        lambda path: (readers.append(threading.current_thread()), real(path))[1],
-    )
+    readers = threads_calling(monkeypatch, image_actions.image_facts, "read_image_facts")
     window = make_main_window(queue=queue)
     job_id, images = finished_job(queue, window, tmp_path, [31, 32])
     history = shown(qtbot, window, job_id)
@@ -130,13 +124,7 @@ def test_delete_images_confirmed_trashes_them_and_the_job_stays_without_its_thum
     trash: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    movers: list[threading.Thread] = []
-    real = image_actions.move_to_trash
-    monkeypatch.setattr(
-        image_actions,
-        "move_to_trash",
-        lambda path: (movers.append(threading.current_thread()), real(path))[1],
-    )
+    movers = threads_calling(monkeypatch, image_actions, "move_to_trash")
     window = make_main_window(queue=queue)
     job_id, images = finished_job(queue, window, tmp_path, [51, 52])
     history = shown(qtbot, window, job_id)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QTimer
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.gui import prompt_panel as panel_module
 from stablenew_qt.gui.config_model import ConfigModel
 from stablenew_qt.gui.prompt_panel import CANNOT_READ, NO_IMAGE, READING, THUMB, InputImagePanel
+from stablenew_qt.gui.testing import Heartbeat, SlowRead
 
 
 @pytest.fixture
@@ -70,38 +70,24 @@ def test_a_slow_image_never_holds_the_window_and_the_latest_path_wins(
     one's answer, arriving last, is dropped."""
     slow = _image(tmp_path / "slow.png", (64, 64), (250, 0, 0))
     fast = _image(tmp_path / "fast.png", (64, 64), (0, 0, 250))
-    release, reading = threading.Event(), threading.Event()
-    reads: list[tuple[str, str]] = []
-    real_read = panel_module.read_scaled
-
-    def reader(path: Path, size: int) -> QImage:
-        reads.append((path.name, threading.current_thread().name))
-        if path == slow:
-            reading.set()
-            assert release.wait(10), "the test never released the slow read"
-        return real_read(path, size)
-
-    monkeypatch.setattr(panel_module, "read_scaled", reader)
-    ticks: list[int] = []
-    timer = QTimer(panel)
-    timer.timeout.connect(lambda: ticks.append(1))
-    timer.start(5)
+    disk = SlowRead(monkeypatch, panel_module, "read_scaled", lambda path, _size: path == slow)
+    heartbeat = Heartbeat(panel)
     shown: list[tuple[str, bool]] = []
     panel.previewShown.connect(lambda path, ok: shown.append((path, ok)))
     panel.set_image(slow)  # returns at once
-    qtbot.waitUntil(reading.is_set, timeout=5000)
+    qtbot.waitUntil(disk.reading.is_set, timeout=5000)
     panel.set_image(fast)  # queued behind the slow read on the panel's thread
-    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=5000)  # the GUI thread is free meanwhile
+    qtbot.waitUntil(lambda: heartbeat.ticks >= 5, timeout=5000)  # the GUI thread is free meanwhile
     assert shown == [] and panel.thumbnail.text() == READING
-    release.set()
+    disk.release()
     qtbot.waitUntil(lambda: shown == [(str(fast), True)], timeout=5000)
     assert panel.wait(5000)
     qtbot.wait(50)  # any late answer would have arrived by now
     assert shown == [(str(fast), True)], "the slow image's answer was dropped"
     assert panel.thumbnail.pixmap().toImage().pixelColor(5, 5).blue() == 250
-    assert [name for name, _thread in reads] == ["slow.png", "fast.png"]
-    assert threading.main_thread().name not in {thread for _name, thread in reads}, "never on the GUI thread"
-    timer.stop()
+    assert [path.name for path, _size in disk.calls] == ["slow.png", "fast.png"]
+    assert disk.off_the_gui_thread, "never on the GUI thread"
+    heartbeat.stop()
 
 
 def test_paths_typed_one_key_at_a_time_skip_the_reads_already_superseded(

@@ -5,24 +5,28 @@ The image is read off the GUI thread, and the latest restore asked is the one th
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QDialogButtonBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.config import RunConfig
-from stablenew_qt.core.metadata import GenerationSettings, read_generation_settings
 from stablenew_qt.gui import restore as restore_module
 from stablenew_qt.gui.installed import closest_names, is_installed, missing_models
 from stablenew_qt.gui.main_window import MainWindow
 from stablenew_qt.gui.missing_models_dialog import MissingModelsDialog, offered_names
 from stablenew_qt.gui.services import ModelChoices
-from stablenew_qt.gui.testing import DEMO_CHOICES, MakeMainWindow, drop_files, restore_and_wait
+from stablenew_qt.gui.testing import (
+    DEMO_CHOICES,
+    Heartbeat,
+    MakeMainWindow,
+    SlowRead,
+    drop_files,
+    restore_and_wait,
+)
 
 INFOTEXT = (
     "a red fox in the snow\nNegative prompt: blurry\n"
@@ -160,37 +164,24 @@ def test_a_slow_image_never_holds_the_window_and_the_latest_restore_wins(
     window = make_main_window()
     slow = a1111_png(tmp_path / "slow.png", model="tiny-sdxl")
     fast = a1111_png(tmp_path / "fast.png")
-    release, reading = threading.Event(), threading.Event()
-    reads: list[str] = []
-
-    def reader(path: Path) -> GenerationSettings:
-        reads.append(threading.current_thread().name)
-        if path == slow:
-            reading.set()
-            assert release.wait(10), "the test never released the slow read"
-        return read_generation_settings(path)
-
-    monkeypatch.setattr(restore_module, "read_generation_settings", reader)
-    ticks: list[int] = []
-    timer = QTimer(window)
-    timer.timeout.connect(lambda: ticks.append(1))
-    timer.start(5)
+    disk = SlowRead(monkeypatch, restore_module, "read_generation_settings", lambda path: path == slow)
+    heartbeat = Heartbeat(window)
     restored: list[Path] = []
     window.restorer.restored.connect(lambda path, _settings: restored.append(path))
     window.restore_from_image(slow)  # returns at once
-    qtbot.waitUntil(reading.is_set, timeout=5000)
+    qtbot.waitUntil(disk.reading.is_set, timeout=5000)
     window.restore_from_image(fast)  # queued behind the slow read on the reader's thread
-    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=5000)  # the GUI thread is free meanwhile
+    qtbot.waitUntil(lambda: heartbeat.ticks >= 5, timeout=5000)  # the GUI thread is free meanwhile
     assert restored == [] and window.model.get("txt2img.model") != "tiny-sdxl"
-    release.set()
+    disk.release()
     qtbot.waitUntil(lambda: restored == [fast], timeout=5000)
     assert window.restorer.wait(5000)
     qtbot.wait(50)  # any late answer would have arrived by now
     assert restored == [fast], "the slow image's answer was dropped"
     assert window.model.get("txt2img.model") == "tiny-sd"
     assert window.findChild(QMessageBox, "dialog.missing_models") is None, "nothing said about slow.png"
-    assert threading.main_thread().name not in reads, "never read on the GUI thread"
-    timer.stop()
+    assert disk.off_the_gui_thread, "never read on the GUI thread"
+    heartbeat.stop()
 
 
 def test_missing_models_knows_every_kind() -> None:

@@ -3,13 +3,11 @@ never waits on the disk): "Final size: …" until it arrives, and the latest pat
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.core.config import RunConfig
@@ -17,7 +15,7 @@ from stablenew_qt.core.sizes import upscaled_size
 from stablenew_qt.gui import stage_cards
 from stablenew_qt.gui.config_model import ConfigModel
 from stablenew_qt.gui.stage_cards import UpscaleCard
-from stablenew_qt.gui.testing import DEMO_CHOICES, MakeMainWindow
+from stablenew_qt.gui.testing import DEMO_CHOICES, Heartbeat, MakeMainWindow, SlowRead
 
 
 @pytest.fixture
@@ -57,38 +55,24 @@ def test_a_slow_image_never_holds_the_window_and_the_latest_path_wins(
     qtbot: QtBot, card: UpscaleCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow, fast = _image(tmp_path / "slow.png", (100, 50)), _image(tmp_path / "fast.png", (30, 20))
-    release, reading = threading.Event(), threading.Event()
-    threads: list[str] = []
-    real_size = stage_cards._image_size
-
-    def sizer(path: str) -> tuple[int, int] | None:
-        threads.append(threading.current_thread().name)
-        if path == str(slow):
-            reading.set()
-            assert release.wait(10), "the test never released the slow read"
-        return real_size(path)
-
-    monkeypatch.setattr(stage_cards, "_image_size", sizer)
-    ticks: list[int] = []
-    timer = QTimer(card)
-    timer.timeout.connect(lambda: ticks.append(1))
-    timer.start(5)
+    disk = SlowRead(monkeypatch, stage_cards, "_image_size", lambda path: path == str(slow))
+    heartbeat = Heartbeat(card)
     read: list[object] = []
     card.sizeRead.connect(lambda path, size: read.append((path, size)))
     card.model.set("input_image_path", str(slow))  # e.g. Send to upscale: returns at once
-    qtbot.waitUntil(reading.is_set, timeout=5000)
+    qtbot.waitUntil(disk.reading.is_set, timeout=5000)
     card.model.set("input_image_path", str(fast))
-    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=5000)  # the GUI thread is free meanwhile
+    qtbot.waitUntil(lambda: heartbeat.ticks >= 5, timeout=5000)  # the GUI thread is free meanwhile
     assert read == [] and card.final_size.text() == "Final size: …"
-    release.set()
+    disk.release()
     qtbot.waitUntil(lambda: read == [(str(fast), (30, 20))], timeout=5000)
     assert card.wait(5000)
     qtbot.wait(50)  # any late answer would have arrived by now
     assert read == [(str(fast), (30, 20))], "the slow image's answer was dropped"
     width, height = upscaled_size(30, 20, card.model.config.upscale.upscale_factor)
     assert card.final_size.text() == f"Final size: {width} × {height}"
-    assert threads and threading.main_thread().name not in threads, "never read on the GUI thread"
-    timer.stop()
+    assert disk.off_the_gui_thread, "never read on the GUI thread"
+    heartbeat.stop()
 
 
 def test_send_to_upscale_in_the_window_shows_the_size_when_read(
