@@ -13,12 +13,12 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from job_records import job_record
 from PIL import Image
 
 from stablenew_qt.cli import main
@@ -59,22 +59,7 @@ def make_job(job_id: int, *, seed: int = 11, steps: int = 2, model: str = "demo-
             "txt2img": {"model": model, "width": 64, "height": 64, "steps": steps},
         }
     )
-    return Job(
-        id=job_id,
-        config_json=config.to_json(),
-        status=JobStatus.RUNNING,
-        position=job_id,
-        priority=0,
-        created=datetime.now().astimezone(),
-        started=None,
-        finished=None,
-        attempts=1,
-        error=None,
-        outputs=(),
-        run_id=None,
-        output_root=None,
-        cancel_requested=False,
-    )
+    return job_record(job_id, config.to_json(), JobStatus.RUNNING, attempts=1)
 
 
 def pixels(result: RemoteRunResult) -> np.ndarray:

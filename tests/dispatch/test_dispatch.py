@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from job_records import job_record
 from local_workers import ListPool, LocalWorker
 
 from stablenew_qt.core import events as ev
@@ -39,22 +40,7 @@ def _run_in_thread(runner: DispatchingJobRunner, stop: threading.Event | None = 
 
 # -- placement (pure) --------------------------------------------------------------------------
 def _job(job_id: int, model: str) -> Job:
-    return Job(
-        id=job_id,
-        config_json=json.dumps({"txt2img": {"model": model}}),
-        status=S.QUEUED,
-        position=job_id,
-        priority=0,
-        created=None,  # type: ignore[arg-type]
-        started=None,
-        finished=None,
-        attempts=0,
-        error=None,
-        outputs=(),
-        run_id=None,
-        output_root=None,
-        cancel_requested=False,
-    )
+    return job_record(job_id, json.dumps({"txt2img": {"model": model}}))
 
 
 def test_checkpoint_key_matches_the_ways_a_model_is_named() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from job_records import job_record
 from PIL import Image
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
@@ -195,21 +196,12 @@ def test_a_pack_group_counts_its_jobs_and_offers_no_best_cell(
 
 def job(job_id: int, group_id: int | None, index: int | None = None, rating: int | None = None) -> Job:
     now = datetime.now(UTC)
-    return Job(
-        id=job_id,
-        config_json="{}",
+    return job_record(
+        job_id,
         status=JobStatus.COMPLETED,
-        position=0,
-        priority=0,
-        created=now,
         started=now,
         finished=now,
         attempts=1,
-        error=None,
-        outputs=(),
-        run_id=None,
-        output_root=None,
-        cancel_requested=False,
         group_id=group_id,
         group_index=index,
         rating=rating,
