@@ -28,8 +28,10 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import RunConfig
 from .controller import AppController
@@ -44,6 +46,7 @@ from .events import (
 from .executor import Engine
 from .hooks import JsonlLearningHook, LearningHook
 from .job import Job, JobStatus
+from .job_group import GroupKind, JobGroup
 from .job_runner import JobRunner, JobRunnerFactory, SingleNodeJobRunner
 from .lifecycle import LifecycleState
 from .listeners import Listeners, Unsubscribe
@@ -209,6 +212,20 @@ class EngineSession:
         if front:
             return self.queue.add_front(config, count)
         return self.queue.add(config, count, priority=priority)
+
+    def enqueue_group(
+        self,
+        configs: Sequence[RunConfig],
+        kind: GroupKind,
+        meta: Mapping[str, Any] | None = None,
+        *,
+        front: bool = False,
+    ) -> JobGroup:
+        """Queue ``configs`` as one group (a wildcards run, a prompt pack), at the end or first in
+        line; ConfigError before anything is queued when one of them cannot run."""
+        for config in configs:
+            self.controller.validate(config)
+        return self.queue.add_group(configs, kind, meta, front=front)
 
     def cancel(self, job_id: int | None = None) -> bool:
         """Cancel job ``job_id`` (a queued one at once, the running one at its next step) or, with

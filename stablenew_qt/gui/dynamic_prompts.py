@@ -234,12 +234,10 @@ class DynamicPrompts(QWidget):
         session, run_job = self.host.session, self.host.run_job
 
         def add() -> JobGroup:  # on the queue thread
-            for config in configs:
-                try:
-                    session.controller.validate(config)
-                except ConfigError as exc:
-                    raise ConfigError(all_in_user_words(exc.problems).replace("\n", "; ")) from None
-            group = session.queue.add_group(configs, kind, meta, front=front)
+            try:
+                group = session.enqueue_group(configs, kind, meta, front=front)
+            except ConfigError as exc:
+                raise ConfigError(all_in_user_words(exc.problems).replace("\n", "; ")) from None
             if front:
                 for job in session.queue.group_jobs(group.id):
                     run_job(job.id)

@@ -140,6 +140,19 @@ def test_cancelling_a_group_stops_its_running_job_and_cancels_the_rest_but_not_o
         assert session.cancel_group(group.id) is False, "nothing of it runs any more"
 
 
+def test_a_group_is_queued_only_when_every_config_can_run(options: SessionOptions, make_config) -> None:
+    session, _seen = _session(options)
+    with session:
+        [single] = session.enqueue(make_config())
+        bad = make_config(txt2img={"enabled": False})  # no stage left: refused by the sequencer
+        with pytest.raises(ConfigError):
+            session.enqueue_group([make_config(), bad], "wildcards")
+        assert session.queue.groups() == [] and [j.id for j in session.queue.list()] == [single.id]
+        group = session.enqueue_group([make_config(), make_config()], "wildcards", {"label": "w"}, front=True)
+        members = [j.id for j in session.queue.group_jobs(group.id)]
+        assert [j.id for j in session.queue.list(status=[S.QUEUED])] == [*members, single.id]
+
+
 def test_run_queue_and_take_over_announce_themselves(options: SessionOptions, make_config) -> None:
     session, seen = _session(options)
     with session:
