@@ -9,6 +9,7 @@ combos list names only (demo model names without building them).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -63,18 +64,9 @@ def trust_detector(path: Path, sha256: str, trust_list: Path | None = None) -> N
 
 def list_models(models_dir: Path) -> ModelChoices:
     """Names of the demo models and of the models installed under ``models_dir`` (nothing is loaded)."""
-    from .engine.demo import DEMO_MODELS
-    from .engine.models import ModelCatalog
+    from .engine.models import installed_names
 
-    catalog = ModelCatalog(models_dir)
-    installed = tuple(e.name for e in catalog.checkpoints())
-    return ModelChoices(
-        checkpoints=DEMO_MODELS + installed,
-        vaes=tuple(e.name for e in catalog.vaes()),
-        upscalers=tuple(e.name for e in catalog.upscalers()),
-        detectors=tuple(e.name for e in catalog.detectors()),
-        demo_checkpoints=DEMO_MODELS,
-    )
+    return ModelChoices(**dataclasses.asdict(installed_names(models_dir)))
 
 
 def workers_job_runner(

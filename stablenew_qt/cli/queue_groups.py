@@ -43,7 +43,7 @@ from ..core.sweep.appliers import SweepContext
 from ..core.sweep.dynamic import DynamicOptions, expand_dynamic
 from ..core.sweep.wildcards import DEFAULT_COMBINATION_LIMIT
 from ..core.user_settings import models_dir as user_models_dir
-from .sweep_names import installed_names
+from .sweep_names import installed_sweep_context
 
 __all__ = ["GroupRequest", "add_group_options", "add_group_parser", "expand_request", "styles_paths"]
 
@@ -101,7 +101,7 @@ def expand_request(args: argparse.Namespace, config: RunConfig) -> GroupRequest:
         kind = kind or GroupKind.WILDCARDS
         meta = {**wildcard_meta, **meta}
     if args.sweep:
-        return _sweep(Path(args.sweep), configs[0], installed_names(user_models_dir(args.models_dir)))
+        return _sweep(Path(args.sweep), configs[0], installed_sweep_context(user_models_dir(args.models_dir)))
     if kind is None:
         return GroupRequest(configs)
     return GroupRequest(configs, kind, meta)

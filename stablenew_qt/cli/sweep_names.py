@@ -5,30 +5,20 @@ before anything runs. Only names are listed (nothing is loaded, torch is not imp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..core.sweep.appliers import SweepContext
 
-if TYPE_CHECKING:
-    from ..engine.models import ModelEntry
 
+def installed_sweep_context(models_dir: Path) -> SweepContext:
+    """The names :func:`~stablenew_qt.engine.models.installed_names` lists for ``models_dir``; a
+    kind with nothing installed is not checked (None), as in the window."""
+    from ..engine.models import installed_names as listed
 
-def installed_names(models_dir: Path) -> SweepContext:
-    """The checkpoints (the built-in demo models first), VAEs, upscalers and detectors under
-    ``models_dir``; a kind with nothing installed is not checked (None), as in the window."""
-    from ..engine.demo import DEMO_MODELS
-    from ..engine.models import ModelCatalog
-
-    catalog = ModelCatalog(models_dir)
-
-    def names(entries: Sequence[ModelEntry]) -> tuple[str, ...] | None:
-        return tuple(entry.name for entry in entries) or None
-
+    names = listed(models_dir)
     return SweepContext(
-        checkpoints=(*DEMO_MODELS, *(e.name for e in catalog.checkpoints())),
-        vaes=names(catalog.vaes()),
-        upscalers=names(catalog.upscalers()),
-        adetailer_models=names(catalog.detectors()),
+        checkpoints=names.checkpoints,
+        vaes=names.vaes or None,
+        upscalers=names.upscalers or None,
+        adetailer_models=names.detectors or None,
     )

@@ -292,3 +292,29 @@ def _closest(query: str, names: list[str]) -> list[str]:
 
     scored = sorted(((score(n), n) for n in names), key=lambda s: -s[0])
     return [n for s, n in scored if s >= 0.5][:_MAX_SUGGESTIONS]
+
+
+@dataclass(frozen=True)
+class InstalledNames:
+    """The model names offered for a models folder, by kind (names only, nothing loaded): the
+    built-in demo checkpoints first, then the folder's own."""
+
+    checkpoints: tuple[str, ...]
+    vaes: tuple[str, ...]
+    upscalers: tuple[str, ...]
+    detectors: tuple[str, ...]
+    demo_checkpoints: tuple[str, ...]
+
+
+def installed_names(models_dir: Path) -> InstalledNames:
+    """What the window's combos and the CLI's sweep checks offer for ``models_dir``."""
+    from .demo import DEMO_MODELS
+
+    catalog = ModelCatalog(models_dir)
+    return InstalledNames(
+        checkpoints=DEMO_MODELS + tuple(e.name for e in catalog.checkpoints()),
+        vaes=tuple(e.name for e in catalog.vaes()),
+        upscalers=tuple(e.name for e in catalog.upscalers()),
+        detectors=tuple(e.name for e in catalog.detectors()),
+        demo_checkpoints=DEMO_MODELS,
+    )
