@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QFont, QIcon
@@ -79,11 +80,16 @@ MenuEntry = tuple[str, bool, Callable[[int], object]]
 def job_menu(parent: QWidget, job_id: int, entries: Iterable[MenuEntry]) -> QMenu:
     """A context menu of (text, enabled, operation) entries; each action calls ``operation(job_id)``."""
     menu = QMenu(parent)
+    add_entries(menu, job_id, entries)
+    return menu
+
+
+def add_entries(menu: QMenu, target_id: int, entries: Iterable[MenuEntry]) -> None:
+    """Add (text, enabled, operation) entries to ``menu``; each calls ``operation(target_id)``."""
     for text, enabled, operation in entries:
         action = menu.addAction(text)
         action.setEnabled(enabled)
-        action.triggered.connect(lambda _checked=False, operation=operation: operation(job_id))
-    return menu
+        action.triggered.connect(lambda _checked=False, operation=operation: operation(target_id))
 
 
 class QueuePanel(QWidget):
@@ -415,27 +421,20 @@ class QueuePanel(QWidget):
 
     def _add_group_entries(self, menu: QMenu, group: JobGroup) -> None:
         """The group's operations, after the job's: the whole sweep, pack or wildcards run at once."""
-        members = [j for j in self.jobs if j.group_id == group.id]
-        to_run = sum(
-            j.status in (JobStatus.QUEUED, JobStatus.INTERRUPTED, JobStatus.RUNNING) for j in members
-        )
+        members = [j for j in self.jobs if j.group_id == group.id]  # those listed are still to run
         queued = any(j.status is JobStatus.QUEUED for j in members)
-        gid = group.id
-        menu.addSection(f"Group {gid}: {group.label}")
-        entries: tuple[tuple[str, bool, Callable[[], object]], ...] = (
-            ("Move the group to the top", queued, lambda: self.move_group(gid, top=True)),
-            ("Move the group to the bottom", queued, lambda: self.move_group(gid, top=False)),
+        menu.addSection(f"Group {group.id}: {group.label}")
+        entries: tuple[MenuEntry, ...] = (
+            ("Move the group to the top", queued, partial(self.move_group, top=True)),
+            ("Move the group to the bottom", queued, partial(self.move_group, top=False)),
             (
                 "Resume the group" if group.paused else "Pause the group",
                 True,
-                lambda: self.set_group_paused(gid, not group.paused),
+                partial(self.set_group_paused, paused=not group.paused),
             ),
-            (f"Cancel the group ({to_run} job(s) still to run)", to_run > 0, lambda: self.cancel_group(gid)),
+            (f"Cancel the group ({len(members)} job(s) still to run)", bool(members), self.cancel_group),
         )
-        for text, enabled, operation in entries:
-            action = menu.addAction(text)
-            action.setEnabled(enabled)
-            action.triggered.connect(lambda _checked=False, operation=operation: operation())
+        add_entries(menu, group.id, entries)
 
 
 def load_config(
