@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout,
 
 from .installed import MissingModel
 
-KEEP_ROLE_TEXT = "keep {name!r} (not installed)"
+KEEP_TEXT = "keep {name!r} (not installed)"
 
 
 def offered_names(missing: MissingModel) -> list[str]:
@@ -42,7 +42,7 @@ class MissingModelsDialog(QDialog):
         for item in missing:
             combo = QComboBox()
             combo.setObjectName(f"pick.{item.path}")
-            combo.addItem(KEEP_ROLE_TEXT.format(name=item.name), None)
+            combo.addItem(KEEP_TEXT.format(name=item.name), None)
             for name in offered_names(item):
                 combo.addItem(name, name)
             if item.closest:
