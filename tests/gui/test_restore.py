@@ -133,10 +133,17 @@ def test_picking_keeps_the_name_or_a_field_the_user_changed_meanwhile(
     assert window.model.get("txt2img.model") == "tiny-sd"
 
 
-def test_a_kind_with_nothing_installed_offers_no_picker() -> None:
+def test_a_kind_with_nothing_installed_has_nothing_to_offer_so_no_picker_button(
+    qtbot: QtBot, make_main_window: MakeMainWindow, tmp_path: Path
+) -> None:
     config = RunConfig.model_validate({"txt2img": {"model": "dreamshaper_8"}})
     [missing] = missing_models(config, ModelChoices())
     assert missing.installed == () and offered_names(missing) == []
+    window = make_main_window(choices=ModelChoices())  # not even the demo models
+    restore_and_wait(qtbot, window, a1111_png(tmp_path / "dream.png", model="dreamshaper_8"))
+    box = _dialog(window, "dialog.missing_models")
+    assert "none of this kind is installed" in box.text()
+    assert box.button(QMessageBox.StandardButton.Apply) is None
 
 
 def test_an_image_whose_settings_cannot_be_used_is_refused_in_one_line(
