@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 from .atomic_files import atomic_replace_bytes
@@ -30,6 +31,9 @@ SETTINGS_NAME = "settings.json"
 _MODELS_KEY = "models_dir"
 _WORKERS_KEY = "workers"
 _WORKERS_MODELS_KEY = "workers_models_dir"
+#: The window writes from more than one thread (its models folder, the Workers dialog); each write
+#: reads the file, changes its keys and replaces it, so two at once could drop the other's keys.
+_WRITING = threading.Lock()
 
 
 def settings_file() -> Path:
@@ -55,10 +59,11 @@ def saved_models_dir(path: Path | None = None) -> Path | None:
 
 
 def _write(target: Path, changes: dict[str, object]) -> None:
-    data = _read(target)
-    data.update(changes)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_replace_bytes(target, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    with _WRITING:
+        data = _read(target)
+        data.update(changes)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_replace_bytes(target, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def save_models_dir(folder: Path, path: Path | None = None) -> None:

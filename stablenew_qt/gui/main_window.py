@@ -178,17 +178,18 @@ class MainWindow(QMainWindow):
     def open_workers_dialog(self) -> WorkersDialog:
         """The Workers dialog (Queue > Workers…), shown without blocking; OK saves for the next start."""
 
-        def save(setting: WorkersSetting) -> None:
-            save_workers(setting, self.services.settings_file)  # a small file; OSError stays in the dialog
-            self._saved_workers = setting
-
-        dialog = WorkersDialog(self._saved_workers, save, self)  # read at start, not from the disk now
+        file = self.services.settings_file
+        # Opens on what was saved (read at start, not from the disk now); saves on its own thread.
+        dialog = WorkersDialog(self._saved_workers, lambda setting: save_workers(setting, file), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # a new one for every opening
-        dialog.accepted.connect(
-            lambda: self.show_status(f"Workers: {dialog.saved} from the next start", 10000)
-        )
+        dialog.accepted.connect(lambda: self._on_workers_saved(dialog.saved))
         dialog.open()
         return dialog
+
+    def _on_workers_saved(self, setting: WorkersSetting | None) -> None:
+        if setting is not None:
+            self._saved_workers = setting
+            self.show_status(f"Workers: {setting} from the next start", 10000)
 
     def _make_engine(self) -> Engine:
         return self.services.make_engine(self.prefs.models_dir, self.prefs.memory_mode)

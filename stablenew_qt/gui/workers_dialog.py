@@ -3,7 +3,8 @@
 The choice is read with :meth:`WorkersSetting.parse`, as the CLI's ``--workers`` is; a value that
 does not parse shows under the field in the window's words and nothing is saved. OK saves it,
 with the models folder on the nodes (optional), in the settings file the window and the CLI share
-(:func:`~stablenew_qt.core.user_settings.save_workers`). It applies when the window next starts.
+(:func:`~stablenew_qt.core.user_settings.save_workers`), on the dialog's own thread: the GUI
+thread never waits on the disk. It applies when the window next starts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import ConfigError
 from ..core.workers import WorkersMode, WorkersSetting
+from .background import Background
 
 #: (mode, label) in the order the combo offers them.
 MODES: tuple[tuple[WorkersMode, str], ...] = (
@@ -58,7 +60,8 @@ def setting_from(mode: WorkersMode, value: str, models: str) -> WorkersSetting:
 
 
 class WorkersDialog(QDialog):
-    """Edits ``current``; OK calls ``save(setting)`` (an OSError shows in the dialog, which stays)."""
+    """Edits ``current``. OK runs ``save(setting)`` off the GUI thread, the fields and buttons
+    disabled meanwhile, then closes; when it fails, its message shows in the dialog, which stays."""
 
     def __init__(
         self,
@@ -69,6 +72,8 @@ class WorkersDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Workers")
         self._save = save
+        self._writer = Background(self)
+        self._saving = False
         self.saved: WorkersSetting | None = None
         self.mode = QComboBox()
         self.mode.setObjectName("workers.mode")
@@ -136,13 +141,37 @@ class WorkersDialog(QDialog):
         return ok
 
     def accept(self) -> None:
-        if not self._check():
+        if self._saving or not self._check():
             return
         setting = self.setting()
-        try:
-            self._save(setting)
-        except OSError as exc:
-            self.error.setText(f"The setting could not be saved: {exc}")
-            return
+        self._set_saving(True)
+        self.error.setText("Saving…")
+        self._writer.run(
+            lambda: self._save(setting),
+            lambda _none: self._on_saved(setting),
+            self._on_save_failed,
+        )
+
+    def reject(self) -> None:
+        if not self._saving:  # Esc during the save: the file is being written, so it waits
+            super().reject()
+
+    def done(self, result: int) -> None:
+        self._writer.shutdown()  # nothing runs by now; no answer may come to a closed dialog
+        super().done(result)
+
+    def _set_saving(self, saving: bool) -> None:
+        self._saving = saving
+        for widget in (self.mode, self.value, self.models, self.buttons):
+            widget.setEnabled(not saving)
+        if not saving:
+            self._check()  # the value field and OK as the fields say
+
+    def _on_saved(self, setting: WorkersSetting) -> None:
+        self._saving = False
         self.saved = setting
         super().accept()
+
+    def _on_save_failed(self, message: str) -> None:
+        self._set_saving(False)
+        self.error.setText(f"The setting could not be saved: {message}")

@@ -12,11 +12,12 @@ import pytest
 from local_workers import ListPool, LocalWorker
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel
+from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QLabel
 from pytestqt.qtbot import QtBot
 
 from stablenew_qt.app import STYLE_SHEET
 from stablenew_qt.core import events as ev
+from stablenew_qt.core import user_settings
 from stablenew_qt.core.controller import AppController
 from stablenew_qt.core.dispatch import dispatching
 from stablenew_qt.core.errors import ConfigError
@@ -26,7 +27,14 @@ from stablenew_qt.core.queue import JobQueue
 from stablenew_qt.core.user_settings import save_workers, saved_workers
 from stablenew_qt.core.workers import WorkersMode, WorkersSetting
 from stablenew_qt.gui.bridge import EventBridge
-from stablenew_qt.gui.testing import RUN_TIMEOUT_MS, MakeMainWindow, generate_and_wait, small_txt2img
+from stablenew_qt.gui.testing import (
+    RUN_TIMEOUT_MS,
+    Heartbeat,
+    MakeMainWindow,
+    SlowRead,
+    generate_and_wait,
+    small_txt2img,
+)
 from stablenew_qt.gui.theme import ThemeManager, apply_stylesheet, is_dark, theme_manager
 from stablenew_qt.gui.workers_dialog import WorkersDialog
 from stablenew_qt.gui.workers_panel import (
@@ -168,6 +176,7 @@ def test_the_dialog_validates_and_saves_only_a_valid_setting(qtbot: QtBot, tmp_p
     qtbot.keyClicks(dialog.models, "/srv/models")
     assert ok.isEnabled() and dialog.error.text() == ""
     ok.click()
+    qtbot.waitUntil(lambda: dialog.saved is not None, timeout=5000)  # written off the GUI thread
     assert dialog.saved == WorkersSetting(
         WorkersMode.ADDRESS, address="ray://head:10001", models_dir=Path("/srv/models")
     )
@@ -179,6 +188,45 @@ def test_the_dialog_validates_and_saves_only_a_valid_setting(qtbot: QtBot, tmp_p
         "ray://head:10001",
         "/srv/models",
     )
+
+
+def test_the_dialog_saves_off_the_gui_thread_and_waits_for_the_disk_meanwhile(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    file = tmp_path / "settings.json"
+    dialog = WorkersDialog(WorkersSetting(), lambda s: save_workers(s, file))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    slow = SlowRead(monkeypatch, user_settings, "atomic_replace_bytes", lambda *_a: True)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("local"))
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        assert slow.reading.wait(5)
+        heartbeat = Heartbeat(dialog)
+        qtbot.waitUntil(lambda: heartbeat.ticks >= 5, timeout=5000)  # the GUI thread is free meanwhile
+        heartbeat.stop()
+        assert dialog.error.text() == "Saving…" and not dialog.buttons.isEnabled()
+        assert not dialog.mode.isEnabled(), "nothing can change while it is written"
+        dialog.reject()  # Esc while the file is written: it waits for the write
+        assert dialog.isVisible() and dialog.saved is None
+        slow.release()
+    assert slow.off_the_gui_thread and dialog.result() == QDialog.DialogCode.Accepted
+    assert saved_workers(file) == dialog.saved == WorkersSetting(WorkersMode.LOCAL)
+
+
+def test_a_save_that_fails_shows_in_the_dialog_which_stays_editable(qtbot: QtBot, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    dialog = WorkersDialog(WorkersSetting(), lambda s: save_workers(s, blocker / "settings.json"))
+    qtbot.addWidget(dialog)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("count"))
+    dialog.value.setText("3")
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    qtbot.waitUntil(lambda: dialog.error.text().startswith("The setting could not be saved:"), timeout=5000)
+    assert dialog.saved is None and dialog.result() != QDialog.DialogCode.Accepted
+    assert dialog.mode.isEnabled() and dialog.value.isEnabled() and dialog.buttons.isEnabled()
+    assert dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled(), "the user can try again"
+    assert blocker.read_text() == "not a folder"
 
 
 def _recording_factory(asked: list[WorkersSetting], built: list[JobRunner]):  # type: ignore[no-untyped-def]
@@ -238,8 +286,10 @@ def test_queue_menu_workers_opens_the_dialog_and_ok_saves_for_the_next_start(
     [dialog] = [d for d in window.findChildren(WorkersDialog) if d.isVisible()]
     assert dialog.isVisible() and "next starts" in dialog.findChildren(QLabel)[-1].text()
     dialog.mode.setCurrentIndex(dialog.mode.findData("local"))
-    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     assert saved_workers(file) == WorkersSetting(WorkersMode.LOCAL)
+    assert "from the next start" in window.statusBar().currentMessage()
     assert window.workers_setting == WorkersSetting(), "the running window keeps its setting until restarted"
     file.unlink()  # the dialog opens on what was saved, without reading the disk on the GUI thread
     action.trigger()
